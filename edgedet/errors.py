@@ -1,0 +1,53 @@
+"""Exceptions a user can cause and fix.
+
+Every message names the offending input and says what to do. The CLI turns an
+:class:`EdgeDetError` into one line on stderr and a non-zero exit; anything else
+is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class EdgeDetError(Exception):
+    """Base class: a problem with the user's input, files or environment."""
+
+    exit_code = 2
+
+
+class InputError(EdgeDetError):
+    """Bad user input: an unreadable image, a wrong shape, NaN values, a bad option."""
+
+
+class ModelError(EdgeDetError):
+    """A model or engine file that is missing, corrupt, truncated or of the wrong kind."""
+
+
+class ManifestError(ModelError):
+    """A sidecar manifest that is missing, unreadable or of an unknown schema."""
+
+
+class DependencyError(EdgeDetError):
+    """An optional package (onnxruntime, tensorrt, torch, ...) is not installed."""
+
+    exit_code = 3
+
+
+class CompatibilityError(EdgeDetError):
+    """An artifact built for another TensorRT version, GPU or plugin set."""
+
+
+class ExportError(EdgeDetError):
+    """The exporter cannot take this model (unsupported module, op or option)."""
+
+
+def require(module: str, extra: str, purpose: str):
+    """Import an optional dependency or raise :class:`DependencyError` saying how to get it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise DependencyError(
+            f"{purpose} needs the Python package '{module.split('.')[0]}', which is not installed "
+            f"({exc}); install it with: pip install 'edgedet[{extra}]'"
+        ) from None

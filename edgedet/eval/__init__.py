@@ -1,0 +1,1 @@
+"""Accuracy: COCO-style mAP on labelled sets and detection-aware comparison of two models."""

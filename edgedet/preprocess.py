@@ -1,0 +1,157 @@
+"""Reading images and letterboxing them to the model input, the runtime's only pre-processing.
+
+Mean/std normalisation is folded into every edgedet graph, so the runtime only
+decodes, letterboxes and lays out the pixels. Calibration and evaluation use
+these same functions, so there is one pre-processing code path.
+
+Decoding uses Pillow (it raises on truncated/corrupt files instead of returning
+partial pixels, and applies EXIF orientation); resizing uses OpenCV, measured 25-50x
+faster than Pillow's bilinear resize (benchmarks/preprocess.py: 0.19 ms vs 4.7 ms for
+640x480 -> 320, 0.38 ms vs 18.8 ms for 1920x1080 -> 320 on the 2-core dev machine).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgedet.errors import InputError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# Larger than any camera frame a detector sees; guards against decompression bombs.
+MAX_PIXELS = 20_000 * 20_000
+
+
+@dataclass(frozen=True)
+class LetterboxInfo:
+    """How an original image maps into the letterboxed input.
+
+    input = original * scale + (pad_x, pad_y); the inverse maps boxes back.
+    """
+
+    scale: float
+    pad_x: float
+    pad_y: float
+    orig_h: int
+    orig_w: int
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file to an RGB uint8 array [H, W, 3].
+
+    Grayscale, palette, RGBA (alpha dropped), 16-bit and EXIF-rotated images are converted.
+    Raises InputError naming the file for anything unreadable.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise InputError(f"image {path} is {im.width}x{im.height}, larger than edgedet accepts; downscale it first")
+            if im.width == 0 or im.height == 0:
+                raise InputError(f"image {path} has zero size")
+            im = ImageOps.exif_transpose(im)
+            return _to_rgb8(im, path)
+    except FileNotFoundError:
+        raise InputError(f"image {path} does not exist") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a folder; pass image files or use a folder argument where accepted") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{path} is not an image Pillow can decode (empty, corrupt or another file type)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"image {path} is corrupt or truncated ({exc}); re-save or remove it") from None
+    except Image.DecompressionBombError:
+        raise InputError(f"image {path} is too large to decode safely; downscale it first") from None
+
+
+def _to_rgb8(im, path) -> np.ndarray:
+    """Pillow image of any mode -> RGB uint8; 16-bit and float modes are rescaled, not clipped."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        hi = 65535.0 if im.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        arr = np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(arr[..., None], 3, axis=2)
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    arr = np.asarray(im)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise InputError(f"image {path} decoded to shape {arr.shape}, expected H x W x 3")
+    return np.ascontiguousarray(arr)
+
+
+def as_rgb8(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """Validate an in-memory image: HxWx3 (or HxW) uint8 RGB. Floats must be 0..1 or 0..255."""
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"{name} has shape {arr.shape}; expected H x W x 3 RGB")
+    arr = arr[..., :3]
+    if arr.dtype != np.uint8:
+        if not np.issubdtype(arr.dtype, np.number):
+            raise InputError(f"{name} has dtype {arr.dtype}; expected uint8 RGB")
+        if not np.all(np.isfinite(arr)):
+            raise InputError(f"{name} contains NaN or Inf pixel values")
+        scale = 255.0 if np.issubdtype(arr.dtype, np.floating) and arr.max(initial=0) <= 1.0 else 1.0
+        arr = np.clip(arr * scale + 0.5, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def letterbox_info(orig_h: int, orig_w: int, height: int, width: int) -> LetterboxInfo:
+    """Scale to fit inside (height, width) keeping aspect; pad evenly on both sides."""
+    scale = min(height / orig_h, width / orig_w)
+    new_w, new_h = max(1, round(orig_w * scale)), max(1, round(orig_h * scale))
+    return LetterboxInfo(scale, (width - new_w) / 2, (height - new_h) / 2, orig_h, orig_w)
+
+
+def letterbox(image: np.ndarray, height: int, width: int, pad_value: int = 114) -> tuple[np.ndarray, LetterboxInfo]:
+    """Resize ``image`` [H, W, 3] uint8 into a (height, width) canvas, keeping aspect ratio.
+
+    Returns the canvas [height, width, 3] uint8 and the :class:`LetterboxInfo` to map
+    boxes back. Bilinear resize (cv2.INTER_LINEAR); integer padding split left/right.
+    """
+    h, w = image.shape[:2]
+    info = letterbox_info(h, w, height, width)
+    new_w, new_h = max(1, round(w * info.scale)), max(1, round(h * info.scale))
+    resized = image if (new_w, new_h) == (w, h) else cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    top, left = int(info.pad_y), int(info.pad_x)
+    canvas = np.full((height, width, 3), pad_value, dtype=np.uint8)
+    canvas[top:top + new_h, left:left + new_w] = resized
+    # store the integer offsets actually used so the inverse is exact
+    return canvas, LetterboxInfo(info.scale, float(left), float(top), h, w)
+
+
+def to_input(canvases: list[np.ndarray], dtype: str = "float32") -> np.ndarray:
+    """Stack letterboxed HWC uint8 canvases into the contract input [B, 3, H, W]."""
+    batch = np.stack(canvases).transpose(0, 3, 1, 2)
+    if dtype == "uint8":
+        return np.ascontiguousarray(batch)
+    out = np.empty(batch.shape, dtype=np.float32)
+    np.multiply(batch, np.float32(1.0 / 255.0), out=out)
+    return out
+
+
+def unletterbox_boxes(boxes: np.ndarray, info: LetterboxInfo) -> np.ndarray:
+    """Map boxes [N, 4] (x1, y1, x2, y2) from input pixels back to original pixels, clipped."""
+    out = np.empty_like(boxes, dtype=np.float32)
+    out[:, [0, 2]] = (boxes[:, [0, 2]] - info.pad_x) / info.scale
+    out[:, [1, 3]] = (boxes[:, [1, 3]] - info.pad_y) / info.scale
+    np.clip(out[:, [0, 2]], 0, info.orig_w, out=out[:, [0, 2]])
+    np.clip(out[:, [1, 3]], 0, info.orig_h, out=out[:, [1, 3]])
+    return out
+
+
+def list_images(folder: str | os.PathLike, limit: int | None = None) -> list[Path]:
+    """Image files in ``folder`` (sorted, non-recursive); InputError if there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a folder of images")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise InputError(f"folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files[:limit] if limit else files
