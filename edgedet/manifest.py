@@ -73,6 +73,8 @@ class Manifest:
     output_kind: str  # contract.KIND_NMS | contract.KIND_RAW
     outputs: list[contract.TensorSpec] = field(default_factory=list)
     task: str = "detect"
+    # COCO category id of each class index (torchvision models: the index itself; nano: index + 1)
+    category_ids: list[int] | None = None
     nms: NMSParams | None = None
     nms_where: str = "graph"  # graph | host | none
     nms_implementation: str = "graph"  # graph | edgedet | efficient | host

@@ -1,0 +1,3 @@
+from edgedet.cli.main import main
+
+main()

@@ -1,0 +1,48 @@
+"""`edgedet bench`: per-stage latency statistics of an artifact."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from edgedet.cli.common import int_list
+from edgedet.errors import InputError
+
+
+@click.command("bench")
+@click.argument("artifact", type=click.Path(dir_okay=False))
+@click.option("--batch", "batches", default="1", show_default=True, help="Batch sizes, e.g. 1,8.")
+@click.option("--iters", type=int, default=50, show_default=True)
+@click.option("--warmup", type=int, default=10, show_default=True)
+@click.option("--images", "image_dir", type=click.Path(file_okay=False), help="Folder of real images (else random 640x480 frames).")
+@click.option("--backend", default="auto", show_default=True)
+@click.option("--providers", help="ONNX Runtime providers, e.g. cpu.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the statistics here.")
+def bench_cmd(artifact, batches, iters, warmup, image_dir, backend, providers, json_path):
+    """Time ARTIFACT stage by stage (preprocess, inference, postprocess, end-to-end)."""
+    import edgedet
+    from edgedet.bench import BenchConfig, bench_detector, format_table, machine_info, synthetic_images
+    from edgedet.fileio import write_text_atomic
+    from edgedet.preprocess import list_images, read_image
+
+    sizes = int_list(batches, "--batch")
+    if iters < 1 or warmup < 0:
+        raise InputError("--iters must be >= 1 and --warmup >= 0")
+    images = [read_image(p) for p in list_images(image_dir)] if image_dir else synthetic_images(8)
+    opts = {"providers": providers} if providers else {}
+    with edgedet.load(artifact, backend=backend, **opts) as det:
+        fixed = det.backend.inputs[0].shape[0]
+        if fixed and any(b != fixed for b in sizes):
+            raise InputError(f"{artifact} has a fixed batch of {fixed}; use --batch {fixed} or export with --dynamic-batch")
+        report = {"artifact": str(artifact), "model": f"{det.manifest.family}/{det.manifest.model}",
+                  "input": list(det.manifest.input.shape), "backend": det.backend.describe(), "machine": machine_info(),
+                  "images": image_dir or "random 640x480 RGB frames", "iters": iters, "warmup": warmup}
+        click.echo(f"benchmarking {artifact} on {report['machine']['cpu']} ({report['machine']['cores']} cores), "
+                   f"{report['backend']}", err=True)
+        report.update(bench_detector(det, images, BenchConfig(tuple(sizes), iters, warmup)))
+    click.echo(format_table(report))
+    click.echo("includes: " + "; ".join(f"{k} = {v}" for k, v in report["stages"].items()))
+    if json_path:
+        write_text_atomic(json_path, json.dumps(report, indent=2) + "\n")
+        click.echo(f"wrote {json_path}")

@@ -1,0 +1,64 @@
+"""`edgedet export`: a PyTorch detector -> ONNX with the edgedet contract + manifest."""
+
+from __future__ import annotations
+
+import click
+
+from edgedet.cli.common import echo_progress
+from edgedet.errors import require
+
+
+@click.command("export")
+@click.option("--model", "model_name", default="nano", show_default=True, help="Model name (see --list).")
+@click.option("--weights", type=click.Path(dir_okay=False), help="state_dict file; random init without it.")
+@click.option("--imgsz", type=int, help="Square input size (multiple of 32); family default otherwise.")
+@click.option("--batch", type=int, default=1, show_default=True, help="Fixed batch size.")
+@click.option("--dynamic-batch", is_flag=True, help="Dynamic batch dimension instead of --batch.")
+@click.option("--nms", type=click.Choice(["graph", "none"]), default="graph", show_default=True,
+              help="graph: NMS from standard ONNX ops in the graph; none: raw boxes/scores, NMS on the host.")
+@click.option("--opset", type=int, default=17, show_default=True)
+@click.option("--uint8", "uint8_input", is_flag=True, help="Take uint8 0..255 input instead of float32 0..1.")
+@click.option("--num-classes", type=int, help="Classes of a custom-trained head (torchvision families).")
+@click.option("--score-threshold", type=float, help="Override the family's NMS score threshold.")
+@click.option("--iou-threshold", type=float, help="Override the family's NMS IoU threshold.")
+@click.option("--max-det", type=int, help="Override K, the number of output detections.")
+@click.option("--top-k", type=int, help="Override the pre-NMS candidate count.")
+@click.option("--exporter", type=click.Choice(["auto", "torchscript", "dynamo"]), default="auto", show_default=True)
+@click.option("--no-simplify", is_flag=True, help="Skip onnxslim.")
+@click.option("--no-verify", is_flag=True, help="Skip the ONNX Runtime vs torch check of the raw graph.")
+@click.option("--list", "list_models", is_flag=True, help="List exportable models and exit.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .onnx path.")
+def export_cmd(model_name, weights, imgsz, batch, dynamic_batch, nms, opset, uint8_input, num_classes,
+               score_threshold, iou_threshold, max_det, top_k, exporter, no_simplify, no_verify, list_models, output):
+    """Export a detector to ONNX (fixed shapes, NMS in graph) with a sidecar manifest."""
+    require("torch", "export", "edgedet export")
+    from exporters.pipeline import ExportOptions, export
+    from exporters.registry import MODELS, get_model
+
+    if list_models:
+        for entry in MODELS.values():
+            click.echo(f"{entry.name:32s} {entry.family:10s} {entry.description}")
+        return
+    get_model(model_name)  # unknown names fail before anything slow
+    if not output:
+        raise click.UsageError("missing -o/--output (the .onnx file to write)")
+    if not weights:
+        if model_name == "nano":
+            click.echo("note: using nano's shipped weights", err=True)
+        else:
+            click.echo(f"note: no --weights given: {model_name} is randomly initialised (fine for "
+                       "latency and parity checks, useless for detections)", err=True)
+    opts = ExportOptions(model=model_name, weights=weights, imgsz=imgsz, batch=batch, dynamic_batch=dynamic_batch,
+                         nms=nms, opset=opset, input_dtype="uint8" if uint8_input else "float32",
+                         num_classes=num_classes, exporter=exporter, simplify=not no_simplify, verify=not no_verify,
+                         nms_overrides={"score_threshold": score_threshold, "iou_threshold": iou_threshold,
+                                        "max_output_boxes": max_det, "top_k": top_k})
+    result = export(opts, output, progress=echo_progress)
+    m = result.manifest
+    total = sum(result.timings.values())
+    click.echo(f"wrote {result.path} ({result.path.stat().st_size / 1e6:.1f} MB, opset {m.notes['opset']}, "
+               f"input {list(m.input.shape)} {m.input.dtype}, outputs {[o.name for o in m.outputs]}, "
+               f"NMS {m.nms_where}) in {total:.1f} s")
+    if result.verification:
+        worst = max(v["max_abs"] for v in result.verification.values())
+        click.echo(f"verified: ONNX Runtime matches torch on the raw outputs (max abs diff {worst:.2g})")

@@ -1,0 +1,139 @@
+"""The Detector: manifest -> backend -> letterbox -> infer -> (host NMS) -> original pixels."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from edgedet import contract
+from edgedet.backends import open_backend
+from edgedet.detections import Detections
+from edgedet.errors import InputError, ManifestError
+from edgedet.manifest import InputInfo, Manifest, manifest_path, read_manifest
+from edgedet.nms.params import NMSParams
+from edgedet.preprocess import LetterboxInfo, as_rgb8, letterbox, read_image, to_input, unletterbox_boxes
+
+ImageLike = str | os.PathLike | np.ndarray
+
+
+def load(path: str | os.PathLike, backend: str = "auto", verify: bool = True, **options) -> "Detector":
+    """Open an edgedet artifact (ONNX file or TensorRT engine) for inference.
+
+    The sidecar manifest (``<path>.json``) supplies class names, input spec and NMS
+    settings; without one, they are inferred from the graph (generic class names).
+    ``options`` go to the backend (e.g. ``providers=["cpu"]`` for ONNX Runtime).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"model file {path} does not exist")
+    manifest = read_manifest(path, verify=verify) if manifest_path(path).exists() else None
+    return Detector(path, open_backend(path, backend, **options), manifest)
+
+
+class Detector:
+    """Runs one detector artifact on images; returns :class:`Detections` in original pixels."""
+
+    def __init__(self, path: Path, backend, manifest: Manifest | None = None) -> None:
+        self.path = Path(path)
+        self.backend = backend
+        self.manifest = manifest or infer_manifest(backend)
+        self.input: InputInfo = self.manifest.input
+        self.kind = self.manifest.output_kind
+        self.nms_params = self.manifest.nms or NMSParams()
+        fixed = self.backend.inputs[0].shape[0]
+        self.max_batch = fixed if fixed else 32
+
+    # -- public API -------------------------------------------------------------------
+    def __call__(self, images: ImageLike | Sequence[ImageLike], **kw) -> Detections | list[Detections]:
+        """Detect on one image (returns Detections) or a list (returns a list)."""
+        if isinstance(images, (str, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)):
+            return self.predict([images], **kw)[0]
+        return self.predict(list(images), **kw)
+
+    def predict(self, images: Iterable[ImageLike], min_score: float = 0.0) -> list[Detections]:
+        """Batch API: images are paths or RGB uint8 arrays; chunks follow the model's batch size."""
+        items = list(images)
+        results: list[Detections] = []
+        for start in range(0, len(items), self.max_batch):
+            chunk = items[start:start + self.max_batch]
+            batch, infos, names = self.preprocess(chunk)
+            outputs = self.infer(batch)
+            results.extend(self.postprocess(outputs, infos, names, min_score))
+        return results
+
+    def preprocess(self, images: list[ImageLike]) -> tuple[np.ndarray, list[LetterboxInfo], list[str]]:
+        """Read and letterbox images into the contract input [B, 3, H, W] (padded to a fixed batch)."""
+        canvases, infos, names = [], [], []
+        for i, item in enumerate(images):
+            rgb = read_image(item) if isinstance(item, (str, os.PathLike)) else as_rgb8(item, f"image #{i}")
+            canvas, info = letterbox(rgb, self.input.height, self.input.width, self.input.pad_value)
+            canvases.append(canvas)
+            infos.append(info)
+            names.append(str(item) if isinstance(item, (str, os.PathLike)) else f"image #{i}")
+        fixed = self.backend.inputs[0].shape[0]
+        while fixed and len(canvases) < fixed:  # a fixed-batch model still serves fewer images
+            canvases.append(canvases[-1])
+        return to_input(canvases, self.input.dtype), infos, names
+
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the backend on a ready input batch; returns the raw named outputs."""
+        return self.backend.infer({self.input.name: batch})
+
+    def postprocess(self, outputs: dict[str, np.ndarray], infos: list[LetterboxInfo], names: list[str],
+                    min_score: float = 0.0) -> list[Detections]:
+        """Contract outputs -> per-image Detections in original pixels (host NMS for raw models)."""
+        if self.kind == contract.KIND_RAW:
+            from edgedet.nms.host import batched_nms
+
+            res = batched_nms(outputs[contract.RAW_BOXES], outputs[contract.RAW_SCORES], self.nms_params)
+            outputs = {contract.NUM_DETS: res.num_dets, contract.DET_BOXES: res.det_boxes,
+                       contract.DET_SCORES: res.det_scores, contract.DET_CLASSES: res.det_classes}
+        contract.check_outputs(outputs, contract.KIND_NMS)
+        dets = []
+        for b, info in enumerate(infos):
+            n = int(outputs[contract.NUM_DETS][b, 0])
+            boxes = unletterbox_boxes(outputs[contract.DET_BOXES][b, :n].astype(np.float32), info)
+            d = Detections(boxes, outputs[contract.DET_SCORES][b, :n].astype(np.float32),
+                           outputs[contract.DET_CLASSES][b, :n].astype(np.int32),
+                           tuple(self.manifest.class_names), (info.orig_h, info.orig_w), source=names[b])
+            dets.append(d.filter(min_score) if min_score > 0 else d)
+        return dets
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return (f"Detector({self.path.name}: {m.family}/{m.model}, {m.num_classes} classes, "
+                f"input {list(m.input.shape)} {m.input.dtype}, NMS {m.nms_where}, {self.backend.name})")
+
+
+def infer_manifest(backend) -> Manifest:
+    """A manifest for a contract-following artifact that came without one."""
+    if not backend.inputs:
+        raise ManifestError("the model has no inputs")
+    spec = backend.inputs[0]
+    if len(spec.shape) != 4 or spec.shape[1] != 3 or not spec.shape[2] or not spec.shape[3]:
+        raise ManifestError(f"input '{spec.name}' has shape {spec.shape}; edgedet needs [B, 3, H, W] with fixed H, W")
+    names = [o.name for o in backend.outputs]
+    kind = contract.output_kind(names)
+    outs = {o.name: o for o in backend.outputs}
+    num_classes = outs[contract.RAW_SCORES].shape[-1] if kind == contract.KIND_RAW else None
+    if kind == contract.KIND_RAW and not num_classes:
+        raise ManifestError("the 'scores' output has a dynamic class dimension; add a manifest with class names")
+    shape = (spec.shape[0] or -1, 3, spec.shape[2], spec.shape[3])
+    return Manifest(
+        family="unknown", model="unknown", class_names=[f"class{i}" for i in range(num_classes or 0)] if num_classes else [],
+        input=InputInfo(spec.name, shape, np.dtype(spec.dtype).name),
+        output_kind=kind, nms_where="host" if kind == contract.KIND_RAW else "graph",
+        nms=NMSParams() if kind == contract.KIND_RAW else None, notes={"inferred": "no manifest found"},
+    )

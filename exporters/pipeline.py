@@ -1,0 +1,169 @@
+"""The export pipeline: model -> ONNX (raw) -> verify -> NMS attached -> simplified -> checked -> file + manifest.
+
+Every stage is a small function; :func:`export` strings them together and times
+them. Nothing touches the output path until the final atomic write, so a failure
+or Ctrl-C at any stage leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgedet import contract
+from edgedet.errors import ExportError, InputError
+from edgedet.fileio import atomic_write, check_writable
+from edgedet.manifest import InputInfo, Manifest, write_manifest
+from exporters.base import ExportableModel
+from exporters.onnx_tools import check_model, io_specs, opset_of, simplify
+
+NMS_CHOICES = ("graph", "none")
+
+
+@dataclass
+class ExportOptions:
+    model: str = "nano"
+    weights: str | None = None
+    imgsz: int | None = None
+    batch: int = 1
+    dynamic_batch: bool = False
+    nms: str = "graph"
+    opset: int = 17
+    input_dtype: str = "float32"
+    num_classes: int | None = None
+    exporter: str = "auto"
+    simplify: bool = True
+    verify: bool = True
+    nms_overrides: dict = field(default_factory=dict)  # score_threshold, iou_threshold, max_output_boxes, top_k
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    manifest: Manifest
+    timings: dict[str, float]
+    verification: dict
+
+
+def export(options: ExportOptions, output: str | os.PathLike, progress: Callable[[str], None] | None = None) -> ExportResult:
+    """Export ``options.model`` to ``output`` (ONNX) with its sidecar manifest."""
+    say = progress or (lambda msg: None)
+    _validate(options)
+    output = check_writable(output)
+    timings: dict[str, float] = {}
+
+    def stage(name: str, fn, *args):
+        say(f"{name}...")
+        t0 = time.perf_counter()
+        result = fn(*args)
+        timings[name] = round(time.perf_counter() - t0, 3)
+        return result
+
+    em = stage("build", build_exportable, options)
+    raw = stage("torch-export", torch_to_onnx, em, options)
+    verification = stage("verify", verify_raw, em, raw, options) if options.verify else {}
+    final = stage("nms", attach, raw, em, options)
+    if options.simplify:
+        final = stage("simplify", simplify, final)
+    stage("check", check_model, final, str(output))
+    manifest = make_manifest(em, final, options, timings, verification)
+    stage("write", write_onnx, final, output, manifest)
+    return ExportResult(output, manifest, timings, verification)
+
+
+def _validate(o: ExportOptions) -> None:
+    if o.nms not in NMS_CHOICES:
+        raise InputError(f"--nms {o.nms} is not one of {', '.join(NMS_CHOICES)}")
+    if o.input_dtype not in contract.INPUT_DTYPES:
+        raise InputError(f"input dtype {o.input_dtype} is not one of {', '.join(contract.INPUT_DTYPES)}")
+    if o.batch < 1:
+        raise InputError(f"--batch must be >= 1, got {o.batch}")
+    if o.imgsz is not None and (o.imgsz < 32 or o.imgsz % 32):
+        raise InputError(f"--imgsz {o.imgsz} must be a multiple of 32 and >= 32 (feature strides up to 32)")
+    if not 11 <= o.opset <= 21:
+        raise InputError(f"--opset {o.opset} is outside 11..21; TensorRT 10.x parses opsets 9-20, 17 is the default")
+
+
+def build_exportable(o: ExportOptions) -> ExportableModel:
+    from exporters.registry import get_model
+    from exporters.weights import load_state_dict, weights_record
+
+    entry = get_model(o.model)
+    state = load_state_dict(o.weights) if o.weights else None
+    return entry.build(state, o.imgsz, o.num_classes, o.input_dtype == "uint8", weights_record(o.weights))
+
+
+def example_input(em: ExportableModel, o: ExportOptions, seed: int = 0):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    h, w = em.imgsz
+    x = torch.rand((o.batch, 3, h, w), generator=g)
+    return (x * 255).round().to(torch.uint8) if o.input_dtype == "uint8" else x
+
+
+def torch_to_onnx(em: ExportableModel, o: ExportOptions):
+    from exporters.torch_export import export_module
+
+    return export_module(em.module, example_input(em, o), em.output_names, o.opset, o.dynamic_batch, o.exporter)
+
+
+def verify_raw(em: ExportableModel, raw, o: ExportOptions) -> dict:
+    """Run the raw graph in ONNX Runtime and the module in torch on the same input; report max diffs."""
+    import onnxruntime as ort
+    import torch
+
+    x = example_input(em, o, seed=1)
+    with torch.no_grad():
+        ref = em.module(x)
+    ref = ref if isinstance(ref, (tuple, list)) else (ref,)
+    sess = ort.InferenceSession(raw.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(list(em.output_names), {"images": x.numpy()})
+    report = {}
+    for name, r, g in zip(em.output_names, ref, got):
+        r = r.numpy()
+        diff = np.abs(r.astype(np.float64) - g.astype(np.float64))
+        report[name] = {"max_abs": float(diff.max(initial=0)), "max_rel": float((diff / (np.abs(r) + 1e-6)).max(initial=0))}
+        if not np.allclose(g, r, rtol=1e-3, atol=1e-3):
+            raise ExportError(f"exported graph disagrees with torch on '{name}' (max abs diff {diff.max():.3g}); "
+                              "try --exporter dynamo or report the model")
+    return report
+
+
+def attach(raw, em: ExportableModel, o: ExportOptions):
+    if o.nms == "none" or em.nms is None:
+        return raw
+    from exporters.nms import attach_nms
+
+    return attach_nms(raw, nms_params(em, o), implementation=o.nms)
+
+
+def nms_params(em: ExportableModel, o: ExportOptions):
+    return em.nms.replace(**{k: v for k, v in o.nms_overrides.items() if v is not None}) if em.nms else None
+
+
+def make_manifest(em: ExportableModel, model, o: ExportOptions, timings: dict, verification: dict) -> Manifest:
+    inputs, outputs = io_specs(model)
+    kind = contract.output_kind([s.name for s in outputs]) if em.task == "detect" else em.task
+    h, w = em.imgsz
+    return Manifest(
+        family=em.family, model=em.name, task=em.task, class_names=list(em.class_names),
+        input=InputInfo(contract.INPUT_NAME, (-1 if o.dynamic_batch else o.batch, 3, h, w), o.input_dtype),
+        output_kind=kind, outputs=outputs, category_ids=em.category_ids,
+        nms=nms_params(em, o), nms_where=("graph" if kind == contract.KIND_NMS else "host") if em.nms else "none",
+        nms_implementation=o.nms if kind == contract.KIND_NMS else "host",
+        normalization=em.normalization, precision={"mode": "fp32"}, source=em.source,
+        notes={**em.notes, "opset": opset_of(model),
+               "exporter": o.exporter, "export_seconds": timings, "verify_raw_vs_torch": verification},
+    )
+
+
+def write_onnx(model, output: Path, manifest: Manifest) -> None:
+    with atomic_write(output, "wb") as fh:
+        fh.write(model.SerializeToString())
+    write_manifest(output, manifest)

@@ -1,0 +1,59 @@
+"""Model names the exporter knows, and how to build each one."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Callable
+
+from edgedet.errors import InputError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    family: str
+    task: str
+    description: str
+    build: Callable  # (state_dict | None, imgsz, num_classes, uint8_input, source) -> ExportableModel
+    needs_weights_hint: str = ""
+
+
+def _nano(state, imgsz, num_classes, uint8_input, source):
+    from exporters.nano.export import build_exportable
+
+    return build_exportable(state, imgsz, num_classes, uint8_input, source)
+
+
+def _tv(name):
+    def build(state, imgsz, num_classes, uint8_input, source):
+        from exporters.torchvision_det import build_torchvision
+
+        return build_torchvision(name, state, imgsz, num_classes, uint8_input, source)
+
+    return build
+
+
+_ENTRIES = [
+    ModelEntry("nano", "nano", "detect", "edgedet's built-in anchor-free detector (synthetic shapes, 320x320)", _nano),
+    ModelEntry("ssdlite320_mobilenet_v3_large", "ssd", "detect", "torchvision SSDlite320 MobileNetV3-Large", _tv("ssdlite320_mobilenet_v3_large")),
+    ModelEntry("ssd300_vgg16", "ssd", "detect", "torchvision SSD300 VGG16", _tv("ssd300_vgg16")),
+    ModelEntry("retinanet_resnet50_fpn", "retinanet", "detect", "torchvision RetinaNet ResNet-50 FPN", _tv("retinanet_resnet50_fpn")),
+    ModelEntry("retinanet_resnet50_fpn_v2", "retinanet", "detect", "torchvision RetinaNet ResNet-50 FPN v2", _tv("retinanet_resnet50_fpn_v2")),
+    ModelEntry("fcos_resnet50_fpn", "fcos", "detect", "torchvision FCOS ResNet-50 FPN", _tv("fcos_resnet50_fpn")),
+]
+MODELS: dict[str, ModelEntry] = {e.name: e for e in _ENTRIES}
+
+
+def register(entry: ModelEntry) -> None:
+    """Add a model family (used by the families that live in their own modules)."""
+    MODELS[entry.name] = entry
+
+
+def get_model(name: str) -> ModelEntry:
+    """Look a model up by name; an unknown name suggests the nearest known ones."""
+    if name in MODELS:
+        return MODELS[name]
+    near = difflib.get_close_matches(name, list(MODELS), n=3, cutoff=0.4)
+    hint = f"; did you mean {', '.join(near)}?" if near else ""
+    raise InputError(f"unknown model '{name}'{hint} (`edgedet export --list` shows all)")
