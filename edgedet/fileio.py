@@ -17,6 +17,15 @@ from typing import IO, Iterator
 from edgedet.errors import InputError
 
 
+def _default_mode(path: Path) -> int:
+    """Permissions a plain open() would give (mkstemp's 0600 would surprise users and servers)."""
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def check_writable(path: str | os.PathLike) -> Path:
     """Fail early, before hours of work, if ``path`` cannot be written."""
     path = Path(path)
@@ -49,6 +58,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _default_mode(path))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -67,6 +77,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, _default_mode(path))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -139,10 +139,8 @@ def to_input(canvases: list[np.ndarray], dtype: str = "float32") -> np.ndarray:
 def unletterbox_boxes(boxes: np.ndarray, info: LetterboxInfo) -> np.ndarray:
     """Map boxes [N, 4] (x1, y1, x2, y2) from input pixels back to original pixels, clipped."""
     out = np.empty_like(boxes, dtype=np.float32)
-    out[:, [0, 2]] = (boxes[:, [0, 2]] - info.pad_x) / info.scale
-    out[:, [1, 3]] = (boxes[:, [1, 3]] - info.pad_y) / info.scale
-    np.clip(out[:, [0, 2]], 0, info.orig_w, out=out[:, [0, 2]])
-    np.clip(out[:, [1, 3]], 0, info.orig_h, out=out[:, [1, 3]])
+    out[:, 0::2] = np.clip((boxes[:, 0::2] - info.pad_x) / info.scale, 0, info.orig_w)
+    out[:, 1::2] = np.clip((boxes[:, 1::2] - info.pad_y) / info.scale, 0, info.orig_h)
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -27,7 +28,7 @@ def eval_cmd(model, data, image_dir, limit, batch, backend, providers, json_path
     opts = {"providers": providers} if providers else {}
     with edgedet.load(model, backend=backend, **opts) as det:
         total = min(limit or len(dataset.coco["images"]), len(dataset.coco["images"]))
-        with click.progressbar(length=total, label="evaluating", file=click.get_text_stream("stderr")) as bar:
+        with click.progressbar(length=total, label="evaluating", file=sys.stderr) as bar:
             last = [0]
 
             def progress(done, _total):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -40,12 +41,12 @@ def infer_cmd(model, images, out_dir, min_score, backend, providers, no_draw, sk
     from edgedet.fileio import write_bytes_atomic, write_text_atomic
     from edgedet.preprocess import read_image
 
-    files = collect_images(images)
     out = Path(out_dir)
     opts = {"providers": providers} if providers else {}
     records, failed = [], 0
     with edgedet.load(model, backend=backend, **opts) as det:
-        with click.progressbar(list(enumerate(files)), label="detecting", file=click.get_text_stream("stderr")) as bar:
+        files = collect_images(images)
+        with click.progressbar(list(enumerate(files)), label="detecting", file=sys.stderr) as bar:
             for image_id, path in bar:
                 try:
                     rgb = read_image(path)

@@ -1,0 +1,60 @@
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import tiny_models  # noqa: E402
+
+
+def _has_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip cuda/trt tests with the reason when the machine lacks them."""
+    from edgedet.doctor import gpu_info, tensorrt_info
+
+    gpus = gpu_info()
+    trt = tensorrt_info()
+    no_gpu = pytest.mark.skip(reason="needs an NVIDIA GPU (nvidia-smi shows none on this machine)")
+    no_trt = pytest.mark.skip(reason=f"needs full TensorRT with a GPU (tensorrt: {trt['error'] or 'lean runtime only, no Builder'}; GPUs: {len(gpus)})")
+    for item in items:
+        if "cuda" in item.keywords and not gpus:
+            item.add_marker(no_gpu)
+        if "trt" in item.keywords and not (gpus and trt["builder"]):
+            item.add_marker(no_trt)
+
+
+@pytest.fixture
+def tiny_nms(tmp_path) -> Path:
+    return tiny_models.save(tiny_models.nms_model(), tmp_path / "tiny_nms.onnx")
+
+
+@pytest.fixture
+def tiny_raw(tmp_path) -> Path:
+    return tiny_models.save(tiny_models.raw_model(), tmp_path / "tiny_raw.onnx", kind="raw")
+
+
+@pytest.fixture
+def rgb_image() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (48, 80, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def image_dir(tmp_path, rgb_image) -> Path:
+    from PIL import Image
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    Image.fromarray(rgb_image).save(d / "a.png")
+    Image.fromarray(rgb_image[:, ::-1]).save(d / "b.jpg")
+    return d

@@ -1,0 +1,109 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from edgedet.cli.main import cli
+
+
+def run(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+def one_line_error(result, *fragments):
+    assert result.exit_code != 0
+    lines = [l for l in result.output.splitlines() if l.startswith("edgedet: error")]
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+def test_infer_writes_json_and_annotated_images(tiny_nms, image_dir, tmp_path):
+    out = tmp_path / "out"
+    r = run("infer", tiny_nms, image_dir, "-o", out, "--min-score", "0")
+    assert r.exit_code == 0, r.output
+    recs = json.loads((out / "detections.json").read_text())
+    assert len(recs) == 4 and {r["file_name"].split("/")[-1] for r in recs} == {"a.png", "b.jpg"}
+    assert sorted(p.name for p in out.glob("*.jpg")) == ["a.jpg", "b.jpg"]
+
+
+def test_infer_bad_image_one_line_then_skip_bad(tiny_nms, image_dir, tmp_path):
+    (image_dir / "c_corrupt.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    r = run("infer", tiny_nms, image_dir, "-o", tmp_path / "o1")
+    one_line_error(r, "c_corrupt.jpg")
+    r = run("infer", tiny_nms, image_dir, "-o", tmp_path / "o2", "--skip-bad", "--min-score", "0")
+    assert r.exit_code == 1 and "1 skipped" in r.output
+    assert len(json.loads((tmp_path / "o2" / "detections.json").read_text())) == 4
+
+
+def test_infer_missing_inputs(tiny_nms, tmp_path):
+    one_line_error(run("infer", tiny_nms, tmp_path / "nope.jpg"), "nope.jpg", "does not exist")
+    one_line_error(run("infer", tmp_path / "nope.onnx", tmp_path), "nope.onnx")
+    corrupt = tmp_path / "c.onnx"
+    corrupt.write_bytes(b"not onnx")
+    one_line_error(run("infer", corrupt, tmp_path), "c.onnx")
+
+
+def test_bench_prints_and_writes_statistics(tiny_nms, tmp_path):
+    js = tmp_path / "b.json"
+    r = run("bench", tiny_nms, "--iters", 5, "--warmup", 1, "--json", js)
+    assert r.exit_code == 0, r.output
+    assert "end_to_end" in r.output and "includes:" in r.output
+    data = json.loads(js.read_text())
+    stats = data["batches"]["1"]
+    for stage in ("preprocess", "inference", "postprocess", "end_to_end"):
+        s = stats[stage]
+        assert s["n"] == 5 and s["min"] <= s["p50"] <= s["p90"] <= s["p99"] <= s["max"]
+    assert stats["throughput_images_per_s"] > 0 and data["machine"]["cores"] >= 1
+
+
+def test_bench_refuses_batch_of_fixed_model(tiny_nms):
+    one_line_error(run("bench", tiny_nms, "--batch", "1,8", "--iters", 1), "fixed batch of 1")
+    one_line_error(run("bench", tiny_nms, "--batch", "x"), "--batch")
+
+
+def test_eval_on_coco_folder(tiny_nms, tmp_path):
+    # ground truth = exactly what the tiny model predicts -> mAP 1.0
+    data = tmp_path / "ds"
+    (data / "images").mkdir(parents=True)
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(data / "images" / "1.png")
+    gt = {"images": [{"id": 1, "file_name": "1.png", "width": 64, "height": 64}],
+          "categories": [{"id": 1, "name": "circle"}, {"id": 2, "name": "square"}, {"id": 3, "name": "triangle"}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [8, 8, 32, 32], "area": 1024, "iscrowd": 0},
+                          {"id": 2, "image_id": 1, "category_id": 2, "bbox": [30, 2, 30, 18], "area": 540, "iscrowd": 0}]}
+    (data / "annotations.json").write_text(json.dumps(gt))
+    js = tmp_path / "e.json"
+    r = run("eval", tiny_nms, "--data", data, "--json", js)
+    assert r.exit_code == 0, r.output
+    stats = json.loads(js.read_text())
+    assert stats["mAP"] == pytest.approx(1.0) and stats["images"] == 1
+    one_line_error(run("eval", tiny_nms, "--data", tmp_path / "nowhere"), "nowhere")
+
+
+def test_export_unknown_model_suggests(tmp_path):
+    pytest.importorskip("torch")
+    one_line_error(run("export", "--model", "ssdlite320", "-o", tmp_path / "m.onnx"), "ssdlite320_mobilenet_v3_large")
+
+
+def test_export_list():
+    pytest.importorskip("torch")
+    r = run("export", "--list")
+    assert "nano" in r.output and "fcos_resnet50_fpn" in r.output
+
+
+def test_doctor_json():
+    r = run("doctor", "--json")
+    data = json.loads(r.output)
+    assert data["can"]["run ONNX on CPU"] is True
+    assert "python" in data and isinstance(data["advice"], list)
+
+
+def test_cli_entry_point_runs_as_module():
+    out = subprocess.run([sys.executable, "-m", "edgedet.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and "edgedet" in out.stdout
