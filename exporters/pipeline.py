@@ -50,8 +50,9 @@ class ExportResult:
     verification: dict
 
 
-def export(options: ExportOptions, output: str | os.PathLike, progress: Callable[[str], None] | None = None) -> ExportResult:
-    """Export ``options.model`` to ``output`` (ONNX) with its sidecar manifest."""
+def export(options: ExportOptions, output: str | os.PathLike, progress: Callable[[str], None] | None = None,
+           model: ExportableModel | None = None) -> ExportResult:
+    """Export ``options.model`` (or a ready ``model``) to ``output`` (ONNX) with its sidecar manifest."""
     say = progress or (lambda msg: None)
     _validate(options)
     output = check_writable(output)
@@ -64,7 +65,7 @@ def export(options: ExportOptions, output: str | os.PathLike, progress: Callable
         timings[name] = round(time.perf_counter() - t0, 3)
         return result
 
-    em = stage("build", build_exportable, options)
+    em = model or stage("build", build_exportable, options)
     raw = stage("torch-export", torch_to_onnx, em, options)
     verification = stage("verify", verify_raw, em, raw, options) if options.verify else {}
     final = stage("nms", attach, raw, em, options)
@@ -83,8 +84,12 @@ def _validate(o: ExportOptions) -> None:
         raise InputError(f"input dtype {o.input_dtype} is not one of {', '.join(contract.INPUT_DTYPES)}")
     if o.batch < 1:
         raise InputError(f"--batch must be >= 1, got {o.batch}")
-    if o.imgsz is not None and (o.imgsz < 32 or o.imgsz % 32):
-        raise InputError(f"--imgsz {o.imgsz} must be a multiple of 32 and >= 32 (feature strides up to 32)")
+    from exporters.registry import get_model
+
+    multiple = get_model(o.model).size_multiple
+    if o.imgsz is not None and (o.imgsz < 32 or o.imgsz % multiple):
+        raise InputError(f"--imgsz {o.imgsz} for {o.model} must be >= 32 and a multiple of {multiple} "
+                         "(the network downsamples by 32)")
     if not 11 <= o.opset <= 21:
         raise InputError(f"--opset {o.opset} is outside 11..21; TensorRT 10.x parses opsets 9-20, 17 is the default")
 

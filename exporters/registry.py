@@ -16,7 +16,7 @@ class ModelEntry:
     task: str
     description: str
     build: Callable  # (state_dict | None, imgsz, num_classes, uint8_input, source) -> ExportableModel
-    needs_weights_hint: str = ""
+    size_multiple: int = 32  # FPN / stride-32 networks; SSD's fixed-size heads take any size
 
 
 def _nano(state, imgsz, num_classes, uint8_input, source):
@@ -36,8 +36,9 @@ def _tv(name):
 
 _ENTRIES = [
     ModelEntry("nano", "nano", "detect", "edgedet's built-in anchor-free detector (synthetic shapes, 320x320)", _nano),
-    ModelEntry("ssdlite320_mobilenet_v3_large", "ssd", "detect", "torchvision SSDlite320 MobileNetV3-Large", _tv("ssdlite320_mobilenet_v3_large")),
-    ModelEntry("ssd300_vgg16", "ssd", "detect", "torchvision SSD300 VGG16", _tv("ssd300_vgg16")),
+    ModelEntry("ssdlite320_mobilenet_v3_large", "ssd", "detect", "torchvision SSDlite320 MobileNetV3-Large",
+               _tv("ssdlite320_mobilenet_v3_large"), size_multiple=1),
+    ModelEntry("ssd300_vgg16", "ssd", "detect", "torchvision SSD300 VGG16", _tv("ssd300_vgg16"), size_multiple=1),
     ModelEntry("retinanet_resnet50_fpn", "retinanet", "detect", "torchvision RetinaNet ResNet-50 FPN", _tv("retinanet_resnet50_fpn")),
     ModelEntry("retinanet_resnet50_fpn_v2", "retinanet", "detect", "torchvision RetinaNet ResNet-50 FPN v2", _tv("retinanet_resnet50_fpn_v2")),
     ModelEntry("fcos_resnet50_fpn", "fcos", "detect", "torchvision FCOS ResNet-50 FPN", _tv("fcos_resnet50_fpn")),
