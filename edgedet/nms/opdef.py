@@ -1,0 +1,14 @@
+"""Names that tie the EdgeDetNMS ONNX node, its local function and the TensorRT plugin together.
+
+The ONNX parser of TensorRT looks a custom node up as
+getCreator(op_type, node attr plugin_version (default "1"), node attr plugin_namespace (default ""));
+from TensorRT 10.10 the node's domain is also tried as the namespace. The node carries both
+attributes explicitly so every supported TensorRT version (10.3+) finds the plugin.
+"""
+
+OP_TYPE = "EdgeDetNMS"
+OP_DOMAIN = "edgedet"  # ONNX domain of the node and of its local function
+PLUGIN_NAME = OP_TYPE
+PLUGIN_VERSION = "1"
+PLUGIN_NAMESPACE = "edgedet"
+PLUGIN_LIBRARY = "libedgedet_nms_plugin.so"
