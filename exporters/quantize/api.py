@@ -1,0 +1,121 @@
+"""quantize(): an edgedet ONNX file -> FP16 or INT8 (Q/DQ) ONNX file + manifest."""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgedet.errors import InputError, ModelError
+from edgedet.fileio import atomic_write, check_writable, sha256_file
+from edgedet.manifest import manifest_path, read_manifest, write_manifest
+from exporters.onnx_tools import check_model, load_onnx
+from exporters.quantize.placement import detection_placement
+
+MODES = ("fp16", "int8")
+
+
+@dataclass
+class QuantizeOptions:
+    mode: str = "int8"
+    calib_dir: str | None = None
+    calib_size: int | None = None
+    method: str = "minmax"
+    target: str = "tensorrt"
+    exclude: tuple[str, ...] = ()
+    keep_last_convs: bool = True
+    cache_dir: str | None = None
+
+
+@dataclass
+class QuantizeResult:
+    path: Path
+    precision: dict
+    violations: list = field(default_factory=list)
+
+
+def quantize(source: str | os.PathLike, output: str | os.PathLike, options: QuantizeOptions,
+             progress=None) -> QuantizeResult:
+    """Quantise ``source`` (an FP32 edgedet ONNX) into ``output``; nothing is written on failure."""
+    if options.mode not in MODES:
+        raise InputError(f"precision mode {options.mode} is not one of {', '.join(MODES)}")
+    if options.mode == "int8" and not options.calib_dir:
+        raise InputError("--int8 needs --calib DIR: a folder of representative images (300+ recommended)")
+    output = check_writable(output)
+    model = load_onnx(source)
+    _refuse_quantized(model, source)
+    manifest = read_manifest(source)
+    _check_runs(model, source)
+    placement = detection_placement(model, options.keep_last_convs, tuple(options.exclude))
+    precision = {"mode": options.mode, "kept_fp32": placement.summary(), "kept_fp32_nodes": placement.names}
+    if options.mode == "fp16":
+        from exporters.quantize.fp16 import to_fp16
+
+        result = to_fp16(model, placement)
+    else:
+        result, info = _int8(model, manifest, placement, options, progress)
+        precision.update(info)
+    violations = []
+    if options.mode == "int8" and options.target == "tensorrt":
+        from exporters.quantize.check import check_qdq
+
+        violations = check_qdq(result)
+        if violations:
+            raise ModelError(f"quantised graph breaks TensorRT's Q/DQ rules at {len(violations)} node(s), first: "
+                             f"{violations[0]}; this is an edgedet bug, please report it")
+    check_model(result, str(output))
+    _check_runs(result, output)
+    _write(result, output, manifest, precision, source)
+    return QuantizeResult(output, precision, violations)
+
+
+def _refuse_quantized(model, source) -> None:
+    import onnx
+
+    ops = {n.op_type for n in model.graph.node}
+    if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "DynamicQuantizeLinear"}:
+        raise InputError(f"{source} is already quantised (it has Q/DQ nodes); quantise the FP32 export instead")
+    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
+        raise InputError(f"{source} already holds FP16 weights; quantise the FP32 export instead")
+
+
+def _check_runs(model, where) -> None:
+    """ONNX Runtime must be able to load the graph (calibration runs it); names an unsupported op."""
+    import onnxruntime as ort
+
+    try:
+        ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ModelError(f"ONNX Runtime cannot run {where} ({str(exc).splitlines()[0][:240]}); "
+                         "an unsupported or custom op without a function body cannot be calibrated") from None
+
+
+def _int8(model, manifest, placement, options, progress):
+    from exporters.quantize.calibration import CalibrationSet
+    from exporters.quantize.int8 import Int8Config, quantize_int8
+    from exporters.quantize.passes import unify_concat_scales
+
+    calib = CalibrationSet.from_folder(options.calib_dir, manifest.input, options.calib_size)
+    config = Int8Config(options.method, options.target, Path(options.cache_dir) if options.cache_dir else None)
+    result, info = quantize_int8(model, calib, placement, config, progress)
+    info["concats_unified"] = unify_concat_scales(result) if options.target == "tensorrt" else 0
+    info["calibration_set"] = {"folder": str(options.calib_dir), "fingerprint": calib.fingerprint()[:16]}
+    return result, info
+
+
+def _write(model, output: Path, manifest, precision: dict, source) -> None:
+    with atomic_write(output, "wb") as fh:
+        fh.write(model.SerializeToString())
+    m = copy.deepcopy(manifest)
+    m.precision = precision
+    m.source = {"onnx": str(source), "sha256": sha256_file(source), "from": manifest.source}
+    m.artifact, m.created, m.tools = {}, "", {}
+    write_manifest(output, m)
+
+
+def fp32_sibling(path: str | os.PathLike) -> Path | None:
+    """The FP32 ONNX a quantised artifact came from (for compare), if its manifest records it."""
+    m = read_manifest(path, verify=False)
+    src = m.source.get("onnx")
+    return Path(src) if src and manifest_path(src).exists() else None

@@ -1,0 +1,88 @@
+"""Calibration images read through the runtime's own pre-processing (one code path)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+from onnxruntime.quantization import CalibrationDataReader
+
+from edgedet.errors import EdgeDetError, InputError
+from edgedet.manifest import InputInfo
+from edgedet.preprocess import letterbox, list_images, read_image, to_input
+
+# FIELD-NOTES §7: >= 300 calibration images recommended; fewer calibrate, with a warning.
+RECOMMENDED_IMAGES = 300
+
+
+@dataclass
+class CalibrationSet:
+    """A deterministic selection of calibration images and the input spec to letterbox them to."""
+
+    files: list[Path]
+    input: InputInfo
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike, input_info: InputInfo, size: int | None = None) -> "CalibrationSet":
+        """Sorted image files; with ``size``, an evenly spaced subset (covers the whole folder)."""
+        files = list_images(folder)
+        if size is not None:
+            if size < 1:
+                raise InputError(f"--calib-size must be >= 1, got {size}")
+            if size < len(files):
+                idx = np.linspace(0, len(files) - 1, size).round().astype(int)
+                files = [files[i] for i in idx]
+        if len(files) < RECOMMENDED_IMAGES:
+            warnings.warn(f"calibrating with {len(files)} images from {folder}; {RECOMMENDED_IMAGES} or more are "
+                          "recommended for stable INT8 ranges", stacklevel=2)
+        return cls(files, input_info)
+
+    def fingerprint(self) -> str:
+        """sha256 over file names and contents: the calibration cache key part for this set."""
+        digest = hashlib.sha256()
+        for f in self.files:
+            digest.update(f.name.encode())
+            digest.update(hashlib.sha256(f.read_bytes()).digest())
+        digest.update(repr((self.input.shape[2:], self.input.pad_value, self.input.dtype)).encode())
+        return digest.hexdigest()
+
+    def batches(self, progress: Callable[[int, int], None] | None = None) -> Iterator[dict[str, np.ndarray]]:
+        """Yield {"images": [1, 3, H, W]} per readable image; unreadable ones are skipped with a warning."""
+        used = 0
+        for i, f in enumerate(self.files):
+            try:
+                rgb = read_image(f)
+            except EdgeDetError as exc:
+                warnings.warn(f"calibration: skipped {exc}", stacklevel=2)
+                continue
+            canvas, _ = letterbox(rgb, self.input.height, self.input.width, self.input.pad_value)
+            used += 1
+            if progress:
+                progress(i + 1, len(self.files))
+            yield {self.input.name: to_input([canvas], self.input.dtype)}
+        if used == 0:
+            raise InputError(f"none of the {len(self.files)} calibration images could be read")
+
+
+class OrtCalibrationReader(CalibrationDataReader):
+    """onnxruntime.quantization.CalibrationDataReader over a CalibrationSet."""
+
+    def __init__(self, calib: CalibrationSet, progress=None) -> None:
+        self._it = calib.batches(progress)
+
+    def get_next(self):
+        return next(self._it, None)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = self.get_next()
+        if item is None:
+            raise StopIteration
+        return item
