@@ -21,6 +21,9 @@ COMMANDS = {
     "bench": "edgedet.cli.bench:bench_cmd",
     "demo": "edgedet.cli.demo:demo_cmd",
     "doctor": "edgedet.cli.doctor:doctor_cmd",
+    "compare": "edgedet.cli.compare:compare_cmd",
+    "quantize": "edgedet.cli.quantize:quantize_cmd",
+    "check-qdq": "edgedet.cli.quantize:check_qdq_cmd",
 }
 
 

@@ -1,0 +1,103 @@
+"""`edgedet compare A B`: detection-aware parity between two artifacts or the PyTorch model."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from edgedet.errors import InputError
+
+TORCH_PREFIX = "torch:"
+
+
+def open_operand(spec: str, providers: str | None):
+    """'model.onnx' / 'model.engine' / 'torch:NAME[@weights.pt]' -> (Detector, artifact path or None)."""
+    import edgedet
+
+    if spec.startswith(TORCH_PREFIX):
+        from edgedet.errors import require
+
+        require("torch", "export", "comparing against the PyTorch model")
+        from exporters.pipeline import ExportOptions, build_exportable
+        from exporters.torch_backend import torch_detector
+
+        name, _, weights = spec[len(TORCH_PREFIX):].partition("@")
+        return torch_detector(build_exportable(ExportOptions(model=name, weights=weights or None))), None
+    return edgedet.load(spec, **({"providers": providers} if providers else {})), spec
+
+
+@click.command("compare")
+@click.argument("a")
+@click.argument("b")
+@click.option("--images", "image_dir", required=True, type=click.Path(file_okay=False), help="Folder of images to compare on.")
+@click.option("--limit", type=int, default=50, show_default=True, help="At most this many images.")
+@click.option("--iou", "iou_threshold", type=float, default=0.5, show_default=True, help="IoU for matching detections.")
+@click.option("--min-score", type=float, default=0.25, show_default=True, help="Compare detections above this score.")
+@click.option("--min-match", type=float, help="Fail (exit 1) if matched fraction (either side) is below this.")
+@click.option("--max-score-delta", type=float, help="Fail (exit 1) if the mean score delta exceeds this.")
+@click.option("--providers", help="ONNX Runtime providers, e.g. cpu.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report here.")
+def compare_cmd(a, b, image_dir, limit, iou_threshold, min_score, min_match, max_score_delta, providers, json_path):
+    """Compare detector B against reference A (files, or torch:NAME for the PyTorch model)."""
+    from edgedet.eval.compare import compare_detectors
+    from edgedet.fileio import write_text_atomic
+    from edgedet.preprocess import list_images, read_image
+
+    if min_match is not None and not 0 <= min_match <= 1:
+        raise InputError(f"--min-match is a fraction in 0..1, got {min_match}")
+    images = [read_image(p) for p in list_images(image_dir, limit)]
+    det_a, path_a = open_operand(a, providers)
+    det_b, path_b = open_operand(b, providers)
+    raw = _raw_pair(det_a, path_a, det_b, path_b)
+    with det_a, det_b:
+        report = compare_detectors(det_a, det_b, images, iou_threshold, min_score, raw)
+    report.update({"a": a, "b": b, "images_dir": image_dir})
+    click.echo(format_report(report))
+    if json_path:
+        write_text_atomic(json_path, json.dumps(report, indent=2) + "\n")
+    failures = gate(report, min_match, max_score_delta)
+    if failures:
+        click.echo(f"edgedet: error: parity gate failed: {'; '.join(failures)}", err=True)
+        raise SystemExit(1)
+
+
+def _raw_pair(det_a, path_a, det_b, path_b):
+    """Raw-tensor taps for both sides when available (needs the host toolchain's onnx)."""
+    try:
+        from exporters.raw_tap import raw_tap
+    except ImportError:
+        return None
+    ta, tb = raw_tap(det_a, path_a), raw_tap(det_b, path_b)
+    if ta is None or tb is None:
+        return None
+
+    def pair(img):
+        ra, rb = ta(img), tb(img)
+        return {k: (ra[k], rb[k]) for k in ra if k in rb and ra[k].shape == rb[k].shape}
+
+    return pair
+
+
+def gate(report: dict, min_match: float | None, max_score_delta: float | None) -> list[str]:
+    failures = []
+    if min_match is not None:
+        worst = min(report["matched_a"], report["matched_b"])
+        if worst < min_match:
+            failures.append(f"matched fraction {worst:.3f} < {min_match}")
+    if max_score_delta is not None and report["score_delta"]["mean"] > max_score_delta:
+        failures.append(f"mean score delta {report['score_delta']['mean']:.4f} > {max_score_delta}")
+    return failures
+
+
+def format_report(r: dict) -> str:
+    lines = [f"A = {r['a']}   B = {r['b']}   ({r['images']} images, score >= {r['min_score']}, IoU >= {r['iou_threshold']})",
+             f"  detections        A {r['detections_a']}   B {r['detections_b']}   "
+             f"count delta/image mean {r['count_delta']['mean']:.2f} max {r['count_delta']['max']}",
+             f"  matched           {r['matched_a']:.3f} of A, {r['matched_b']:.3f} of B",
+             f"  class agreement   {r['class_agreement']:.3f}",
+             f"  score delta       mean {r['score_delta']['mean']:.4f}  p95 {r['score_delta']['p95']:.4f}  max {r['score_delta']['max']:.4f}",
+             f"  matched IoU       mean {r['iou']['mean']:.4f}  min {r['iou']['min']:.4f}"]
+    for name, s in r.get("raw", {}).items():
+        lines.append(f"  raw '{name}'  max abs {s['max_abs']:.4g}  mean abs {s['mean_abs']:.4g}  cosine {s['cosine']:.6f}")
+    return "\n".join(lines)

@@ -1,0 +1,75 @@
+"""`edgedet quantize` (FP16 / INT8 Q/DQ) and `edgedet check-qdq` (TensorRT Q/DQ rules, no TensorRT needed)."""
+
+from __future__ import annotations
+
+import warnings
+
+import click
+
+from edgedet.errors import InputError, require
+
+
+@click.command("quantize")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--fp16", "mode", flag_value="fp16", help="FP16 graph (I/O, NMS, decode stay FP32).")
+@click.option("--int8", "mode", flag_value="int8", help="INT8 with explicit Q/DQ (needs --calib).")
+@click.option("--calib", "calib_dir", type=click.Path(file_okay=False), help="Folder of calibration images.")
+@click.option("--calib-size", type=int, help="Use an evenly spaced subset of this many images.")
+@click.option("--method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True)
+@click.option("--exclude", multiple=True, help="Keep nodes matching this glob (name or op type) in FP32; repeatable.")
+@click.option("--target", type=click.Choice(["tensorrt", "cpu"]), default="tensorrt", show_default=True,
+              help="tensorrt: Q/DQ laid out for TensorRT; cpu: ONNX Runtime CPU recipe (not for TensorRT).")
+@click.option("--quantize-head", is_flag=True, help="Also quantise the last head convolutions (not recommended).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Calibration range cache (default ~/.cache/edgedet).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+def quantize_cmd(model, mode, calib_dir, calib_size, method, exclude, target, quantize_head, cache_dir, output):
+    """Write an FP16 or INT8 copy of MODEL (an FP32 edgedet ONNX) with its manifest."""
+    require("onnx", "export", "edgedet quantize")
+    from exporters.quantize.api import QuantizeOptions, quantize
+
+    if mode is None:
+        raise InputError("choose --fp16 or --int8")
+    opts = QuantizeOptions(mode, calib_dir, calib_size, method, target, tuple(exclude), not quantize_head, cache_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = quantize(model, output, opts, _progress() if mode == "int8" else None)
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            click.echo(f"edgedet: warning: {w.message}", err=True)
+    p = result.precision
+    kept = ", ".join(f"{n} {reason}" for reason, n in p["kept_fp32"].items())
+    extra = (f"; {p['calibration_images']} calibration images, {p['method']}, ranges "
+             f"{'from cache' if p['cache_hit'] else 'cached'} at {p['cache']}") if mode == "int8" else ""
+    click.echo(f"wrote {result.path} ({mode}, target {p.get('target', 'tensorrt')}); kept FP32: {kept}{extra}")
+
+
+def _progress():
+    """A calibration progress line on stderr, started on the first image."""
+    def progress(done, total):
+        click.echo(f"\r  calibrating {done}/{total}", err=True, nl=done == total)
+
+    return progress
+
+
+@click.command("check-qdq")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--list-nodes", is_flag=True, help="List node names and op types (for --exclude patterns).")
+def check_qdq_cmd(model, list_nodes):
+    """Check MODEL's Q/DQ nodes against TensorRT's ONNX parser rules; exit 1 naming each violation."""
+    require("onnx", "export", "edgedet check-qdq")
+    from exporters.onnx_tools import load_onnx
+    from exporters.quantize.check import check_qdq
+
+    m = load_onnx(model)
+    if list_nodes:
+        for node in m.graph.node:
+            click.echo(f"{node.op_type:24s} {node.name}")
+        return
+    qdq = sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in m.graph.node)
+    violations = check_qdq(m)
+    for v in violations:
+        click.echo(f"violation: {v}")
+    if violations:
+        click.echo(f"edgedet: error: {model}: {len(violations)} Q/DQ node(s) break TensorRT's rules", err=True)
+        raise SystemExit(1)
+    click.echo(f"{model}: {qdq} Q/DQ nodes, all within TensorRT's parser rules")
