@@ -36,8 +36,11 @@ RAW_BOXES = "boxes"
 RAW_SCORES = "scores"
 RAW_OUTPUTS = (RAW_BOXES, RAW_SCORES)
 
+CLASS_PROBS = "probs"  # classifiers: float32 [B, C] softmax probabilities
+
 KIND_NMS = "nms"
 KIND_RAW = "raw"
+KIND_CLASSIFY = "classify"
 
 INPUT_DTYPES = ("float32", "uint8")
 DEFAULT_PAD_VALUE = 114  # letterbox grey, the value YOLO-family tools use

@@ -30,11 +30,15 @@ def load(path: str | os.PathLike, backend: str = "auto", verify: bool = True, **
     if not path.exists():
         raise InputError(f"model file {path} does not exist")
     manifest = read_manifest(path, verify=verify) if manifest_path(path).exists() else None
+    if manifest is not None and manifest.task == "classify":
+        from edgedet.classifier import Classifier
+
+        return Classifier(path, open_backend(path, backend, **options), manifest)
     return Detector(path, open_backend(path, backend, **options), manifest)
 
 
-class Detector:
-    """Runs one detector artifact on images; returns :class:`Detections` in original pixels."""
+class Model:
+    """What every runtime model shares: manifest, backend, letterbox pre-processing, batching."""
 
     def __init__(self, path: Path, backend, manifest: Manifest | None = None) -> None:
         self.path = Path(path)
@@ -46,23 +50,28 @@ class Detector:
         fixed = self.backend.inputs[0].shape[0]
         self.max_batch = fixed if fixed else 32
 
-    # -- public API -------------------------------------------------------------------
-    def __call__(self, images: ImageLike | Sequence[ImageLike], **kw) -> Detections | list[Detections]:
-        """Detect on one image (returns Detections) or a list (returns a list)."""
+    def __call__(self, images: ImageLike | Sequence[ImageLike], **kw):
+        """Run on one image (returns one result) or a list (returns a list)."""
         if isinstance(images, (str, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)):
             return self.predict([images], **kw)[0]
         return self.predict(list(images), **kw)
 
-    def predict(self, images: Iterable[ImageLike], min_score: float = 0.0) -> list[Detections]:
-        """Batch API: images are paths or RGB uint8 arrays; chunks follow the model's batch size."""
+    def predict(self, images: Iterable[ImageLike], **post) -> list:
+        """Batch API: images are paths or RGB uint8 arrays; chunks follow the model's batch size.
+
+        Keyword arguments go to ``postprocess`` (``min_score`` for detectors, ``top_k`` for classifiers).
+        """
         items = list(images)
-        results: list[Detections] = []
+        results: list = []
         for start in range(0, len(items), self.max_batch):
             chunk = items[start:start + self.max_batch]
             batch, infos, names = self.preprocess(chunk)
             outputs = self.infer(batch)
-            results.extend(self.postprocess(outputs, infos, names, min_score))
+            results.extend(self.postprocess(outputs, infos, names, **post))
         return results
+
+    def postprocess(self, outputs: dict[str, np.ndarray], infos: list[LetterboxInfo], names: list[str], **kw) -> list:
+        raise NotImplementedError
 
     def preprocess(self, images: list[ImageLike]) -> tuple[np.ndarray, list[LetterboxInfo], list[str]]:
         """Read and letterbox images into the contract input [B, 3, H, W] (padded to a fixed batch)."""
@@ -81,6 +90,24 @@ class Detector:
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Run the backend on a ready input batch; returns the raw named outputs."""
         return self.backend.infer({self.input.name: batch})
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return (f"{type(self).__name__}({self.path.name}: {m.family}/{m.model}, {m.num_classes} classes, "
+                f"input {list(m.input.shape)} {m.input.dtype}, NMS {m.nms_where}, {self.backend.name})")
+
+
+class Detector(Model):
+    """Runs one detector artifact on images; returns :class:`Detections` in original pixels."""
 
     def postprocess(self, outputs: dict[str, np.ndarray], infos: list[LetterboxInfo], names: list[str],
                     min_score: float = 0.0) -> list[Detections]:
@@ -101,20 +128,6 @@ class Detector:
                            tuple(self.manifest.class_names), (info.orig_h, info.orig_w), source=names[b])
             dets.append(d.filter(min_score) if min_score > 0 else d)
         return dets
-
-    def close(self) -> None:
-        self.backend.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        m = self.manifest
-        return (f"Detector({self.path.name}: {m.family}/{m.model}, {m.num_classes} classes, "
-                f"input {list(m.input.shape)} {m.input.dtype}, NMS {m.nms_where}, {self.backend.name})")
 
 
 def infer_manifest(backend) -> Manifest:

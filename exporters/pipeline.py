@@ -161,7 +161,7 @@ def make_manifest(em: ExportableModel, model, o: ExportOptions, timings: dict, v
         input=InputInfo(contract.INPUT_NAME, (-1 if o.dynamic_batch else o.batch, 3, h, w), o.input_dtype),
         output_kind=kind, outputs=outputs, category_ids=em.category_ids,
         nms=nms_params(em, o), nms_where=("graph" if kind == contract.KIND_NMS else "host") if em.nms else "none",
-        nms_implementation=o.nms if kind == contract.KIND_NMS else "host",
+        nms_implementation=(o.nms if kind == contract.KIND_NMS else "host") if em.nms else "none",
         normalization=em.normalization, precision={"mode": "fp32"}, source=em.source,
         notes={**em.notes, "opset": opset_of(model),
                "exporter": o.exporter, "export_seconds": timings, "verify_raw_vs_torch": verification},

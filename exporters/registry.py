@@ -34,6 +34,17 @@ def _tv(name):
     return build
 
 
+def _cls(name):
+    def build(state, imgsz, num_classes, uint8_input, source):
+        from exporters.classifiers import build_classifier
+
+        return build_classifier(name, state, imgsz, num_classes, uint8_input, source)
+
+    return build
+
+
+_CLASSIFIERS = ("alexnet", "vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v3_large")
+
 _ENTRIES = [
     ModelEntry("nano", "nano", "detect", "edgedet's built-in anchor-free detector (synthetic shapes, 320x320)", _nano),
     ModelEntry("ssdlite320_mobilenet_v3_large", "ssd", "detect", "torchvision SSDlite320 MobileNetV3-Large",
@@ -42,7 +53,8 @@ _ENTRIES = [
     ModelEntry("retinanet_resnet50_fpn", "retinanet", "detect", "torchvision RetinaNet ResNet-50 FPN", _tv("retinanet_resnet50_fpn")),
     ModelEntry("retinanet_resnet50_fpn_v2", "retinanet", "detect", "torchvision RetinaNet ResNet-50 FPN v2", _tv("retinanet_resnet50_fpn_v2")),
     ModelEntry("fcos_resnet50_fpn", "fcos", "detect", "torchvision FCOS ResNet-50 FPN", _tv("fcos_resnet50_fpn")),
-]
+] + [ModelEntry(n, "classifier", "classify", f"torchvision {n} (ImageNet classifier)", _cls(n), size_multiple=1)
+     for n in _CLASSIFIERS]
 MODELS: dict[str, ModelEntry] = {e.name: e for e in _ENTRIES}
 
 

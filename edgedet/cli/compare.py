@@ -40,7 +40,7 @@ def open_operand(spec: str, providers: str | None):
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report here.")
 def compare_cmd(a, b, image_dir, limit, iou_threshold, min_score, min_match, max_score_delta, providers, json_path):
     """Compare detector B against reference A (files, or torch:NAME for the PyTorch model)."""
-    from edgedet.eval.compare import compare_detectors
+    from edgedet.eval.compare import compare_classifiers, compare_detectors
     from edgedet.fileio import write_text_atomic
     from edgedet.preprocess import list_images, read_image
 
@@ -49,11 +49,16 @@ def compare_cmd(a, b, image_dir, limit, iou_threshold, min_score, min_match, max
     images = [read_image(p) for p in list_images(image_dir, limit)]
     det_a, path_a = open_operand(a, providers)
     det_b, path_b = open_operand(b, providers)
-    raw = _raw_pair(det_a, path_a, det_b, path_b)
     with det_a, det_b:
-        report = compare_detectors(det_a, det_b, images, iou_threshold, min_score, raw)
+        if det_a.manifest.task != det_b.manifest.task:
+            raise InputError(f"{a} is a {det_a.manifest.task} model and {b} a {det_b.manifest.task} model")
+        if det_a.manifest.task == "classify":
+            report = compare_classifiers(det_a, det_b, images)
+        else:
+            report = compare_detectors(det_a, det_b, images, iou_threshold, min_score,
+                                       _raw_pair(det_a, path_a, det_b, path_b))
     report.update({"a": a, "b": b, "images_dir": image_dir})
-    click.echo(format_report(report))
+    click.echo(format_classify(report) if report.get("task") == "classify" else format_report(report))
     if json_path:
         write_text_atomic(json_path, json.dumps(report, indent=2) + "\n")
     failures = gate(report, min_match, max_score_delta)
@@ -80,7 +85,12 @@ def _raw_pair(det_a, path_a, det_b, path_b):
 
 
 def gate(report: dict, min_match: float | None, max_score_delta: float | None) -> list[str]:
+    """Parity gate: for detectors the matched fraction, for classifiers top-1 agreement."""
     failures = []
+    if report.get("task") == "classify":
+        if min_match is not None and report["top1_agreement"] < min_match:
+            failures.append(f"top-1 agreement {report['top1_agreement']:.3f} < {min_match}")
+        return failures
     if min_match is not None:
         worst = min(report["matched_a"], report["matched_b"])
         if worst < min_match:
@@ -88,6 +98,13 @@ def gate(report: dict, min_match: float | None, max_score_delta: float | None) -
     if max_score_delta is not None and report["score_delta"]["mean"] > max_score_delta:
         failures.append(f"mean score delta {report['score_delta']['mean']:.4f} > {max_score_delta}")
     return failures
+
+
+def format_classify(r: dict) -> str:
+    return (f"A = {r['a']}   B = {r['b']}   ({r['images']} images)\n"
+            f"  top-1 agreement  {r['top1_agreement']:.3f}\n  top-5 agreement  {r['top5_agreement']:.3f} "
+            f"(A's top-1 within B's top-5), overlap {r['top5_overlap']:.3f}\n"
+            f"  prob delta       mean {r['prob_delta']['mean']:.4f}  max {r['prob_delta']['max']:.4f}")
 
 
 def format_report(r: dict) -> str:

@@ -120,3 +120,24 @@ def compare_detectors(det_a, det_b, images: list[np.ndarray], iou_threshold: flo
             [s[k] for s in stats]) for k in stats[0]} for name, stats in raw.items()}
         report["raw"] = {n: {k: float(v) for k, v in d.items()} for n, d in report["raw"].items()}
     return report
+
+
+def compare_classifiers(cls_a, cls_b, images: list[np.ndarray]) -> dict:
+    """Top-1 / top-5 agreement of two classifiers on decoded RGB ``images``.
+
+    top1_agreement: same argmax; top5_agreement: A's top-1 is within B's top-5;
+    top5_overlap: mean |top5(A) ∩ top5(B)| / 5; prob_delta: |p_A - p_B| of A's top-1 class.
+    """
+    top1 = top5 = 0
+    overlap, deltas = [], []
+    for img in images:
+        a, b = cls_a([img], top_k=5)[0], cls_b([img], top_k=5)[0]
+        top1 += int(a.class_ids[0] == b.class_ids[0])
+        top5 += int(a.class_ids[0] in set(b.class_ids.tolist()))
+        overlap.append(len(set(a.class_ids.tolist()) & set(b.class_ids.tolist())) / len(a.class_ids))
+        b_probs = dict(zip(b.class_ids.tolist(), b.probs.tolist()))
+        deltas.append(abs(float(a.probs[0]) - b_probs.get(int(a.class_ids[0]), 0.0)))
+    n = max(1, len(images))
+    return {"task": "classify", "images": len(images), "top1_agreement": top1 / n, "top5_agreement": top5 / n,
+            "top5_overlap": float(np.mean(overlap or [1.0])), "prob_delta": {"mean": float(np.mean(deltas or [0.0])),
+                                                                              "max": float(np.max(deltas or [0.0]))}}

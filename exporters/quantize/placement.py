@@ -64,7 +64,7 @@ def detection_placement(model, keep_last_convs: bool = True, exclude: tuple[str,
     placement = Placement()
     placement.add((n.name for n in index.downstream(ends)), "nms/post-processing")
     passed, last_convs = index.upstream_until(ends, WEIGHTED_OPS)
-    placement.add((n.name for n in passed), "box decode / score activation")
+    placement.add((n.name for n in passed), "head decode / activation")
     if keep_last_convs:
         placement.add((n.name for n in last_convs), "last head convolution")
     for pattern, names in match_nodes(model, exclude).items():

@@ -1,0 +1,57 @@
+"""torchvision ImageNet classifiers with normalisation folded in; output ``probs`` [B, C] (softmax)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgedet.errors import ExportError
+from exporters.base import ExportableModel, Normalize
+
+# name -> (builder kwargs, weights enum name for the category list)
+CLASSIFIERS = {
+    "alexnet": ({}, "AlexNet_Weights"),
+    "vgg16": ({}, "VGG16_Weights"),
+    "googlenet": ({"aux_logits": False, "init_weights": True}, "GoogLeNet_Weights"),
+    "resnet18": ({}, "ResNet18_Weights"),
+    "resnet50": ({}, "ResNet50_Weights"),
+    "mobilenet_v3_large": ({}, "MobileNet_V3_Large_Weights"),
+}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Classifier(nn.Module):
+    """images [B, 3, H, W] (0..1 or uint8) -> probs [B, C]."""
+
+    def __init__(self, model: nn.Module, uint8_input: bool) -> None:
+        super().__init__()
+        self.normalize = Normalize(IMAGENET_MEAN, IMAGENET_STD, uint8_input)
+        self.model = model.eval()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(self.normalize(images)), dim=-1)
+
+
+def build_classifier(name: str, state: dict | None, imgsz: int | None, num_classes: int | None,
+                     uint8_input: bool, source: dict) -> ExportableModel:
+    import torchvision.models as tvm
+
+    from exporters.weights import apply_state_dict
+
+    kwargs, weights_enum = CLASSIFIERS[name]
+    classes = num_classes or 1000
+    model = getattr(tvm, name)(weights=None, num_classes=classes, **kwargs).eval()
+    if state is not None:
+        apply_state_dict(model, state, source.get("weights", "weights"))
+    size = imgsz or 224
+    if size < 64:
+        raise ExportError(f"{name} needs --imgsz of at least 64 (got {size})")
+    names = list(getattr(tvm, weights_enum).IMAGENET1K_V1.meta["categories"]) if classes == 1000 \
+        else [f"class{i}" for i in range(classes)]
+    return ExportableModel(
+        module=Classifier(model, uint8_input).eval(), family="classifier", name=name, class_names=names,
+        imgsz=(size, size), nms=None, task="classify", output_names=("probs",),
+        normalization={"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "in_graph": True},
+        source={**source, "torchvision": name}, notes={"preprocess": "letterbox (not resize-256/crop-224)"},
+    )
