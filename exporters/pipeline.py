@@ -99,7 +99,9 @@ def build_exportable(o: ExportOptions) -> ExportableModel:
     from exporters.weights import load_state_dict, weights_record
 
     entry = get_model(o.model)
-    state = load_state_dict(o.weights) if o.weights else None
+    if o.weights and not Path(o.weights).is_file():
+        raise InputError(f"weights file {o.weights} does not exist")
+    state = load_state_dict(o.weights) if o.weights and not entry.own_weights else None
     return entry.build(state, o.imgsz, o.num_classes, o.input_dtype == "uint8", weights_record(o.weights))
 
 

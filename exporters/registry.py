@@ -17,6 +17,7 @@ class ModelEntry:
     description: str
     build: Callable  # (state_dict | None, imgsz, num_classes, uint8_input, source) -> ExportableModel
     size_multiple: int = 32  # FPN / stride-32 networks; SSD's fixed-size heads take any size
+    own_weights: bool = False  # the builder reads --weights itself (e.g. Ultralytics pickled checkpoints)
 
 
 def _nano(state, imgsz, num_classes, uint8_input, source):
@@ -43,6 +44,12 @@ def _cls(name):
     return build
 
 
+def _ultralytics(state, imgsz, num_classes, uint8_input, source):
+    from exporters.yolo import build_ultralytics
+
+    return build_ultralytics(source.get("weights"), imgsz, uint8_input, source)
+
+
 _CLASSIFIERS = ("alexnet", "vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v3_large")
 
 _ENTRIES = [
@@ -53,6 +60,8 @@ _ENTRIES = [
     ModelEntry("retinanet_resnet50_fpn", "retinanet", "detect", "torchvision RetinaNet ResNet-50 FPN", _tv("retinanet_resnet50_fpn")),
     ModelEntry("retinanet_resnet50_fpn_v2", "retinanet", "detect", "torchvision RetinaNet ResNet-50 FPN v2", _tv("retinanet_resnet50_fpn_v2")),
     ModelEntry("fcos_resnet50_fpn", "fcos", "detect", "torchvision FCOS ResNet-50 FPN", _tv("fcos_resnet50_fpn")),
+    ModelEntry("ultralytics", "yolo", "detect", "Ultralytics YOLOv5u/v8/11 checkpoint given with --weights "
+               "(needs the optional ultralytics package)", _ultralytics, own_weights=True),
 ] + [ModelEntry(n, "classifier", "classify", f"torchvision {n} (ImageNet classifier)", _cls(n), size_multiple=1)
      for n in _CLASSIFIERS]
 MODELS: dict[str, ModelEntry] = {e.name: e for e in _ENTRIES}
