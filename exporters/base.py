@@ -50,4 +50,7 @@ class ExportableModel:
     # The upstream model's own inference on one letterboxed image [3, H, W] (0..1), returning
     # {"boxes", "scores", "labels"} in input pixels: the parity reference.
     reference: Callable[[torch.Tensor], dict] | None = None
+    # With anchors [N, 4] (NMS box_coding), ``boxes`` are anchor-relative deltas decoded inside the NMS
+    # (fused decode); families that do this also offer a decode-in-graph module for --nms none.
+    anchors: object | None = None
     notes: dict = field(default_factory=dict)

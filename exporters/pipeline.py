@@ -102,7 +102,10 @@ def build_exportable(o: ExportOptions) -> ExportableModel:
     if o.weights and not Path(o.weights).is_file():
         raise InputError(f"weights file {o.weights} does not exist")
     state = load_state_dict(o.weights) if o.weights and not entry.own_weights else None
-    return entry.build(state, o.imgsz, o.num_classes, o.input_dtype == "uint8", weights_record(o.weights))
+    args = (state, o.imgsz, o.num_classes, o.input_dtype == "uint8", weights_record(o.weights))
+    if entry.family == "efficientdet":  # fused decode needs NMS in the graph; otherwise decode in graph
+        return entry.build(*args, decode_in_graph=o.nms == "none")
+    return entry.build(*args)
 
 
 def example_input(em: ExportableModel, o: ExportOptions, seed: int = 0):
@@ -147,7 +150,7 @@ def attach(raw, em: ExportableModel, o: ExportOptions):
         return raw
     from exporters.nms import attach_nms
 
-    return attach_nms(raw, nms_params(em, o), implementation=o.nms)
+    return attach_nms(raw, nms_params(em, o), implementation=o.nms, anchors=em.anchors)
 
 
 def nms_params(em: ExportableModel, o: ExportOptions):

@@ -50,6 +50,15 @@ def _ultralytics(state, imgsz, num_classes, uint8_input, source):
     return build_ultralytics(source.get("weights"), imgsz, uint8_input, source)
 
 
+def _effdet(name):
+    def build(state, imgsz, num_classes, uint8_input, source, decode_in_graph=False):
+        from exporters.effdet_det import build_effdet
+
+        return build_effdet(name, state, imgsz, num_classes, uint8_input, source, decode_in_graph)
+
+    return build
+
+
 _CLASSIFIERS = ("alexnet", "vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v3_large")
 
 _ENTRIES = [
@@ -62,7 +71,9 @@ _ENTRIES = [
     ModelEntry("fcos_resnet50_fpn", "fcos", "detect", "torchvision FCOS ResNet-50 FPN", _tv("fcos_resnet50_fpn")),
     ModelEntry("ultralytics", "yolo", "detect", "Ultralytics YOLOv5u/v8/11 checkpoint given with --weights "
                "(needs the optional ultralytics package)", _ultralytics, own_weights=True),
-] + [ModelEntry(n, "classifier", "classify", f"torchvision {n} (ImageNet classifier)", _cls(n), size_multiple=1)
+] + [ModelEntry(n, "efficientdet", "detect", f"EfficientDet {n} (needs the optional effdet package)", _effdet(n),
+                size_multiple=128) for n in ("tf_efficientdet_d0", "tf_efficientdet_d1", "tf_efficientdet_d2")
+     ] + [ModelEntry(n, "classifier", "classify", f"torchvision {n} (ImageNet classifier)", _cls(n), size_multiple=1)
      for n in _CLASSIFIERS]
 MODELS: dict[str, ModelEntry] = {e.name: e for e in _ENTRIES}
 
