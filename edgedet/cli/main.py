@@ -24,6 +24,7 @@ COMMANDS = {
     "compare": "edgedet.cli.compare:compare_cmd",
     "quantize": "edgedet.cli.quantize:quantize_cmd",
     "check-qdq": "edgedet.cli.quantize:check_qdq_cmd",
+    "attach-nms": "edgedet.cli.attach:attach_cmd",
 }
 
 
