@@ -119,15 +119,20 @@ class Detector(Model):
             outputs = {contract.NUM_DETS: res.num_dets, contract.DET_BOXES: res.det_boxes,
                        contract.DET_SCORES: res.det_scores, contract.DET_CLASSES: res.det_classes}
         contract.check_outputs(outputs, contract.KIND_NMS)
-        dets = []
-        for b, info in enumerate(infos):
-            n = int(outputs[contract.NUM_DETS][b, 0])
-            boxes = unletterbox_boxes(outputs[contract.DET_BOXES][b, :n].astype(np.float32), info)
-            d = Detections(boxes, outputs[contract.DET_SCORES][b, :n].astype(np.float32),
-                           outputs[contract.DET_CLASSES][b, :n].astype(np.int32),
-                           tuple(self.manifest.class_names), (info.orig_h, info.orig_w), source=names[b])
-            dets.append(d.filter(min_score) if min_score > 0 else d)
-        return dets
+        return [self._one(outputs, b, info, names[b], min_score) for b, info in enumerate(infos)]
+
+    def _one(self, outputs, b: int, info: LetterboxInfo, name: str, min_score: float) -> Detections:
+        n = int(outputs[contract.NUM_DETS][b, 0])
+        scores = outputs[contract.DET_SCORES][b, :n].astype(np.float32)
+        keep = np.flatnonzero(scores >= min_score) if min_score > 0 else np.arange(n)
+        boxes = unletterbox_boxes(outputs[contract.DET_BOXES][b, keep].astype(np.float32), info)
+        masks = None
+        if contract.DET_MASKS in outputs:  # Mask R-CNN: [B, K, M, M] probabilities in box frames
+            from edgedet.masks import paste_masks
+
+            masks = paste_masks(outputs[contract.DET_MASKS][b, keep], boxes, (info.orig_h, info.orig_w))
+        return Detections(boxes, scores[keep], outputs[contract.DET_CLASSES][b, keep].astype(np.int32),
+                          tuple(self.manifest.class_names), (info.orig_h, info.orig_w), masks=masks, source=name)
 
 
 def infer_manifest(backend) -> Manifest:
