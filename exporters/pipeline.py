@@ -104,8 +104,11 @@ def build_exportable(o: ExportOptions) -> ExportableModel:
     state = load_state_dict(o.weights) if o.weights and not entry.own_weights else None
     args = (state, o.imgsz, o.num_classes, o.input_dtype == "uint8", weights_record(o.weights))
     if entry.family == "efficientdet":  # fused decode needs NMS in the graph; otherwise decode in graph
-        return entry.build(*args, decode_in_graph=o.nms == "none")
-    return entry.build(*args)
+        em = entry.build(*args, decode_in_graph=o.nms == "none")
+    else:
+        em = entry.build(*args)
+    em.nms = nms_params(em, o)  # command-line overrides apply everywhere (manifest, torch reference)
+    return em
 
 
 def example_input(em: ExportableModel, o: ExportOptions, seed: int = 0):
@@ -139,10 +142,20 @@ def verify_raw(em: ExportableModel, raw, o: ExportOptions) -> dict:
         r = r.numpy()
         diff = np.abs(r.astype(np.float64) - g.astype(np.float64))
         report[name] = {"max_abs": float(diff.max(initial=0)), "max_rel": float((diff / (np.abs(r) + 1e-6)).max(initial=0))}
-        if not np.allclose(g, r, rtol=1e-3, atol=1e-3):
-            raise ExportError(f"exported graph disagrees with torch on '{name}' (max abs diff {diff.max():.3g}); "
-                              "try --exporter dynamo or report the model")
+        atol = raw_tolerance(name, em.imgsz)
+        if not np.allclose(g, r, rtol=1e-3, atol=atol):
+            raise ExportError(f"exported graph disagrees with torch on '{name}' (max abs diff {diff.max():.3g}, "
+                              f"allowed {atol:.3g} + 1e-3 relative); try --exporter dynamo or report the model")
     return report
+
+
+def raw_tolerance(name: str, imgsz: tuple[int, int]) -> float:
+    """Absolute tolerance for raw-output parity: 1e-3, or 1e-4 of the input size for pixel boxes.
+
+    Box decodes multiply head outputs by anchor sizes of up to several hundred pixels, so float
+    accumulation noise of ~1e-6 relative in a ResNet-50 shows up as ~1e-2 px on boxes.
+    """
+    return max(1e-3, 1e-4 * max(imgsz)) if name in (contract.RAW_BOXES, "det_boxes") else 1e-3
 
 
 def attach(raw, em: ExportableModel, o: ExportOptions):
