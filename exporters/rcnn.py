@@ -35,9 +35,9 @@ TWO_STAGE = {
 class MultiScaleRoIAlign(nn.Module):
     """FPN RoIAlign with fixed shapes: every level pools every RoI, the RoI's level is kept (eq. 1, FPN paper)."""
 
-    def __init__(self, pool, scales: list[float]) -> None:
+    def __init__(self, pool, names: list[str], scales: list[float]) -> None:
         super().__init__()
-        self.names, self.output_size, self.sampling_ratio = pool.featmap_names, pool.output_size, pool.sampling_ratio
+        self.names, self.output_size, self.sampling_ratio = names, pool.output_size, pool.sampling_ratio
         self.scales = scales
         self.k_min, self.k_max = -math.log2(scales[0]), -math.log2(scales[-1])
 
@@ -82,10 +82,11 @@ class TwoStageDetector(nn.Module):
         self.level_counts = counts
         rpn = self.model.rpn
         self.pre_nms = [min(rpn._pre_nms_top_n["testing"], n) for n in counts]
-        scales = [2.0 ** round(math.log2(feats[n].shape[-1] / self.size)) for n in self.model.roi_heads.box_roi_pool.featmap_names]
-        self.box_pool = MultiScaleRoIAlign(self.model.roi_heads.box_roi_pool, scales)
+        names = [n for n in self.model.roi_heads.box_roi_pool.featmap_names if n in feats]  # as torchvision filters
+        scales = [2.0 ** round(math.log2(feats[n].shape[-1] / self.size)) for n in names]
+        self.box_pool = MultiScaleRoIAlign(self.model.roi_heads.box_roi_pool, names, scales)
         if self.masks:
-            self.mask_pool = MultiScaleRoIAlign(self.model.roi_heads.mask_roi_pool, scales)
+            self.mask_pool = MultiScaleRoIAlign(self.model.roi_heads.mask_roi_pool, names, scales)
         self.rpn_nms = NMSParams(score_threshold=max(rpn.score_thresh, 0.0), iou_threshold=rpn.nms_thresh,
                                  max_output_boxes=rpn._post_nms_top_n["testing"], top_k=0)
         rh = self.model.roi_heads

@@ -44,6 +44,19 @@ def _cls(name):
     return build
 
 
+def _rcnn(name):
+    def build(state, imgsz, num_classes, uint8_input, source):
+        from exporters.rcnn import build_two_stage
+
+        return build_two_stage(name, state, imgsz, num_classes, uint8_input, source)
+
+    return build
+
+
+_TWO_STAGE = ("fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",
+              "fasterrcnn_mobilenet_v3_large_320_fpn", "maskrcnn_resnet50_fpn")
+
+
 def _ultralytics(state, imgsz, num_classes, uint8_input, source):
     from exporters.yolo import build_ultralytics
 
@@ -71,7 +84,9 @@ _ENTRIES = [
     ModelEntry("fcos_resnet50_fpn", "fcos", "detect", "torchvision FCOS ResNet-50 FPN", _tv("fcos_resnet50_fpn")),
     ModelEntry("ultralytics", "yolo", "detect", "Ultralytics YOLOv5u/v8/11 checkpoint given with --weights "
                "(needs the optional ultralytics package)", _ultralytics, own_weights=True),
-] + [ModelEntry(n, "efficientdet", "detect", f"EfficientDet {n} (needs the optional effdet package)", _effdet(n),
+] + [ModelEntry(n, "rcnn", "detect", f"torchvision {n} (two-stage, NMS inside the network)", _rcnn(n))
+     for n in _TWO_STAGE
+     ] + [ModelEntry(n, "efficientdet", "detect", f"EfficientDet {n} (needs the optional effdet package)", _effdet(n),
                 size_multiple=128) for n in ("tf_efficientdet_d0", "tf_efficientdet_d1", "tf_efficientdet_d2")
      ] + [ModelEntry(n, "classifier", "classify", f"torchvision {n} (ImageNet classifier)", _cls(n), size_multiple=1)
      for n in _CLASSIFIERS]

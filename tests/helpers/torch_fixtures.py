@@ -26,3 +26,18 @@ def spread_class_scores(head: torch.nn.Module, factor: float) -> None:
     """Scale a classification head so class scores spread out instead of tying at 1/C."""
     for p in head.parameters():
         p.mul_(factor)
+
+
+@torch.no_grad()
+def calibrate_logits(model: torch.nn.Module, layer: torch.nn.Module, run, target_std: float = 2.0) -> None:
+    """Rescale ``layer`` so its outputs have standard deviation ``target_std`` while ``run()`` executes
+    ``model``: class scores then spread (no ties at 1/C) without saturating (no ties at 1.0)."""
+    seen = []
+    handle = layer.register_forward_hook(lambda m, i, o: seen.append(o.detach().float().std()))
+    try:
+        run()
+    finally:
+        handle.remove()
+    std = float(torch.stack(seen).mean())
+    for p in layer.parameters():
+        p.mul_(target_std / max(std, 1e-12))

@@ -1,0 +1,73 @@
+"""Two-stage R-CNN wrappers: fixed shapes, same detections (and masks) as torchvision's forward()."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edgedet.detections import Detections  # noqa: E402
+from edgedet.eval.compare import ParityAccumulator  # noqa: E402
+from edgedet.masks import paste_masks  # noqa: E402
+from exporters.rcnn import build_two_stage  # noqa: E402
+
+
+def build(name, size=320):
+    from torch_fixtures import calibrate_logits, wake_up
+
+    torch.manual_seed(0)
+    em = build_two_stage(name, None, size, None, False, {"random_init": True}, score_threshold=0.05)
+    wake_up(em.module.model.backbone, size)
+    x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(5))
+    calibrate_logits(em.module, em.module.model.roi_heads.box_predictor.cls_score, lambda: em.module(x), 3.0)
+    return em
+
+
+def sized(d, min_side=4.0):
+    """Random heads emit sub-pixel-thin boxes whose IoU is float noise; compare the rest."""
+    keep = ((d.boxes[:, 2:] - d.boxes[:, :2]) >= min_side).all(1)
+    return Detections(d.boxes[keep], d.scores[keep], d.class_ids[keep])
+
+
+@pytest.mark.parametrize("name", ["fasterrcnn_mobilenet_v3_large_320_fpn", "maskrcnn_resnet50_fpn"])
+def test_fixed_shape_wrapper_equals_torchvision_forward(name):
+    em = build(name)
+    x = torch.rand(2, 3, 320, 320, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        batched = em.module(x)
+        singles = [em.module(x[b:b + 1]) for b in range(2)]  # torchvision runs one image at a time
+    out = [torch.cat(t) for t in zip(*singles)]
+    assert all(a.shape == b.shape for a, b in zip(batched, out))
+    torch.testing.assert_close(batched[0], out[0])  # the same detection counts batched or not
+    k = em.nms.max_output_boxes
+    assert out[0].shape == (2, 1) and out[1].shape == (2, k, 4) and out[2].shape == (2, k) and out[3].shape == (2, k)
+    assert out[0].dtype == torch.int32 and out[3].dtype == torch.int32
+    acc = ParityAccumulator(iou_threshold=0.99)
+    mask_ious = []
+    for b in range(2):
+        ref = em.reference(x[b])
+        n = int(out[0][b, 0])
+        assert (out[2][b, n:] == 0).all() and (out[1][b, n:] == 0).all(), "rows past num_dets must be zero"
+        a = Detections(ref["boxes"].numpy(), ref["scores"].numpy(), ref["labels"].numpy().astype(np.int32))
+        d = Detections(out[1][b, :n].numpy(), out[2][b, :n].numpy(), out[3][b, :n].numpy())
+        acc.add(sized(a), sized(d))
+        if len(out) == 5 and n:
+            ours = paste_masks(out[4][b, :n].numpy(), d.boxes, (320, 320))
+            theirs = ref["masks"][:, 0].numpy() >= 0.5
+            inter = (ours & theirs).sum((1, 2))
+            union = (ours | theirs).sum((1, 2))
+            mask_ious.extend((inter / np.maximum(union, 1)).tolist())
+    r = acc.result()
+    assert r["detections_a"] >= 3, "the test needs detections"
+    assert r["matched_a"] == 1.0 and r["matched_b"] == 1.0 and r["class_agreement"] == 1.0, r
+    assert r["score_delta"]["max"] < 1e-5
+    if mask_ious:
+        assert min(mask_ious) > 0.98, mask_ious
+
+
+def test_proposal_count_is_fixed_and_padded():
+    em = build("fasterrcnn_mobilenet_v3_large_320_fpn")
+    feats = em.module.model.backbone(em.module.normalize(torch.rand(1, 3, 320, 320)))
+    with torch.no_grad():
+        props, valid = em.module.proposals(feats, 1)
+    assert props.shape == (1, em.module.rpn_nms.max_output_boxes, 4)
+    assert (props[~valid] == 0).all()
