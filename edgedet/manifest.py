@@ -84,6 +84,8 @@ class Manifest:
     artifact: dict = field(default_factory=dict)
     tools: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
+    # TensorRT engines only (`edgedet build`): version, GPU, profiles, plugins; see docs/tensorrt.md
+    tensorrt: dict = field(default_factory=dict)
     created: str = ""
     schema: str = SCHEMA
 
@@ -96,6 +98,8 @@ class Manifest:
         d["input"] = self.input.to_dict()
         d["outputs"] = [o.to_dict() for o in self.outputs]
         d["nms"] = self.nms.to_dict() if self.nms else None
+        if not d["tensorrt"]:
+            del d["tensorrt"]  # ONNX manifests stay as they were
         return d
 
     @classmethod
