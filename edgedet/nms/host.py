@@ -1,162 +1,305 @@
-"""Vectorised numpy EdgeDetNMS: the runtime's path when the graph has no NMS.
+"""Vectorised numpy EdgeDetNMS: the runtime's path when the graph has no NMS (docs/nms.md).
 
-Same results as edgedet.nms.reference (tests/nms). Per-class greedy NMS runs for all
-classes at once: each round keeps the best remaining candidate of every class and drops
-the same-class candidates that overlap it, so the number of Python-level rounds is the
-largest per-class keep count, not the total (benchmarks/nms_host.py measures it against
-torchvision.ops.batched_nms).
+Same results as :mod:`edgedet.nms.reference`, bit for bit (tests/nms). The greedy step works on
+rounds instead of one Python step per candidate: each round takes a prefix of the still-undecided
+candidates (in rank order), settles the greedy among them exactly with a fixed-point iteration on
+their same-class overlap graph, then removes every later candidate that a newly kept box
+suppresses. IoU is only ever computed for same-class pairs, listed sparsely, so 80 classes cost no
+more than one. benchmarks/nms_host.py measures it against torchvision.ops.batched_nms.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from edgedet.nms.boxes import NMSOutput, activate, decode, empty_output, iou, validate
+from edgedet.errors import InputError
+from edgedet.nms.boxes import NMSOutput, activate, canonical, decode, empty_output, validate
 from edgedet.nms.params import NMSParams
+
+# Same-class pairs settled per round. Bounds the memory of a round (~40 bytes a pair); rounds with
+# fewer pairs double the next prefix. benchmarks/nms_host.py: 2**16 beat 2**14 and 2**18.
+PAIR_BUDGET = 1 << 16
+FIRST_PREFIX = 256  # most realistic candidate sets (<= 256 after top-k) settle in one round
+HIT_CHUNK = 1 << 20  # pairs per slice when newly kept boxes suppress the undecided rest
 
 
 def batched_nms(boxes, scores, params: NMSParams, anchors=None) -> NMSOutput:
-    """boxes [B, N, 4] or [B, N, C, 4], scores [B, N, C], anchors [1|B, N, 4] -> NMSOutput (K = max_output_boxes)."""
+    """Per-image NMS with the contract's padded outputs.
+
+    boxes: [B, N, 4] or per-class [B, N, C, 4], coded as ``params.box_coding`` (anchor deltas when
+    ``anchors`` [1|B, N, 4] is given); scores: [B, N, C]. float16/32/64, computed in float32.
+    Returns NMSOutput with K = params.max_output_boxes; det_boxes are canonical (x1, y1, x2, y2).
+    """
     boxes, scores, anchors = validate(boxes, scores, anchors)
-    if anchors is None and boxes.ndim == 3:
-        boxes = decode(boxes, None, params)  # cheap at [B, N, 4]; per-class / anchored decode after selection
-    if params.score_activation:  # NaN needs no replacement here: NaN > threshold is False
+    if params.score_activation:  # without it NaN needs no replacement: NaN > threshold is False
         scores = activate(scores, params)
-    out = empty_output(scores.shape[0], params.max_output_boxes)
+    k = params.max_output_boxes
+    out = empty_output(scores.shape[0], k)
     for b in range(scores.shape[0]):
         rank_n, rank_c, rank_s = candidates(scores[b], params)
-        cand_boxes = _boxes_of(boxes[b], anchors[min(b, len(anchors) - 1)] if anchors is not None else None,
-                               rank_n, rank_c, params)
-        keep = greedy(cand_boxes, rank_c, params, limit=params.max_output_boxes)[: params.max_output_boxes]
-        k = len(keep)
-        out.num_dets[b, 0] = k
-        out.det_boxes[b, :k] = cand_boxes[keep]
-        out.det_scores[b, :k] = rank_s[keep]
-        out.det_classes[b, :k] = rank_c[keep]
-        out.det_indices[b, :k] = rank_n[keep]
+        image_anchors = anchors[min(b, len(anchors) - 1)] if anchors is not None else None
+        cand = _boxes_of(boxes[b], image_anchors, rank_n, rank_c, params)
+        groups = np.zeros_like(rank_c) if params.class_agnostic else rank_c
+        keep = greedy(cand, groups, params.iou_threshold, limit=k)
+        n = len(keep)
+        out.num_dets[b, 0] = n
+        out.det_boxes[b, :n] = cand[keep]
+        out.det_scores[b, :n] = rank_s[keep]
+        out.det_classes[b, :n] = rank_c[keep]
+        out.det_indices[b, :n] = rank_n[keep]
     return out
 
 
 def candidates(scores: np.ndarray, params: NMSParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Steps 4-5 for one image: (anchor, class, score) of candidates in rank order, cut to top_k."""
-    if 0 <= params.background_class < scores.shape[1]:
-        scores = scores.copy()
-        scores[:, params.background_class] = -np.inf
+    """Spec steps 4-5 for one image: scores [N, C] (activated; NaN is never selected) ->
+    (anchor index, class, score) of the candidates in rank order, cut to top_k."""
     flat = scores.ravel()
-    idx = np.flatnonzero(flat > np.float32(params.score_threshold))
+    threshold = np.float32(params.score_threshold)
+    mask = None
+    if params.top_k and flat.size > PRESELECT_FACTOR * params.top_k:
+        t = _sampled_threshold(flat, params.top_k)
+        if t > threshold:
+            mask = _mask(flat, t, scores.shape[1], params.background_class)
+            if np.count_nonzero(mask) < params.top_k:  # the top_k would not all beat t: no shortcut
+                mask = None
+    if mask is None:
+        mask = _mask(flat, threshold, scores.shape[1], params.background_class)
+    idx = np.flatnonzero(mask)
+    values = flat[idx]
     if params.top_k and len(idx) > params.top_k:
-        # argpartition first: sorting every candidate at threshold 0.001 would dominate
-        part = np.argpartition(-flat[idx], params.top_k - 1)[: params.top_k]
-        kth = flat[idx[part]].min()
-        idx = idx[flat[idx] >= kth]  # keep every tie of the k-th score, cut after the exact sort
-    order = np.argsort(-flat[idx], kind="stable")  # stable: ties stay in flat-index (anchor, class) order
-    idx = idx[order][: params.top_k or None]
-    n, c = np.divmod(idx, scores.shape[1])
-    return n, c, flat[idx]
+        # select before sorting: a full sort of every candidate at threshold 0.001 would dominate
+        kth = np.partition(values, len(values) - params.top_k)[len(values) - params.top_k]
+        ties = values >= kth  # every tie of the k-th score survives; the exact sort below cuts them
+        idx, values = idx[ties], values[ties]
+    order = np.argsort(-values, kind="stable")[: params.top_k or None]  # stable: ties keep flat-index order
+    anchor, cls = np.divmod(idx[order], scores.shape[1])
+    return anchor, cls, values[order]
+
+
+def _mask(flat: np.ndarray, threshold: np.float32, n_classes: int, background: int) -> np.ndarray:
+    """Candidates: score > threshold (strict; NaN fails) and not the background class."""
+    mask = flat > threshold
+    if 0 <= background < n_classes:
+        mask.reshape(-1, n_classes)[:, background] = False
+    return mask
+
+
+# Score arrays longer than this many times top_k try a sampled pre-threshold first (25200 x 80 at
+# threshold 0.001: ~1.2M candidates would otherwise be gathered and partitioned to keep 4096).
+PRESELECT_FACTOR = 64
+
+
+def _sampled_threshold(flat: np.ndarray, top_k: int) -> np.float32:
+    """A score that about 2 * top_k scores exceed, estimated from a strided sample. The caller
+    uses it only after counting at least top_k candidates above it, so the top_k stay exact."""
+    step = max(1, flat.size // (16 * top_k))
+    sample = flat[::step]
+    keep = max(1, 2 * top_k // step)
+    if keep >= sample.size:
+        return np.float32(-np.inf)
+    return np.partition(sample, sample.size - keep)[sample.size - keep]
 
 
 def _boxes_of(boxes: np.ndarray, anchors, n: np.ndarray, c: np.ndarray, params: NMSParams) -> np.ndarray:
-    """Decoded canonical boxes of the candidates [M, 4]."""
+    """Decoded canonical boxes [M, 4] of the candidates (anchor n, class c); decoding only the
+    candidates gives the same bits as decoding everything (elementwise) at a fraction of the cost."""
     raw = boxes[n, c] if boxes.ndim == 3 else boxes[n]
-    if boxes.ndim == 2 and anchors is None:
-        return raw  # already decoded for the whole image
-    return decode(raw[None], anchors[n][None] if anchors is not None else None, params)[0]
+    return decode(raw, anchors[n] if anchors is not None else None, params)
 
 
-# Candidates per group settled per round: starts at 1 (typical clusters die in one round) and doubles
-# up to this cap when groups keep many boxes (benchmarks/nms_host.py: 16 beat 4, 8, 32 and 64).
-HEADS_PER_ROUND = 16
+def nms(boxes, scores, iou_threshold: float) -> np.ndarray:
+    """Single-class NMS like torchvision.ops.nms, with the spec's IoU and tie rules.
 
-
-def greedy(boxes: np.ndarray, classes: np.ndarray, params: NMSParams, limit: int | None = None) -> np.ndarray:
-    """Step 6: indices (into rank order) of the kept candidates, in rank order.
-
-    Candidates are regrouped by class once (stable: rank order holds inside a group). Each round
-    takes the first T alive candidates of every group, settles the greedy among them exactly
-    (T small steps, vectorised over groups), then drops every other alive candidate that overlaps
-    a head kept in this round. With ``limit``, stops once the first ``limit`` kept are final.
+    boxes: [N, 4] (x1, y1, x2, y2), canonicalised first; scores: [N] (NaN ranks last, as -inf).
+    Returns int64 indices of the kept boxes, by decreasing score (ties: lower index first).
     """
-    m = len(boxes)
-    if m == 0:
-        return np.zeros(0, np.int64)
-    groups = np.zeros(m, np.int64) if params.class_agnostic else classes.astype(np.int64)
-    by_group = np.argsort(groups, kind="stable")
-    grouped = _Grouped(boxes[by_group], groups[by_group], np.float32(params.iou_threshold))
-    alive = np.arange(m)
-    kept, n_kept, t = [], 0, 1
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        while alive.size:
-            heads, alive = grouped.round(alive, t)
-            t = min(2 * t, HEADS_PER_ROUND)
-            kept.append(by_group[heads])
-            n_kept += heads.size
-            if limit is not None and n_kept >= limit and alive.size and _settled(kept, by_group[alive].min(), limit):
-                break
-    return np.sort(np.concatenate(kept))
+    boxes, scores = np.asarray(boxes), np.asarray(scores)
+    if boxes.ndim != 2 or boxes.shape[-1] != 4 or boxes.dtype.kind != "f":
+        raise InputError(f"nms: 'boxes' must be a float [N, 4] array, got {boxes.dtype} {boxes.shape}")
+    if scores.shape != boxes.shape[:1] or scores.dtype.kind != "f":
+        raise InputError(f"nms: 'scores' must be a float [{len(boxes)}] array, got {scores.dtype} {scores.shape}")
+    if not 0.0 <= iou_threshold <= 1.0:
+        raise InputError(f"nms: iou_threshold must be in [0, 1], got {iou_threshold}")
+    scores = scores.astype(np.float32)
+    order = np.argsort(-np.where(np.isnan(scores), np.float32(-np.inf), scores), kind="stable")
+    cand = canonical(boxes.astype(np.float32))[order]
+    return order[greedy(cand, np.zeros(len(order), np.int64), iou_threshold)]
 
 
-class _Grouped:
-    """Candidates in grouped order with per-coordinate arrays, for the greedy rounds."""
+def greedy(boxes: np.ndarray, groups: np.ndarray, iou_threshold: float, limit: int | None = None) -> np.ndarray:
+    """Spec step 6: positions of the kept candidates, in rank order (only the first ``limit``).
 
-    def __init__(self, boxes: np.ndarray, groups: np.ndarray, thr: np.float32) -> None:
-        self.boxes = np.ascontiguousarray(boxes, np.float32)
+    boxes: [M, 4] canonical (x1, y1, x2, y2) in rank order; groups: [M] int, the class of each
+    candidate (all equal when class-agnostic). A candidate is kept iff its IoU with every kept
+    earlier candidate of its group is <= iou_threshold.
+    """
+    cand = _Candidates(boxes, groups, iou_threshold)
+    pending = np.arange(len(boxes))  # undecided, already checked against every kept box
+    kept: list[np.ndarray] = []
+    n_kept, length = 0, FIRST_PREFIX
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # spec: NaN IoU never suppresses
+        while pending.size:
+            head, length = _prefix(pending, cand.groups, length)
+            new = head[_settle(cand, head)]
+            kept.append(new)
+            n_kept += new.size
+            pending = pending[head.size:]
+            if limit is not None and n_kept >= limit:
+                break  # kept boxes are final and come in rank order: the first `limit` are known
+            if new.size and pending.size:
+                pending = pending[~_hit(cand, pending, new)]
+    keep = kept[0] if len(kept) == 1 else np.concatenate(kept) if kept else np.zeros(0, np.int64)
+    return keep[:limit]
+
+
+class _Candidates:
+    """Rank-ordered candidates laid out for pair tests.
+
+    ``packed`` holds (x1, y1, -x2, -y2) as one 16-byte item per box, so one gather fetches a box
+    and one np.maximum over both sides of a pair yields (max x1, max y1, -min x2, -min y2).
+    """
+
+    def __init__(self, boxes: np.ndarray, groups: np.ndarray, iou_threshold: float) -> None:
+        b = np.array(boxes, np.float32).reshape(-1, 4)
+        self.groups = np.asarray(groups, np.int64)
+        self.thr = np.float32(iou_threshold)
+        self.x1, self.x2 = b[:, 0].copy(), b[:, 2].copy()
         with np.errstate(invalid="ignore", over="ignore"):
-            self.area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        self.groups, self.thr = groups, thr
+            self.area = (self.x2 - self.x1) * (b[:, 3] - b[:, 1])
+        b[:, 2:] *= np.float32(-1)
+        self.packed = b.view(np.complex128).ravel()
 
-    def round(self, alive: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
-        """Settle the first ``t`` alive of every group; return (kept heads, still alive)."""
-        new_seg = np.empty(alive.size, bool)
-        new_seg[0] = True
-        np.not_equal(self.groups[alive[1:]], self.groups[alive[:-1]], out=new_seg[1:])
-        seg = np.cumsum(new_seg) - 1
-        pos = np.arange(alive.size) - np.flatnonzero(new_seg)[seg]
-        t = min(t, int(pos.max()) + 1)
-        is_head = pos < t
-        table = np.full((seg[-1] + 1, t), -1, np.int64)  # [groups alive, t] head indices, -1 = none
-        table[seg[is_head], pos[is_head]] = alive[is_head]
-        keep = self._settle(table)
-        rest = alive[~is_head]
-        if rest.size:
-            cols = table[seg[~is_head]]  # the heads of each rest candidate's group
-            hit = self._overlaps(np.repeat(rest, t), np.maximum(cols, 0).ravel()).reshape(-1, t)
-            rest = rest[~(hit & keep[seg[~is_head]]).any(1)]
-        return np.sort(table[keep]), rest
-
-    def _settle(self, table: np.ndarray) -> np.ndarray:
-        """Greedy among each row's heads, in order: keep[g, i] unless a kept earlier head overlaps it."""
-        g, t = table.shape
-        valid = table >= 0
-        safe = np.maximum(table, 0)
-        over = self._overlaps(np.repeat(safe, t, axis=1).ravel(), np.tile(safe, (1, t)).ravel()).reshape(g, t, t)
-        keep = valid.copy()
-        for i in range(1, t):
-            keep[:, i] &= ~(over[:, i, :i] & keep[:, :i]).any(1)
-        return keep
-
-    def _overlaps(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """IoU(a_i, b_i) > thr, bit-identical to edgedet.nms.boxes.iou (a union <= 0 gives NaN or
-        x/0 here, which compares False exactly like the spec's IoU of 0)."""
-        ba, bb = self.boxes[a], self.boxes[b]
-        wh = np.minimum(ba[:, 2:], bb[:, 2:])
-        wh -= np.maximum(ba[:, :2], bb[:, :2])
-        np.maximum(wh, 0, out=wh)
-        inter = wh[:, 0] * wh[:, 1]
-        union = self.area[a] + self.area[b]
-        union -= inter
-        return (inter / union) > self.thr
+    def overlaps(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return overlaps(self.packed, self.area, a, b, self.thr)
 
 
-def _settled(kept: list, first_alive_rank: int, limit: int) -> bool:
-    """True when ``limit`` candidates ranked above every alive one are already kept."""
-    return sum(int((k < first_alive_rank).sum()) for k in kept) >= limit
+def overlaps(packed: np.ndarray, area: np.ndarray, a: np.ndarray, b: np.ndarray, thr: np.float32) -> np.ndarray:
+    """IoU(a_k, b_k) > thr for index arrays a, b into ``packed`` / ``area`` (see _Candidates).
+
+    Decisions are bit-identical to edgedet.nms.boxes.iou: -(iw), -(ih) come out exactly (negation
+    is exact), and where the spec's IoU is 0 for union <= 0 this divides 0 by 0, and NaN > thr is
+    False all the same.
+    """
+    m = np.maximum(packed[a].view(np.float32), packed[b].view(np.float32))
+    m = m.reshape(-1, 4).T.copy()  # rows: max x1, max y1, -min x2, -min y2
+    inter = np.add(m[0], m[2], out=m[0])  # -iw
+    np.minimum(inter, np.float32(0), out=inter)
+    ih = np.add(m[1], m[3], out=m[1])  # -ih
+    np.minimum(ih, np.float32(0), out=ih)
+    inter *= ih  # (-iw)(-ih) == iw * ih exactly
+    union = area[a] + area[b]
+    union -= inter
+    inter /= union
+    return inter > thr
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Single-class NMS like torchvision.ops.nms: boxes [N, 4] xyxy, scores [N] -> kept indices by score."""
-    boxes = np.asarray(boxes, np.float32)
-    scores = np.where(np.isnan(scores), -np.inf, np.asarray(scores, np.float32))
-    order = np.argsort(-scores, kind="stable")
-    params = NMSParams(iou_threshold=iou_threshold, class_agnostic=True)
-    canon = np.concatenate([np.minimum(boxes[:, :2], boxes[:, 2:]), np.maximum(boxes[:, :2], boxes[:, 2:])], 1)
-    return order[greedy(canon[order], np.zeros(len(order), np.int64), params)]
+def _sort_key(groups: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """complex128 keys group + i*x: numpy sorts them by (group, x). A NaN x sorts after every
+    finite key; its box never suppresses nor is suppressed, so the extra pairs it may draw into a
+    range change nothing."""
+    key = groups.astype(np.complex128)
+    key.imag = x
+    return key
+
+
+def _prefix(pending: np.ndarray, groups: np.ndarray, length: int) -> tuple[np.ndarray, int]:
+    """The next candidates to settle: the longest prefix (halving from ``length``) whose same-group
+    pairs fit PAIR_BUDGET; also returns the prefix length to try next round."""
+    while True:
+        head = pending[:length]
+        n = len(head)
+        if n * (n - 1) <= 2 * PAIR_BUDGET:
+            return head, max(length, 2 * n)
+        counts = np.bincount(groups[head])
+        pairs = int(counts @ (counts - 1)) // 2
+        if pairs <= PAIR_BUDGET or length <= 16:
+            return head, length * 2 if 4 * pairs <= PAIR_BUDGET else length
+        length //= 2
+
+
+def _settle(cand: _Candidates, idx: np.ndarray) -> np.ndarray:
+    """Exact greedy among candidates ``idx`` (rank order): keep mask over idx.
+
+    keep[i] = not any(edge j->i and keep[j]), edges = same-group overlaps to an earlier candidate.
+    Iterating that map from all-True fixes at least one more position per step (position 0 never
+    changes, then 1, ...) and its only fixed point is the greedy result, so stopping when it no
+    longer changes is exact; clusters settle in about three steps.
+    """
+    n = len(idx)
+    key = _sort_key(cand.groups[idx], cand.x1[idx])
+    order = np.argsort(key, kind="stable")  # by (group, x1)
+    key, src = key[order], idx[order]
+    key_end = key.copy()
+    key_end.imag = cand.x2[src]
+    stop = np.searchsorted(key, key_end, "left")  # partners: later by x1, starting left of my x2
+    a, b = _later_pairs(stop)
+    over = overlaps(cand.packed[src], cand.area[src], a, b, cand.thr)
+    ea, eb = order[a[over]], order[b[over]]
+    ei, ej = np.minimum(ea, eb), np.maximum(ea, eb)  # edge: ei ranks before ej
+    keep = np.ones(n, bool)
+    for _ in range(n):
+        sup = np.zeros(n, bool)
+        sup[ej[keep[ei]]] = True
+        if not np.count_nonzero(sup == keep):  # keep == ~sup: the fixed point
+            break
+        keep = ~sup
+    return keep
+
+
+def _later_pairs(stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs (a, b) with a < b < stop[a], as two flat index arrays."""
+    count = stop - np.arange(1, len(stop) + 1)
+    np.maximum(count, 0, out=count)
+    a = np.repeat(np.arange(len(stop)), count)
+    b = np.arange(len(a)) + np.repeat(np.arange(1, len(stop) + 1) - np.cumsum(count) + count, count)
+    return a, b
+
+
+def _hit(cand: _Candidates, pending: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Mask over ``pending``: IoU > thr with a newly kept box ``new`` of its own group.
+
+    A pair can only overlap if the kept box starts left of the candidate's right edge (range A in
+    the kept boxes sorted by (group, x1)) and ends right of its left edge (range B in the kept
+    boxes sorted by (group, x2)); each candidate is tried against the shorter of the two ranges.
+    """
+    by_x1 = new[np.argsort(_sort_key(cand.groups[new], cand.x1[new]), kind="stable")]
+    by_x2 = new[np.argsort(_sort_key(cand.groups[new], cand.x2[new]), kind="stable")]
+    gp = cand.groups[pending]
+    q = _sort_key(gp, np.float32(-np.inf))
+    start_a = np.searchsorted(_sort_key(cand.groups[by_x1], cand.x1[by_x1]), q, "left")  # group start
+    key_x2 = _sort_key(cand.groups[by_x2], cand.x2[by_x2])
+    q.imag = np.inf
+    stop_b = np.searchsorted(key_x2, q, "right")  # group end
+    q.imag = cand.x1[pending]
+    start_b = np.searchsorted(key_x2, q, "right")
+    q.imag = cand.x2[pending]
+    count_a = np.searchsorted(_sort_key(cand.groups[by_x1], cand.x1[by_x1]), q, "left") - start_a
+    count_b = stop_b - start_b
+    use_b = count_b < count_a
+    count = np.where(use_b, count_b, count_a)
+    start = np.where(use_b, start_b + len(new), start_a)  # into concatenate((by_x1, by_x2))
+    both = np.concatenate((by_x1, by_x2))
+    hit = np.zeros(len(pending), bool)
+    for lo, hi in _slices(count, HIT_CHUNK):
+        first, offset = _ranges(count[lo:hi])
+        first += lo
+        over = cand.overlaps(pending[first], both[start[first] + offset])
+        hit[first[over]] = True
+    return hit
+
+
+def _slices(count: np.ndarray, size: int) -> list[tuple[int, int]]:
+    """Split owners into consecutive slices of about ``size`` expanded pairs (bounds memory)."""
+    total = int(count.sum())
+    if total <= size:
+        return [(0, len(count))]
+    cuts = np.searchsorted(np.cumsum(count), np.arange(size, total, size)).tolist()
+    bounds = sorted({0, *cuts, len(count)})
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _ranges(count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Expand counts into pairs: (owner, 0..count[owner]-1) for every owner, as two flat arrays."""
+    owner = np.repeat(np.arange(len(count)), count)
+    offset = np.arange(len(owner)) - np.repeat(np.cumsum(count) - count, count)
+    return owner, offset
