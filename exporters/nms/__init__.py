@@ -1,13 +1,18 @@
-"""Append NMS to an ONNX graph with raw ``boxes`` / ``scores`` outputs, producing the contract outputs.
+"""Append NMS to an ONNX graph whose outputs include raw ``boxes`` / ``scores``, producing the contract.
 
-Implementations sit in a registry (name -> function(model, params, ...) -> model):
+    attach_nms(model, params, implementation="graph") -> model with outputs
+        num_dets int32 [B, 1], det_boxes float32 [B, K, 4], det_scores float32 [B, K], det_classes int32 [B, K]
+
+Implementations sit in a registry (name -> builder(model, params, raw) -> model):
   graph  standard ONNX ops only (exporters/nms/graph.py); any ONNX runtime runs it
-  none   leave the raw outputs (NMS on the host)
-The EdgeDetNMS custom op (with a standard-ops local function) and EfficientNMS_TRT register here too.
+  none   leave the raw outputs (NMS on the host, edgedet.nms.host)
+Later phases register ``edgedet`` (EdgeDetNMS custom op whose local function body is the same
+standard-ops graph, from the same builder) and ``efficient`` (EfficientNMS_TRT). Semantics: docs/nms.md.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -17,11 +22,12 @@ from edgedet.errors import ExportError, InputError
 from edgedet.nms.params import NMSParams
 
 IMPLEMENTATIONS: dict[str, Callable] = {}
-OUTPUT_TYPES = {contract.NUM_DETS: "int32", contract.DET_BOXES: "float32",
-                contract.DET_SCORES: "float32", contract.DET_CLASSES: "int32"}
+MIN_OPSET = 13  # Unsqueeze/ReduceSum/Pad with tensor inputs, GatherND batch_dims
 
 
 def register(name: str):
+    """Decorator: make ``fn(model, params, raw: RawOutputs) -> model`` the implementation ``name``."""
+
     def deco(fn):
         IMPLEMENTATIONS[name] = fn
         return fn
@@ -29,96 +35,119 @@ def register(name: str):
     return deco
 
 
+@dataclass(frozen=True)
+class RawOutputs:
+    """The raw outputs NMS consumes: names, static N and C, batch dim (int or symbol), layout."""
+
+    boxes: str
+    scores: str
+    n: int
+    c: int
+    batch: int | str
+    per_class: bool  # boxes [B, N, C, 4]
+    boxes_type: int  # onnx.TensorProto element type
+    scores_type: int
+    anchors: np.ndarray | None  # [1, N, 4] float32: boxes are deltas decoded inside the NMS
+
+
 def attach_nms(model, params: NMSParams, implementation: str = "graph", boxes: str = contract.RAW_BOXES,
                scores: str = contract.RAW_SCORES, anchors: np.ndarray | None = None):
-    """Return a copy of ``model`` whose outputs are num_dets, det_boxes, det_scores, det_classes.
+    """Return a copy of ``model`` whose outputs are exactly num_dets, det_boxes, det_scores, det_classes.
 
-    ``boxes`` [B,N,4] or [B,N,C,4] and ``scores`` [B,N,C] must be graph outputs with static N, C;
-    ``anchors`` [N,4] (or [1,N,4]) makes ``boxes`` anchor deltas decoded inside the NMS.
+    ``boxes`` [B, N, 4] or [B, N, C, 4] and ``scores`` [B, N, C] must be graph outputs with static
+    N and C (B may be symbolic); they stop being outputs. ``anchors`` [N, 4] or [1, N, 4] makes
+    ``boxes`` anchor deltas, decoded inside the NMS as params.box_coding says. Implementation
+    ``none`` returns the model unchanged.
     """
     if implementation not in IMPLEMENTATIONS:
         raise InputError(f"unknown NMS implementation '{implementation}'; choose one of {', '.join(IMPLEMENTATIONS)}")
+    if not isinstance(params, NMSParams):
+        raise InputError(f"attach_nms needs NMSParams, got {type(params).__name__}")
     import onnx
 
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    return IMPLEMENTATIONS[implementation](out, params, boxes, scores, anchors)
+    if implementation == "none":
+        if anchors is not None:
+            raise ExportError("this model decodes its boxes inside the NMS (anchors); --nms none needs the family's "
+                              "decode-in-graph variant")
+        return IMPLEMENTATIONS["none"](out, params, None)
+    return IMPLEMENTATIONS[implementation](out, params, raw_outputs(out, boxes, scores, anchors))
 
 
 @register("none")
-def _none(model, params, boxes, scores, anchors):
-    if anchors is not None:
-        raise ExportError("this model decodes its boxes inside the NMS (anchors); --nms none needs the family's "
-                          "decode-in-graph variant")
+def _none(model, params: NMSParams, raw):
     return model
 
 
-def raw_shapes(model, boxes: str, scores: str) -> tuple[list, list]:
-    """Static shapes of the raw outputs: ([B,N,4]|[B,N,C,4], [B,N,C]); ExportError when N or C is dynamic."""
-    from exporters.onnx_tools import io_specs
+def raw_outputs(model, boxes: str, scores: str, anchors: np.ndarray | None = None) -> RawOutputs:
+    """Find and check the raw outputs; ExportError naming the tensor when a shape or dtype is unusable."""
+    from exporters.onnx_tools import opset_of
 
-    outputs = {s.name: list(s.shape) for s in io_specs(model)[1]}
+    if opset_of(model) < MIN_OPSET:
+        raise ExportError(f"NMS in the graph needs opset >= {MIN_OPSET}; the model is opset {opset_of(model)} "
+                          "(upgrade it: exporters.byo.upgrade_opset)")
+    outputs = {o.name: o.type.tensor_type for o in model.graph.output}
     for name in (boxes, scores):
         if name not in outputs:
             raise ExportError(f"the graph has no '{name}' output to attach NMS to (outputs: {sorted(outputs)})")
-    bshape, sshape = outputs[boxes], outputs[scores]
-    if len(sshape) != 3 or sshape[1] < 0 or sshape[2] < 0:
-        raise ExportError(f"'{scores}' has shape {sshape}; NMS in the graph needs [B, N, C] with static N and C")
-    if bshape[1:] not in ([sshape[1], 4], [sshape[1], sshape[2], 4]):
-        raise ExportError(f"'{boxes}' has shape {bshape}; with '{scores}' {sshape} it must be [B, N, 4] or [B, N, C, 4]")
-    return bshape, sshape
+    taken = sorted(set(contract.NMS_OUTPUTS) & set(outputs))
+    if taken:
+        raise ExportError(f"the graph already has NMS outputs {taken}; attach NMS to the raw model")
+    bshape, sshape = (_dims(outputs[name]) for name in (boxes, scores))
+    if len(sshape) != 3 or not all(isinstance(d, int) and d > 0 for d in sshape[1:]):
+        raise ExportError(f"'{scores}' has shape {sshape}; NMS in the graph needs [B, N, C] with static N, C >= 1")
+    n, c = sshape[1], sshape[2]
+    if bshape[1:] not in ([n, 4], [n, c, 4]):
+        raise ExportError(f"'{boxes}' has shape {bshape}; with '{scores}' {sshape} it must be [B, {n}, 4] or [B, {n}, {c}, 4]")
+    return RawOutputs(boxes, scores, n, c, sshape[0], len(bshape) == 4, outputs[boxes].elem_type,
+                      outputs[scores].elem_type, _anchors(anchors, n))
 
 
-def replace_outputs(model, produced: dict[str, str], batch_dim, k: int, drop: tuple[str, ...]) -> None:
-    """Swap the raw outputs for the contract outputs (Identity-renamed from ``produced``)."""
+def _dims(tensor_type) -> list:
+    """Shape of a graph output: ints for static dims, the symbol (or '?') for dynamic ones."""
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor_type.shape.dim]
+
+
+def _anchors(anchors, n: int) -> np.ndarray | None:
+    if anchors is None:
+        return None
+    a = np.asarray(anchors, np.float32)
+    if a.shape not in ((n, 4), (1, n, 4)):
+        raise ExportError(f"anchors have shape {a.shape}; expected [{n}, 4] or [1, {n}, 4] for {n} candidates")
+    return a.reshape(1, n, 4)
+
+
+def replace_outputs(model, produced: dict[str, str], raw: RawOutputs, k: int) -> None:
+    """Drop the raw outputs; add the four contract outputs (Identity-renamed from ``produced``)."""
     import onnx
     from onnx import helper
 
     for name in contract.NMS_OUTPUTS:
         model.graph.node.append(helper.make_node("Identity", [produced[name]], [name], name=f"nms/{name}"))
-    keep = [o for o in model.graph.output if o.name not in drop]
+    keep = [o for o in model.graph.output if o.name not in (raw.boxes, raw.scores)]
     del model.graph.output[:]
     model.graph.output.extend(keep)
-    shapes = {contract.NUM_DETS: [batch_dim, 1], contract.DET_BOXES: [batch_dim, k, 4],
-              contract.DET_SCORES: [batch_dim, k], contract.DET_CLASSES: [batch_dim, k]}
+    b = raw.batch if raw.batch != "?" else "batch"
+    shapes = {contract.NUM_DETS: [b, 1], contract.DET_BOXES: [b, k, 4], contract.DET_SCORES: [b, k],
+              contract.DET_CLASSES: [b, k]}
     for name in contract.NMS_OUTPUTS:
-        dtype = onnx.TensorProto.INT32 if OUTPUT_TYPES[name] == "int32" else onnx.TensorProto.FLOAT
+        dtype = onnx.TensorProto.INT32 if contract.OUTPUT_DTYPES[name] == np.int32 else onnx.TensorProto.FLOAT
         model.graph.output.append(helper.make_tensor_value_info(name, dtype, shapes[name]))
 
 
-def batch_dim(model, tensor: str):
-    """The batch dimension of a graph output: an int, or its symbolic name."""
-    for o in model.graph.output:
-        if o.name == tensor:
-            d = o.type.tensor_type.shape.dim[0]
-            return d.dim_value if d.HasField("dim_value") else (d.dim_param or "batch")
-    return "batch"
-
-
 @register("graph")
-def _graph(model, params: NMSParams, boxes: str, scores: str, anchors):
+def _graph(model, params: NMSParams, raw: RawOutputs):
     from exporters.nms.builder import NodeBuilder
     from exporters.nms.graph import build_nms
-    from exporters.onnx_tools import opset_of
 
-    if opset_of(model) < 13:
-        raise ExportError(f"NMS in the graph needs opset >= 13; the model is opset {opset_of(model)}")
-    bshape, sshape = raw_shapes(model, boxes, scores)
     b = NodeBuilder("nms/")
-    anchors_name = _anchors(b, anchors, sshape[1])
+    boxes, scores = b.as_float(raw.boxes, raw.boxes_type), b.as_float(raw.scores, raw.scores_type)
+    anchors = b.const(raw.anchors, np.float32, hint="anchors") if raw.anchors is not None else None
     try:
-        out = build_nms(b, boxes, scores, params, sshape[1], sshape[2], len(bshape) == 4, anchors_name)
+        out = build_nms(b, boxes, scores, params, raw.n, raw.c, raw.per_class, anchors)
     except ValueError as exc:
         raise ExportError(str(exc)) from None
     model.graph.node.extend(b.nodes)
-    replace_outputs(model, out, batch_dim(model, scores), params.max_output_boxes, (boxes, scores))
+    replace_outputs(model, out, raw, params.max_output_boxes)
     return model
-
-
-def _anchors(b, anchors, n: int) -> str | None:
-    if anchors is None:
-        return None
-    a = np.asarray(anchors, np.float32).reshape(-1, 4)
-    if a.shape[0] != n:
-        raise ExportError(f"{a.shape[0]} anchors for {n} candidates")
-    return b.const(a[None], np.float32, hint="anchors")

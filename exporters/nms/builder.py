@@ -1,7 +1,9 @@
-"""A tiny ONNX node builder whose output works both as graph nodes and as a FunctionProto body.
+"""A tiny ONNX node builder whose nodes work both inline in a graph and as a FunctionProto body.
 
-Constants are Constant nodes (functions cannot hold initializers); names carry a prefix so the
-NMS subgraph never collides with the model it is appended to.
+Constants are Constant nodes (functions cannot hold initializers) and names carry a prefix, so the
+NMS nodes never collide with the model they are appended to. The same builder code therefore
+yields the ``graph`` implementation (nodes appended to the model) and the body of the EdgeDetNMS
+local function (``function``).
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ import numpy as np
 
 class NodeBuilder:
     def __init__(self, prefix: str) -> None:
-        from onnx import helper, numpy_helper
+        from onnx import TensorProto, helper, numpy_helper
 
-        self.helper, self.numpy_helper = helper, numpy_helper
+        self.helper, self.numpy_helper, self.float_type = helper, numpy_helper, TensorProto.FLOAT
         self.prefix = prefix
         self.nodes: list = []
         self._count = 0
@@ -34,8 +36,14 @@ class NodeBuilder:
         self.nodes.append(self.helper.make_node(op_type, inputs, outs, name=outs[0], **attrs))
         return outs[0] if outputs == 1 else outs
 
-    def identity(self, src: str, dst: str) -> None:
-        self.nodes.append(self.helper.make_node("Identity", [src], [dst], name=f"{self.prefix}{dst}"))
+    def as_float(self, x: str, elem_type: int) -> str:
+        """``x`` as float32: a Cast for float16 / double inputs (NMS always computes in float32)."""
+        return x if elem_type == self.float_type else self.op("Cast", [x], to=self.float_type)
+
+    def function(self, domain: str, name: str, inputs: list[str], outputs: list[str], opset: int = 17):
+        """The nodes as an ONNX local function (FunctionProto) with the given formal inputs/outputs."""
+        return self.helper.make_function(domain, name, inputs, outputs, list(self.nodes),
+                                         [self.helper.make_opsetid("", opset)])
 
     # -- small compositions used by NMS graphs ------------------------------------------------
     def slice_last(self, x: str, start: int, end: int) -> str:

@@ -43,10 +43,19 @@ def decode(b: NodeBuilder, boxes: str, anchors: str | None, params: NMSParams, p
 
 
 def prepare_scores(b: NodeBuilder, scores: str, params: NMSParams, c: int) -> str:
-    """Spec step 3 + background: activated scores with NaN and the background column at -inf."""
-    s = b.op("Sigmoid", [scores]) if params.score_activation else scores
+    """Spec step 3 + background: activated scores with NaN and the background column at -inf.
+
+    The sigmoid is spelled 1 / (1 + exp(-s)) like the reference (ONNX Runtime's Sigmoid kernel
+    saturates to exactly 0 below about -17, the formula stays within a few ulp of numpy); NaN is
+    tested on the raw score so no activation kernel's NaN handling matters.
+    """
     neg_inf = b.const(np.float32(-np.inf), np.float32)
-    s = b.op("Where", [b.op("IsNaN", [s]), neg_inf, s])
+    is_nan = b.op("IsNaN", [scores])
+    s = scores
+    if params.score_activation:
+        one = b.const(np.float32(1), np.float32)
+        s = b.op("Div", [one, b.op("Add", [one, b.op("Exp", [b.op("Neg", [scores])])])], hint="sigmoid")
+    s = b.op("Where", [is_nan, neg_inf, s])
     if 0 <= params.background_class < c:
         mask = np.zeros(c, bool)
         mask[params.background_class] = True
