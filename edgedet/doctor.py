@@ -9,13 +9,9 @@ import platform
 import shutil
 import subprocess
 
-TRT_HOWTO = (
-    "TensorRT is not importable. Get it: on Jetson (JetPack 6.x) `sudo apt install python3-libnvinfer "
-    "python3-libnvinfer-dev` (TensorRT 10.3); on a desktop `pip install tensorrt` needs NVIDIA's index "
-    "(`pip install --extra-index-url https://pypi.nvidia.com tensorrt-cu12`), or unpack the TensorRT tarball "
-    "and `pip install` its python/tensorrt-*.whl; for running version-compatible engines only, the lean runtime "
-    "`pip install tensorrt-lean-cu13-bindings tensorrt-lean-cu13-libs`."
-)
+from edgedet.trt.loader import HOWTO as TRT_INSTALL  # one install text for doctor, build and the backend
+
+TRT_HOWTO = "TensorRT is not importable. Get it: " + TRT_INSTALL
 
 
 def _version(dist: str) -> str | None:
@@ -100,8 +96,13 @@ def advice(r: dict) -> list[str]:
     if r["tensorrt"]["version"] is None:
         tips.append(TRT_HOWTO + (f" (import error: {r['tensorrt']['error']})" if r["tensorrt"]["error"] not in (None, "not installed") else ""))
     elif not r["tensorrt"]["builder"]:
-        tips.append("this is TensorRT's lean runtime: it runs version-compatible engines but cannot build; "
-                    "build on a machine with full TensorRT (`edgedet build --version-compatible`)")
+        tips.append(f"this is TensorRT's lean runtime ({r['tensorrt']['module']}): it runs version-compatible engines "
+                    "(built with `edgedet build --version-compatible` where full TensorRT exists) but cannot build; "
+                    "to build here, get full TensorRT: " + TRT_INSTALL)
     if r["gpus"] and not r["packages"]["cuda-python"]:
-        tips.append("the TensorRT backend allocates buffers with cuda-python: pip install cuda-python")
+        tips.append("the TensorRT backend allocates buffers with cuda-python: pip install cuda-python "
+                    "(12.x for CUDA 12 / JetPack 6, 13.x for CUDA 13)")
+    if r["tensorrt"]["version"] and not r["gpus"]:
+        tips.append("TensorRT is installed but no GPU is visible: engines cannot be built or run here; "
+                    "`edgedet inspect model.engine` still says what an engine needs")
     return tips

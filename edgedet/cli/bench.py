@@ -18,8 +18,10 @@ from edgedet.errors import InputError
 @click.option("--images", "image_dir", type=click.Path(file_okay=False), help="Folder of real images (else random 640x480 frames).")
 @click.option("--backend", default="auto", show_default=True)
 @click.option("--providers", help="ONNX Runtime providers, e.g. cpu.")
+@click.option("--cuda-graph", type=click.Choice(["on", "off", "both"]),
+              help="TensorRT engines: replay CUDA graphs (on), not (off), or measure both.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the statistics here.")
-def bench_cmd(artifact, batches, iters, warmup, image_dir, backend, providers, json_path):
+def bench_cmd(artifact, batches, iters, warmup, image_dir, backend, providers, cuda_graph, json_path):
     """Time ARTIFACT stage by stage (preprocess, inference, postprocess, end-to-end)."""
     import edgedet
     from edgedet.bench import BenchConfig, bench_detector, format_table, machine_info, synthetic_images
@@ -35,14 +37,37 @@ def bench_cmd(artifact, batches, iters, warmup, image_dir, backend, providers, j
         fixed = det.backend.inputs[0].shape[0]
         if fixed and any(b != fixed for b in sizes):
             raise InputError(f"{artifact} has a fixed batch of {fixed}; use --batch {fixed} or export with --dynamic-batch")
+        top = getattr(det.backend, "max_batch", None)  # TensorRT: the optimisation profile's largest batch
+        if top and any(b > top for b in sizes):
+            raise InputError(f"{artifact} was built for batches up to {top}; use --batch <= {top} or rebuild with "
+                             "`edgedet build --batch min,opt,max`")
         report = {"artifact": str(artifact), "model": f"{det.manifest.family}/{det.manifest.model}",
                   "input": list(det.manifest.input.shape), "backend": det.backend.describe(), "machine": machine_info(),
                   "images": image_dir or "random 640x480 RGB frames", "iters": iters, "warmup": warmup}
         click.echo(f"benchmarking {artifact} on {report['machine']['cpu']} ({report['machine']['cores']} cores), "
                    f"{report['backend']}", err=True)
-        report.update(bench_detector(det, images, BenchConfig(tuple(sizes), iters, warmup)))
-    click.echo(format_table(report))
+        runs = _graph_runs(det, cuda_graph, lambda: bench_detector(det, images, BenchConfig(tuple(sizes), iters, warmup)))
+        report.update(runs[0][1])
+        if cuda_graph:
+            report["cuda_graph"] = {mode: res for mode, res in runs}
+    for mode, res in runs:
+        if mode:
+            click.echo(f"cuda graph: {mode}")
+        click.echo(format_table(res))
     click.echo("includes: " + "; ".join(f"{k} = {v}" for k, v in report["stages"].items()))
     if json_path:
         write_text_atomic(json_path, json.dumps(report, indent=2) + "\n")
         click.echo(f"wrote {json_path}")
+
+
+def _graph_runs(det, cuda_graph: str | None, run) -> list[tuple[str | None, dict]]:
+    """[(mode, results)]: one plain run, or one per CUDA graph setting (TensorRT backend only)."""
+    if not cuda_graph:
+        return [(None, run())]
+    if not hasattr(det.backend, "cuda_graph"):
+        raise InputError(f"--cuda-graph applies to TensorRT engines; this artifact runs on {det.backend.name}")
+    out = []
+    for mode in (["off", "on"] if cuda_graph == "both" else [cuda_graph]):
+        det.backend.cuda_graph = mode == "on"
+        out.append((mode, run()))
+    return out

@@ -25,6 +25,8 @@ COMMANDS = {
     "quantize": "edgedet.cli.quantize:quantize_cmd",
     "check-qdq": "edgedet.cli.quantize:check_qdq_cmd",
     "attach-nms": "edgedet.cli.attach:attach_cmd",
+    "build": "edgedet.cli.build:build_cmd",
+    "inspect": "edgedet.cli.inspect:inspect_cmd",
 }
 
 

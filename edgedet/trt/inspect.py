@@ -59,18 +59,17 @@ def _manifest_summary(manifest) -> dict | None:
 
 def _machine() -> tuple[dict, list[str]]:
     """This machine's TensorRT and GPU, and what stops it from running any engine."""
-    from edgedet.trt.cuda import Cuda
-    from edgedet.trt.loader import import_tensorrt
+    from edgedet.backends import tensorrt as backend  # the one place that binds TensorRT and CUDA
 
     info: dict = {}
     problems: list[str] = []
     try:
-        trt = import_tensorrt()
+        trt = backend.import_tensorrt()
         info.update(tensorrt=str(trt.version), module=trt.name, flavour=trt.flavour, trt_version=trt.version)
     except DependencyError as exc:
         problems.append(str(exc))
     try:
-        cuda = Cuda()
+        cuda = backend.Cuda()
         count, why = cuda.device_count()
         if count:
             d = cuda.device_info(0)
