@@ -166,7 +166,7 @@ class TensorRTBackend(Backend):
 
     def _set_batch(self, context, batch: int) -> None:
         for t in self.tensors:
-            if t.is_input:
+            if t.is_input and t.profile is not None:  # static inputs need no shape
                 shape = _input_shape(t, batch)
                 if not context.set_input_shape(t.name, shape):
                     raise InputError(f"TensorRT refused input shape {list(shape)} for '{t.name}' "

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import click
 
 from edgedet.cli.common import echo_progress
-from edgedet.errors import require
+from edgedet.errors import InputError, require
 
 
 @click.command("build")
@@ -30,15 +31,12 @@ from edgedet.errors import require
 def build_cmd(model, output, batch, workspace, timing_cache, opt_level, version_compatible, exclude_lean_runtime,
               hardware_compat, plugins, dla_core, legacy, verbose):
     """Build MODEL (ONNX; precision comes from the file) into a TensorRT engine on this GPU."""
-    from edgedet.errors import InputError
     from exporters.trt.flags import BuildOptions, parse_size, validate
     from exporters.trt.profiles import parse_batch
 
     opts = BuildOptions(parse_batch(batch), parse_size(workspace), timing_cache, opt_level, version_compatible,
                         exclude_lean_runtime, hardware_compat, list(plugins), dla_core, legacy, verbose)
     validate(opts)
-    from pathlib import Path
-
     if not Path(model).is_file():
         raise InputError(f"ONNX file {model} does not exist")
     require("onnx", "export", "edgedet build")

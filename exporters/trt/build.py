@@ -75,12 +75,16 @@ def build_engine(onnx_path: str | os.PathLike, output: str | os.PathLike, option
     plan_flags = trt_flags.select_flags(trt.version, options, dynamic=bool(profile))
     notes += plan_flags.notes
     gpu = _gpu_record(options)
+    if not gpu:
+        notes.append("the building GPU is unknown (no cuda-python, no nvidia-smi): the manifest cannot record its "
+                     "compute capability, so other devices are not refused before TensorRT tries to load the engine")
     book = LogBook()
     logger = make_logger(trt, book, echo=say if options.verbose else None, min_severity=3 if options.verbose else 2)
     records = _load_plugins(trt, options.plugins, options.version_compatible)
     model, stripped, nms_notes = _prepare_nms(model, trt, bool(records))
     notes += nms_notes
     say(f"TensorRT {trt.version}: {plan_flags.precision}, profile {[p.to_dict() for p in profile] or 'static'}")
+    # the parser owns the imported weights: it (and the network) must live until the build returns
     builder, network, parser = _parse(trt, logger, book, plan_flags, model, onnx_path, stripped)
     plugin_layers = _plugin_layer_count(trt.module, network)
     config, log, monitor = _configure(trt, builder, parser, plan_flags, options, profile, records, say)

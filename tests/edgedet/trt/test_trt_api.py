@@ -109,3 +109,21 @@ def test_builder_flag_names_for_11x_exist_and_weak_typing_is_gone():
     assert hasattr(trt.BuilderFlag, "GPU_FALLBACK") and hasattr(trt.DeviceType, "DLA")
     assert not hasattr(trt.BuilderFlag, "FP16") and not hasattr(trt.BuilderFlag, "INT8")
     assert hasattr(trt.MemoryPoolType, "WORKSPACE") and hasattr(trt.ProfilingVerbosity, "DETAILED")
+
+
+def test_runtime_modules_import_without_tensorrt_cuda_or_torch():
+    """`import edgedet` and the TensorRT backend module import nothing heavy until an engine is opened."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "for m in ('tensorrt', 'tensorrt_lean', 'tensorrt_lean_bindings', 'cuda', 'torch', 'onnx'):\n"
+            "    sys.modules[m] = None  # any import of these now fails\n"
+            "import edgedet, edgedet.backends, edgedet.backends.tensorrt, edgedet.trt.inspect, edgedet.trt.compat\n"
+            "import edgedet.cli.build, edgedet.cli.inspect, edgedet.doctor\n"
+            "from edgedet.trt.loader import import_tensorrt\n"
+            "from edgedet.errors import DependencyError\n"
+            "try:\n    import_tensorrt()\nexcept DependencyError as e:\n    print('missing:', str(e)[:40])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("missing: Running TensorRT engines needs TensorRT")

@@ -7,8 +7,6 @@ the stand-in returns fixed bytes. Real builds are in test_trt_integration.py (ma
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import pytest
