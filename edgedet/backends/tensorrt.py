@@ -145,18 +145,24 @@ class TensorRTBackend(Backend):
         return context
 
     def _allocate(self) -> None:
-        """Device + pinned buffers sized for the largest batch of the profile; addresses bound once."""
-        self._set_batch(self._context, self.max_batch)
-        self.stream = Stream(self.cuda)
-        self.events = [Event(self.cuda) for _ in range(4)]
+        """Device + pinned buffers sized for the largest batch of the profile; addresses bound once.
+        On any failure, whatever was allocated is released before the error propagates."""
         self._device: dict[str, DeviceBuffer] = {}
         self._host: dict[str, PinnedBuffer] = {}
-        for t in self.tensors:
-            shape = _concrete(self._context.get_tensor_shape(t.name), t.name)
-            nbytes = int(np.prod(shape)) * t.dtype.itemsize
-            self._device[t.name] = DeviceBuffer(self.cuda, nbytes)
-            self._host[t.name] = PinnedBuffer(self.cuda, nbytes)
-        self._bind(self._context)
+        self.events: list[Event] = []
+        self.stream = None
+        try:
+            self._set_batch(self._context, self.max_batch)
+            self.stream = Stream(self.cuda)
+            self.events = [Event(self.cuda) for _ in range(4)]
+            for t in self.tensors:
+                nbytes = int(np.prod(_concrete(self._context.get_tensor_shape(t.name), t.name))) * t.dtype.itemsize
+                self._device[t.name] = DeviceBuffer(self.cuda, nbytes)
+                self._host[t.name] = PinnedBuffer(self.cuda, nbytes)
+            self._bind(self._context)
+        except BaseException:
+            self._close_impl()
+            raise
         self._batch = self.max_batch
 
     def _bind(self, context) -> None:
@@ -173,6 +179,11 @@ class TensorRTBackend(Backend):
                                      f"(profile {t.profile}): {self.book.last_error()}")
 
     # ---------------------------------------------------------------- running
+
+    @property
+    def engine(self):
+        """The deserialised ``ICudaEngine`` (for inspection; owned by this backend)."""
+        return self._engine
 
     @property
     def cuda_graph(self) -> bool:
@@ -193,7 +204,7 @@ class TensorRTBackend(Backend):
         parts = []
         for start in range(0, batch, self.max_batch):
             n = min(self.max_batch, batch - start)
-            chunk = {k: _pad(v[start:start + n], self.min_batch) for k, v in feed.items()}
+            chunk = {s.name: feed[s.name][start:start + n] for s in self.inputs}
             out = self._run(chunk, max(n, self.min_batch))
             parts.append({k: v[:n] for k, v in out.items()})
             for k, v in self.last_timings.items():
@@ -204,15 +215,18 @@ class TensorRTBackend(Backend):
         return parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def _run(self, feed: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
-        """One execution at ``batch``: H2D, execute (or graph), D2H, sync; timings in last_timings."""
+        """One execution at ``batch`` (>= the feed's rows: the rest repeat the last row): H2D,
+        execute (or graph), D2H, sync; GPU timings in last_timings."""
         graph = self._graph_for(batch) if self._cuda_graph and not self._graph_failed else None
         if graph is None and self._batch != batch:
             self._set_batch(self._context, batch)
             self._batch = batch
         shapes = self._shapes(graph[0] if graph else self._context, batch)
         for t in self.tensors:
-            if t.is_input:
-                np.copyto(self._host[t.name].view(t.dtype, shapes[t.name]), feed[t.name], casting="no")
+            if t.is_input:  # straight into pinned memory; padding rows (below the profile's min) repeat the last
+                dst, src = self._host[t.name].view(t.dtype, shapes[t.name]), feed[t.name]
+                np.copyto(dst[:len(src)], src, casting="no")
+                dst[len(src):] = src[-1:]
         e = self.events
         e[0].record(self.stream)
         for t in self.tensors:
@@ -273,8 +287,9 @@ class TensorRTBackend(Backend):
 
     def _close_impl(self) -> None:
         errors = []
+        stream = [self.stream.destroy] if self.stream is not None else []
         for release in (self._drop_graphs, *[b.free for b in self._device.values()],
-                        *[b.free for b in self._host.values()], *[e.destroy for e in self.events], self.stream.destroy):
+                        *[b.free for b in self._host.values()], *[e.destroy for e in self.events], *stream):
             try:
                 release()
             except CudaError as exc:  # keep releasing the rest; report once
@@ -400,14 +415,6 @@ def _feed_batch(feed: dict[str, np.ndarray], inputs: list[IOSpec]) -> int:
     if len(sizes) != 1:
         raise InputError(f"inputs disagree on the batch size: {sorted(sizes)}")
     return sizes.pop()
-
-
-def _pad(array: np.ndarray, min_batch: int) -> np.ndarray:
-    """Repeat the last item until the batch reaches the profile's minimum (extra rows are dropped later)."""
-    array = np.ascontiguousarray(array)
-    if array.shape[0] >= min_batch:
-        return array
-    return np.concatenate([array, np.repeat(array[-1:], min_batch - array.shape[0], axis=0)])
 
 
 def _input_shape(t: TensorInfo, batch: int) -> tuple[int, ...]:

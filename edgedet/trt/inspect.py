@@ -91,7 +91,7 @@ def _open(path: Path, layers: bool, plugin_paths) -> dict:
         warnings.simplefilter("ignore")
         backend = TensorRTBackend(path, plugins=plugin_paths)
     try:
-        engine, t = backend._engine, backend.trt.module
+        engine, t = backend.engine, backend.trt.module
         out = {"io": [{"name": x.name, "input": x.is_input, "dtype": x.dtype.name, "shape": list(x.shape),
                        "profile": [list(s) for s in x.profile] if x.profile else None} for x in backend.tensors],
                "num_layers": engine.num_layers, "device_memory_bytes": int(engine.device_memory_size_v2),

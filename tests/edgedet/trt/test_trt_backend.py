@@ -196,3 +196,22 @@ def test_cuda_failure_is_a_one_line_error(fake_trt, fake_engine, monkeypatch):
     monkeypatch.setattr(backend_mod, "Cuda", lambda: Cuda(cudart))
     with pytest.raises(CudaError, match="cudaMalloc failed: cudaErrorMemoryAllocation"):
         _open(fake_engine)
+
+
+def test_failed_allocation_releases_what_was_allocated(fake_trt, fake_gpu, fake_engine, monkeypatch):
+    import edgedet.backends.tensorrt as backend_mod
+    from edgedet.trt.cuda import Cuda
+
+    cudart = trt_fakes.FakeCudart(fake_gpu)
+    calls = {"n": 0}
+    real_malloc_host = cudart.cudaMallocHost
+
+    def flaky(n):  # the third pinned allocation fails
+        calls["n"] += 1
+        return (trt_fakes.real_rt.cudaError_t.cudaErrorMemoryAllocation, None) if calls["n"] == 3 else real_malloc_host(n)
+
+    cudart.cudaMallocHost = flaky
+    monkeypatch.setattr(backend_mod, "Cuda", lambda: Cuda(cudart))
+    with pytest.raises(CudaError, match="cudaMallocHost failed"):
+        _open(fake_engine)
+    assert not fake_gpu.buffers and not fake_gpu.streams
