@@ -21,6 +21,7 @@ from edgedet.nms.params import NMSParams
 PAIR_BUDGET = 1 << 16
 FIRST_PREFIX = 256  # most realistic candidate sets (<= 256 after top-k) settle in one round
 HIT_CHUNK = 1 << 20  # pairs per slice when newly kept boxes suppress the undecided rest
+TWO_SIDED_MIN = 64  # kept boxes from which the second x-range search pays for itself
 
 
 def batched_nms(boxes, scores, params: NMSParams, anchors=None) -> NMSOutput:
@@ -157,15 +158,16 @@ class _Candidates:
 
     ``packed`` holds (x1, y1, -x2, -y2) as one 16-byte item per box, so one gather fetches a box
     and one np.maximum over both sides of a pair yields (max x1, max y1, -min x2, -min y2).
+    ``key1`` / ``key2`` order candidates by (group, x1) / (group, x2) as plain int64s.
     """
 
     def __init__(self, boxes: np.ndarray, groups: np.ndarray, iou_threshold: float) -> None:
         b = np.array(boxes, np.float32).reshape(-1, 4)
         self.groups = np.asarray(groups, np.int64)
         self.thr = np.float32(iou_threshold)
-        self.x1, self.x2 = b[:, 0].copy(), b[:, 2].copy()
         with np.errstate(invalid="ignore", over="ignore"):
-            self.area = (self.x2 - self.x1) * (b[:, 3] - b[:, 1])
+            self.area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+        self.key1, self.key2 = _sort_key(self.groups, b[:, 0]), _sort_key(self.groups, b[:, 2])
         b[:, 2:] *= np.float32(-1)
         self.packed = b.view(np.complex128).ravel()
 
@@ -194,12 +196,13 @@ def overlaps(packed: np.ndarray, area: np.ndarray, a: np.ndarray, b: np.ndarray,
 
 
 def _sort_key(groups: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """complex128 keys group + i*x: numpy sorts them by (group, x). A NaN x sorts after every
-    finite key; its box never suppresses nor is suppressed, so the extra pairs it may draw into a
-    range change nothing."""
-    key = groups.astype(np.complex128)
-    key.imag = x
-    return key
+    """int64 keys ordered like (group, x): group * 2**32 plus the float32 bits of x as an int32 of
+    the same order (negative floats get their 31 low bits flipped). -0.0 ranks just below +0.0 and
+    NaN beyond +-inf: key ranges are then at worst a little wide, and the extra pairs are tested
+    exactly (a box with a NaN coordinate never suppresses anything)."""
+    bits = np.ascontiguousarray(x, np.float32).view(np.int32)
+    ordered = bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))
+    return (np.asarray(groups, np.int64) << 32) + ordered
 
 
 def _prefix(pending: np.ndarray, groups: np.ndarray, length: int) -> tuple[np.ndarray, int]:
@@ -226,12 +229,10 @@ def _settle(cand: _Candidates, idx: np.ndarray) -> np.ndarray:
     longer changes is exact; clusters settle in about three steps.
     """
     n = len(idx)
-    key = _sort_key(cand.groups[idx], cand.x1[idx])
+    key = cand.key1[idx]
     order = np.argsort(key, kind="stable")  # by (group, x1)
-    key, src = key[order], idx[order]
-    key_end = key.copy()
-    key_end.imag = cand.x2[src]
-    stop = np.searchsorted(key, key_end, "left")  # partners: later by x1, starting left of my x2
+    src = idx[order]
+    stop = np.searchsorted(key[order], cand.key2[src], "left")  # partners: later by x1, starting left of my x2
     a, b = _later_pairs(stop)
     over = overlaps(cand.packed[src], cand.area[src], a, b, cand.thr)
     ea, eb = order[a[over]], order[b[over]]
@@ -258,32 +259,31 @@ def _later_pairs(stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _hit(cand: _Candidates, pending: np.ndarray, new: np.ndarray) -> np.ndarray:
     """Mask over ``pending``: IoU > thr with a newly kept box ``new`` of its own group.
 
-    A pair can only overlap if the kept box starts left of the candidate's right edge (range A in
-    the kept boxes sorted by (group, x1)) and ends right of its left edge (range B in the kept
-    boxes sorted by (group, x2)); each candidate is tried against the shorter of the two ranges.
+    A pair can only overlap if the kept box starts left of the candidate's right edge (range A of
+    the kept boxes sorted by (group, x1)) and ends right of its left edge (range B of the kept boxes
+    sorted by (group, x2)). Each candidate is tried against range A or, when many boxes were kept,
+    against the shorter of A and B.
     """
-    by_x1 = new[np.argsort(_sort_key(cand.groups[new], cand.x1[new]), kind="stable")]
-    by_x2 = new[np.argsort(_sort_key(cand.groups[new], cand.x2[new]), kind="stable")]
-    gp = cand.groups[pending]
-    q = _sort_key(gp, np.float32(-np.inf))
-    start_a = np.searchsorted(_sort_key(cand.groups[by_x1], cand.x1[by_x1]), q, "left")  # group start
-    key_x2 = _sort_key(cand.groups[by_x2], cand.x2[by_x2])
-    q.imag = np.inf
-    stop_b = np.searchsorted(key_x2, q, "right")  # group end
-    q.imag = cand.x1[pending]
-    start_b = np.searchsorted(key_x2, q, "right")
-    q.imag = cand.x2[pending]
-    count_a = np.searchsorted(_sort_key(cand.groups[by_x1], cand.x1[by_x1]), q, "left") - start_a
-    count_b = stop_b - start_b
-    use_b = count_b < count_a
-    count = np.where(use_b, count_b, count_a)
-    start = np.where(use_b, start_b + len(new), start_a)  # into concatenate((by_x1, by_x2))
-    both = np.concatenate((by_x1, by_x2))
+    by_x1 = new[np.argsort(cand.key1[new], kind="stable")]
+    k1 = cand.key1[by_x1]
+    group = cand.groups[pending] << 32
+    start = np.searchsorted(k1, group - (1 << 31), "left")  # the candidate's group among the kept
+    count = np.searchsorted(k1, cand.key2[pending], "left") - start
+    source = by_x1
+    if len(new) > TWO_SIDED_MIN:
+        by_x2 = new[np.argsort(cand.key2[new], kind="stable")]
+        k2 = cand.key2[by_x2]
+        start_b = np.searchsorted(k2, cand.key1[pending], "right")
+        count_b = np.searchsorted(k2, group + (1 << 31), "left") - start_b
+        use_b = count_b < count
+        count = np.where(use_b, count_b, count)
+        start = np.where(use_b, start_b + len(new), start)  # into concatenate((by_x1, by_x2))
+        source = np.concatenate((by_x1, by_x2))
     hit = np.zeros(len(pending), bool)
     for lo, hi in _slices(count, HIT_CHUNK):
         first, offset = _ranges(count[lo:hi])
         first += lo
-        over = cand.overlaps(pending[first], both[start[first] + offset])
+        over = cand.overlaps(pending[first], source[start[first] + offset])
         hit[first[over]] = True
     return hit
 

@@ -20,6 +20,7 @@ from exporters.nms.builder import NodeBuilder
 
 # ORT's NonMaxSuppression scores tensor is [B, C, M]: bound its size (C * M floats per image).
 MAX_SCORE_ELEMENTS = 64_000_000
+MAX_RANK = 1 << 24  # rank scores M - m are float32: exact integers up to 2**24
 
 
 def decode(b: NodeBuilder, boxes: str, anchors: str | None, params: NMSParams, per_class: bool) -> str:
@@ -72,8 +73,9 @@ def build_nms(b: NodeBuilder, boxes: str, scores: str, params: NMSParams, n: int
     the values of ``params`` in as constants.
     """
     m = min(params.top_k or n * c, n * c)
-    if (1 if params.class_agnostic else c) * m > MAX_SCORE_ELEMENTS:
-        raise ValueError(f"top_k {params.top_k} x {c} classes is too large for the standard-ops NMS graph; set top_k")
+    if (1 if params.class_agnostic else c) * m > MAX_SCORE_ELEMENTS or m > MAX_RANK:
+        raise ValueError(f"{m} candidates (top_k {params.top_k}) x {c} classes is too large for the standard-ops "
+                         "NMS graph; set a smaller top_k")
     k = params.max_output_boxes
     corners = decode(b, boxes, anchors, params, per_class)
     flat = b.op("Reshape", [prepare_scores(b, scores, params, c), b.const([0, -1])])

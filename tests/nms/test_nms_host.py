@@ -22,7 +22,7 @@ def test_host_equals_reference(case):
 
 def small_rounds():
     """Tiny round sizes so small inputs exercise multi-round settling and sliced suppression."""
-    return mock.patch.multiple(host, FIRST_PREFIX=2, PAIR_BUDGET=3, HIT_CHUNK=2, PRESELECT_FACTOR=1)
+    return mock.patch.multiple(host, FIRST_PREFIX=2, PAIR_BUDGET=3, HIT_CHUNK=2, PRESELECT_FACTOR=1, TWO_SIDED_MIN=1)
 
 
 @settings(max_examples=150, deadline=None)
