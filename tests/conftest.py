@@ -27,9 +27,10 @@ def pytest_collection_modifyitems(config, items):
     no_gpu = pytest.mark.skip(reason="needs an NVIDIA GPU (nvidia-smi shows none on this machine)")
     no_trt = pytest.mark.skip(reason=f"needs full TensorRT with a GPU (tensorrt: {trt['error'] or 'lean runtime only, no Builder'}; GPUs: {len(gpus)})")
     for item in items:
-        if "cuda" in item.keywords and not gpus:
+        # markers only: "trt"/"cuda" in item.keywords would also match folder names (tests/*/trt/)
+        if item.get_closest_marker("cuda") and not gpus:
             item.add_marker(no_gpu)
-        if "trt" in item.keywords and not (gpus and trt["builder"]):
+        if item.get_closest_marker("trt") and not (gpus and trt["builder"]):
             item.add_marker(no_trt)
 
 

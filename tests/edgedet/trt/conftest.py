@@ -13,21 +13,6 @@ import trt_fakes  # noqa: E402
 from trt_fakes import tensorrt_section, write_engine  # noqa: E402
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config, items):
-    """Undo tests/conftest.py's skip for tests that merely live in a folder named `trt`.
-
-    The root hook tests `"trt" in item.keywords`, and pytest puts every parent folder's name
-    into the keywords, so all of tests/*/trt/ would be skipped as if marked @pytest.mark.trt.
-    Tests really marked `trt` keep their skip. (Root fix: use item.get_closest_marker("trt").)
-    """
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.path).parents and item.get_closest_marker("trt") is None:
-            item.own_markers[:] = [m for m in item.own_markers
-                                   if not (m.name == "skip" and str(m.kwargs.get("reason", "")).startswith("needs full TensorRT"))]
-
-
 @pytest.fixture
 def fake_gpu():
     return trt_fakes.FakeGPU()
