@@ -1,18 +1,22 @@
 """Host NMS (edgedet.nms.host, numpy) vs torchvision.ops.batched_nms (CPU), same candidates, same run.
 
-Candidates are realistic clusters: objects of varied size, each seen by many anchors whose boxes
+Candidates are realistic clusters: 30 objects of varied size, each seen by many anchors whose boxes
 jitter by ~5% of the object size and whose scores decay away from the best anchor; the other
-anchors carry low background scores. Two measurements per case:
-  nms_only   NMS on the already thresholded, top-k'd candidates (ours: edgedet.nms.host.greedy +
-             gather; torchvision: batched_nms)
-  full_op    threshold + top-k + per-class NMS + pad to K from the raw [N, 4] / [N, C] tensors
-             (ours: edgedet.nms.host.batched_nms; torchvision: torch.where + topk + batched_nms + pad)
-Usage: python benchmarks/nms_host.py [--json benchmarks/results/nms_host.json] [--repeats 30]
+(anchor, class) scores are low background. Two measurements per case, K = 300:
+  nms_only   NMS on the already thresholded, top-k'd candidates in rank order (ours:
+             edgedet.nms.host.greedy + gathering the kept boxes; torchvision: batched_nms + the same gather)
+  full_op    threshold + top-k + per-class NMS + padding to K from the raw [N, 4] / [N, C] arrays
+             (ours: edgedet.nms.host.batched_nms; torch: torch.where + topk + batched_nms + pad)
+Both sides run single-threaded (numpy is; torch.set_num_threads(1)), alternating call by call so
+background load hits both alike. Reported: wall-clock median / p90 ms, torchvision / ours of the
+wall-clock medians, and (cpu) of the per-call thread CPU-time medians.
+Usage: python -m benchmarks.nms_host [--json benchmarks/results/nms_host.json] [--repeats 40]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -23,6 +27,7 @@ from edgedet.nms.params import NMSParams
 
 CASES = [(2100, 6), (8400, 80), (25200, 80)]
 THRESHOLDS = (0.25, 0.001)
+INCLUDES = __doc__.split("Two measurements per case, K = 300:")[1].split("Usage")[0].strip()
 
 
 def make_candidates(n: int, c: int, objects: int = 30, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -42,15 +47,20 @@ def make_candidates(n: int, c: int, objects: int = 30, seed: int = 0) -> tuple[n
     return boxes, scores
 
 
-def timed(fn, repeats: int) -> dict:
-    fn()
-    samples = []
+def timed_pair(ours, theirs, repeats: int) -> tuple[dict, dict]:
+    """Alternate the two callables; per side wall-clock median / p90 / min and the median of the
+    thread's CPU time (unaffected by time spent descheduled on a loaded machine), in ms."""
+    ours(), theirs()
+    wall, cpu = ([], []), ([], [])
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    a = np.asarray(samples) * 1e3
-    return {"median_ms": float(np.median(a)), "p90_ms": float(np.percentile(a, 90))}
+        for i, fn in enumerate((ours, theirs)):
+            t0, c0 = time.perf_counter(), time.thread_time()
+            fn()
+            cpu[i].append(time.thread_time() - c0)
+            wall[i].append(time.perf_counter() - t0)
+    return tuple({"median_ms": float(np.median(w) * 1e3), "p90_ms": float(np.percentile(w, 90) * 1e3),
+                  "min_ms": float(np.min(w) * 1e3), "cpu_median_ms": float(np.median(c) * 1e3)}
+                 for w, c in zip(wall, cpu))
 
 
 def run_case(n: int, c: int, thr: float, repeats: int) -> dict:
@@ -58,10 +68,11 @@ def run_case(n: int, c: int, thr: float, repeats: int) -> dict:
     import torchvision
 
     boxes, scores = make_candidates(n, c)
-    params = NMSParams(score_threshold=thr, iou_threshold=0.45, max_output_boxes=300, top_k=1000 if thr >= 0.01 else 4096)
+    k = 300
+    params = NMSParams(score_threshold=thr, iou_threshold=0.45, max_output_boxes=k, top_k=1000 if thr >= 0.01 else 4096)
     tb, ts = torch.from_numpy(boxes), torch.from_numpy(scores)
 
-    def tv_full():
+    def torch_full():
         flat = ts.flatten()
         keep = torch.where(flat > thr)[0]
         sc = flat[keep]
@@ -69,48 +80,62 @@ def run_case(n: int, c: int, thr: float, repeats: int) -> dict:
             sc, i = sc.topk(params.top_k)
             keep = keep[i]
         anchor, cls = keep // c, keep % c
-        k = torchvision.ops.batched_nms(tb[anchor], sc, cls, params.iou_threshold)[: params.max_output_boxes]
-        out = torch.zeros(params.max_output_boxes, 4)
-        out[: k.numel()] = tb[anchor[k]]
+        kept = torchvision.ops.batched_nms(tb[anchor], sc, cls, params.iou_threshold)[:k]
+        out = torch.zeros(k, 4)
+        out[: kept.numel()] = tb[anchor[kept]]
         return out
 
     rank_n, rank_c, rank_s = candidates(scores, params)
-    cb, cs, cc = boxes[rank_n], rank_s, rank_c
-    tcb, tcs, tcc = torch.from_numpy(cb), torch.from_numpy(cs), torch.from_numpy(cc)
-    ours_nms = timed(lambda: cb[greedy(cb, cc, params.iou_threshold, params.max_output_boxes)], repeats)
-    tv_nms = timed(lambda: tcb[torchvision.ops.batched_nms(tcb, tcs, tcc, params.iou_threshold)[: params.max_output_boxes]], repeats)
-    ours_full = timed(lambda: batched_nms(boxes[None], scores[None], params), repeats)
-    tv_full_t = timed(tv_full, repeats)
-    kept = int(batched_nms(boxes[None], scores[None], params).num_dets[0, 0])
-    return {"candidates": int(len(rank_n)), "kept": kept, "top_k": params.top_k,
-            "nms_only": {"edgedet": ours_nms, "torchvision": tv_nms, "ratio_tv_over_edgedet": tv_nms["median_ms"] / ours_nms["median_ms"]},
-            "full_op": {"edgedet": ours_full, "torchvision": tv_full_t, "ratio_tv_over_edgedet": tv_full_t["median_ms"] / ours_full["median_ms"]}}
+    cb = boxes[rank_n]
+    tcb, tcs, tcc = torch.from_numpy(cb), torch.from_numpy(rank_s), torch.from_numpy(rank_c)
+    ours_nms, tv_nms = timed_pair(lambda: cb[greedy(cb, rank_c, params.iou_threshold, k)],
+                                  lambda: tcb[torchvision.ops.batched_nms(tcb, tcs, tcc, params.iou_threshold)[:k]], repeats)
+    ours_full, tv_full = timed_pair(lambda: batched_nms(boxes[None], scores[None], params), torch_full, repeats)
+    ours_keep = greedy(cb, rank_c, params.iou_threshold)  # without the K cut: torchvision orders equal
+    tv_keep = torchvision.ops.batched_nms(tcb, tcs, tcc, params.iou_threshold).numpy()  # scores arbitrarily
+    return {"candidates": int(len(rank_n)), "kept": min(k, len(ours_keep)), "top_k": params.top_k,
+            "same_kept_set_as_torchvision": bool(np.array_equal(np.sort(ours_keep), np.sort(tv_keep))),
+            "same_order_as_torchvision": bool(np.array_equal(ours_keep, tv_keep)),
+            "nms_only": _compare(ours_nms, tv_nms), "full_op": _compare(ours_full, tv_full)}
+
+
+def _compare(ours: dict, tv: dict) -> dict:
+    return {"edgedet": ours, "torchvision": tv, "ratio_tv_over_edgedet": tv["median_ms"] / ours["median_ms"],
+            "cpu_ratio_tv_over_edgedet": tv["cpu_median_ms"] / ours["cpu_median_ms"]}
 
 
 def main() -> None:
     import torch
 
+    from edgedet.bench import machine_info
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", default="benchmarks/results/nms_host.json")
-    ap.add_argument("--repeats", type=int, default=30)
-    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (numpy path is single-threaded)")
+    ap.add_argument("--repeats", type=int, default=40)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(1)
+    machine = machine_info()
+    load = os.getloadavg()
+    print(f"machine: {machine['cpu']}, {machine['cores']} cores, load average {load[0]:.1f} at start; "
+          f"torch {torch.__version__}, 1 thread each side\n{INCLUDES}\n")
+    print(f"{'case':>14} {'thr':>6} {'cand':>5} {'kept':>4} | {'NMS only ours':>13} {'(p90)':>7} {'tv':>7} {'(p90)':>7} "
+          f"{'tv/ours':>7} {'(cpu)':>5} | {'full op ours':>12} {'(p90)':>7} {'tv':>7} {'(p90)':>7} {'tv/ours':>7} {'(cpu)':>5}"
+          "   (median ms)")
     results = {}
-    print(f"{'case':>16} {'thr':>6} {'cand':>5} {'kept':>4} | {'NMS only: ours':>14} {'tv':>7} {'tv/ours':>7} | "
-          f"{'full op: ours':>13} {'tv':>7} {'tv/ours':>7}   (median ms)")
     for n, c in CASES:
         for thr in THRESHOLDS:
             r = run_case(n, c, thr, args.repeats)
             results[f"{n}x{c}@{thr}"] = r
             a, f = r["nms_only"], r["full_op"]
-            print(f"{n:>10}x{c:<5} {thr:>6} {r['candidates']:>5} {r['kept']:>4} | {a['edgedet']['median_ms']:>14.3f} "
-                  f"{a['torchvision']['median_ms']:>7.3f} {a['ratio_tv_over_edgedet']:>7.2f} | {f['edgedet']['median_ms']:>13.3f} "
-                  f"{f['torchvision']['median_ms']:>7.3f} {f['ratio_tv_over_edgedet']:>7.2f}")
-    path = write_results(args.json, "nms_host", {"torch_threads": args.threads, "repeats": args.repeats,
-                                                  "includes": __doc__.split("Two measurements per case:")[1].split("Usage")[0].strip(),
-                                                  "cases": results})
-    print(f"wrote {path}")
+            print(f"{n:>8}x{c:<5} {thr:>6} {r['candidates']:>5} {r['kept']:>4} | "
+                  f"{a['edgedet']['median_ms']:>13.3f} {a['edgedet']['p90_ms']:>7.3f} {a['torchvision']['median_ms']:>7.3f} "
+                  f"{a['torchvision']['p90_ms']:>7.3f} {a['ratio_tv_over_edgedet']:>7.2f} {a['cpu_ratio_tv_over_edgedet']:>5.2f} | "
+                  f"{f['edgedet']['median_ms']:>12.3f} {f['edgedet']['p90_ms']:>7.3f} {f['torchvision']['median_ms']:>7.3f} "
+                  f"{f['torchvision']['p90_ms']:>7.3f} {f['ratio_tv_over_edgedet']:>7.2f} {f['cpu_ratio_tv_over_edgedet']:>5.2f}")
+    path = write_results(args.json, "nms_host", {"torch": torch.__version__, "torch_threads": 1, "repeats": args.repeats,
+                                                  "load_average_start": load, "load_average_end": os.getloadavg(),
+                                                  "includes": INCLUDES, "cases": results})
+    print(f"load average at end {os.getloadavg()[0]:.1f}; wrote {path}")
 
 
 if __name__ == "__main__":

@@ -16,10 +16,11 @@ from edgedet.errors import InputError
 from edgedet.nms.boxes import NMSOutput, activate, canonical, decode, empty_output, validate
 from edgedet.nms.params import NMSParams
 
-# Same-class pairs settled per round. Bounds the memory of a round (~40 bytes a pair); rounds with
-# fewer pairs double the next prefix. benchmarks/nms_host.py: 2**16 beat 2**14 and 2**18.
+# Same-class pairs settled per round; bounds a round's memory (~40 bytes a pair). Rounds with fewer
+# pairs double the next prefix. Sweeping benchmarks/nms_host.py cases: 2**14 and 2**16 within noise,
+# prefixes 64..512 -> 256 best on the 238- and 1000-candidate sets (one or two rounds).
 PAIR_BUDGET = 1 << 16
-FIRST_PREFIX = 256  # most realistic candidate sets (<= 256 after top-k) settle in one round
+FIRST_PREFIX = 256
 HIT_CHUNK = 1 << 20  # pairs per slice when newly kept boxes suppress the undecided rest
 TWO_SIDED_MIN = 64  # kept boxes from which the second x-range search pays for itself
 
@@ -260,9 +261,9 @@ def _hit(cand: _Candidates, pending: np.ndarray, new: np.ndarray) -> np.ndarray:
     """Mask over ``pending``: IoU > thr with a newly kept box ``new`` of its own group.
 
     A pair can only overlap if the kept box starts left of the candidate's right edge (range A of
-    the kept boxes sorted by (group, x1)) and ends right of its left edge (range B of the kept boxes
-    sorted by (group, x2)). Each candidate is tried against range A or, when many boxes were kept,
-    against the shorter of A and B.
+    the kept boxes sorted by (group, x1)) and ends right of its left edge (range B, sorted by
+    (group, x2)); other pairs have iw exactly 0, so IoU 0. Each candidate is tried against range A
+    or, when many boxes were kept, against the shorter of A and B.
     """
     by_x1 = new[np.argsort(cand.key1[new], kind="stable")]
     k1 = cand.key1[by_x1]

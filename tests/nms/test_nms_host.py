@@ -20,16 +20,17 @@ def test_host_equals_reference(case):
     assert_same_output(batched_nms(boxes, scores, p, anchors), reference_nms(boxes, scores, p, anchors))
 
 
-def small_rounds():
-    """Tiny round sizes so small inputs exercise multi-round settling and sliced suppression."""
-    return mock.patch.multiple(host, FIRST_PREFIX=2, PAIR_BUDGET=3, HIT_CHUNK=2, PRESELECT_FACTOR=1, TWO_SIDED_MIN=1)
+def small_rounds(two_sided: bool):
+    """Tiny round sizes so small inputs exercise multi-round settling and both x-range searches."""
+    return mock.patch.multiple(host, FIRST_PREFIX=2, PAIR_BUDGET=3, HIT_CHUNK=2, PRESELECT_FACTOR=1,
+                               TWO_SIDED_MIN=0 if two_sided else 1 << 30)
 
 
-@settings(max_examples=150, deadline=None)
-@given(cases(special=False, max_n=12))
-def test_host_equals_reference_in_small_rounds(case):
+@settings(max_examples=200, deadline=None)
+@given(cases(max_n=12), st.booleans())
+def test_host_equals_reference_in_small_rounds(case, two_sided):
     boxes, scores, p, anchors = case
-    with small_rounds():
+    with small_rounds(two_sided):
         got = batched_nms(boxes, scores, p, anchors)
     assert_same_output(got, reference_nms(boxes, scores, p, anchors))
 

@@ -78,9 +78,9 @@ def test_deviation_threshold_compared_in_float64():
 
 
 def test_deviation_ties_are_not_ordered_by_index():
-    """torchvision orders equal scores with an unstable sort; the spec keeps the lowest index."""
+    """torchvision orders equal scores with an unstable sort, so which of 150 identical boxes it keeps
+    is unspecified (index 104 or 0 in different runs here); the spec keeps the lowest index."""
     boxes = np.tile(np.array([0, 0, 1, 1], np.float32), (150, 1))
     scores = np.full(150, 0.5, np.float32)
-    first = torch.sort(torch.from_numpy(scores), descending=True)[1][0].item()  # what its CPU kernel visits first
-    assert torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.5).tolist() == [first]
+    assert len(torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.5)) == 1
     assert nms(boxes, scores, 0.5).tolist() == [0]
