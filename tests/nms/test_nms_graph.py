@@ -23,6 +23,7 @@ CONTRACT = list(contract.NMS_OUTPUTS)
 def graph_nms(boxes, scores, p, anchors=None, opset=17):
     n, c = scores.shape[1:]
     model = attach_nms(raw_model(n, c, boxes.ndim == 4, opset), p, "graph", anchors=anchors)
+    onnx.checker.check_model(model, full_check=True)
     return run_ort(model, boxes, scores)
 
 
