@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from edgedet.errors import ExportError
-from edgedet.nms.params import BOX_CENTER_SIZE, DEFAULT_BBOX_XFORM_CLIP, NMSParams
+from edgedet.nms.params import BOX_CENTER_SIZE, BOX_CORNERS, DEFAULT_BBOX_XFORM_CLIP, NMSParams
 from exporters.base import ExportableModel, Normalize
 
 EFFDET_MODELS = ("tf_efficientdet_d0", "tf_efficientdet_d1", "tf_efficientdet_d2", "efficientdet_d0", "efficientdet_d1")
@@ -74,14 +74,18 @@ def build_effdet(name: str, state, imgsz, num_classes, uint8_input, source, deco
     yxyx = Anchors.from_config(config).boxes.float()  # [N, 4] (y1, x1, y2, x2) input pixels
     anchors = torch.stack([(yxyx[:, 1] + yxyx[:, 3]) / 2, (yxyx[:, 0] + yxyx[:, 2]) / 2,
                            yxyx[:, 3] - yxyx[:, 1], yxyx[:, 2] - yxyx[:, 0]], -1)
-    head = EffDetHead(model, config.mean, config.std, classes, uint8_input).eval()
+    # effdet's input pipeline defaults to ImageNet statistics unless the config names its own
+    mean = tuple(config.get("mean", None) or (0.485, 0.456, 0.406))
+    std = tuple(config.get("std", None) or (0.229, 0.224, 0.225))
+    head = EffDetHead(model, mean, std, classes, uint8_input).eval()
     module = DecodedEffDet(head, anchors).eval() if decode_in_graph else head
     h, w = config.image_size
     return ExportableModel(
         module=module, family="efficientdet", name=name, class_names=[f"class{i}" for i in range(classes)],
         imgsz=(h, w), nms=NMSParams(score_threshold=0.05, iou_threshold=0.5, max_output_boxes=100, top_k=5000,
-                                    box_coding=BOX_CENTER_SIZE),
-        normalization={"mean": list(config.mean), "std": list(config.std), "in_graph": True},
+                                    # decoded in graph: corners; fused: the NMS decodes centre-size deltas
+                                    box_coding=BOX_CORNERS if decode_in_graph else BOX_CENTER_SIZE),
+        normalization={"mean": list(mean), "std": list(std), "in_graph": True},
         source={**source, "effdet": name}, category_ids=list(range(1, classes + 1)),
         anchors=None if decode_in_graph else anchors.numpy(),
         notes={"decode": "in graph" if decode_in_graph else "fused in NMS (anchors input)"},

@@ -121,9 +121,30 @@ def example_input(em: ExportableModel, o: ExportOptions, seed: int = 0):
 
 
 def torch_to_onnx(em: ExportableModel, o: ExportOptions):
+    import torch
+
     from exporters.torch_export import export_module
 
-    return export_module(em.module, example_input(em, o), em.output_names, o.opset, o.dynamic_batch, o.exporter)
+    x = example_input(em, o)
+    model = export_module(em.module, x, em.output_names, o.opset, o.dynamic_batch, o.exporter)
+    with torch.no_grad():
+        out = em.module(x)
+    pin_output_shapes(model, [t.shape for t in (out if isinstance(out, (tuple, list)) else (out,))], o.dynamic_batch)
+    return model
+
+
+def pin_output_shapes(model, shapes, dynamic_batch: bool) -> None:
+    """Write the traced output shapes into the graph (some exporters leave every dim symbolic,
+    and NMS in the graph needs static N and C); the batch dim stays symbolic when dynamic."""
+    for out, shape in zip(model.graph.output, shapes):
+        dims = out.type.tensor_type.shape.dim
+        if len(dims) != len(shape):
+            continue
+        for i, (d, size) in enumerate(zip(dims, shape)):
+            if i == 0 and dynamic_batch:
+                continue
+            d.Clear()
+            d.dim_value = int(size)
 
 
 def verify_raw(em: ExportableModel, raw, o: ExportOptions) -> dict:

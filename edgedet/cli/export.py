@@ -36,8 +36,9 @@ def export_cmd(model_name, weights, imgsz, batch, dynamic_batch, nms, opset, uin
     from exporters.registry import MODELS, get_model
 
     if list_models:
+        width = max(len(n) for n in MODELS) + 2
         for entry in MODELS.values():
-            click.echo(f"{entry.name:32s} {entry.family:10s} {entry.description}")
+            click.echo(f"{entry.name:{width}s} {entry.family:13s} {entry.description}")
         return
     get_model(model_name)  # unknown names fail before anything slow
     if not output:
