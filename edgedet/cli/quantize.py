@@ -21,15 +21,18 @@ from edgedet.errors import InputError, require
               help="tensorrt: Q/DQ laid out for TensorRT; cpu: ONNX Runtime CPU recipe (not for TensorRT).")
 @click.option("--quantize-head", is_flag=True, help="Also quantise the last head convolutions (not recommended).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Calibration range cache (default ~/.cache/edgedet).")
+@click.option("--no-speed-check", is_flag=True, help="--target cpu: write even if INT8 is not faster than FP32 here.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
-def quantize_cmd(model, mode, calib_dir, calib_size, method, exclude, target, quantize_head, cache_dir, output):
+def quantize_cmd(model, mode, calib_dir, calib_size, method, exclude, target, quantize_head, cache_dir, no_speed_check,
+                 output):
     """Write an FP16 or INT8 copy of MODEL (an FP32 edgedet ONNX) with its manifest."""
     require("onnx", "export", "edgedet quantize")
     from exporters.quantize.api import QuantizeOptions, quantize
 
     if mode is None:
         raise InputError("choose --fp16 or --int8")
-    opts = QuantizeOptions(mode, calib_dir, calib_size, method, target, tuple(exclude), not quantize_head, cache_dir)
+    opts = QuantizeOptions(mode, calib_dir, calib_size, method, target, tuple(exclude), not quantize_head, cache_dir,
+                           speed_check=not no_speed_check)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = quantize(model, output, opts, _progress() if mode == "int8" else None)
@@ -40,6 +43,9 @@ def quantize_cmd(model, mode, calib_dir, calib_size, method, exclude, target, qu
     kept = ", ".join(f"{n} {reason}" for reason, n in p["kept_fp32"].items())
     extra = (f"; {p['calibration_images']} calibration images, {p['method']}, ranges "
              f"{'from cache' if p['cache_hit'] else 'cached'} at {p['cache']}") if mode == "int8" else ""
+    if "cpu_speed_check" in p:
+        c = p["cpu_speed_check"]
+        extra += f"; CPU INT8 {c['int8_ms']:.1f} ms vs FP32 {c['fp32_ms']:.1f} ms here (x{c['speedup']:.2f})"
     click.echo(f"wrote {result.path} ({mode}, target {p.get('target', 'tensorrt')}); kept FP32: {kept}{extra}")
 
 

@@ -67,10 +67,43 @@ def test_int8_is_deterministic_and_caches_ranges(tiny_export, calib_dir, tmp_pat
 
 def test_cpu_target_uses_ort_cpu_recipe(tiny_export, calib_dir, tmp_path, x):
     out = tmp_path / "cpu.onnx"
-    quantize(tiny_export, out, QuantizeOptions(mode="int8", calib_dir=str(calib_dir), target="cpu", cache_dir=str(tmp_path)))
+    quantize(tiny_export, out, QuantizeOptions(mode="int8", calib_dir=str(calib_dir), target="cpu",
+                                               cache_dir=str(tmp_path), speed_check=False))
     rules = {v.rule for v in check_qdq(onnx.load(out))}
     assert "R4" in rules or "R3" in rules  # uint8 asymmetric: deliberately not for TensorRT
     assert run(out, x)["scores"].shape == (1, 64, 3)
+
+
+@pytest.mark.parametrize("fp32_ms,int8_ms,written", [(10.0, 8.0, True), (10.0, 12.0, False)])
+def test_cpu_target_is_written_only_when_measured_faster(tiny_export, calib_dir, tmp_path, monkeypatch,
+                                                         fp32_ms, int8_ms, written):
+    import exporters.quantize.api as api
+
+    seen = {}
+
+    def fake_measure(models, input_info, iters):
+        seen["models"] = len(models)
+        return [fp32_ms, int8_ms]
+
+    monkeypatch.setattr(api, "_measure_cpu", fake_measure)
+    out = tmp_path / "cpu.onnx"
+    opts = QuantizeOptions(mode="int8", calib_dir=str(calib_dir), target="cpu", cache_dir=str(tmp_path))
+    if written:
+        res = quantize(tiny_export, out, opts)
+        assert res.precision["cpu_speed_check"]["speedup"] == pytest.approx(1.25)
+    else:
+        with pytest.raises(InputError, match="measured slower than FP32"):
+            quantize(tiny_export, out, opts)
+    assert out.exists() == written and seen["models"] == 2
+
+
+def test_cpu_speed_measurement_runs_both_models(tiny_export):
+    import exporters.quantize.api as api
+    from edgedet.manifest import read_manifest
+
+    m = onnx.load(tiny_export)
+    times = api._measure_cpu((m, m), read_manifest(tiny_export).input, iters=3)
+    assert len(times) == 2 and all(t > 0 for t in times)
 
 
 def test_bad_inputs_are_refused_and_nothing_written(tiny_export, calib_dir, tmp_path):
