@@ -24,7 +24,8 @@ def test_fused_anchor_decode_equals_decode_in_graph(tmp_path):
     x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 255
     for nms in ("none", "graph"):
         torch.manual_seed(0)
-        opts = ExportOptions(model="tf_efficientdet_d0", imgsz=size, nms=nms, nms_overrides={"score_threshold": 0.5})
+        opts = ExportOptions(model="tf_efficientdet_d0", imgsz=size, nms=nms, simplify=False,
+                             nms_overrides={"score_threshold": 0.5})
         em = build_exportable(opts)
         wake_up(em.module, size)
         head = em.module.head if nms == "none" else em.module
