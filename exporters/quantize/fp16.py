@@ -23,6 +23,10 @@ def to_fp16(model, placement: Placement):
 
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
+    # The converter decides where Casts go from value_info types: stale or missing ones leave FP16
+    # tensors flowing into FP32 nodes. Re-infer them (unknown custom ops are skipped, not fatal).
+    del copy.graph.value_info[:]
+    copy = onnx.shape_inference.infer_shapes(copy)
     result = convert_float_to_float16(copy, keep_io_types=True, op_block_list=list(DEFAULT_OP_BLOCK_LIST),
                                       node_block_list=placement.names, disable_shape_infer=True)
     toposort(result)  # the converter appends its Cast nodes at the end of the node list
