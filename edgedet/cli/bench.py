@@ -44,8 +44,10 @@ def bench_cmd(artifact, batches, iters, warmup, image_dir, backend, providers, c
         report = {"artifact": str(artifact), "model": f"{det.manifest.family}/{det.manifest.model}",
                   "input": list(det.manifest.input.shape), "backend": det.backend.describe(), "machine": machine_info(),
                   "images": image_dir or "random 640x480 RGB frames", "iters": iters, "warmup": warmup}
-        click.echo(f"benchmarking {artifact} on {report['machine']['cpu']} ({report['machine']['cores']} cores), "
-                   f"{report['backend']}", err=True)
+        backend = ", ".join(f"{k} {v if not isinstance(v, list) else '/'.join(map(str, v))}"
+                            for k, v in report["backend"].items())
+        click.echo(f"benchmarking {artifact} on {report['machine']['cpu']} ({report['machine']['cores']} cores); "
+                   f"{backend}", err=True)
         runs = _graph_runs(det, cuda_graph, lambda: bench_detector(det, images, BenchConfig(tuple(sizes), iters, warmup)))
         report.update(runs[0][1])
         if cuda_graph:
