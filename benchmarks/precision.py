@@ -90,10 +90,11 @@ def nano_map(path: Path, dataset) -> dict:
 def run_family(name: str, args, photos, work: Path) -> dict:
     if name == "nano":
         from edgedet.eval.datasets import load_dataset
+        from exporters.demo import CALIB_SEED
         from exporters.nano import synthetic
 
         val = synthetic.generate_dataset(work / "val", args.val_size, synthetic.VAL_SEED)
-        calib = synthetic.generate_dataset(work / "calib", args.calib_size, synthetic.VAL_SEED + 1000) / "images"
+        calib = synthetic.generate_dataset(work / "calib", args.calib_size, CALIB_SEED) / "images"
         dataset = load_dataset(val)
         bench_images = photos[:4]
     else:

@@ -32,6 +32,10 @@ class Variant:
     results: dict = field(default_factory=dict)
 
 
+CALIB_SEED = 3  # synthetic split for INT8 calibration: disjoint from train (1) and validation (2)
+CALIB_SIZE = 300  # FIELD-NOTES §7: >= 300 calibration images recommended
+
+
 @dataclass
 class DemoConfig:
     out: Path = Path("demo-output")
@@ -53,7 +57,11 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> dict:
         say(f"generating {size} synthetic validation images -> {data_dir}")
         synthetic.generate_dataset(data_dir, size, synthetic.VAL_SEED)
     dataset = load_dataset(data_dir)
-    variants = build_variants(out, say)
+    calib_dir = out / "data" / f"calib-{CALIB_SEED}-{CALIB_SIZE}"
+    if not (calib_dir / "annotations.json").exists():
+        say(f"generating {CALIB_SIZE} synthetic calibration images -> {calib_dir}")
+        synthetic.generate_dataset(calib_dir, CALIB_SIZE, CALIB_SEED)
+    variants = build_variants(out, calib_dir / "images", say)
     for v in variants:
         say(f"[{v.name}] evaluating on {size} images")
         with v.open() as det:
@@ -76,23 +84,36 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> dict:
     return results
 
 
-def build_variants(out: Path, say) -> list[Variant]:
-    """PyTorch reference, then the exported ONNX model in ONNX Runtime."""
+def build_variants(out: Path, calib_images: Path, say) -> list[Variant]:
+    """PyTorch reference, the exported ONNX model, and its FP16 and INT8 copies, all on the CPU."""
+    import warnings
+
     import edgedet
     from exporters.pipeline import ExportOptions, build_exportable, export
+    from exporters.quantize.api import QuantizeOptions, quantize
     from exporters.torch_backend import torch_detector
 
-    options = ExportOptions(model="nano", nms="graph")
+    options = ExportOptions(model="nano")
     exportable = build_exportable(options)
-    onnx_path = out / "models" / "nano.onnx"
+    models = out / "models"
+    onnx_path = models / "nano.onnx"
     say(f"exporting nano -> {onnx_path}")
     res = export(options, onnx_path, model=exportable)
-    say(f"exported in {sum(res.timings.values()):.1f} s")
-    return [
+    say(f"exported in {sum(res.timings.values()):.1f} s (NMS: {res.manifest.nms_implementation})")
+    variants = [
         Variant("pytorch", lambda: torch_detector(exportable), "PyTorch fp32 on CPU, host NMS (numpy)"),
         Variant("onnxruntime-fp32", lambda: edgedet.load(onnx_path, providers=["cpu"]),
                 "ONNX fp32, NMS in graph, ONNX Runtime CPU", onnx_path),
     ]
+    for mode, description in (("fp16", "FP16 graph for TensorRT (I/O, head, NMS in FP32), run by ONNX Runtime CPU"),
+                              ("int8", "INT8 Q/DQ laid out for TensorRT, 300 calibration images, run by ONNX Runtime CPU")):
+        path = models / f"nano.{mode}.onnx"
+        say(f"quantising -> {path}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize(onnx_path, path, QuantizeOptions(mode=mode, calib_dir=str(calib_images), cache_dir=str(out / "cache")))
+        variants.append(Variant(f"onnxruntime-{mode}", lambda p=path: edgedet.load(p, providers=["cpu"]), description, path))
+    return variants
 
 
 def annotate(variant: Variant, dataset, folder: Path, count: int) -> None:
@@ -146,6 +167,10 @@ def render_report(results: dict) -> str:
                      f"{b['inference']['p50']:.2f} | {b['end_to_end']['p50']:.2f} | {v['description']} |")
     lines += ["", "Latency: batch 1, images already decoded; *inference* is the backend call (model + in-graph NMS "
               "for ONNX; the torch forward for PyTorch, whose NMS runs on the host and is counted in "
-              "post-processing); *end-to-end* adds letterbox and post-processing. See latency.png.", "",
+              "post-processing); *end-to-end* adds letterbox and post-processing. See latency.png.",
+              "FP16 and INT8 rows run in ONNX Runtime on this CPU: they show the accuracy of the files TensorRT "
+              "would build, not their speed (the Q/DQ layout targets TensorRT's fusions; ONNX Runtime's CPU "
+              "kernels gain nothing from it). TensorRT rows need a GPU with TensorRT: `edgedet build` + "
+              "`edgedet bench` there.", "",
               "Annotated images (ONNX Runtime, score ≥ 0.3) are in images/."]
     return "\n".join(lines) + "\n"
