@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install $(TORCH)
-	$(PIP) install -e '.[export,ort,dev]'
+	$(PIP) install -e '.[export,ort,dev,trt-lean]'  # trt-lean: the real TensorRT 11 runtime bindings for API tests
 	touch $@
 
 env: $(VENV)/.installed

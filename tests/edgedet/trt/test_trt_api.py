@@ -65,6 +65,7 @@ def test_import_reports_flavour_and_version():
 
 
 def test_logger_subclass_collects_messages():
+    _real_trt()  # skips with the reason when no TensorRT bindings are installed
     trt = import_tensorrt()
     book = LogBook()
     logger = make_logger(trt, book)
