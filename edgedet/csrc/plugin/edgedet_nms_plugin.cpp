@@ -1,0 +1,573 @@
+// EdgeDetNMS TensorRT plugin (IPluginV3, TensorRT 10.3 through 11.x): a thin shell around the CUDA
+// kernels of ../nms_kernels.h. Semantics: docs/nms.md; build: `edgedet plugin build` (docs/tensorrt.md).
+//
+// Registry key: name "EdgeDetNMS", version "1", namespace "edgedet" (edgedet/nms/opdef.py). The library
+// exports getCreators() and setLoggerFinder(), the entry points IPluginRegistry::loadLibrary,
+// trtexec --dynamicPlugins and IBuilderConfig::setPluginsToSerialize use (samples/trtexec/README.md).
+// It does not register itself at load time: loadLibrary fails when a creator is already registered.
+// It uses TensorRT's interfaces only (virtual calls and inline header code), so it is not linked
+// against libnvinfer and serves the full and the lean runtime alike, as NVIDIA's own
+// version-compatible plugin library does (plugin/CMakeLists.txt: COMPILE_ONLY:tensorrt).
+//
+// Inputs, in this order:
+//   0 boxes    T [B,N,4], or per-class [B,N,C,4]   (anchor deltas when anchors are given)
+//   1 scores   T [B,N,C]
+//   2 anchors  T [1,N,4] or [B,N,4]                 optional; recognised by its rank (3)
+//   then score_threshold, then iou_threshold       optional float32 scalars ([] or [1]); recognised by
+//                                                   rank 0/1. One threshold input is score_threshold.
+//                                                   Given, they replace the fields of the same name.
+// Outputs: num_dets int32 [B,1], det_boxes T [B,K,4], det_scores T [B,K], det_classes int32 [B,K].
+// T is float32 or float16, the same for boxes, scores and anchors, and is the type of the scores.
+// B may be dynamic; N and C are whatever the engine's shapes say at run time.
+
+#include "NvInfer.h"
+#include "nms_kernels.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+using namespace nvinfer1;
+
+namespace
+{
+
+constexpr char const* kPLUGIN_NAME = "EdgeDetNMS";
+constexpr char const* kPLUGIN_VERSION = "1";
+constexpr char const* kPLUGIN_NAMESPACE = "edgedet";
+constexpr int32_t kMAX_INPUTS = 5;
+constexpr int32_t kNB_OUTPUTS = 4;
+
+// ---------------------------------------------------------------- logging (through setLoggerFinder)
+
+std::mutex gLoggerMutex;
+ILoggerFinder* gLoggerFinder{nullptr};
+
+void logMessage(ILogger::Severity severity, std::string const& msg) noexcept
+{
+    try
+    {
+        std::lock_guard<std::mutex> lock(gLoggerMutex);
+        ILogger* logger = gLoggerFinder != nullptr ? gLoggerFinder->findLogger() : nullptr;
+        if (logger != nullptr)
+        {
+            logger->log(severity, ("EdgeDetNMS: " + msg).c_str());
+        }
+    }
+    catch (...)
+    {
+    }
+}
+
+void logError(std::string const& msg) noexcept
+{
+    logMessage(ILogger::Severity::kERROR, msg);
+}
+
+// ---------------------------------------------------------------- attributes
+
+// The creator's fields, named and defaulted as edgedet.nms.params.NMSParams. The ONNX parser
+// passes INT attributes as kINT32 and FLOAT(S) as kFLOAT32 (one value, or four for box_scale).
+// tests/edgedet/trt/test_plugin_build.py reads this table and compares it with NMSParams.
+struct FieldSpec
+{
+    char const* name;
+    PluginFieldType type;
+    int32_t length;
+};
+constexpr FieldSpec kFIELDS[] = {
+    {"score_threshold", PluginFieldType::kFLOAT32, 1},
+    {"iou_threshold", PluginFieldType::kFLOAT32, 1},
+    {"max_output_boxes", PluginFieldType::kINT32, 1},
+    {"top_k", PluginFieldType::kINT32, 1},
+    {"background_class", PluginFieldType::kINT32, 1},
+    {"score_activation", PluginFieldType::kINT32, 1},
+    {"class_agnostic", PluginFieldType::kINT32, 1},
+    {"box_coding", PluginFieldType::kINT32, 1},
+    {"box_scale", PluginFieldType::kFLOAT32, 4},
+};
+constexpr int32_t kNB_FIELDS = sizeof(kFIELDS) / sizeof(kFIELDS[0]);
+
+struct Attributes
+{
+    float score_threshold{0.25F};
+    float iou_threshold{0.45F};
+    int32_t max_output_boxes{100};
+    int32_t top_k{1000};
+    int32_t background_class{-1};
+    int32_t score_activation{0};
+    int32_t class_agnostic{0};
+    int32_t box_coding{0};
+    float box_scale[4]{1.F, 1.F, 1.F, 1.F};
+
+    void* slot(int32_t i) noexcept
+    {
+        void* slots[kNB_FIELDS] = {&score_threshold, &iou_threshold, &max_output_boxes, &top_k, &background_class,
+            &score_activation, &class_agnostic, &box_coding, box_scale};
+        return slots[i];
+    }
+
+    //! Empty when the values are usable, else why not (the same rules as NMSParams.__post_init__).
+    std::string problem() const
+    {
+        if (!std::isfinite(score_threshold))
+            return "score_threshold must be finite";
+        if (!(iou_threshold >= 0.F && iou_threshold <= 1.F))
+            return "iou_threshold must be in [0, 1]";
+        if (max_output_boxes < 1)
+            return "max_output_boxes must be >= 1";
+        if (top_k < 0)
+            return "top_k must be >= 0 (0 = no limit)";
+        if (box_coding != 0 && box_coding != 1)
+            return "box_coding must be 0 (corners) or 1 (centre-size)";
+        for (float s : box_scale)
+            if (s == 0.F || !std::isfinite(s))
+                return "box_scale must be four finite non-zero numbers";
+        return {};
+    }
+};
+
+//! One numeric element of a plugin field as double (the parser and Python callers differ in width).
+bool readNumber(PluginField const& f, int32_t i, double& out) noexcept
+{
+    switch (f.type)
+    {
+    case PluginFieldType::kFLOAT32: out = static_cast<float const*>(f.data)[i]; return true;
+    case PluginFieldType::kFLOAT64: out = static_cast<double const*>(f.data)[i]; return true;
+    case PluginFieldType::kINT8: out = static_cast<int8_t const*>(f.data)[i]; return true;
+    case PluginFieldType::kINT16: out = static_cast<int16_t const*>(f.data)[i]; return true;
+    case PluginFieldType::kINT32: out = static_cast<int32_t const*>(f.data)[i]; return true;
+    case PluginFieldType::kINT64: out = static_cast<double>(static_cast<int64_t const*>(f.data)[i]); return true;
+    default: return false;
+    }
+}
+
+//! Fill ``attrs`` from a field collection; false (and ``why``) on a malformed known field.
+//! plugin_version / plugin_namespace (node attributes the parser keys on) and unknown names are ignored.
+bool parseFields(PluginFieldCollection const* fc, Attributes& attrs, std::string& why)
+{
+    if (fc == nullptr)
+        return true;
+    for (int32_t k = 0; k < fc->nbFields; ++k)
+    {
+        PluginField const& f = fc->fields[k];
+        if (f.name == nullptr)
+            continue;
+        int32_t idx = -1;
+        for (int32_t j = 0; j < kNB_FIELDS; ++j)
+            if (std::strcmp(f.name, kFIELDS[j].name) == 0)
+                idx = j;
+        if (idx < 0)
+        {
+            if (std::strcmp(f.name, "plugin_version") != 0 && std::strcmp(f.name, "plugin_namespace") != 0)
+                logMessage(ILogger::Severity::kWARNING, std::string("ignoring unknown field '") + f.name + "'");
+            continue;
+        }
+        FieldSpec const& spec = kFIELDS[idx];
+        if (f.data == nullptr || f.length != spec.length)
+        {
+            why = std::string("field '") + spec.name + "' needs " + std::to_string(spec.length) + " value(s), got "
+                + std::to_string(f.length);
+            return false;
+        }
+        for (int32_t i = 0; i < spec.length; ++i)
+        {
+            double v{};
+            if (!readNumber(f, i, v))
+            {
+                why = std::string("field '") + spec.name + "' is not numeric";
+                return false;
+            }
+            void* dst = attrs.slot(idx);
+            if (spec.type == PluginFieldType::kFLOAT32)
+                static_cast<float*>(dst)[i] = static_cast<float>(v);
+            else
+                static_cast<int32_t*>(dst)[i] = static_cast<int32_t>(v);
+        }
+    }
+    why = attrs.problem();
+    return why.empty();
+}
+
+// ---------------------------------------------------------------- inputs
+
+//! Which optional inputs a node has, from the number of inputs and their ranks (static in TensorRT).
+struct InputLayout
+{
+    int32_t anchors{-1};
+    int32_t scoreThreshold{-1};
+    int32_t iouThreshold{-1};
+    bool valid{false};
+};
+
+template <typename RankOf>
+InputLayout inputLayout(int32_t nbInputs, RankOf rankOf)
+{
+    InputLayout layout;
+    if (nbInputs < 2 || nbInputs > kMAX_INPUTS)
+        return layout;
+    int32_t i = 2;
+    if (i < nbInputs && rankOf(i) == 3)
+        layout.anchors = i++;
+    if (i < nbInputs && rankOf(i) <= 1)
+        layout.scoreThreshold = i++;
+    if (i < nbInputs && rankOf(i) <= 1)
+        layout.iouThreshold = i++;
+    layout.valid = i == nbInputs;
+    return layout;
+}
+
+//! The kernels' parameters for concrete input shapes; false (and ``why``) when the shapes disagree.
+bool kernelParams(Attributes const& a, InputLayout const& layout, Dims const* const* dims, DataType type,
+    EdgeDetNMSParams& p, std::string& why)
+{
+    Dims const& boxes = *dims[0];
+    Dims const& scores = *dims[1];
+    if (scores.nbDims != 3 || !((boxes.nbDims == 3 && boxes.d[2] == 4) || (boxes.nbDims == 4 && boxes.d[3] == 4)))
+    {
+        why = "boxes must be [B,N,4] or [B,N,C,4] and scores [B,N,C]";
+        return false;
+    }
+    int64_t const b = scores.d[0], n = scores.d[1], c = scores.d[2];
+    bool const perClass = boxes.nbDims == 4;
+    if (boxes.d[0] != b || boxes.d[1] != n || (perClass && boxes.d[2] != c))
+    {
+        why = "boxes and scores disagree on B, N or C";
+        return false;
+    }
+    int64_t anchorsBatch = 0;
+    if (layout.anchors >= 0)
+    {
+        Dims const& an = *dims[layout.anchors];
+        anchorsBatch = an.d[0];
+        if (an.d[1] != n || an.d[2] != 4 || (anchorsBatch != 1 && anchorsBatch != b))
+        {
+            why = "anchors must be [1,N,4] or [B,N,4]";
+            return false;
+        }
+    }
+    if (b > INT32_MAX || n > INT32_MAX || c > INT32_MAX || n * c > INT32_MAX)
+    {
+        why = "B, N or N*C exceeds int32";
+        return false;
+    }
+    p = EdgeDetNMSParams{};
+    p.batch = static_cast<int32_t>(b);
+    p.num_boxes = static_cast<int32_t>(n);
+    p.num_classes = static_cast<int32_t>(c);
+    p.per_class_boxes = perClass ? 1 : 0;
+    p.anchors_batch = static_cast<int32_t>(anchorsBatch);
+    p.data_type = type == DataType::kHALF ? EDGEDET_NMS_FLOAT16 : EDGEDET_NMS_FLOAT32;
+    p.max_output_boxes = a.max_output_boxes;
+    p.top_k = a.top_k;
+    p.background_class = a.background_class;
+    p.score_activation = a.score_activation;
+    p.class_agnostic = a.class_agnostic;
+    p.box_coding = a.box_coding;
+    for (int32_t i = 0; i < 4; ++i)
+        p.box_scale[i] = a.box_scale[i];
+    p.score_threshold = a.score_threshold;
+    p.iou_threshold = a.iou_threshold;
+    return true;
+}
+
+bool isElementType(DataType t) noexcept
+{
+    return t == DataType::kFLOAT || t == DataType::kHALF;
+}
+
+// ---------------------------------------------------------------- the plugin
+
+class EdgeDetNMSPlugin final : public IPluginV3, public IPluginV3OneCore, public IPluginV3OneBuild, public IPluginV3OneRuntime
+{
+public:
+    explicit EdgeDetNMSPlugin(Attributes const& attrs)
+        : mAttrs(attrs)
+    {
+    }
+
+    // IPluginV3
+    IPluginCapability* getCapabilityInterface(PluginCapabilityType type) noexcept override
+    {
+        switch (type)
+        {
+        case PluginCapabilityType::kCORE: return static_cast<IPluginV3OneCore*>(this);
+        case PluginCapabilityType::kBUILD: return static_cast<IPluginV3OneBuild*>(this);
+        case PluginCapabilityType::kRUNTIME: return static_cast<IPluginV3OneRuntime*>(this);
+        }
+        return nullptr;
+    }
+
+    IPluginV3* clone() noexcept override
+    {
+        return new (std::nothrow) EdgeDetNMSPlugin(mAttrs);
+    }
+
+    // IPluginV3OneCore
+    AsciiChar const* getPluginName() const noexcept override
+    {
+        return kPLUGIN_NAME;
+    }
+    AsciiChar const* getPluginVersion() const noexcept override
+    {
+        return kPLUGIN_VERSION;
+    }
+    AsciiChar const* getPluginNamespace() const noexcept override
+    {
+        return kPLUGIN_NAMESPACE;
+    }
+
+    // IPluginV3OneBuild
+    int32_t getNbOutputs() const noexcept override
+    {
+        return kNB_OUTPUTS;
+    }
+
+    int32_t getOutputDataTypes(
+        DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes, int32_t nbInputs) const noexcept override
+    {
+        if (nbOutputs != kNB_OUTPUTS || nbInputs < 2 || !isElementType(inputTypes[1]))
+        {
+            logError("scores must be float32 or float16 and the node must have 4 outputs");
+            return -1;
+        }
+        outputTypes[0] = DataType::kINT32;
+        outputTypes[1] = inputTypes[1];
+        outputTypes[2] = inputTypes[1];
+        outputTypes[3] = DataType::kINT32;
+        return 0;
+    }
+
+    int32_t getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const* /*shapeInputs*/,
+        int32_t /*nbShapeInputs*/, DimsExprs* outputs, int32_t nbOutputs, IExprBuilder& exprBuilder) noexcept override
+    {
+        InputLayout const layout = inputLayout(nbInputs, [&](int32_t i) { return inputs[i].nbDims; });
+        bool const boxesOk = inputs[0].nbDims == 3 || inputs[0].nbDims == 4;
+        if (!layout.valid || !boxesOk || inputs[1].nbDims != 3 || nbOutputs != kNB_OUTPUTS)
+        {
+            logError("inputs must be boxes [B,N,4]|[B,N,C,4], scores [B,N,C], optional anchors [1|B,N,4], optional "
+                     "score_threshold and iou_threshold scalars; got " + std::to_string(nbInputs) + " inputs");
+            return -1;
+        }
+        IDimensionExpr const* batch = inputs[1].d[0];
+        IDimensionExpr const* k = exprBuilder.constant(mAttrs.max_output_boxes);
+        outputs[0].nbDims = 2;
+        outputs[0].d[0] = batch;
+        outputs[0].d[1] = exprBuilder.constant(1);
+        outputs[1].nbDims = 3;
+        outputs[1].d[0] = batch;
+        outputs[1].d[1] = k;
+        outputs[1].d[2] = exprBuilder.constant(4);
+        for (int32_t i = 2; i < kNB_OUTPUTS; ++i)
+        {
+            outputs[i].nbDims = 2;
+            outputs[i].d[0] = batch;
+            outputs[i].d[1] = k;
+        }
+        return 0;
+    }
+
+    bool supportsFormatCombination(
+        int32_t pos, DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t /*nbOutputs*/) noexcept override
+    {
+        // Decided from inOut[0..pos] only, as the interface requires; an input's role comes from its own rank.
+        PluginTensorDesc const& d = inOut[pos].desc;
+        if (d.format != TensorFormat::kLINEAR)
+            return false;
+        if (pos == 0)
+            return isElementType(d.type);
+        DataType const element = inOut[0].desc.type;
+        if (pos == 1)
+            return d.type == element;
+        if (pos < nbInputs)
+            return d.type == (d.dims.nbDims == 3 ? element : DataType::kFLOAT);
+        int32_t const out = pos - nbInputs;
+        return d.type == ((out == 0 || out == 3) ? DataType::kINT32 : element);
+    }
+
+    int32_t configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs, DynamicPluginTensorDesc const* /*out*/,
+        int32_t nbOutputs) noexcept override
+    {
+        mLayout = inputLayout(nbInputs, [&](int32_t i) { return in[i].desc.dims.nbDims; });
+        if (!mLayout.valid || nbOutputs != kNB_OUTPUTS)
+            return -1;
+        EdgeDetNMSParams p{};
+        return checkShapes(in, nbInputs, &DynamicPluginTensorDesc::max, p) ? 0 : -1;
+    }
+
+    size_t getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
+        DynamicPluginTensorDesc const* /*outputs*/, int32_t /*nbOutputs*/) const noexcept override
+    {
+        EdgeDetNMSParams p{};
+        if (!checkShapes(inputs, nbInputs, &DynamicPluginTensorDesc::max, p))
+            return 0;
+        return edgedet_nms_workspace_size(&p);
+    }
+
+    // IPluginV3OneRuntime
+    int32_t onShapeChange(
+        PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept override
+    {
+        mLayout = inputLayout(nbInputs, [&](int32_t i) { return in[i].dims.nbDims; });
+        return mLayout.valid && nbOutputs == kNB_OUTPUTS ? 0 : -1;
+    }
+
+    int32_t enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* /*outputDesc*/, void const* const* inputs,
+        void* const* outputs, void* workspace, cudaStream_t stream) noexcept override
+    {
+        // No allocation, copy to host or synchronisation here: enqueue may be captured in a CUDA graph.
+        Dims const* dims[kMAX_INPUTS]{};
+        for (int32_t i = 0; i < kMAX_INPUTS; ++i)
+            dims[i] = &inputDesc[i < 2 || i == mLayout.anchors ? i : 0].dims;
+        EdgeDetNMSParams p{};
+        std::string why;
+        if (!kernelParams(mAttrs, mLayout, dims, inputDesc[1].type, p, why))
+        {
+            logError(why);
+            return -1;
+        }
+        if (p.batch == 0)
+            return 0;
+        auto const* scoreThr = mLayout.scoreThreshold >= 0 ? static_cast<float const*>(inputs[mLayout.scoreThreshold]) : nullptr;
+        auto const* iouThr = mLayout.iouThreshold >= 0 ? static_cast<float const*>(inputs[mLayout.iouThreshold]) : nullptr;
+        void const* anchors = mLayout.anchors >= 0 ? inputs[mLayout.anchors] : nullptr;
+        int const status = edgedet_nms(&p, inputs[0], inputs[1], anchors, scoreThr, iouThr,
+            static_cast<int32_t*>(outputs[0]), outputs[1], outputs[2], static_cast<int32_t*>(outputs[3]), nullptr,
+            workspace, edgedet_nms_workspace_size(&p), static_cast<void*>(stream));
+        if (status != 0)
+            logError("edgedet_nms failed with status " + std::to_string(status));
+        return status;
+    }
+
+    IPluginV3* attachToContext(IPluginResourceContext* /*context*/) noexcept override
+    {
+        return clone();  // no per-context resources: the workspace comes from TensorRT
+    }
+
+    PluginFieldCollection const* getFieldsToSerialize() noexcept override
+    {
+        for (int32_t i = 0; i < kNB_FIELDS; ++i)
+            mSerialFields[i] = PluginField(kFIELDS[i].name, mAttrs.slot(i), kFIELDS[i].type, kFIELDS[i].length);
+        mSerialCollection.nbFields = kNB_FIELDS;
+        mSerialCollection.fields = mSerialFields;
+        return &mSerialCollection;
+    }
+
+private:
+    //! Validate the shapes in ``member`` (e.g. ``max``) of each input and fill the kernels' parameters.
+    bool checkShapes(DynamicPluginTensorDesc const* in, int32_t nbInputs, Dims DynamicPluginTensorDesc::*member,
+        EdgeDetNMSParams& p) const noexcept
+    {
+        try
+        {
+            InputLayout const layout = inputLayout(nbInputs, [&](int32_t i) { return in[i].desc.dims.nbDims; });
+            if (!layout.valid)
+                return false;
+            for (int32_t t : {layout.scoreThreshold, layout.iouThreshold})
+            {
+                Dims const& d = in[t >= 0 ? t : 0].*member;
+                if (t >= 0 && !(d.nbDims == 0 || (d.nbDims == 1 && d.d[0] == 1)))
+                {
+                    logError("score_threshold and iou_threshold inputs must be float32 [] or [1]");
+                    return false;
+                }
+            }
+            Dims const* dims[kMAX_INPUTS]{};
+            for (int32_t i = 0; i < kMAX_INPUTS; ++i)
+                dims[i] = &(in[i < nbInputs ? i : 0].*member);
+            std::string why;
+            if (!kernelParams(mAttrs, layout, dims, in[1].desc.type, p, why))
+            {
+                logError(why);
+                return false;
+            }
+            return true;
+        }
+        catch (...)
+        {
+            return false;
+        }
+    }
+
+    Attributes mAttrs;
+    InputLayout mLayout;
+    PluginField mSerialFields[kNB_FIELDS];
+    PluginFieldCollection mSerialCollection{};
+};
+
+// ---------------------------------------------------------------- the creator
+
+class EdgeDetNMSPluginCreator final : public IPluginCreatorV3One
+{
+public:
+    EdgeDetNMSPluginCreator()
+    {
+        for (int32_t i = 0; i < kNB_FIELDS; ++i)
+            mFields[i] = PluginField(kFIELDS[i].name, nullptr, kFIELDS[i].type, kFIELDS[i].length);
+        mFieldCollection.nbFields = kNB_FIELDS;
+        mFieldCollection.fields = mFields;
+    }
+
+    IPluginV3* createPlugin(AsciiChar const* name, PluginFieldCollection const* fc, TensorRTPhase /*phase*/) noexcept override
+    {
+        // Build phase: the ONNX node's attributes; runtime phase: what getFieldsToSerialize() stored.
+        try
+        {
+            Attributes attrs;
+            std::string why;
+            if (!parseFields(fc, attrs, why))
+            {
+                logError(std::string("cannot create '") + (name != nullptr ? name : "?") + "': " + why);
+                return nullptr;
+            }
+            return new EdgeDetNMSPlugin(attrs);
+        }
+        catch (...)
+        {
+            return nullptr;
+        }
+    }
+
+    PluginFieldCollection const* getFieldNames() noexcept override
+    {
+        return &mFieldCollection;
+    }
+    AsciiChar const* getPluginName() const noexcept override
+    {
+        return kPLUGIN_NAME;
+    }
+    AsciiChar const* getPluginVersion() const noexcept override
+    {
+        return kPLUGIN_VERSION;
+    }
+    AsciiChar const* getPluginNamespace() const noexcept override
+    {
+        return kPLUGIN_NAMESPACE;
+    }
+
+private:
+    PluginField mFields[kNB_FIELDS];
+    PluginFieldCollection mFieldCollection{};
+};
+
+} // namespace
+
+// ---------------------------------------------------------------- library entry points
+
+extern "C" __attribute__((visibility("default"))) IPluginCreatorInterface* const* getCreators(int32_t& nbCreators)
+{
+    static EdgeDetNMSPluginCreator sCreator;
+    static IPluginCreatorInterface* const sCreators[] = {&sCreator};
+    nbCreators = 1;
+    return sCreators;
+}
+
+extern "C" __attribute__((visibility("default"))) void setLoggerFinder(ILoggerFinder* finder)
+{
+    std::lock_guard<std::mutex> lock(gLoggerMutex);
+    gLoggerFinder = finder;
+}
