@@ -15,7 +15,9 @@ from pathlib import Path
 from edgedet.errors import DependencyError, EdgeDetError
 
 CSRC = Path(__file__).parent / "csrc"
-KERNEL_SOURCES = ("letterbox.cu",)
+KERNEL_SOURCES = ("letterbox.cu", "nms_kernels.cu")
+# docs/nms.md: no fused multiply-add, so IoU and decode round exactly as the spec writes them
+SPEC_FLAGS = ("-fmad=false",)
 
 
 def nvcc_path() -> str:
@@ -39,7 +41,8 @@ def compile_library(output: str | os.PathLike, sources=None, arch: list[str] | N
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     srcs = [str(CSRC / s) if not os.path.isabs(str(s)) else str(s) for s in (sources or KERNEL_SOURCES)]
-    cmd = [nvcc_path(), "-O3", "-std=c++17", "-Xcompiler", "-fPIC", "-shared", *(default_arch() if arch is None else arch),
+    cmd = [nvcc_path(), "-O3", "-std=c++17", *SPEC_FLAGS, f"-I{CSRC}", "-Xcompiler", "-fPIC", "-shared",
+           *(default_arch() if arch is None else arch),
            *(extra or []), "-o", str(output), *srcs]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:

@@ -1,0 +1,342 @@
+// EdgeDetNMS CUDA kernels (C ABI in nms_kernels.h; semantics in docs/nms.md, oracle edgedet/nms/reference.py).
+//
+// Per image, on the caller's stream, no allocation and no synchronisation:
+//   1. score_kernel   activation, NaN -> -inf, background, strict `> threshold`; writes a sort key per flat
+//                     index n*C + c: ~ordered_bits(score) for candidates (ascending key = descending score),
+//                     0xFFFFFFFF for the rest, and the flat index as the value.
+//   2. CUB DeviceRadixSort (stable, ascending) of all N*C (key, index) pairs: equal scores keep index order,
+//                     which is the spec's tie rule; -0.0 is keyed as +0.0 so the two are equal.
+//   3. take_kernel    the first M = min(top_k or N*C, N*C) sorted pairs: the candidate count (first sentinel),
+//                     and for each candidate its decoded canonical box, score, class, anchor index.
+//   4. mask_kernel    torchvision-style bitmask: bit j of word (i, j / 64) = candidate i (rank i) suppresses j > i
+//                     (same class unless class_agnostic, IoU > iou_threshold, IoU exactly as docs/nms.md step 6).
+//   5. settle_kernel  one block: greedy in rank order over 64-candidate words, stops at K kept, writes the padded
+//                     outputs (zeros past num_dets, det_indices -1).
+// Images run one after the other so the scratch memory is one image's worth whatever the batch.
+//
+// Bit-exactness needs IEEE float ops without contraction: build with -fmad=false (edgedet/cuda_build.py does);
+// expf (never __expf) is within 2 ulp of the correctly rounded exp, which the spec allows for.
+
+#include "nms_kernels.h"
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include <cub/device/device_radix_sort.cuh>
+
+namespace {
+
+constexpr uint32_t kSentinel = 0xFFFFFFFFu;        // sort key of a non-candidate (sorts last)
+constexpr int kMaxCandidates = 65536;              // M limit: the mask is M * M / 8 bytes
+constexpr size_t kAlign = 256;
+// torchvision's BoxCoder clamp log(1000 / 16), rounded to float32 as numpy's np.float32() does
+constexpr float kBoxClip = static_cast<float>(4.135166556742356);
+
+__device__ __forceinline__ float load(const float* p, size_t i) { return p[i]; }
+__device__ __forceinline__ float load(const __half* p, size_t i) { return __half2float(p[i]); }
+__device__ __forceinline__ void store(float* p, size_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void store(__half* p, size_t i, float v) { p[i] = __float2half_rn(v); }
+
+// numpy's minimum / maximum: NaN-propagating (fminf / fmaxf would drop the NaN)
+__device__ __forceinline__ float nan_min(float a, float b) { return (a != a || b != b) ? a + b : fminf(a, b); }
+__device__ __forceinline__ float nan_max(float a, float b) { return (a != a || b != b) ? a + b : fmaxf(a, b); }
+
+// float -> uint32 with the same order (ascending) for all non-NaN values
+__device__ __forceinline__ uint32_t ordered(float f) {
+    const uint32_t u = __float_as_uint(f);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+__device__ __forceinline__ float unordered(uint32_t o) {
+    return __uint_as_float((o & 0x80000000u) ? (o & 0x7FFFFFFFu) : ~o);
+}
+
+__device__ __forceinline__ float threshold_of(const float* dev, float value) { return dev ? *dev : value; }
+
+template <typename T>
+__global__ void score_kernel(const T* __restrict__ scores, int nc, int num_classes, int background, int activation,
+                             const float* __restrict__ thr_dev, float thr_value, uint32_t* __restrict__ keys,
+                             int32_t* __restrict__ values) {
+    const float thr = threshold_of(thr_dev, thr_value);
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < nc; i += gridDim.x * blockDim.x) {
+        float s = load(scores, i);
+        if (activation) s = 1.0f / (1.0f + expf(-s));
+        if (s != s) s = -INFINITY;
+        if (s == 0.0f) s = 0.0f;  // -0.0 ranks as +0.0
+        const bool candidate = (i % num_classes) != background && s > thr;
+        keys[i] = candidate ? ~ordered(s) : kSentinel;
+        values[i] = i;
+    }
+}
+
+struct DecodeArgs {
+    int num_boxes, num_classes, per_class, anchors_batch, box_coding;
+    float scale[4];
+};
+
+// docs/nms.md steps 1-2 for one box, in the operation order of edgedet/nms/boxes.py
+__device__ float4 decode_box(float4 v, const float* a, const DecodeArgs& d) {
+    if (a) {
+        v = make_float4(v.x / d.scale[0], v.y / d.scale[1], v.z / d.scale[2], v.w / d.scale[3]);
+        if (d.box_coding == 1) {
+            const float cx = v.x * a[2] + a[0], cy = v.y * a[3] + a[1];
+            const float w = expf(nan_min(v.z, kBoxClip)) * a[2], h = expf(nan_min(v.w, kBoxClip)) * a[3];
+            v = make_float4(cx, cy, w, h);
+        } else {
+            v = make_float4(a[0] + v.x, a[1] + v.y, a[2] + v.z, a[3] + v.w);
+        }
+    }
+    if (d.box_coding == 1) {
+        const float hw = v.z * 0.5f, hh = v.w * 0.5f;
+        v = make_float4(v.x - hw, v.y - hh, v.x + hw, v.y + hh);
+    }
+    return make_float4(nan_min(v.x, v.z), nan_min(v.y, v.w), nan_max(v.x, v.z), nan_max(v.y, v.w));
+}
+
+template <typename T>
+__global__ void take_kernel(const T* __restrict__ boxes, const T* __restrict__ anchors, DecodeArgs d, int image, int m,
+                            const uint32_t* __restrict__ keys, const int32_t* __restrict__ values,
+                            float4* __restrict__ cand_box, float* __restrict__ cand_score, int32_t* __restrict__ cand_class,
+                            int32_t* __restrict__ cand_n, int32_t* __restrict__ count) {
+    const int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= m) return;
+    const uint32_t key = keys[r];
+    const bool valid = key != kSentinel;
+    // candidates are a prefix of the sorted keys: exactly one thread sees its end
+    if (valid && (r == m - 1 || keys[r + 1] == kSentinel)) *count = r + 1;
+    if (r == 0 && !valid) *count = 0;
+    if (!valid) return;
+    const int idx = values[r], n = idx / d.num_classes, c = idx - n * d.num_classes;
+    const size_t row = static_cast<size_t>(image) * d.num_boxes + n;
+    const size_t at = (d.per_class ? row * d.num_classes + c : row) * 4;
+    const float4 raw = make_float4(load(boxes, at), load(boxes, at + 1), load(boxes, at + 2), load(boxes, at + 3));
+    float a[4];
+    if (d.anchors_batch) {
+        const size_t arow = (static_cast<size_t>(d.anchors_batch == 1 ? 0 : image) * d.num_boxes + n) * 4;
+        for (int k = 0; k < 4; ++k) a[k] = load(anchors, arow + k);
+    }
+    cand_box[r] = decode_box(raw, d.anchors_batch ? a : nullptr, d);
+    cand_score[r] = unordered(~key);
+    cand_class[r] = c;
+    cand_n[r] = n;
+}
+
+// docs/nms.md step 6, operation by operation (no FMA: -fmad=false)
+__device__ __forceinline__ bool suppresses(float4 a, float4 b, float thr) {
+    const float iw = nan_max(0.0f, nan_min(a.z, b.z) - nan_max(a.x, b.x));
+    const float ih = nan_max(0.0f, nan_min(a.w, b.w) - nan_max(a.y, b.y));
+    const float inter = iw * ih;
+    const float area_a = (a.z - a.x) * (a.w - a.y);
+    const float area_b = (b.z - b.x) * (b.w - b.y);
+    const float uni = (area_a + area_b) - inter;
+    const float iou = uni > 0.0f ? inter / uni : 0.0f;
+    return iou > thr;  // a NaN IoU never suppresses
+}
+
+__global__ void mask_kernel(const float4* __restrict__ cand_box, const int32_t* __restrict__ cand_class,
+                            const int32_t* __restrict__ count_dev, int col_blocks, int class_agnostic,
+                            const float* __restrict__ thr_dev, float thr_value, unsigned long long* __restrict__ mask) {
+    const int row_block = blockIdx.y, col_block = blockIdx.x;
+    const int count = *count_dev;
+    // settle reads only words at or after a row's own, and only words holding candidates
+    if (col_block < row_block || col_block * 64 >= count) return;
+    const float thr = threshold_of(thr_dev, thr_value);
+    __shared__ float4 col_box[64];
+    __shared__ int32_t col_class[64];
+    const int col_start = col_block * 64, cols = min(64, count - col_start);  // >= 1
+    if (threadIdx.x < cols) {
+        col_box[threadIdx.x] = cand_box[col_start + threadIdx.x];
+        col_class[threadIdx.x] = cand_class[col_start + threadIdx.x];
+    }
+    __syncthreads();
+    const int i = row_block * 64 + threadIdx.x;
+    if (i >= count) return;
+    const float4 box = cand_box[i];
+    const int32_t cls = cand_class[i];
+    unsigned long long bits = 0;
+    for (int t = (row_block == col_block ? threadIdx.x + 1 : 0); t < cols; ++t)
+        if ((class_agnostic || col_class[t] == cls) && suppresses(box, col_box[t], thr)) bits |= 1ull << t;
+    mask[static_cast<size_t>(i) * col_blocks + col_block] = bits;
+}
+
+template <typename T>
+__global__ void settle_kernel(const unsigned long long* __restrict__ mask, const int32_t* __restrict__ count_dev,
+                              int col_blocks, int k, int image, const float4* __restrict__ cand_box,
+                              const float* __restrict__ cand_score, const int32_t* __restrict__ cand_class,
+                              const int32_t* __restrict__ cand_n, int32_t* __restrict__ num_dets, T* __restrict__ det_boxes,
+                              T* __restrict__ det_scores, int32_t* __restrict__ det_classes, int32_t* __restrict__ det_indices) {
+    extern __shared__ unsigned long long removed[];
+    __shared__ int32_t fresh[64];
+    __shared__ int fresh_count;
+    const int count = *count_dev, words = (count + 63) / 64;
+    for (int w = threadIdx.x; w < words; w += blockDim.x) removed[w] = 0;
+    __syncthreads();
+    const size_t out = static_cast<size_t>(image) * k;
+    int kept = 0;
+    for (int w = 0; w < words && kept < k; ++w) {
+        if (threadIdx.x == 0) {  // the sequential part: greedy within one word of 64 ranks
+            unsigned long long bits = removed[w];
+            int f = 0;
+            for (int t = 0; t < 64 && kept + f < k; ++t) {
+                const int i = w * 64 + t;
+                if (i >= count) break;
+                if (!(bits >> t & 1ull)) {
+                    fresh[f++] = i;
+                    bits |= mask[static_cast<size_t>(i) * col_blocks + w];
+                }
+            }
+            fresh_count = f;
+        }
+        __syncthreads();
+        const int f = fresh_count;
+        for (int j = threadIdx.x; j < f; j += blockDim.x) {
+            const int i = fresh[j];
+            const size_t slot = out + kept + j;
+            const float4 b = cand_box[i];
+            store(det_boxes, slot * 4, b.x), store(det_boxes, slot * 4 + 1, b.y);
+            store(det_boxes, slot * 4 + 2, b.z), store(det_boxes, slot * 4 + 3, b.w);
+            store(det_scores, slot, cand_score[i]);
+            det_classes[slot] = cand_class[i];
+            if (det_indices) det_indices[slot] = cand_n[i];
+        }
+        for (int v = w + 1 + threadIdx.x; v < words; v += blockDim.x) {
+            unsigned long long acc = 0;
+            for (int j = 0; j < f; ++j) acc |= mask[static_cast<size_t>(fresh[j]) * col_blocks + v];
+            removed[v] |= acc;
+        }
+        kept += f;
+        __syncthreads();  // fresh / removed are rewritten in the next round
+    }
+    for (int slot = kept + threadIdx.x; slot < k; slot += blockDim.x) {
+        const size_t s = out + slot;
+        for (int c = 0; c < 4; ++c) store(det_boxes, s * 4 + c, 0.0f);
+        store(det_scores, s, 0.0f);
+        det_classes[s] = 0;
+        if (det_indices) det_indices[s] = -1;
+    }
+    if (threadIdx.x == 0) num_dets[image] = kept;
+}
+
+// -- host side -----------------------------------------------------------------------------------
+
+bool valid(const EdgeDetNMSParams* p) {
+    if (!p || p->batch < 1 || p->num_boxes < 0 || p->num_classes < 1 || p->max_output_boxes < 1 || p->top_k < 0) return false;
+    if (static_cast<int64_t>(p->num_boxes) * p->num_classes > INT32_MAX) return false;
+    if ((p->per_class_boxes != 0 && p->per_class_boxes != 1) || (p->box_coding != 0 && p->box_coding != 1)) return false;
+    if (p->data_type != EDGEDET_NMS_FLOAT32 && p->data_type != EDGEDET_NMS_FLOAT16) return false;
+    if (p->anchors_batch != 0 && p->anchors_batch != 1 && p->anchors_batch != p->batch) return false;
+    if (p->anchors_batch)
+        for (float s : p->box_scale)
+            if (!(s != 0.0f) || s != s) return false;
+    return true;
+}
+
+int candidates_m(const EdgeDetNMSParams* p) {
+    const int nc = p->num_boxes * p->num_classes;
+    return (p->top_k > 0 && p->top_k < nc) ? p->top_k : nc;
+}
+
+size_t aligned(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
+
+struct Layout {
+    size_t keys[2], values[2], box, score, cls, n, count, mask, temp, total, temp_bytes;
+};
+
+// CUB's size query launches nothing but asks the runtime for the device; without one, a bound on
+// its onesweep allocations (lookback + bins, tile >= 128 items) stands in, so callers on hosts
+// without a GPU still get a size (the kernels cannot run there anyway).
+size_t sort_temp_bytes(int nc) {
+    if (nc == 0) return 0;
+    size_t bytes = 0;
+    cub::DoubleBuffer<uint32_t> keys(nullptr, nullptr);
+    cub::DoubleBuffer<int32_t> values(nullptr, nullptr);
+    if (cub::DeviceRadixSort::SortPairs(nullptr, bytes, keys, values, nc, 0, 32) != cudaSuccess) {
+        cudaGetLastError();  // clear the error so the caller's next check does not see it
+        bytes = static_cast<size_t>(8) * nc + 65536;
+    }
+    return bytes;
+}
+
+Layout layout(const EdgeDetNMSParams* p, bool query_cub = true) {
+    const size_t nc = static_cast<size_t>(p->num_boxes) * p->num_classes, m = candidates_m(p);
+    const size_t col_blocks = (m + 63) / 64;
+    const size_t sizes[] = {nc * 4, nc * 4, nc * 4, nc * 4, m * 16, m * 4, m * 4, m * 4, 4, m * col_blocks * 8};
+    size_t offsets[10], at = 0;
+    for (int i = 0; i < 10; ++i) offsets[i] = at, at += aligned(sizes[i]);
+    Layout l{{offsets[0], offsets[1]}, {offsets[2], offsets[3]}, offsets[4], offsets[5], offsets[6], offsets[7],
+             offsets[8], offsets[9], at, 0, 0};
+    l.temp_bytes = query_cub ? sort_temp_bytes(static_cast<int>(nc)) : 0;
+    l.total = at + aligned(l.temp_bytes);
+    return l;
+}
+
+template <typename T>
+int run(const EdgeDetNMSParams* p, const void* boxes, const void* scores, const void* anchors, const float* score_thr,
+        const float* iou_thr, int32_t* num_dets, void* det_boxes, void* det_scores, int32_t* det_classes,
+        int32_t* det_indices, char* ws, const Layout& l, cudaStream_t stream) {
+    const int nc = p->num_boxes * p->num_classes, m = candidates_m(p), k = p->max_output_boxes;
+    const int col_blocks = (m + 63) / 64;
+    uint32_t* keys[2] = {reinterpret_cast<uint32_t*>(ws + l.keys[0]), reinterpret_cast<uint32_t*>(ws + l.keys[1])};
+    int32_t* values[2] = {reinterpret_cast<int32_t*>(ws + l.values[0]), reinterpret_cast<int32_t*>(ws + l.values[1])};
+    auto* cand_box = reinterpret_cast<float4*>(ws + l.box);
+    auto* cand_score = reinterpret_cast<float*>(ws + l.score);
+    auto* cand_class = reinterpret_cast<int32_t*>(ws + l.cls);
+    auto* cand_n = reinterpret_cast<int32_t*>(ws + l.n);
+    auto* count = reinterpret_cast<int32_t*>(ws + l.count);
+    auto* mask = reinterpret_cast<unsigned long long*>(ws + l.mask);
+    const DecodeArgs d{p->num_boxes, p->num_classes, p->per_class_boxes, p->anchors_batch, p->box_coding,
+                       {p->box_scale[0], p->box_scale[1], p->box_scale[2], p->box_scale[3]}};
+    const int bg = (p->background_class >= 0 && p->background_class < p->num_classes) ? p->background_class : -1;
+    const T* tscores = static_cast<const T*>(scores);
+    for (int b = 0; b < p->batch; ++b) {
+        cudaError_t e = cudaMemsetAsync(count, 0, sizeof(int32_t), stream);
+        if (e != cudaSuccess) return e;
+        if (m > 0) {
+            const int grid = min((nc + 255) / 256, 4096);
+            score_kernel<T><<<grid, 256, 0, stream>>>(tscores + static_cast<size_t>(b) * nc, nc, p->num_classes, bg,
+                                                      p->score_activation, score_thr, p->score_threshold, keys[0], values[0]);
+            cub::DoubleBuffer<uint32_t> kb(keys[0], keys[1]);
+            cub::DoubleBuffer<int32_t> vb(values[0], values[1]);
+            size_t temp = l.temp_bytes;
+            e = cub::DeviceRadixSort::SortPairs(ws + l.temp, temp, kb, vb, nc, 0, 32, stream);
+            if (e != cudaSuccess) return e;
+            take_kernel<T><<<(m + 255) / 256, 256, 0, stream>>>(static_cast<const T*>(boxes), static_cast<const T*>(anchors),
+                                                                d, b, m, kb.Current(), vb.Current(), cand_box, cand_score,
+                                                                cand_class, cand_n, count);
+            mask_kernel<<<dim3(col_blocks, col_blocks), 64, 0, stream>>>(cand_box, cand_class, count, col_blocks,
+                                                                          p->class_agnostic, iou_thr, p->iou_threshold, mask);
+        }
+        settle_kernel<T><<<1, 256, col_blocks * sizeof(unsigned long long), stream>>>(
+            mask, count, col_blocks, k, b, cand_box, cand_score, cand_class, cand_n, num_dets, static_cast<T*>(det_boxes),
+            static_cast<T*>(det_scores), det_classes, det_indices);
+        e = cudaGetLastError();
+        if (e != cudaSuccess) return e;
+    }
+    return 0;
+}
+
+}  // namespace
+
+extern "C" size_t edgedet_nms_workspace_size(const EdgeDetNMSParams* params) {
+    if (!valid(params) || candidates_m(params) > kMaxCandidates) return 0;
+    return layout(params).total;
+}
+
+extern "C" int edgedet_nms(const EdgeDetNMSParams* params, const void* boxes, const void* scores, const void* anchors,
+                           const float* score_threshold_dev, const float* iou_threshold_dev, int32_t* num_dets,
+                           void* det_boxes, void* det_scores, int32_t* det_classes, int32_t* det_indices, void* workspace,
+                           size_t workspace_size, void* stream) {
+    if (!valid(params) || candidates_m(params) > kMaxCandidates) return -1;
+    const Layout l = layout(params);
+    const bool need_inputs = params->num_boxes > 0;
+    if (workspace_size < l.total || !workspace || !num_dets || !det_boxes || !det_scores || !det_classes ||
+        (need_inputs && (!boxes || !scores || (params->anchors_batch && !anchors))))
+        return -1;
+    char* ws = static_cast<char*>(workspace);
+    const auto s = static_cast<cudaStream_t>(stream);
+    if (params->data_type == EDGEDET_NMS_FLOAT16)
+        return run<__half>(params, boxes, scores, anchors, score_threshold_dev, iou_threshold_dev, num_dets, det_boxes,
+                           det_scores, det_classes, det_indices, ws, l, s);
+    return run<float>(params, boxes, scores, anchors, score_threshold_dev, iou_threshold_dev, num_dets, det_boxes,
+                      det_scores, det_classes, det_indices, ws, l, s);
+}
