@@ -12,14 +12,65 @@ from edgedet.preprocess import letterbox
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA compiler) not on PATH")
 
 
+@pytest.fixture(scope="module")
+def kernels_lib(tmp_path_factory):
+    """The kernels library, compiled once for this module (CUB makes a build take ~25 s)."""
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc (CUDA compiler) not on PATH")
+    return compile_library(tmp_path_factory.mktemp("csrc") / "libedgedet_kernels.so")
+
+
 @needs_nvcc
-def test_kernels_compile(tmp_path):
-    lib = compile_library(tmp_path / "libedgedet_kernels.so")
-    assert lib.stat().st_size > 0
+def test_kernels_compile(kernels_lib):
+    assert kernels_lib.stat().st_size > 0
     import subprocess
 
-    symbols = subprocess.run(["nm", "-D", str(lib)], capture_output=True, text=True).stdout
-    assert "edgedet_letterbox" in symbols
+    symbols = subprocess.run(["nm", "-D", str(kernels_lib)], capture_output=True, text=True).stdout
+    for name in ("edgedet_letterbox", "edgedet_nms", "edgedet_nms_workspace_size"):
+        assert f" T {name}\n" in symbols, f"{name} not exported"
+
+
+@needs_nvcc
+def test_nms_workspace_size_on_host(kernels_lib):
+    """edgedet_nms_workspace_size runs on the host: > 0 for valid parameters, 0 for invalid ones."""
+    from edgedet.nms import NMSParams
+    from edgedet.nms.cuda import EdgeDetNMSParams, c_params, workspace_size
+
+    lib = ctypes.CDLL(str(kernels_lib))
+    p = NMSParams(max_output_boxes=300, top_k=1000)
+    size = workspace_size(lib, c_params(p, 1, 8400, 80))
+    assert size >= 16 * 8400 * 80 + 1000 * 1000 // 8  # sort buffers + IoU mask
+    assert workspace_size(lib, c_params(p.replace(top_k=10000), 1, 25200, 80)) > size
+    assert workspace_size(lib, c_params(p, 4, 8400, 80, per_class_boxes=True, anchors_batch=4, data_type=1)) > 0
+    assert workspace_size(lib, c_params(p, 1, 0, 3)) > 0  # no boxes: still valid (all padding)
+    invalid = [c_params(p, 0, 10, 3), c_params(p, 1, 10, 0), c_params(p, 1, 10, 3, data_type=2),
+               c_params(p, 2, 10, 3, anchors_batch=3), c_params(p.replace(top_k=0), 1, 25200, 80)]  # M > 65536
+    zero_k = c_params(p, 1, 10, 3)
+    zero_k.max_output_boxes = 0
+    nan_scale = c_params(p, 1, 10, 3, anchors_batch=1)
+    nan_scale.box_scale[2] = float("nan")
+    for params in invalid + [zero_k, nan_scale]:
+        assert workspace_size(lib, params) == 0, {f: getattr(params, f) for f, _ in EdgeDetNMSParams._fields_[:12]}
+
+
+def test_nms_params_struct_matches_header(tmp_path):
+    """The ctypes mirror has the C struct's size and field offsets (host C compiler, no CUDA needed)."""
+    from edgedet.cuda_build import CSRC
+    from edgedet.nms.cuda import EdgeDetNMSParams
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no host C compiler")
+    import subprocess
+
+    names = [f for f, _ in EdgeDetNMSParams._fields_]
+    prog = tmp_path / "layout.c"
+    prog.write_text('#include <stdio.h>\n#include <stddef.h>\n#include "nms_kernels.h"\nint main(void) {\n'
+                    '  printf("%zu\\n", sizeof(EdgeDetNMSParams));\n'
+                    + "".join(f'  printf("%zu\\n", offsetof(EdgeDetNMSParams, {f}));\n' for f in names) + "  return 0;\n}\n")
+    subprocess.run([cc, f"-I{CSRC}", "-o", str(tmp_path / "layout"), str(prog)], check=True)
+    out = [int(v) for v in subprocess.run([str(tmp_path / "layout")], capture_output=True, text=True, check=True).stdout.split()]
+    assert out == [ctypes.sizeof(EdgeDetNMSParams)] + [getattr(EdgeDetNMSParams, f).offset for f in names]
 
 
 @needs_nvcc
@@ -40,9 +91,9 @@ class _Params(ctypes.Structure):
 @pytest.mark.cuda
 @needs_nvcc
 @pytest.mark.parametrize("shape", [(480, 640), (720, 1280), (300, 200), (320, 320)])
-def test_gpu_letterbox_matches_cpu(tmp_path, shape):
+def test_gpu_letterbox_matches_cpu(kernels_lib, shape):
     cp = pytest.importorskip("cupy", reason="the GPU tests use CuPy for device buffers")
-    lib = ctypes.CDLL(str(compile_library(tmp_path / "libk.so")))
+    lib = ctypes.CDLL(str(kernels_lib))
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
     ref, info = letterbox(img, 320, 320, 114)
