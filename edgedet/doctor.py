@@ -67,6 +67,9 @@ def report() -> dict:
     ort = onnxruntime_info()
     trt = tensorrt_info()
     gpus = gpu_info()
+    from edgedet.trt.plugin_build import plugin_status
+
+    plugin = plugin_status()
     packages = {p: _version(p) for p in ("numpy", "opencv-python-headless", "pillow", "click", "onnx", "onnxslim",
                                          "torch", "torchvision", "cuda-python", "faster-coco-eval")}
     can = {
@@ -76,11 +79,12 @@ def report() -> dict:
         "build TensorRT engines": bool(trt["builder"] and gpus),
         "run TensorRT engines": bool(trt["version"] and gpus and packages["cuda-python"]),
         "compile CUDA kernels (nvcc)": shutil.which("nvcc") is not None,
+        "build the EdgeDetNMS TensorRT plugin (edgedet plugin build)": bool(shutil.which("nvcc") and plugin["headers"]),
         "evaluate mAP": bool(packages["faster-coco-eval"]),
     }
     return {"edgedet": __version__, "python": platform.python_version(), "platform": platform.platform(),
             "packages": packages, "onnxruntime": ort, "tensorrt": trt, "gpus": gpus,
-            "nvcc": shutil.which("nvcc"), "can": can}
+            "nvcc": shutil.which("nvcc"), "nms_plugin": plugin, "can": can}
 
 
 def advice(r: dict) -> list[str]:
@@ -105,4 +109,8 @@ def advice(r: dict) -> list[str]:
     if r["tensorrt"]["version"] and not r["gpus"]:
         tips.append("TensorRT is installed but no GPU is visible: engines cannot be built or run here; "
                     "`edgedet inspect model.engine` still says what an engine needs")
+    plugin = r.get("nms_plugin") or {}
+    if r["tensorrt"]["builder"] and not plugin.get("library"):
+        tips.append("the EdgeDetNMS plugin is not built here: `edgedet plugin build`"
+                    + ("" if plugin.get("headers") else " (needs TensorRT's C++ headers: libnvinfer-dev, or TENSORRT_ROOT)"))
     return tips

@@ -27,6 +27,7 @@ COMMANDS = {
     "attach-nms": "edgedet.cli.attach:attach_cmd",
     "build": "edgedet.cli.build:build_cmd",
     "inspect": "edgedet.cli.inspect:inspect_cmd",
+    "plugin": "edgedet.cli.plugin:plugin_group",
 }
 
 
