@@ -1,7 +1,8 @@
 """ctypes binding of the CUDA NMS kernels (edgedet/csrc/nms_kernels.h), shared by tests and benchmarks.
 
 No torch: the struct mirror and ``workspace_size`` need only ctypes (the size query runs on the
-host); ``run_nms_cuda`` takes CuPy arrays (CuPy is imported inside it) and returns CuPy outputs.
+host); ``run_nms_cuda`` takes device arrays through __cuda_array_interface__ (CuPy, torch CUDA
+tensors) and imports CuPy only to allocate a workspace or outputs the caller did not pass.
 """
 
 from __future__ import annotations
@@ -49,43 +50,65 @@ def workspace_size(lib: ctypes.CDLL, cparams: EdgeDetNMSParams) -> int:
     return int(bind(lib).edgedet_nms_workspace_size(ctypes.byref(cparams)))
 
 
-def _ptr(array) -> int | None:
-    return None if array is None else int(array.data.ptr)
+def _device_array(t, name: str):
+    """(pointer, shape, dtype) of a C-contiguous device array with __cuda_array_interface__ (CuPy, torch, ...)."""
+    if t is None:
+        return None
+    iface = getattr(t, "__cuda_array_interface__", None)
+    if iface is None:
+        raise EdgeDetError(f"CUDA NMS input '{name}' is a {type(t).__name__}; expected a device array (CuPy, torch CUDA tensor)")
+    shape, dtype = tuple(iface["shape"]), np.dtype(iface["typestr"])
+    c_strides = tuple(int(np.prod(shape[i + 1:], dtype=np.int64)) * dtype.itemsize for i in range(len(shape)))
+    if iface.get("strides") not in (None, c_strides):
+        raise EdgeDetError(f"CUDA NMS input '{name}' must be C-contiguous (strides {iface['strides']})")
+    return int(iface["data"][0]), shape, dtype
+
+
+def _stream_ptr(stream) -> int:
+    if stream is None or isinstance(stream, int):
+        return stream or 0
+    return int(getattr(stream, "ptr", None) or getattr(stream, "cuda_stream", 0))  # CuPy / torch stream
 
 
 def run_nms_cuda(lib: ctypes.CDLL, boxes, scores, params: NMSParams, anchors=None, *, score_threshold_dev=None,
                  iou_threshold_dev=None, workspace=None, outputs: NMSOutput | None = None, stream=None) -> NMSOutput:
-    """Run edgedet_nms on CuPy arrays; returns NMSOutput of CuPy arrays (not synchronised).
+    """Run edgedet_nms on device arrays; returns the outputs (not synchronised).
 
-    boxes [B, N, 4] or [B, N, C, 4], scores [B, N, C], anchors [1|B, N, 4] or None: C-contiguous CuPy
-    float32 or float16, all the same dtype (det_boxes / det_scores come back in that dtype).
-    score_threshold_dev / iou_threshold_dev: optional float32 CuPy scalars read on the device instead
-    of the params' values. workspace: a preallocated CuPy uint8 buffer (allocated here when None);
-    outputs: preallocated outputs to reuse. stream: a CuPy stream (the current one when None).
+    boxes [B, N, 4] or [B, N, C, 4], scores [B, N, C], anchors [1|B, N, 4] or None: C-contiguous device
+    arrays (anything with __cuda_array_interface__: CuPy, torch CUDA tensors), all float32 or all float16
+    (det_boxes / det_scores come back in that dtype). score_threshold_dev / iou_threshold_dev: optional
+    float32 device scalars read by the kernels instead of the params' values. workspace (uint8 device
+    array of at least edgedet_nms_workspace_size bytes) and outputs (NMSOutput of device arrays: int32
+    [B, 1], dtype [B, K, 4], dtype [B, K], int32 [B, K], int32 [B, K]) are allocated with CuPy when None.
+    stream: CuPy / torch stream or raw cudaStream_t (None: the legacy default stream 0).
     """
-    import cupy as cp
-
-    b, n, c = scores.shape
-    dtype = np.dtype(scores.dtype)
-    if dtype not in (np.float32, np.float16) or any(t is not None and t.dtype != dtype for t in (boxes, anchors)):
-        raise EdgeDetError(f"CUDA NMS needs boxes, scores (and anchors) all float32 or all float16, got scores {dtype}")
-    arrays = [t for t in (boxes, scores, anchors, score_threshold_dev, iou_threshold_dev) if t is not None]
-    if not all(t.flags.c_contiguous for t in arrays):
-        raise EdgeDetError("CUDA NMS inputs must be C-contiguous CuPy arrays")
-    cparams = c_params(params, b, n, c, boxes.ndim == 4, 0 if anchors is None else anchors.shape[0],
+    b_ptr, b_shape, dtype = _device_array(boxes, "boxes")
+    s_ptr, (b, n, c), s_dtype = _device_array(scores, "scores")
+    anc = _device_array(anchors, "anchors")
+    if dtype not in (np.float32, np.float16) or s_dtype != dtype or (anc is not None and anc[2] != dtype):
+        raise EdgeDetError(f"CUDA NMS needs boxes, scores (and anchors) all float32 or all float16, got {dtype}, {s_dtype}")
+    cparams = c_params(params, b, n, c, len(b_shape) == 4, 0 if anc is None else anc[1][0],
                        FLOAT16 if dtype == np.float16 else FLOAT32)
     need = workspace_size(lib, cparams)
     if need == 0:
-        raise EdgeDetError(f"CUDA NMS refused the parameters {params} for scores {scores.shape} (see nms_kernels.h)")
-    if workspace is None:
-        workspace = cp.empty(need, cp.uint8)
-    k = params.max_output_boxes
-    if outputs is None:
-        outputs = NMSOutput(cp.empty((b, 1), cp.int32), cp.empty((b, k, 4), dtype), cp.empty((b, k), dtype),
-                            cp.empty((b, k), cp.int32), cp.empty((b, k), cp.int32))
-    stream = cp.cuda.get_current_stream() if stream is None else stream
-    rc = lib.edgedet_nms(ctypes.byref(cparams), _ptr(boxes), _ptr(scores), _ptr(anchors), _ptr(score_threshold_dev),
-                         _ptr(iou_threshold_dev), *(_ptr(o) for o in outputs), _ptr(workspace), workspace.nbytes, stream.ptr)
+        raise EdgeDetError(f"CUDA NMS refused the parameters {params} for scores {(b, n, c)} (see nms_kernels.h)")
+    if workspace is None or outputs is None:
+        import cupy as cp
+
+        k = params.max_output_boxes
+        workspace = cp.empty(need, cp.uint8) if workspace is None else workspace
+        outputs = outputs or NMSOutput(cp.empty((b, 1), cp.int32), cp.empty((b, k, 4), dtype), cp.empty((b, k), dtype),
+                                       cp.empty((b, k), cp.int32), cp.empty((b, k), cp.int32))
+    w_ptr, w_shape, w_dtype = _device_array(workspace, "workspace")
+    w_bytes = int(np.prod(w_shape, dtype=np.int64)) * w_dtype.itemsize
+    thresholds = [_device_array(t, name) for t, name in ((score_threshold_dev, "score_threshold_dev"),
+                                                         (iou_threshold_dev, "iou_threshold_dev"))]
+    if any(t is not None and (t[2] != np.float32) for t in thresholds):
+        raise EdgeDetError("score_threshold_dev / iou_threshold_dev must be float32 device scalars")
+    rc = lib.edgedet_nms(ctypes.byref(cparams), b_ptr, s_ptr, None if anc is None else anc[0],
+                         *(None if t is None else t[0] for t in thresholds),
+                         *(_device_array(o, name)[0] for o, name in zip(outputs, NMSOutput._fields)),
+                         w_ptr, w_bytes, _stream_ptr(stream))
     if rc != 0:
         raise EdgeDetError(f"edgedet_nms failed with code {rc} ({'invalid parameters or workspace' if rc == -1 else 'CUDA error'})")
     return outputs

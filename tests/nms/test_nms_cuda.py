@@ -227,6 +227,46 @@ def test_gpu_refuses_too_many_candidates(lib):
         run_nms_cuda(lib, cp.zeros((1, 25200, 4), cp.float32), cp.zeros((1, 25200, 80), cp.float32), NMSParams(top_k=0))
 
 
+# -- the ctypes wrapper without a GPU: fake device arrays, a recording library ---------------------
+
+class _FakeDeviceArray:
+    def __init__(self, shape, dtype, ptr, strides=None):
+        self.__cuda_array_interface__ = {"shape": shape, "typestr": np.dtype(dtype).str, "data": (ptr, False),
+                                         "strides": strides, "version": 3}
+
+
+class _RecordingLib:
+    def __init__(self):
+        self.calls = []
+        self.edgedet_nms_workspace_size = lambda params: 4096
+        self.edgedet_nms = lambda *args: self.calls.append(args) or 0
+
+
+def test_wrapper_passes_pointers_in_abi_order():
+    from edgedet.errors import EdgeDetError
+    from edgedet.nms.cuda import run_nms_cuda
+
+    lib, p = _RecordingLib(), NMSParams(max_output_boxes=5, top_k=7, background_class=2, box_coding=1)
+    outs = NMSOutput(*(_FakeDeviceArray(s, t, ptr) for ptr, (s, t) in enumerate(
+        [((2, 1), "i4"), ((2, 5, 4), "f2"), ((2, 5), "f2"), ((2, 5), "i4"), ((2, 5), "i4")], start=1)))
+    run_nms_cuda(lib, _FakeDeviceArray((2, 10, 3, 4), "f2", 10), _FakeDeviceArray((2, 10, 3), "f2", 11), p,
+                 _FakeDeviceArray((1, 10, 4), "f2", 12), iou_threshold_dev=_FakeDeviceArray((), "f4", 13),
+                 workspace=_FakeDeviceArray((4096,), "u1", 14), outputs=outs, stream=99)
+    (cparams, *pointers), = lib.calls
+    assert pointers == [10, 11, 12, None, 13, 1, 2, 3, 4, 5, 14, 4096, 99]
+    c = cparams._obj
+    assert (c.batch, c.num_boxes, c.num_classes, c.per_class_boxes, c.anchors_batch, c.data_type) == (2, 10, 3, 1, 1, 1)
+    assert (c.max_output_boxes, c.top_k, c.background_class, c.box_coding) == (5, 7, 2, 1)
+    with pytest.raises(EdgeDetError, match="C-contiguous"):
+        run_nms_cuda(lib, _FakeDeviceArray((2, 10, 4), "f4", 10, strides=(4, 8, 4)), _FakeDeviceArray((2, 10, 3), "f4", 11),
+                     p, workspace=outs[0], outputs=outs)
+    with pytest.raises(EdgeDetError, match="all float32 or all float16"):
+        run_nms_cuda(lib, _FakeDeviceArray((2, 10, 4), "f4", 10), _FakeDeviceArray((2, 10, 3), "f2", 11), p,
+                     workspace=outs[0], outputs=outs)
+    with pytest.raises(EdgeDetError, match="expected a device array"):
+        run_nms_cuda(lib, np.zeros((2, 10, 4), np.float32), _FakeDeviceArray((2, 10, 3), "f4", 11), p)
+
+
 # -- the kernels' algorithm in numpy (no GPU): same keys, prefix, mask words and settle --------------
 
 def emulate_kernels(boxes, scores, p: NMSParams, anchors=None) -> NMSOutput:
