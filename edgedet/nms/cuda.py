@@ -8,6 +8,7 @@ tensors) and imports CuPy only to allocate a workspace or outputs the caller did
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 
 import numpy as np
 
@@ -70,9 +71,16 @@ def _stream_ptr(stream) -> int:
     return int(getattr(stream, "ptr", None) or getattr(stream, "cuda_stream", 0))  # CuPy / torch stream
 
 
-def run_nms_cuda(lib: ctypes.CDLL, boxes, scores, params: NMSParams, anchors=None, *, score_threshold_dev=None,
-                 iou_threshold_dev=None, workspace=None, outputs: NMSOutput | None = None, stream=None) -> NMSOutput:
-    """Run edgedet_nms on device arrays; returns the outputs (not synchronised).
+def run_nms_cuda(lib: ctypes.CDLL, boxes, scores, params: NMSParams, anchors=None, **kwargs) -> NMSOutput:
+    """Run edgedet_nms once on device arrays; returns the outputs (not synchronised). See prepare_nms_cuda."""
+    return prepare_nms_cuda(lib, boxes, scores, params, anchors, **kwargs)()
+
+
+def prepare_nms_cuda(lib: ctypes.CDLL, boxes, scores, params: NMSParams, anchors=None, *, score_threshold_dev=None,
+                     iou_threshold_dev=None, workspace=None, outputs: NMSOutput | None = None,
+                     stream=None) -> Callable[[], NMSOutput]:
+    """Check the arrays and build the C arguments once; returns a callable that launches edgedet_nms on
+    the arrays' current contents and returns the outputs (not synchronised; EdgeDetError on failure).
 
     boxes [B, N, 4] or [B, N, C, 4], scores [B, N, C], anchors [1|B, N, 4] or None: C-contiguous device
     arrays (anything with __cuda_array_interface__: CuPy, torch CUDA tensors), all float32 or all float16
@@ -105,10 +113,17 @@ def run_nms_cuda(lib: ctypes.CDLL, boxes, scores, params: NMSParams, anchors=Non
                                                          (iou_threshold_dev, "iou_threshold_dev"))]
     if any(t is not None and (t[2] != np.float32) for t in thresholds):
         raise EdgeDetError("score_threshold_dev / iou_threshold_dev must be float32 device scalars")
-    rc = lib.edgedet_nms(ctypes.byref(cparams), b_ptr, s_ptr, None if anc is None else anc[0],
-                         *(None if t is None else t[0] for t in thresholds),
-                         *(_device_array(o, name)[0] for o, name in zip(outputs, NMSOutput._fields)),
-                         w_ptr, w_bytes, _stream_ptr(stream))
-    if rc != 0:
-        raise EdgeDetError(f"edgedet_nms failed with code {rc} ({'invalid parameters or workspace' if rc == -1 else 'CUDA error'})")
-    return outputs
+    args = (ctypes.byref(cparams), b_ptr, s_ptr, None if anc is None else anc[0],
+            *(None if t is None else t[0] for t in thresholds),
+            *(_device_array(o, name)[0] for o, name in zip(outputs, NMSOutput._fields)), w_ptr, w_bytes, _stream_ptr(stream))
+    keep_alive = (cparams, boxes, scores, anchors, score_threshold_dev, iou_threshold_dev, workspace)
+
+    def call() -> NMSOutput:
+        rc = lib.edgedet_nms(*args)
+        if rc != 0:
+            raise EdgeDetError(f"edgedet_nms failed with code {rc} "
+                               f"({'invalid parameters or workspace' if rc == -1 else 'CUDA error'})")
+        return outputs
+
+    call.keep_alive = keep_alive  # the pointers in args stay valid as long as the callable lives
+    return call
