@@ -304,7 +304,10 @@ public:
 
     IPluginV3* clone() noexcept override
     {
-        return new (std::nothrow) EdgeDetNMSPlugin(mAttrs);
+        auto* copy = new (std::nothrow) EdgeDetNMSPlugin(mAttrs);
+        if (copy != nullptr)
+            copy->mLayout = mLayout;  // a clone must be fully initialised (IPluginV3::clone docs)
+        return copy;
     }
 
     // IPluginV3OneCore
