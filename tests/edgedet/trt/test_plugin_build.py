@@ -281,6 +281,7 @@ def _headers_or_skip():
         pytest.skip(f"no TensorRT C++ headers on this machine ({str(exc).split(';')[0]})")
 
 
+@pytest.mark.slow
 def test_plugin_compiles_where_headers_exist(tmp_path):
     """Compile and link for nvcc's default architecture (no GPU needed) where TensorRT headers are installed."""
     _headers_or_skip()
