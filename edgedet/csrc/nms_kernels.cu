@@ -22,6 +22,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cub/device/device_radix_sort.cuh>
 
@@ -33,22 +34,51 @@ constexpr size_t kAlign = 256;
 // torchvision's BoxCoder clamp log(1000 / 16), rounded to float32 as numpy's np.float32() does
 constexpr float kBoxClip = static_cast<float>(4.135166556742356);
 
+// Helpers marked __host__ __device__ are also compiled for the host so tests can check the arithmetic
+// against numpy without a GPU (tests/nms/test_nms_cuda.py includes this file into a host harness).
+#define EDGEDET_HD __host__ __device__ __forceinline__
+
 __device__ __forceinline__ float load(const float* p, size_t i) { return p[i]; }
 __device__ __forceinline__ float load(const __half* p, size_t i) { return __half2float(p[i]); }
 __device__ __forceinline__ void store(float* p, size_t i, float v) { p[i] = v; }
 __device__ __forceinline__ void store(__half* p, size_t i, float v) { p[i] = __float2half_rn(v); }
 
 // numpy's minimum / maximum: NaN-propagating (fminf / fmaxf would drop the NaN)
-__device__ __forceinline__ float nan_min(float a, float b) { return (a != a || b != b) ? a + b : fminf(a, b); }
-__device__ __forceinline__ float nan_max(float a, float b) { return (a != a || b != b) ? a + b : fmaxf(a, b); }
+EDGEDET_HD float nan_min(float a, float b) { return (a != a || b != b) ? a + b : fminf(a, b); }
+EDGEDET_HD float nan_max(float a, float b) { return (a != a || b != b) ? a + b : fmaxf(a, b); }
+
+EDGEDET_HD uint32_t bits_of(float f) {
+#ifdef __CUDA_ARCH__
+    return __float_as_uint(f);
+#else
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+#endif
+}
+EDGEDET_HD float float_of(uint32_t u) {
+#ifdef __CUDA_ARCH__
+    return __uint_as_float(u);
+#else
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+#endif
+}
 
 // float -> uint32 with the same order (ascending) for all non-NaN values
-__device__ __forceinline__ uint32_t ordered(float f) {
-    const uint32_t u = __float_as_uint(f);
+EDGEDET_HD uint32_t ordered(float f) {
+    const uint32_t u = bits_of(f);
     return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
-__device__ __forceinline__ float unordered(uint32_t o) {
-    return __uint_as_float((o & 0x80000000u) ? (o & 0x7FFFFFFFu) : ~o);
+EDGEDET_HD float unordered(uint32_t o) { return float_of((o & 0x80000000u) ? (o & 0x7FFFFFFFu) : ~o); }
+
+// score_kernel's per-element work: the activated score's sort key (kSentinel: not a candidate)
+EDGEDET_HD uint32_t score_key(float s, int c, int background, int activation, float thr) {
+    if (activation) s = 1.0f / (1.0f + expf(-s));
+    if (s != s) s = -INFINITY;
+    if (s == 0.0f) s = 0.0f;  // -0.0 ranks as +0.0
+    return (c != background && s > thr) ? ~ordered(s) : kSentinel;
 }
 
 __device__ __forceinline__ float threshold_of(const float* dev, float value) { return dev ? *dev : value; }
@@ -59,12 +89,7 @@ __global__ void score_kernel(const T* __restrict__ scores, int nc, int num_class
                              int32_t* __restrict__ values) {
     const float thr = threshold_of(thr_dev, thr_value);
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < nc; i += gridDim.x * blockDim.x) {
-        float s = load(scores, i);
-        if (activation) s = 1.0f / (1.0f + expf(-s));
-        if (s != s) s = -INFINITY;
-        if (s == 0.0f) s = 0.0f;  // -0.0 ranks as +0.0
-        const bool candidate = (i % num_classes) != background && s > thr;
-        keys[i] = candidate ? ~ordered(s) : kSentinel;
+        keys[i] = score_key(load(scores, i), i % num_classes, background, activation, thr);
         values[i] = i;
     }
 }
@@ -75,7 +100,7 @@ struct DecodeArgs {
 };
 
 // docs/nms.md steps 1-2 for one box, in the operation order of edgedet/nms/boxes.py
-__device__ float4 decode_box(float4 v, const float* a, const DecodeArgs& d) {
+EDGEDET_HD float4 decode_box(float4 v, const float* a, const DecodeArgs& d) {
     if (a) {
         v = make_float4(v.x / d.scale[0], v.y / d.scale[1], v.z / d.scale[2], v.w / d.scale[3]);
         if (d.box_coding == 1) {
@@ -121,17 +146,18 @@ __global__ void take_kernel(const T* __restrict__ boxes, const T* __restrict__ a
     cand_n[r] = n;
 }
 
-// docs/nms.md step 6, operation by operation (no FMA: -fmad=false)
-__device__ __forceinline__ bool suppresses(float4 a, float4 b, float thr) {
+// docs/nms.md step 6, operation by operation (no FMA: -fmad=false); NaN when a coordinate is NaN
+EDGEDET_HD float iou_of(float4 a, float4 b) {
     const float iw = nan_max(0.0f, nan_min(a.z, b.z) - nan_max(a.x, b.x));
     const float ih = nan_max(0.0f, nan_min(a.w, b.w) - nan_max(a.y, b.y));
     const float inter = iw * ih;
     const float area_a = (a.z - a.x) * (a.w - a.y);
     const float area_b = (b.z - b.x) * (b.w - b.y);
     const float uni = (area_a + area_b) - inter;
-    const float iou = uni > 0.0f ? inter / uni : 0.0f;
-    return iou > thr;  // a NaN IoU never suppresses
+    return uni > 0.0f ? inter / uni : 0.0f;
 }
+
+EDGEDET_HD bool suppresses(float4 a, float4 b, float thr) { return iou_of(a, b) > thr; }  // NaN never suppresses
 
 __global__ void mask_kernel(const float4* __restrict__ cand_box, const int32_t* __restrict__ cand_class,
                             const int32_t* __restrict__ count_dev, int col_blocks, int class_agnostic,

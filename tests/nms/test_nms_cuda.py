@@ -4,10 +4,12 @@ The cuda-marked tests run the kernels through edgedet.nms.cuda on CuPy arrays (t
 elsewhere they skip. Every call gets a workspace and outputs filled with garbage, so nothing relies on
 zeroed memory. Where exp is involved (sigmoid, centre-size anchor decode) the oracle's numpy exp and
 CUDA's expf may differ by a few ulp: the sigmoid is then computed on the GPU with CuPy (the same libdevice
-expf) and fed to the oracle as plain scores, and centre-size decode compares boxes to within 4 ulp.
+expf) and fed to the oracle as plain scores, and centre-size decode compares boxes to within 4 ulp of
+each box's scale.
 
-The non-marked test at the end is a numpy emulation of the kernels' algorithm (sort keys, candidate
-prefix, 64-bit mask words, word-by-word settle with the K stop): it checks the design without a GPU.
+The non-marked tests need no GPU: the kernels' arithmetic (score keys, decode, IoU) compiled for the host
+(nvcc) against numpy, the ctypes wrapper with fake device arrays, and a numpy emulation of the kernels'
+algorithm (sort keys, candidate prefix, 64-bit mask words, word-by-word settle with the K stop).
 """
 
 import ctypes
@@ -146,11 +148,24 @@ def test_gpu_sigmoid_matches_oracle_on_gpu_activated_scores(lib):
 
 
 def assert_within_ulp(a, b, ulp: int, name: str) -> None:
+    """Same NaN / inf positions; finite values at most ``ulp`` float32 spacings apart."""
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
-    assert np.array_equal(np.isnan(a), np.isnan(b)), name
-    ok = ~np.isnan(a)
-    assert np.all(np.abs(a[ok].view(np.int32).astype(np.int64) - b[ok].view(np.int32).astype(np.int64)) <= ulp) \
-        or np.allclose(a[ok], b[ok], rtol=ulp * 6e-8, atol=0), f"{name}: more than {ulp} ulp apart"
+    assert np.array_equal(np.isnan(a), np.isnan(b)) and np.array_equal(a[np.isinf(a)], b[np.isinf(a)]), name
+    ok = np.isfinite(a) & np.isfinite(b)
+    assert np.all(np.abs(a[ok] - b[ok]) <= ulp * np.spacing(np.maximum(np.abs(a[ok]), np.abs(b[ok])))), \
+        f"{name}: more than {ulp} ulp apart"
+
+
+def assert_boxes_close(a, b, ulp: int, name: str) -> None:
+    """Decoded corners where exp differs by a few ulp: x1 = cx - w/2 cancels, so the tolerance is ``ulp``
+    spacings of the largest finite coordinate of the box, not of the coordinate itself."""
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    assert np.array_equal(np.isnan(a), np.isnan(b)), f"{name}: NaN positions differ"
+    ok = np.isfinite(a) & np.isfinite(b)
+    scale = np.max(np.where(ok, np.maximum(np.abs(a), np.abs(b)), 0), -1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        close = np.where(ok, np.abs(a - b) <= ulp * np.spacing(scale), a == b) | np.isnan(a)
+    assert close.all(), f"{name}: more than {ulp} ulp (of the box's scale) apart"
 
 
 @pytest.mark.cuda
@@ -169,7 +184,7 @@ def test_gpu_centre_size_anchor_decode(lib, anchors_batch, per_class):
     anchors, deltas = anchors.astype(np.float32), deltas.astype(np.float32)
     got, want = run_gpu(lib, deltas, scores, p, anchors), batched_nms(deltas, scores, p, anchors)
     assert_same_output(got, want, fields=("num_dets", "det_scores", "det_classes", "det_indices"))
-    assert_within_ulp(got.det_boxes, want.det_boxes, 4, "det_boxes")
+    assert_boxes_close(got.det_boxes, want.det_boxes, 4, "det_boxes")
 
 
 @pytest.mark.cuda
@@ -225,6 +240,119 @@ def test_gpu_refuses_too_many_candidates(lib):
 
     with pytest.raises(EdgeDetError, match="refused"):
         run_nms_cuda(lib, cp.zeros((1, 25200, 4), cp.float32), cp.zeros((1, 25200, 80), cp.float32), NMSParams(top_k=0))
+
+
+# -- the kernels' arithmetic on the host: nms_kernels.cu included into a host harness (nvcc, no GPU) --
+
+HARNESS = r"""
+#include "nms_kernels.cu"
+extern "C" {
+void harness_keys(const float* s, int n, int num_classes, int background, int activation, float thr, uint32_t* keys,
+                  float* values) {
+    for (int i = 0; i < n; ++i) {
+        keys[i] = score_key(s[i], i % num_classes, background, activation, thr);
+        values[i] = unordered(~keys[i]);
+    }
+}
+void harness_decode(const float* boxes, const float* anchors, int n, int coding, const float* scale, float* out) {
+    DecodeArgs d{0, 1, 0, anchors != nullptr, coding, {scale[0], scale[1], scale[2], scale[3]}};
+    for (int i = 0; i < n; ++i) {
+        const float* v = boxes + 4 * i;
+        const float4 r = decode_box(make_float4(v[0], v[1], v[2], v[3]), anchors ? anchors + 4 * i : nullptr, d);
+        out[4 * i] = r.x, out[4 * i + 1] = r.y, out[4 * i + 2] = r.z, out[4 * i + 3] = r.w;
+    }
+}
+void harness_iou(const float* a, const float* b, int n, float* out) {
+    for (int i = 0; i < n; ++i)
+        out[i] = iou_of(make_float4(a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]),
+                        make_float4(b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]));
+}
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory):
+    import shutil
+
+    from edgedet.cuda_build import compile_library
+
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc (CUDA compiler) not on PATH")
+    src = tmp_path_factory.mktemp("harness") / "harness.cu"
+    src.write_text(HARNESS)
+    return ctypes.CDLL(str(compile_library(src.with_suffix(".so"), sources=[src], arch=[])))
+
+
+def _f32(a):
+    return np.ascontiguousarray(a, np.float32)
+
+
+def _p(a):
+    return None if a is None else a.ctypes.data_as(ctypes.c_void_p)
+
+
+def special_values(rng, size: int, specials) -> np.ndarray:
+    v = rng.normal(0, 3, size).astype(np.float32)
+    pick = rng.random(size) < 0.3
+    v[pick] = rng.choice(np.array(specials, np.float32), pick.sum())
+    return v
+
+
+def test_host_harness_score_keys_rank_like_the_spec(harness):
+    """Keys of the score kernel: the spec's candidates, and a stable ascending sort gives its rank order."""
+    rng = np.random.default_rng(0)
+    scores = special_values(rng, 6000, [np.nan, np.inf, -np.inf, 0.0, -0.0, 0.5, 1e-45, -1e-45, 3e38])
+    with np.errstate(over="ignore"):
+        scores[:3000] = np.round(scores[:3000], 1)  # many ties
+    for thr, bg, c in ((0.0, -1, 3), (-1.0, 1, 3), (0.5, 0, 4), (-np.inf, -1, 1)):
+        keys, values = np.empty(scores.size, np.uint32), np.empty(scores.size, np.float32)
+        harness.harness_keys(_p(scores), scores.size, c, bg, 0, ctypes.c_float(thr), _p(keys), _p(values))
+        act = activate(scores, NMSParams())
+        flat = np.arange(scores.size)
+        cand = (flat % c != bg) & (act > np.float32(thr))
+        assert np.array_equal(keys != 0xFFFFFFFF, cand)
+        assert_bits_equal(values[cand], act[cand] + np.float32(0), "scores")
+        want = sorted(flat[cand], key=lambda i: (-act[i], i))
+        assert np.array_equal(np.argsort(keys, kind="stable")[: cand.sum()], want)
+
+
+def test_host_harness_sigmoid_keys(harness):
+    rng = np.random.default_rng(1)
+    logits = special_values(rng, 4000, [np.nan, np.inf, -np.inf, 0.0, 20.0, -20.0, 100.0, -100.0])
+    keys, values = np.empty(logits.size, np.uint32), np.empty(logits.size, np.float32)
+    harness.harness_keys(_p(logits), logits.size, 1, -1, 1, ctypes.c_float(-1.0), _p(keys), _p(values))
+    act = activate(logits, NMSParams(score_activation=True))
+    assert np.array_equal(keys != 0xFFFFFFFF, act > -1)
+    assert_within_ulp(values[act > -1], act[act > -1], 4, "sigmoid")  # host expf vs numpy exp
+
+
+@pytest.mark.parametrize("coding, anchored", [(0, False), (0, True), (1, False), (1, True)])
+def test_host_harness_decode_equals_numpy(harness, coding, anchored):
+    rng = np.random.default_rng(coding + 2 * anchored)
+    specials = [np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0, -0.0, 80.0]
+    boxes = special_values(rng, 4 * 5000, specials).reshape(-1, 4)
+    anchors = _f32(np.abs(special_values(rng, 4 * 5000, [0.0, 1e30, np.inf, 8.0]).reshape(-1, 4))) if anchored else None
+    p = NMSParams(box_coding=coding, box_scale=(10.0, 0.5, 5.0, 3.0) if anchored else (1.0, 1.0, 1.0, 1.0))
+    out = np.empty_like(boxes)
+    harness.harness_decode(_p(boxes), _p(anchors), len(boxes), coding, _p(_f32(p.box_scale)), _p(out))
+    want = decode(boxes, anchors, p)
+    if coding == 1 and anchored:  # exp: host expf vs numpy exp
+        assert_boxes_close(out, want, 4, "centre-size decode")
+    else:
+        assert_bits_equal(out, want, "decode")
+
+
+def test_host_harness_iou_equals_numpy(harness):
+    from nms_cases import GRID, SPECIAL_COORDS
+
+    rng = np.random.default_rng(3)
+    pool = np.array(GRID + SPECIAL_COORDS, np.float32)
+    raw = np.where(rng.random((2, 20000, 4)) < 0.5, rng.choice(pool, (2, 20000, 4)), rng.uniform(-20, 20, (2, 20000, 4)))
+    a, b = (_f32(decode(_f32(x), None, NMSParams())) for x in raw)
+    out = np.empty(len(a), np.float32)
+    harness.harness_iou(_p(a), _p(b), len(a), _p(out))
+    assert_bits_equal(out, iou(a, b), "iou")
 
 
 # -- the ctypes wrapper without a GPU: fake device arrays, a recording library ---------------------
