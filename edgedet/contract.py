@@ -36,6 +36,17 @@ RAW_BOXES = "boxes"
 RAW_SCORES = "scores"
 RAW_OUTPUTS = (RAW_BOXES, RAW_SCORES)
 
+# Where NMS comes from in an exported model (exporters.nms registry, in order of preference):
+# edgedet (our op: TensorRT plugin / ONNX local function), graph (standard ONNX ops),
+# efficient (NVIDIA EfficientNMS_TRT, TensorRT only), none (raw outputs, NMS on the host).
+NMS_IMPLEMENTATIONS = ("edgedet", "graph", "efficient", "none")
+
+# Optional float32 [1] graph inputs of a model exported with run-time NMS thresholds
+# (--nms edgedet --runtime-thresholds); a runtime feeds them, defaulting to the manifest's values.
+SCORE_THRESHOLD_INPUT = "score_threshold"
+IOU_THRESHOLD_INPUT = "iou_threshold"
+THRESHOLD_INPUTS = (SCORE_THRESHOLD_INPUT, IOU_THRESHOLD_INPUT)
+
 CLASS_PROBS = "probs"  # classifiers: float32 [B, C] softmax probabilities
 
 KIND_NMS = "nms"

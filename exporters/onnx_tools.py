@@ -40,8 +40,12 @@ def simplify(model):
     """onnxslim: constant folding, dead-node and redundant-op elimination; returns a new model."""
     import onnxslim
 
+    from exporters.nms.edgedet_op import add_function_bodies
+
     try:
-        return onnxslim.slim(model)
+        # onnxslim prunes formal inputs a local function does not read, which breaks EdgeDetNMS's
+        # positional optional inputs: rebuild the function body afterwards
+        return add_function_bodies(onnxslim.slim(model))
     except Exception as exc:  # onnxslim is an optimisation: never let it lose an export
         import warnings
 

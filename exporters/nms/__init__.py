@@ -3,11 +3,14 @@
     attach_nms(model, params, implementation="graph") -> model with outputs
         num_dets int32 [B, 1], det_boxes float32 [B, K, 4], det_scores float32 [B, K], det_classes int32 [B, K]
 
-Implementations sit in a registry (name -> builder(model, params, raw) -> model):
-  graph  standard ONNX ops only (exporters/nms/graph.py); any ONNX runtime runs it
-  none   leave the raw outputs (NMS on the host, edgedet.nms.host)
-Later phases register ``edgedet`` (EdgeDetNMS custom op whose local function body is the same
-standard-ops graph, from the same builder) and ``efficient`` (EfficientNMS_TRT). Semantics: docs/nms.md.
+Implementations sit in a registry (name -> builder(model, params, raw, **options) -> model):
+  edgedet    one EdgeDetNMS custom node (the TensorRT plugin's op) carrying a model-local function
+             built from the same standard ops as ``graph`` (exporters/nms/edgedet_op.py): ONNX
+             Runtime runs the function, TensorRT the plugin; optional run-time threshold inputs
+  graph      standard ONNX ops only (exporters/nms/graph.py); any ONNX runtime runs it
+  efficient  NVIDIA's EfficientNMS_TRT node (exporters/nms/efficient.py); TensorRT only
+  none       leave the raw outputs (NMS on the host, edgedet.nms.host)
+Semantics: docs/nms.md.
 """
 
 from __future__ import annotations
@@ -50,14 +53,15 @@ class RawOutputs:
     anchors: np.ndarray | None  # [1, N, 4] float32: boxes are deltas decoded inside the NMS
 
 
-def attach_nms(model, params: NMSParams, implementation: str = "graph", boxes: str = contract.RAW_BOXES,
-               scores: str = contract.RAW_SCORES, anchors: np.ndarray | None = None):
+def attach_nms(model, params: NMSParams, implementation: str = "edgedet", boxes: str = contract.RAW_BOXES,
+               scores: str = contract.RAW_SCORES, anchors: np.ndarray | None = None, runtime_thresholds: bool = False):
     """Return a copy of ``model`` whose outputs are exactly num_dets, det_boxes, det_scores, det_classes.
 
     ``boxes`` [B, N, 4] or [B, N, C, 4] and ``scores`` [B, N, C] must be graph outputs with static
     N and C (B may be symbolic); they stop being outputs. ``anchors`` [N, 4] or [1, N, 4] makes
     ``boxes`` anchor deltas, decoded inside the NMS as params.box_coding says. Implementation
-    ``none`` returns the model unchanged.
+    ``none`` returns the model unchanged. ``runtime_thresholds`` (``edgedet`` only) adds the graph
+    inputs score_threshold / iou_threshold (float32 [1]) so thresholds change without re-export.
     """
     if implementation not in IMPLEMENTATIONS:
         raise InputError(f"unknown NMS implementation '{implementation}'; choose one of {', '.join(IMPLEMENTATIONS)}")
@@ -72,12 +76,10 @@ def attach_nms(model, params: NMSParams, implementation: str = "graph", boxes: s
             raise ExportError("this model decodes its boxes inside the NMS (anchors); --nms none needs the family's "
                               "decode-in-graph variant")
         return IMPLEMENTATIONS["none"](out, params, None)
-    return IMPLEMENTATIONS[implementation](out, params, raw_outputs(out, boxes, scores, anchors))
-
-
-@register("none")
-def _none(model, params: NMSParams, raw):
-    return model
+    if runtime_thresholds and implementation != "edgedet":
+        raise InputError(f"run-time NMS thresholds need --nms edgedet (not {implementation})")
+    options = {"runtime_thresholds": True} if runtime_thresholds else {}
+    return IMPLEMENTATIONS[implementation](out, params, raw_outputs(out, boxes, scores, anchors), **options)
 
 
 def raw_outputs(model, boxes: str, scores: str, anchors: np.ndarray | None = None) -> RawOutputs:
@@ -136,6 +138,13 @@ def replace_outputs(model, produced: dict[str, str], raw: RawOutputs, k: int) ->
         model.graph.output.append(helper.make_tensor_value_info(name, dtype, shapes[name]))
 
 
+@register("edgedet")
+def _edgedet(model, params: NMSParams, raw: RawOutputs, runtime_thresholds: bool = False):
+    from exporters.nms.edgedet_op import attach
+
+    return attach(model, params, raw, runtime_thresholds)
+
+
 @register("graph")
 def _graph(model, params: NMSParams, raw: RawOutputs):
     from exporters.nms.builder import NodeBuilder
@@ -150,4 +159,16 @@ def _graph(model, params: NMSParams, raw: RawOutputs):
         raise ExportError(str(exc)) from None
     model.graph.node.extend(b.nodes)
     replace_outputs(model, out, raw, params.max_output_boxes)
+    return model
+
+
+@register("efficient")
+def _efficient(model, params: NMSParams, raw: RawOutputs):
+    from exporters.nms.efficient import attach_efficient
+
+    return attach_efficient(model, params, raw)
+
+
+@register("none")
+def _none(model, params: NMSParams, raw):
     return model

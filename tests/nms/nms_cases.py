@@ -156,9 +156,11 @@ def raw_model(n: int, c: int, per_class: bool = False, opset: int = 17, batch="b
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
-def run_ort(model, boxes: np.ndarray, scores: np.ndarray) -> dict[str, np.ndarray]:
+def run_ort(model, boxes: np.ndarray, scores: np.ndarray, **extra) -> dict[str, np.ndarray]:
+    """Run ``model`` (or an InferenceSession) on in_boxes / in_scores plus ``extra`` named inputs."""
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    sess = model if isinstance(model, ort.InferenceSession) else \
+        ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
-    return dict(zip(names, sess.run(None, {"in_boxes": boxes, "in_scores": scores})))
+    return dict(zip(names, sess.run(None, {"in_boxes": boxes, "in_scores": scores, **extra})))

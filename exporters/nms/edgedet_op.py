@@ -1,0 +1,173 @@
+"""The EdgeDetNMS custom op in ONNX: one node per NMS plus one model-local function that any ONNX runtime runs.
+
+    node      edgedet::EdgeDetNMS(boxes, scores[, anchors][, score_threshold, iou_threshold])
+                  -> num_dets int32 [B,1], det_boxes T [B,K,4], det_scores T [B,K], det_classes int32 [B,K]
+              attributes: the NMSParams fields + plugin_version / plugin_namespace (edgedet/nms/opdef.py),
+              T = the type of ``scores`` (float or float16); NMS computes in float32.
+    function  edgedet::EdgeDetNMS, the body built by exporters.nms.graph in its dynamic form: every
+              parameter is read from the calling node's attributes (Constant nodes with attribute
+              references), sizes from the input shapes, so one body serves every node of a model
+              (R-CNN has two, with different parameters and box layouts).
+
+TensorRT 10.7+ prefers a registered plugin of the same name over the local function; for 10.3-10.6
+the builder strips the function (exporters/trt/strip.py). Optional inputs are positional: the
+function body is built for the inputs the model's nodes actually pass, so all EdgeDetNMS nodes of
+one model must agree on which optional inputs they use.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgedet import contract
+from edgedet.errors import ExportError
+from edgedet.nms import opdef
+from edgedet.nms.params import NMSParams
+from exporters.nms.builder import NodeBuilder
+from exporters.nms.graph import Knobs, build_nms
+
+MIN_OPSET = 15  # CastLike (outputs take the scores' type)
+FORMAL_INPUTS = ("boxes", "scores", "anchors", "score_threshold", "iou_threshold")
+OUTPUTS = contract.NMS_OUTPUTS  # num_dets, det_boxes, det_scores, det_classes
+
+# attribute name -> (AttributeProto type name, Constant field, default from NMSParams)
+_DEFAULTS = NMSParams()
+ATTRIBUTES = {
+    "score_threshold": ("FLOAT", "value_float", _DEFAULTS.score_threshold),
+    "iou_threshold": ("FLOAT", "value_float", _DEFAULTS.iou_threshold),
+    "max_output_boxes": ("INT", "value_int", _DEFAULTS.max_output_boxes),
+    "top_k": ("INT", "value_int", _DEFAULTS.top_k),
+    "background_class": ("INT", "value_int", _DEFAULTS.background_class),
+    "score_activation": ("INT", "value_int", int(_DEFAULTS.score_activation)),
+    "class_agnostic": ("INT", "value_int", int(_DEFAULTS.class_agnostic)),
+    "box_coding": ("INT", "value_int", _DEFAULTS.box_coding),
+    "box_scale": ("FLOATS", "value_floats", list(_DEFAULTS.box_scale)),
+}
+PLUGIN_ATTRIBUTES = {"plugin_version": opdef.PLUGIN_VERSION, "plugin_namespace": opdef.PLUGIN_NAMESPACE}
+
+
+def node_attributes(params: NMSParams) -> dict:
+    """NMSParams -> EdgeDetNMS node attributes (ints for the flags, as the plugin's fields)."""
+    values = {name: getattr(params, name) for name in ATTRIBUTES}
+    values = {k: (list(v) if k == "box_scale" else int(v) if isinstance(v, bool) else v) for k, v in values.items()}
+    return {**values, **PLUGIN_ATTRIBUTES}
+
+
+def params_from_node(node) -> NMSParams:
+    """The NMSParams an EdgeDetNMS node carries (missing attributes take the defaults)."""
+    from onnx import helper
+
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    values = {name: attrs.get(name, default) for name, (_, _, default) in ATTRIBUTES.items()}
+    for flag in ("score_activation", "class_agnostic"):
+        values[flag] = bool(values[flag])
+    return NMSParams(**values)
+
+
+def make_node(inputs: list[str], outputs: list[str], params: NMSParams, name: str):
+    """One EdgeDetNMS node; ``inputs`` positional as FORMAL_INPUTS ("" for an absent optional input)."""
+    from onnx import helper
+
+    while inputs and inputs[-1] == "":
+        inputs = inputs[:-1]
+    return helper.make_node(opdef.OP_TYPE, inputs, outputs, name=name, domain=opdef.OP_DOMAIN,
+                            **node_attributes(params))
+
+
+def function_body(used: tuple[bool, bool, bool], opset: int):
+    """The local function for nodes that pass (anchors, score_threshold, iou_threshold) as ``used`` says."""
+    from onnx import AttributeProto, helper
+
+    b = NodeBuilder("edgedet_nms/")
+
+    def attr(name: str) -> str:
+        kind, field, _ = ATTRIBUTES[name]
+        out = b.name(name)
+        node = helper.make_node("Constant", [], [out], name=out)
+        node.attribute.append(AttributeProto(name=field, ref_attr_name=name, type=getattr(AttributeProto, kind)))
+        b.nodes.append(node)
+        # Cast pins the dtype: onnxslim folds a value_float Constant into a float64 initializer
+        return b.op("Cast", [out], hint=name, to=1) if kind.startswith("FLOAT") else out
+
+    knobs = Knobs(**{name: attr(name) for name in ATTRIBUTES})
+    boxes, scores = (b.op("Cast", [x], hint=x, to=1) for x in ("boxes", "scores"))
+    anchors = b.op("Cast", ["anchors"], to=1) if used[0] else None
+    out = build_nms(b, boxes, scores, knobs, anchors=anchors, score_threshold="score_threshold" if used[1] else None,
+                    iou_threshold="iou_threshold" if used[2] else None, indices=False)
+    for name in OUTPUTS:
+        value = out[name] if name in (contract.NUM_DETS, contract.DET_CLASSES) else b.op("CastLike", [out[name], "scores"])
+        b.nodes.append(helper.make_node("Identity", [value], [name], name=f"edgedet_nms/{name}"))
+    flags = (True, True, *used)  # formal inputs bind by position: keep every one up to the last used
+    formal = list(FORMAL_INPUTS[:max(i for i, use in enumerate(flags) if use) + 1])
+    defaults = [helper.make_attribute(k, v) for k, (_, _, v) in ATTRIBUTES.items()]
+    defaults += [helper.make_attribute(k, v) for k, v in PLUGIN_ATTRIBUTES.items()]
+    return helper.make_function(opdef.OP_DOMAIN, opdef.OP_TYPE, formal, list(OUTPUTS), b.nodes,
+                                [helper.make_opsetid("", opset)], attributes=[], attribute_protos=defaults)
+
+
+def nms_nodes(model) -> list:
+    return [n for n in model.graph.node if n.op_type == opdef.OP_TYPE and n.domain == opdef.OP_DOMAIN]
+
+
+def add_function_bodies(model):
+    """Give ``model``'s EdgeDetNMS nodes their standard-ops local function (in place; returns the model).
+
+    Replaces an existing EdgeDetNMS function (so a stale body never survives) and adds the
+    ``edgedet`` opset import. ExportError when the model's opset is too old or its nodes disagree
+    on which optional inputs they pass."""
+    from exporters.onnx_tools import opset_of
+
+    nodes = nms_nodes(model)
+    if not nodes:
+        return model
+    opset = opset_of(model)
+    if opset < MIN_OPSET:
+        raise ExportError(f"the EdgeDetNMS op needs opset >= {MIN_OPSET}; the model is opset {opset} "
+                          "(export with --opset 17, or use --nms graph)")
+    layouts = {tuple(len(n.input) > i and n.input[i] != "" for i in (2, 3, 4)) for n in nodes}
+    if len(layouts) > 1:
+        raise ExportError("the model's EdgeDetNMS nodes differ in which optional inputs (anchors, score_threshold, "
+                          f"iou_threshold) they pass: {sorted(layouts)}; one local function cannot serve them all")
+    keep = [f for f in model.functions if not (f.name == opdef.OP_TYPE and f.domain == opdef.OP_DOMAIN)]
+    del model.functions[:]
+    model.functions.extend([*keep, function_body(layouts.pop(), opset)])
+    if not any(o.domain == opdef.OP_DOMAIN for o in model.opset_import):
+        from onnx import helper
+
+        model.opset_import.append(helper.make_opsetid(opdef.OP_DOMAIN, 1))
+    return model
+
+
+def attach(model, params: NMSParams, raw, runtime_thresholds: bool = False):
+    """The ``edgedet`` implementation of exporters.nms.attach_nms (``raw``: RawOutputs)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from exporters.nms import replace_outputs
+    from exporters.nms.graph import MAX_RANK, MAX_SCORE_ELEMENTS
+
+    m = min(params.top_k or raw.n * raw.c, raw.n * raw.c)
+    if (1 if params.class_agnostic else raw.c) * m > MAX_SCORE_ELEMENTS or m > MAX_RANK:
+        raise ExportError(f"{m} candidates (top_k {params.top_k}) x {raw.c} classes is too large for the ONNX "
+                          "function body of EdgeDetNMS; set a smaller top_k")
+    inputs = [raw.boxes, raw.scores, "", "", ""]
+    if raw.anchors is not None:
+        inputs[2] = "nms/anchors"
+        model.graph.initializer.append(numpy_helper.from_array(raw.anchors, "nms/anchors"))
+        if raw.boxes_type != TensorProto.FLOAT:  # all float inputs share the type T
+            inputs[2] = "nms/anchors_cast"
+            model.graph.node.append(helper.make_node("Cast", ["nms/anchors"], [inputs[2]], to=raw.boxes_type))
+    if raw.boxes_type != raw.scores_type:
+        inputs[0] = "nms/boxes_cast"
+        model.graph.node.append(helper.make_node("Cast", [raw.boxes], [inputs[0]], to=raw.scores_type))
+    if runtime_thresholds:
+        inputs[3:] = [contract.SCORE_THRESHOLD_INPUT, contract.IOU_THRESHOLD_INPUT]
+        for name in inputs[3:]:
+            model.graph.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [1]))
+    produced = {name: f"nms/{name}" for name in OUTPUTS}
+    model.graph.node.append(make_node(inputs, [produced[n] for n in OUTPUTS], params, name="nms/EdgeDetNMS"))
+    if raw.scores_type != TensorProto.FLOAT:  # the contract's outputs are float32
+        for name in (contract.DET_BOXES, contract.DET_SCORES):
+            model.graph.node.append(helper.make_node("Cast", [produced[name]], [f"{produced[name]}_f32"], to=1))
+            produced[name] = f"{produced[name]}_f32"
+    replace_outputs(model, produced, raw, params.max_output_boxes)
+    return add_function_bodies(model)
