@@ -49,6 +49,8 @@ class Model:
         self.nms_params = self.manifest.nms or NMSParams()
         fixed = self.backend.inputs[0].shape[0]
         self.max_batch = fixed if fixed else 32
+        # run-time NMS thresholds (exported with --runtime-thresholds): fed with every batch
+        self.threshold_inputs = [s.name for s in self.backend.inputs if s.name in contract.THRESHOLD_INPUTS]
 
     def __call__(self, images: ImageLike | Sequence[ImageLike], **kw):
         """Run on one image (returns one result) or a list (returns a list)."""
@@ -89,7 +91,20 @@ class Model:
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Run the backend on a ready input batch; returns the raw named outputs."""
-        return self.backend.infer({self.input.name: batch})
+        feed = {self.input.name: batch}
+        for name in self.threshold_inputs:
+            value = self.nms_params.score_threshold if name == contract.SCORE_THRESHOLD_INPUT else self.nms_params.iou_threshold
+            feed[name] = np.array([value], np.float32)
+        return self.backend.infer(feed)
+
+    def set_thresholds(self, score: float | None = None, iou: float | None = None) -> None:
+        """Change the NMS thresholds for later calls: host NMS (raw models) and models exported with
+        run-time threshold inputs; NMS baked into the graph refuses with what to do instead."""
+        changes = {k: v for k, v in (("score_threshold", score), ("iou_threshold", iou)) if v is not None}
+        if changes and self.kind == contract.KIND_NMS and not self.threshold_inputs:
+            raise InputError(f"{self.path.name} has its NMS thresholds built into the graph; re-export it with "
+                             "`--nms edgedet --runtime-thresholds` (or --nms none) to change them at run time")
+        self.nms_params = self.nms_params.replace(**changes)
 
     def close(self) -> None:
         self.backend.close()

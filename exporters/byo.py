@@ -224,7 +224,7 @@ def _set_outputs(model, b: _Builder, tensors: dict[str, str], classes: int) -> N
         model.graph.output.append(infos[name])
 
 
-def attach_third_party(model, spec: ByoSpec, nms: NMSParams, implementation: str = "graph"):
+def attach_third_party(model, spec: ByoSpec, nms: NMSParams, implementation: str = "edgedet"):
     """Whole BYO pipeline on a loaded ModelProto; returns (model, info for the manifest)."""
     from exporters.graph import toposort
 
@@ -243,7 +243,7 @@ def attach_third_party(model, spec: ByoSpec, nms: NMSParams, implementation: str
                    "nms": nms}
 
 
-def attach_file(source, output, spec: ByoSpec, nms: NMSParams, implementation: str = "graph"):
+def attach_file(source, output, spec: ByoSpec, nms: NMSParams, implementation: str = "edgedet"):
     """Read ``source``, convert it, write ``output`` + manifest atomically; returns the Manifest."""
     from edgedet.fileio import atomic_write, check_writable, sha256_file
     from edgedet.manifest import InputInfo, Manifest, write_manifest

@@ -50,7 +50,7 @@ class _EdgeDetNMS(torch.autograd.Function):
 
 def _sizes(value) -> list:
     try:
-        return value.type().sizes()
+        return value.type().sizes() or [None]
     except RuntimeError:
         return [None]
 

@@ -22,7 +22,11 @@ from edgedet.manifest import InputInfo, Manifest, write_manifest
 from exporters.base import ExportableModel
 from exporters.onnx_tools import check_model, io_specs, opset_of, simplify
 
-NMS_CHOICES = ("graph", "none")
+NMS_CHOICES = contract.NMS_IMPLEMENTATIONS  # exporters.nms registry names (a test keeps them equal)
+
+
+IN_NETWORK_NMS = ("{name} runs NMS inside the network (RPN proposals and final detections); export it with "
+                  "--nms edgedet (default) or --nms graph, without --runtime-thresholds")
 
 
 @dataclass
@@ -32,7 +36,8 @@ class ExportOptions:
     imgsz: int | None = None
     batch: int = 1
     dynamic_batch: bool = False
-    nms: str = "graph"
+    nms: str = "edgedet"
+    runtime_thresholds: bool = False  # --nms edgedet: score/iou thresholds as graph inputs
     opset: int = 17
     input_dtype: str = "float32"
     num_classes: int | None = None
@@ -80,13 +85,18 @@ def export(options: ExportOptions, output: str | os.PathLike, progress: Callable
 def _validate(o: ExportOptions) -> None:
     if o.nms not in NMS_CHOICES:
         raise InputError(f"--nms {o.nms} is not one of {', '.join(NMS_CHOICES)}")
+    if o.runtime_thresholds and o.nms != "edgedet":
+        raise InputError(f"--runtime-thresholds needs --nms edgedet (got --nms {o.nms})")
     if o.input_dtype not in contract.INPUT_DTYPES:
         raise InputError(f"input dtype {o.input_dtype} is not one of {', '.join(contract.INPUT_DTYPES)}")
     if o.batch < 1:
         raise InputError(f"--batch must be >= 1, got {o.batch}")
     from exporters.registry import get_model
 
-    multiple = get_model(o.model).size_multiple
+    entry = get_model(o.model)
+    if entry.family == "rcnn" and (o.nms not in ("edgedet", "graph") or o.runtime_thresholds):
+        raise InputError(IN_NETWORK_NMS.format(name=o.model))
+    multiple = entry.size_multiple
     if o.imgsz is not None and (o.imgsz < 32 or o.imgsz % multiple):
         raise InputError(f"--imgsz {o.imgsz} for {o.model} must be >= 32 and a multiple of {multiple} "
                          "(the network downsamples by 32)")
@@ -125,8 +135,11 @@ def torch_to_onnx(em: ExportableModel, o: ExportOptions):
 
     from exporters.torch_export import export_module
 
+    from exporters.nms.edgedet_op import add_function_bodies
+
     x = example_input(em, o)
     model = export_module(em.module, x, em.output_names, o.opset, o.dynamic_batch, o.exporter)
+    add_function_bodies(model)  # NMS inside the network (R-CNN) runs as EdgeDetNMS nodes
     with torch.no_grad():
         out = em.module(x)
     pin_output_shapes(model, [t.shape for t in (out if isinstance(out, (tuple, list)) else (out,))], o.dynamic_batch)
@@ -180,11 +193,28 @@ def raw_tolerance(name: str, imgsz: tuple[int, int]) -> float:
 
 
 def attach(raw, em: ExportableModel, o: ExportOptions):
+    if em.nms is not None and set(contract.NMS_OUTPUTS) <= {v.name for v in raw.graph.output}:
+        return nms_in_network(raw, em, o)
     if o.nms == "none" or em.nms is None:
         return raw
     from exporters.nms import attach_nms
 
-    return attach_nms(raw, nms_params(em, o), implementation=o.nms, anchors=em.anchors)
+    return attach_nms(raw, nms_params(em, o), implementation=o.nms, anchors=em.anchors,
+                      runtime_thresholds=o.runtime_thresholds)
+
+
+def nms_in_network(raw, em: ExportableModel, o: ExportOptions):
+    """Models whose network already ends in EdgeDetNMS nodes (two-stage: RPN + final NMS).
+
+    ``edgedet`` keeps the nodes (plugin on TensorRT, local function elsewhere); ``graph`` inlines
+    the function bodies so only standard ops remain; the others cannot express NMS mid-network."""
+    if o.nms not in ("edgedet", "graph") or o.runtime_thresholds:
+        raise ExportError(IN_NETWORK_NMS.format(name=em.name))
+    if o.nms == "graph":
+        from onnx import inliner
+
+        return inliner.inline_local_functions(raw)
+    return raw
 
 
 def nms_params(em: ExportableModel, o: ExportOptions):

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgedet import contract
 from edgedet.backends.base import Backend, IOSpec
 from edgedet.errors import CompatibilityError, InputError, ManifestError, ModelError
 from edgedet.fileio import sha256_bytes
@@ -204,7 +205,8 @@ class TensorRTBackend(Backend):
         parts = []
         for start in range(0, batch, self.max_batch):
             n = min(self.max_batch, batch - start)
-            chunk = {s.name: feed[s.name][start:start + n] for s in self.inputs}
+            chunk = {s.name: feed[s.name] if s.name in contract.THRESHOLD_INPUTS else feed[s.name][start:start + n]
+                     for s in self.inputs}  # run-time NMS thresholds are [1], not per image
             out = self._run(chunk, max(n, self.min_batch))
             parts.append({k: v[:n] for k, v in out.items()})
             for k, v in self.last_timings.items():
@@ -411,7 +413,7 @@ def _batch_range(tensors: list[TensorInfo]) -> tuple[int, int]:
 
 
 def _feed_batch(feed: dict[str, np.ndarray], inputs: list[IOSpec]) -> int:
-    sizes = {feed[s.name].shape[0] for s in inputs}
+    sizes = {feed[s.name].shape[0] for s in inputs if s.name not in contract.THRESHOLD_INPUTS}
     if len(sizes) != 1:
         raise InputError(f"inputs disagree on the batch size: {sorted(sizes)}")
     return sizes.pop()

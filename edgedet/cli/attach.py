@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from edgedet.contract import NMS_IMPLEMENTATIONS
 from edgedet.errors import InputError, require
 
 
@@ -37,7 +38,8 @@ def _floats(text: str | None, name: str) -> tuple[float, ...] | None:
 @click.option("--mean", help="R,G,B mean the model subtracts (in its input scale).")
 @click.option("--std", help="R,G,B std the model divides by.")
 @click.option("--class-names", type=click.Path(dir_okay=False), help="Text file, one class name per line.")
-@click.option("--nms", "implementation", type=click.Choice(["graph", "none"]), default="graph", show_default=True)
+@click.option("--nms", "implementation", type=click.Choice(NMS_IMPLEMENTATIONS), default="edgedet", show_default=True,
+              help="Where NMS runs (see `edgedet export --help`).")
 @click.option("--score-threshold", type=float, default=0.25, show_default=True)
 @click.option("--iou-threshold", type=float, default=0.45, show_default=True)
 @click.option("--max-det", type=int, default=100, show_default=True)

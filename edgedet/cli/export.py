@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edgedet.cli.common import echo_progress
+from edgedet.contract import NMS_IMPLEMENTATIONS
 from edgedet.errors import require
 
 
@@ -14,8 +15,12 @@ from edgedet.errors import require
 @click.option("--imgsz", type=int, help="Square input size (multiple of 32); family default otherwise.")
 @click.option("--batch", type=int, default=1, show_default=True, help="Fixed batch size.")
 @click.option("--dynamic-batch", is_flag=True, help="Dynamic batch dimension instead of --batch.")
-@click.option("--nms", type=click.Choice(["graph", "none"]), default="graph", show_default=True,
-              help="graph: NMS from standard ONNX ops in the graph; none: raw boxes/scores, NMS on the host.")
+@click.option("--nms", type=click.Choice(NMS_IMPLEMENTATIONS), default="edgedet", show_default=True,
+              help="edgedet: our EdgeDetNMS op (TensorRT plugin; ONNX Runtime runs its standard-op function); "
+                   "graph: standard ONNX ops; efficient: NVIDIA EfficientNMS_TRT (TensorRT only); "
+                   "none: raw boxes/scores, NMS on the host.")
+@click.option("--runtime-thresholds", is_flag=True,
+              help="--nms edgedet: score/IoU thresholds become graph inputs, changeable at run time.")
 @click.option("--opset", type=int, default=17, show_default=True)
 @click.option("--uint8", "uint8_input", is_flag=True, help="Take uint8 0..255 input instead of float32 0..1.")
 @click.option("--num-classes", type=int, help="Classes of a custom-trained head (torchvision families).")
@@ -28,7 +33,7 @@ from edgedet.errors import require
 @click.option("--no-verify", is_flag=True, help="Skip the ONNX Runtime vs torch check of the raw graph.")
 @click.option("--list", "list_models", is_flag=True, help="List exportable models and exit.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .onnx path.")
-def export_cmd(model_name, weights, imgsz, batch, dynamic_batch, nms, opset, uint8_input, num_classes,
+def export_cmd(model_name, weights, imgsz, batch, dynamic_batch, nms, runtime_thresholds, opset, uint8_input, num_classes,
                score_threshold, iou_threshold, max_det, top_k, exporter, no_simplify, no_verify, list_models, output):
     """Export a detector to ONNX (fixed shapes, NMS in graph) with a sidecar manifest."""
     require("torch", "export", "edgedet export")
@@ -50,7 +55,7 @@ def export_cmd(model_name, weights, imgsz, batch, dynamic_batch, nms, opset, uin
             click.echo(f"note: no --weights given: {model_name} is randomly initialised (fine for "
                        "latency and parity checks, useless for detections)", err=True)
     opts = ExportOptions(model=model_name, weights=weights, imgsz=imgsz, batch=batch, dynamic_batch=dynamic_batch,
-                         nms=nms, opset=opset, input_dtype="uint8" if uint8_input else "float32",
+                         nms=nms, runtime_thresholds=runtime_thresholds, opset=opset, input_dtype="uint8" if uint8_input else "float32",
                          num_classes=num_classes, exporter=exporter, simplify=not no_simplify, verify=not no_verify,
                          nms_overrides={"score_threshold": score_threshold, "iou_threshold": iou_threshold,
                                         "max_output_boxes": max_det, "top_k": top_k})

@@ -31,11 +31,14 @@ def collect_images(paths: tuple[str, ...]) -> list[Path]:
 @click.argument("images", nargs=-1, required=True)
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="edgedet-infer", show_default=True)
 @click.option("--min-score", type=float, default=0.25, show_default=True, help="Drop detections below this score.")
+@click.option("--score-threshold", type=float, help="NMS score threshold (host NMS, or a model exported with "
+              "--runtime-thresholds); the manifest's value otherwise.")
+@click.option("--iou-threshold", type=float, help="NMS IoU threshold (same conditions as --score-threshold).")
 @click.option("--backend", default="auto", show_default=True, help="auto, onnxruntime or tensorrt.")
 @click.option("--providers", help="ONNX Runtime providers, e.g. cpu or cuda,cpu.")
 @click.option("--no-draw", is_flag=True, help="Write only the JSON, no annotated images.")
 @click.option("--skip-bad", is_flag=True, help="Warn about unreadable images and go on instead of stopping.")
-def infer_cmd(model, images, out_dir, min_score, backend, providers, no_draw, skip_bad):
+def infer_cmd(model, images, out_dir, min_score, score_threshold, iou_threshold, backend, providers, no_draw, skip_bad):
     """Detect objects in IMAGES (files or folders) with MODEL (.onnx or engine)."""
     import edgedet
     from edgedet.fileio import write_bytes_atomic, write_text_atomic
@@ -45,6 +48,7 @@ def infer_cmd(model, images, out_dir, min_score, backend, providers, no_draw, sk
     opts = {"providers": providers} if providers else {}
     records, failed = [], 0
     with edgedet.load(model, backend=backend, **opts) as det:
+        det.set_thresholds(score_threshold, iou_threshold)
         files = collect_images(images)
         with click.progressbar(list(enumerate(files)), label="detecting", file=sys.stderr) as bar:
             for image_id, path in bar:

@@ -71,3 +71,44 @@ def test_proposal_count_is_fixed_and_padded():
         props, valid = em.module.proposals(feats, 1)
     assert props.shape == (1, em.module.rpn_nms.max_output_boxes, 4)
     assert (props[~valid] == 0).all()
+
+
+@pytest.mark.parametrize("nms", ["edgedet", "graph"])
+def test_onnx_export_matches_the_wrapper(tmp_path, nms):
+    """The whole two-stage network in one fixed-shape ONNX file: EdgeDetNMS nodes with their local
+    function (``edgedet``) or inlined to standard ops (``graph``); ONNX Runtime == the eager wrapper."""
+    import onnx
+    import onnxruntime as ort
+
+    from edgedet.nms import opdef
+    from exporters.pipeline import ExportOptions, export
+
+    name = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    em = build(name)
+    res = export(ExportOptions(model=name, imgsz=320, nms=nms), tmp_path / "m.onnx", model=em)
+    model = onnx.load(tmp_path / "m.onnx")
+    nms_nodes = [n for n in model.graph.node if n.op_type == opdef.OP_TYPE]
+    assert len(nms_nodes) == (2 if nms == "edgedet" else 0)
+    assert len(model.functions) == (1 if nms == "edgedet" else 0)
+    assert res.manifest.nms_implementation == nms and res.manifest.output_kind == "nms"
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.rand(1, 3, 320, 320, generator=torch.Generator().manual_seed(1))
+    got = sess.run(None, {"images": x.numpy()})
+    with torch.no_grad():
+        ref = [t.numpy() for t in em.module(x)]
+    n = int(ref[0][0, 0])
+    assert n >= 1 and got[0][0, 0] == n
+    np.testing.assert_array_equal(got[3], ref[3])
+    np.testing.assert_allclose(got[2], ref[2], atol=1e-3)
+    np.testing.assert_allclose(got[1], ref[1], atol=0.05)  # px; ResNet/MobileNet float noise through the box decode
+
+
+def test_two_stage_refuses_nms_it_cannot_run_mid_network(tmp_path):
+    from edgedet.errors import InputError
+    from exporters.pipeline import ExportOptions, export
+
+    name = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    for bad in ({"nms": "efficient"}, {"nms": "none"}, {"runtime_thresholds": True}):
+        with pytest.raises(InputError, match="NMS inside the network"):
+            export(ExportOptions(model=name, imgsz=320, **bad), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
