@@ -158,7 +158,10 @@ def test_gpu_per_class_boxes_and_background(lib):
 
 @pytest.mark.cuda
 def test_gpu_sigmoid_matches_oracle_on_gpu_activated_scores(lib):
-    """With score_activation the kernel's expf must give the same bits as CuPy's float32 exp (both libdevice)."""
+    """score_activation: the oracle gets scores activated on the GPU by CuPy (libdevice expf, like the kernel).
+
+    Decisions and boxes must be equal; scores within 2 ulp, in case -fmad=false changes how libdevice's
+    expf rounds (the printed count says whether any differ)."""
     import cupy as cp
 
     boxes, scores = clustered(2, 4000, 10, seed=5)
@@ -168,7 +171,10 @@ def test_gpu_sigmoid_matches_oracle_on_gpu_activated_scores(lib):
     s = cp.asarray(logits)
     activated = cp.asnumpy(cp.float32(1) / (cp.float32(1) + cp.exp(-s)))
     p = NMSParams(score_threshold=0.02, max_output_boxes=300, top_k=3000, score_activation=True)
-    assert_same_output(run_gpu(lib, boxes, logits, p), batched_nms(boxes, activated, p.replace(score_activation=False)))
+    got, want = run_gpu(lib, boxes, logits, p), batched_nms(boxes, activated, p.replace(score_activation=False))
+    assert_same_output(got, want, fields=("num_dets", "det_boxes", "det_classes", "det_indices"))
+    assert_within_ulp(got.det_scores, want.det_scores, 2, "det_scores")
+    print(f"sigmoid scores differing from CuPy's: {np.count_nonzero(got.det_scores != want.det_scores)}")
 
 
 def assert_within_ulp(a, b, ulp: int, name: str) -> None:
