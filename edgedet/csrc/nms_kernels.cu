@@ -192,6 +192,7 @@ __global__ void settle_kernel(const unsigned long long* __restrict__ mask, const
                               const int32_t* __restrict__ cand_n, int32_t* __restrict__ num_dets, T* __restrict__ det_boxes,
                               T* __restrict__ det_scores, int32_t* __restrict__ det_classes, int32_t* __restrict__ det_indices) {
     extern __shared__ unsigned long long removed[];
+    __shared__ unsigned long long diagonal[64];  // word w of the rows in word w, loaded in parallel
     __shared__ int32_t fresh[64];
     __shared__ int fresh_count;
     const int count = *count_dev, words = (count + 63) / 64;
@@ -200,15 +201,19 @@ __global__ void settle_kernel(const unsigned long long* __restrict__ mask, const
     const size_t out = static_cast<size_t>(image) * k;
     int kept = 0;
     for (int w = 0; w < words && kept < k; ++w) {
+        if (threadIdx.x < 64) {
+            const int i = w * 64 + threadIdx.x;
+            diagonal[threadIdx.x] = i < count ? mask[static_cast<size_t>(i) * col_blocks + w] : 0ull;
+        }
+        __syncthreads();
         if (threadIdx.x == 0) {  // the sequential part: greedy within one word of 64 ranks
             unsigned long long bits = removed[w];
             int f = 0;
             for (int t = 0; t < 64 && kept + f < k; ++t) {
-                const int i = w * 64 + t;
-                if (i >= count) break;
+                if (w * 64 + t >= count) break;
                 if (!(bits >> t & 1ull)) {
-                    fresh[f++] = i;
-                    bits |= mask[static_cast<size_t>(i) * col_blocks + w];
+                    fresh[f++] = w * 64 + t;
+                    bits |= diagonal[t];
                 }
             }
             fresh_count = f;
