@@ -56,6 +56,10 @@ class OnnxRuntimeBackend(Backend):
         try:
             self.session = ort.InferenceSession(str(path), options, providers=self.providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/NotImplemented types
+            if "EfficientNMS_TRT" in str(exc):
+                raise ModelError(f"{path} ends in NVIDIA's EfficientNMS_TRT plugin (--nms efficient), which only "
+                                 "TensorRT runs: build an engine with `edgedet build`, or re-export with --nms edgedet "
+                                 "(or graph) to run it in ONNX Runtime") from None
             raise ModelError(f"ONNX Runtime cannot load {path}: {_first_line(exc)} "
                              "(is the file a complete ONNX model? re-export it, or check `edgedet doctor`)") from None
         self.inputs = [_spec(i) for i in self.session.get_inputs()]

@@ -108,6 +108,8 @@ class TensorRTBackend(Backend):
                                      "run on a machine with a GPU and driver, or use the ONNX model with ONNX Runtime")
         self.book = LogBook()
         self._logger = make_logger(self.trt, self.book, echo=_warn if verbose else None)
+        if self.manifest is not None and self.manifest.nms_implementation == "efficient":
+            _init_nvidia_plugins(self)
         self._runtime, self._engine = self._deserialize(plan, needs)
         self._context = self._create_context()
         self.tensors = _read_tensors(self.trt.module, self._engine)
@@ -364,6 +366,16 @@ def _check_compatible(backend: TensorRTBackend, extra_plugins, check_hash: bool,
         warnings.warn(w, stacklevel=3)
     _load_plugins(backend.trt, resolved)
     return needs
+
+
+def _init_nvidia_plugins(backend: TensorRTBackend) -> None:
+    """Engines with EfficientNMS_TRT need NVIDIA's libnvinfer_plugin registered before deserialisation;
+    the lean runtime does not ship it."""
+    init = getattr(backend.trt.module, "init_libnvinfer_plugins", None)
+    if init is None or not init(backend._logger, ""):
+        raise CompatibilityError(f"{backend.path} uses NVIDIA's EfficientNMS_TRT plugin, which this TensorRT "
+                                 f"({backend.trt.flavour}) cannot provide (libnvinfer_plugin missing; the lean runtime "
+                                 "never has it): run it with full TensorRT, or rebuild from an --nms edgedet export")
 
 
 def _load_plugins(trt: TensorRT, resolved: list[plugins.Resolved]) -> None:

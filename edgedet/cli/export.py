@@ -64,7 +64,7 @@ def export_cmd(model_name, weights, imgsz, batch, dynamic_batch, nms, runtime_th
     total = sum(result.timings.values())
     click.echo(f"wrote {result.path} ({result.path.stat().st_size / 1e6:.1f} MB, opset {m.notes['opset']}, "
                f"input {list(m.input.shape)} {m.input.dtype}, outputs {[o.name for o in m.outputs]}, "
-               f"NMS {m.nms_where}) in {total:.1f} s")
+               f"NMS {m.nms_where}" + (f" ({m.nms_implementation})" if m.nms_where == "graph" else "") + f") in {total:.1f} s")
     if result.verification:
         worst = max(v["max_abs"] for v in result.verification.values())
         click.echo(f"verified: ONNX Runtime matches torch on the raw outputs (max abs diff {worst:.2g})")

@@ -81,6 +81,7 @@ def build_engine(onnx_path: str | os.PathLike, output: str | os.PathLike, option
     book = LogBook()
     logger = make_logger(trt, book, echo=say if options.verbose else None, min_severity=3 if options.verbose else 2)
     records = _load_plugins(trt, options.plugins, options.version_compatible)
+    notes += _nvidia_plugins(trt, logger, model)
     model, stripped, nms_notes = _prepare_nms(model, trt, bool(records))
     notes += nms_notes
     say(f"TensorRT {trt.version}: {plan_flags.precision}, profile {[p.to_dict() for p in profile] or 'static'}")
@@ -156,6 +157,22 @@ def _load_plugins(trt: TensorRT, paths: list[str], version_compatible: bool) -> 
         records.append(trt_plugins.PluginRecord(path.name, sha256_file(path), str(path.resolve()), creators,
                                                 serialized=version_compatible))
     return records
+
+
+def _nvidia_plugins(trt: TensorRT, logger, model) -> list[str]:
+    """Register NVIDIA's own plugins (libnvinfer_plugin: EfficientNMS_TRT, --nms efficient) before
+    parsing when the graph uses one; documented call: tensorrt.init_libnvinfer_plugins(logger, namespace)."""
+    from exporters.nms.efficient import tensorrt_only_ops
+
+    ops = tensorrt_only_ops(model)
+    if not ops:
+        return []
+    init = getattr(trt.module, "init_libnvinfer_plugins", None)
+    if init is None or not init(logger, ""):
+        raise ExportError(f"the model uses NVIDIA plugin ops {ops}, but libnvinfer_plugin could not be initialised "
+                          "(install the full TensorRT with its plugin library, or re-export with --nms edgedet)")
+    return [f"registered NVIDIA's plugin library for {', '.join(ops)} (libnvinfer_plugin must also be present "
+            "where the engine runs)"]
 
 
 def _prepare_nms(model, trt: TensorRT, plugin_loaded: bool):

@@ -158,3 +158,4 @@ def test_onnxruntime_refuses_with_the_op_named(tmp_path):
         edgedet.load(path)
     msg = str(exc.value)
     assert "EfficientNMS_TRT" in msg and "\n" not in msg
+    assert "only TensorRT runs" in msg and "--nms edgedet" in msg
