@@ -14,8 +14,11 @@
 //                     outputs (zeros past num_dets, det_indices -1).
 // Images run one after the other so the scratch memory is one image's worth whatever the batch.
 //
-// Bit-exactness needs IEEE float ops without contraction: build with -fmad=false (edgedet/cuda_build.py does);
-// expf (never __expf) is within 2 ulp of the correctly rounded exp, which the spec allows for.
+// Bit-exactness needs IEEE float ops without contraction: the spec's arithmetic uses __fadd_rn / __fsub_rn /
+// __fmul_rn (never fused), and edgedet/cuda_build.py also builds with -fmad=false as docs/nms.md asks.
+// expf (never __expf) is within a few ulp of the correctly rounded exp, which the spec allows for; note that
+// -fmad=false also changes libdevice's expf (one of its FMAs is a contraction), so it may round differently
+// from expf in a default build such as CuPy's.
 
 #include "nms_kernels.h"
 
@@ -46,6 +49,31 @@ __device__ __forceinline__ void store(__half* p, size_t i, float v) { p[i] = __f
 // numpy's minimum / maximum: NaN-propagating (fminf / fmaxf would drop the NaN)
 EDGEDET_HD float nan_min(float a, float b) { return (a != a || b != b) ? a + b : fminf(a, b); }
 EDGEDET_HD float nan_max(float a, float b) { return (a != a || b != b) ? a + b : fmaxf(a, b); }
+
+// IEEE round-to-nearest operations that the compiler may not fuse into an FMA whatever -fmad says, so the
+// spec's arithmetic stays exact even where the file is built without -fmad=false (a plugin's own build).
+// -fmad=false is still passed by edgedet/cuda_build.py for any arithmetic written without these.
+EDGEDET_HD float add_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return __fadd_rn(a, b);
+#else
+    return a + b;
+#endif
+}
+EDGEDET_HD float sub_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return __fsub_rn(a, b);
+#else
+    return a - b;
+#endif
+}
+EDGEDET_HD float mul_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return __fmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
 
 EDGEDET_HD uint32_t bits_of(float f) {
 #ifdef __CUDA_ARCH__
@@ -104,16 +132,16 @@ EDGEDET_HD float4 decode_box(float4 v, const float* a, const DecodeArgs& d) {
     if (a) {
         v = make_float4(v.x / d.scale[0], v.y / d.scale[1], v.z / d.scale[2], v.w / d.scale[3]);
         if (d.box_coding == 1) {
-            const float cx = v.x * a[2] + a[0], cy = v.y * a[3] + a[1];
-            const float w = expf(nan_min(v.z, kBoxClip)) * a[2], h = expf(nan_min(v.w, kBoxClip)) * a[3];
+            const float cx = add_rn(mul_rn(v.x, a[2]), a[0]), cy = add_rn(mul_rn(v.y, a[3]), a[1]);
+            const float w = mul_rn(expf(nan_min(v.z, kBoxClip)), a[2]), h = mul_rn(expf(nan_min(v.w, kBoxClip)), a[3]);
             v = make_float4(cx, cy, w, h);
         } else {
-            v = make_float4(a[0] + v.x, a[1] + v.y, a[2] + v.z, a[3] + v.w);
+            v = make_float4(add_rn(a[0], v.x), add_rn(a[1], v.y), add_rn(a[2], v.z), add_rn(a[3], v.w));
         }
     }
     if (d.box_coding == 1) {
-        const float hw = v.z * 0.5f, hh = v.w * 0.5f;
-        v = make_float4(v.x - hw, v.y - hh, v.x + hw, v.y + hh);
+        const float hw = mul_rn(v.z, 0.5f), hh = mul_rn(v.w, 0.5f);
+        v = make_float4(sub_rn(v.x, hw), sub_rn(v.y, hh), add_rn(v.x, hw), add_rn(v.y, hh));
     }
     return make_float4(nan_min(v.x, v.z), nan_min(v.y, v.w), nan_max(v.x, v.z), nan_max(v.y, v.w));
 }
@@ -148,12 +176,12 @@ __global__ void take_kernel(const T* __restrict__ boxes, const T* __restrict__ a
 
 // docs/nms.md step 6, operation by operation (no FMA: -fmad=false); NaN when a coordinate is NaN
 EDGEDET_HD float iou_of(float4 a, float4 b) {
-    const float iw = nan_max(0.0f, nan_min(a.z, b.z) - nan_max(a.x, b.x));
-    const float ih = nan_max(0.0f, nan_min(a.w, b.w) - nan_max(a.y, b.y));
-    const float inter = iw * ih;
-    const float area_a = (a.z - a.x) * (a.w - a.y);
-    const float area_b = (b.z - b.x) * (b.w - b.y);
-    const float uni = (area_a + area_b) - inter;
+    const float iw = nan_max(0.0f, sub_rn(nan_min(a.z, b.z), nan_max(a.x, b.x)));
+    const float ih = nan_max(0.0f, sub_rn(nan_min(a.w, b.w), nan_max(a.y, b.y)));
+    const float inter = mul_rn(iw, ih);
+    const float area_a = mul_rn(sub_rn(a.z, a.x), sub_rn(a.w, a.y));
+    const float area_b = mul_rn(sub_rn(b.z, b.x), sub_rn(b.w, b.y));
+    const float uni = sub_rn(add_rn(area_a, area_b), inter);
     return uni > 0.0f ? inter / uni : 0.0f;
 }
 
