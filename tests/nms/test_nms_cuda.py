@@ -4,8 +4,8 @@ The cuda-marked tests run the kernels through edgedet.nms.cuda on CuPy arrays (t
 elsewhere they skip. Every call gets a workspace and outputs filled with garbage, so nothing relies on
 zeroed memory. Where exp is involved (sigmoid, centre-size anchor decode) the oracle's numpy exp and
 CUDA's expf may differ by a few ulp: the sigmoid is then computed on the GPU with CuPy (the same libdevice
-expf) and fed to the oracle as plain scores, and centre-size decode compares boxes to within 4 ulp of
-each box's scale.
+expf) and fed to the oracle as plain scores (decisions exact, scores within 4 ulp), and centre-size decode
+compares boxes to within 8 ulp of each box's scale.
 
 The non-marked tests need no GPU: the kernels' arithmetic (score keys, decode, IoU) compiled for the host
 (nvcc) against numpy, the ctypes wrapper with fake device arrays, and a numpy emulation of the kernels'
@@ -160,8 +160,8 @@ def test_gpu_per_class_boxes_and_background(lib):
 def test_gpu_sigmoid_matches_oracle_on_gpu_activated_scores(lib):
     """score_activation: the oracle gets scores activated on the GPU by CuPy (libdevice expf, like the kernel).
 
-    Decisions and boxes must be equal; scores within 2 ulp, in case -fmad=false changes how libdevice's
-    expf rounds (the printed count says whether any differ)."""
+    Decisions and boxes must be equal; scores within 4 ulp: -fmad=false changes libdevice's expf (one of
+    its FMAs is a contraction; CuPy builds with FMA), the printed count says how many differ."""
     import cupy as cp
 
     boxes, scores = clustered(2, 4000, 10, seed=5)
@@ -173,7 +173,7 @@ def test_gpu_sigmoid_matches_oracle_on_gpu_activated_scores(lib):
     p = NMSParams(score_threshold=0.02, max_output_boxes=300, top_k=3000, score_activation=True)
     got, want = run_gpu(lib, boxes, logits, p), batched_nms(boxes, activated, p.replace(score_activation=False))
     assert_same_output(got, want, fields=("num_dets", "det_boxes", "det_classes", "det_indices"))
-    assert_within_ulp(got.det_scores, want.det_scores, 2, "det_scores")
+    assert_within_ulp(got.det_scores, want.det_scores, 4, "det_scores")
     print(f"sigmoid scores differing from CuPy's: {np.count_nonzero(got.det_scores != want.det_scores)}")
 
 
@@ -202,7 +202,8 @@ def assert_boxes_close(a, b, ulp: int, name: str) -> None:
 @pytest.mark.parametrize("anchors_batch", [1, 2])
 @pytest.mark.parametrize("per_class", [False, True])
 def test_gpu_centre_size_anchor_decode(lib, anchors_batch, per_class):
-    """Fused decode with box_scale and the exp clamp: decisions equal, boxes within 4 ulp (expf vs numpy exp)."""
+    """Fused decode with box_scale and the exp clamp: decisions equal, boxes within 8 ulp of the box's scale
+    (CUDA expf built with -fmad=false vs numpy exp)."""
     rng = np.random.default_rng(7 + anchors_batch + 2 * per_class)
     n, c = 3000, 5
     anchors = np.concatenate([rng.random((anchors_batch, n, 2)) * 600, rng.uniform(8, 200, (anchors_batch, n, 2))], -1)
@@ -214,7 +215,7 @@ def test_gpu_centre_size_anchor_decode(lib, anchors_batch, per_class):
     anchors, deltas = anchors.astype(np.float32), deltas.astype(np.float32)
     got, want = run_gpu(lib, deltas, scores, p, anchors), batched_nms(deltas, scores, p, anchors)
     assert_same_output(got, want, fields=("num_dets", "det_scores", "det_classes", "det_indices"))
-    assert_boxes_close(got.det_boxes, want.det_boxes, 4, "det_boxes")
+    assert_boxes_close(got.det_boxes, want.det_boxes, 8, "det_boxes")
 
 
 @pytest.mark.cuda
