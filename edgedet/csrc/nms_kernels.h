@@ -1,7 +1,9 @@
 // EdgeDetNMS CUDA kernels: the C ABI shared by the ctypes tests/benchmarks and the TensorRT plugin.
 //
-// Semantics: docs/nms.md (the oracle is edgedet/nms/reference.py). Build with -fmad=false so IoU
-// and box decode round exactly as the specification says.
+// Semantics: docs/nms.md (the oracle is edgedet/nms/reference.py). Build with -fmad=false as the spec
+// asks (edgedet/cuda_build.py does); the IoU and box-decode arithmetic also uses __fadd_rn / __fsub_rn /
+// __fmul_rn, so it stays exact in a build that forgets the flag. The file needs only the CUDA toolkit
+// (CUB ships with it), no TensorRT include.
 //
 // One call runs the whole operation for a batch on `stream`: decode + score activation + threshold,
 // per-image top-k ranking (score desc, then lower flat index n*C + c), bitmask IoU suppression,
