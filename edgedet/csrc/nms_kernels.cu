@@ -388,7 +388,8 @@ extern "C" int edgedet_nms(const EdgeDetNMSParams* params, const void* boxes, co
     if (!valid(params) || candidates_m(params) > kMaxCandidates) return -1;
     const Layout l = layout(params);
     const bool need_inputs = params->num_boxes > 0;
-    if (workspace_size < l.total || !workspace || !num_dets || !det_boxes || !det_scores || !det_classes ||
+    if (workspace_size < l.total || !workspace || reinterpret_cast<uintptr_t>(workspace) % kAlign != 0 || !num_dets ||
+        !det_boxes || !det_scores || !det_classes ||
         (need_inputs && (!boxes || !scores || (params->anchors_batch && !anchors))))
         return -1;
     char* ws = static_cast<char*>(workspace);

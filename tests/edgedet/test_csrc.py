@@ -53,6 +53,32 @@ def test_nms_workspace_size_on_host(kernels_lib):
         assert workspace_size(lib, params) == 0, {f: getattr(params, f) for f, _ in EdgeDetNMSParams._fields_[:12]}
 
 
+@needs_nvcc
+def test_nms_rejects_bad_arguments_before_touching_the_gpu(kernels_lib):
+    """-1 for invalid parameters, a small or misaligned workspace, missing pointers (checked on the host)."""
+    from edgedet.nms import NMSParams
+    from edgedet.nms.cuda import bind, c_params, workspace_size
+
+    lib = bind(ctypes.CDLL(str(kernels_lib)))
+    p = c_params(NMSParams(max_output_boxes=10, top_k=100), 1, 50, 3)
+    need = workspace_size(lib, p)
+    fake = 1 << 20  # never dereferenced: every call below is refused before any launch
+
+    def call(params, workspace=fake, size=need, boxes=fake):
+        return lib.edgedet_nms(ctypes.byref(params), boxes, fake, None, None, None, fake, fake, fake, fake, None,
+                               workspace, size, None)
+
+    bad = c_params(NMSParams(), 1, 50, 3)
+    bad.max_output_boxes = 0
+    assert call(bad) == -1
+    assert call(p, size=need - 1) == -1
+    assert call(p, workspace=fake + 8) == -1  # CUB and float4 need the 256-byte alignment
+    assert call(p, workspace=None) == -1
+    assert call(p, boxes=None) == -1
+    anchored = c_params(NMSParams(), 1, 50, 3, anchors_batch=1)
+    assert call(anchored, size=workspace_size(lib, anchored)) == -1  # anchors_batch 1 with anchors NULL
+
+
 def test_nms_params_struct_matches_header(tmp_path):
     """The ctypes mirror has the C struct's size and field offsets (host C compiler, no CUDA needed)."""
     from edgedet.cuda_build import CSRC
