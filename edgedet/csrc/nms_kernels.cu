@@ -174,7 +174,7 @@ __global__ void take_kernel(const T* __restrict__ boxes, const T* __restrict__ a
     cand_n[r] = n;
 }
 
-// docs/nms.md step 6, operation by operation (no FMA: -fmad=false); NaN when a coordinate is NaN
+// docs/nms.md step 6, operation by operation, never fused; NaN when a coordinate is NaN
 EDGEDET_HD float iou_of(float4 a, float4 b) {
     const float iw = nan_max(0.0f, sub_rn(nan_min(a.z, b.z), nan_max(a.x, b.x)));
     const float ih = nan_max(0.0f, sub_rn(nan_min(a.w, b.w), nan_max(a.y, b.y)));
