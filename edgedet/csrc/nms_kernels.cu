@@ -325,7 +325,7 @@ Layout layout(const EdgeDetNMSParams* p, bool query_cub = true) {
     Layout l{{offsets[0], offsets[1]}, {offsets[2], offsets[3]}, offsets[4], offsets[5], offsets[6], offsets[7],
              offsets[8], offsets[9], at, 0, 0};
     l.temp_bytes = query_cub ? sort_temp_bytes(static_cast<int>(nc)) : 0;
-    l.total = at + aligned(l.temp_bytes);
+    l.total = at + aligned(l.temp_bytes) + kAlign;  // slack: the workspace pointer is aligned up inside
     return l;
 }
 
@@ -388,11 +388,12 @@ extern "C" int edgedet_nms(const EdgeDetNMSParams* params, const void* boxes, co
     if (!valid(params) || candidates_m(params) > kMaxCandidates) return -1;
     const Layout l = layout(params);
     const bool need_inputs = params->num_boxes > 0;
-    if (workspace_size < l.total || !workspace || reinterpret_cast<uintptr_t>(workspace) % kAlign != 0 || !num_dets ||
-        !det_boxes || !det_scores || !det_classes ||
-        (need_inputs && (!boxes || !scores || (params->anchors_batch && !anchors))))
+    // CUB's scratch and the float4 boxes want 256-byte alignment, which a caller's workspace may lack
+    const uintptr_t base = reinterpret_cast<uintptr_t>(workspace), skip = (kAlign - base % kAlign) % kAlign;
+    if (!workspace || workspace_size < l.total - kAlign + skip || !num_dets || !det_boxes || !det_scores ||
+        !det_classes || (need_inputs && (!boxes || !scores || (params->anchors_batch && !anchors))))
         return -1;
-    char* ws = static_cast<char*>(workspace);
+    char* ws = static_cast<char*>(workspace) + skip;
     const auto s = static_cast<cudaStream_t>(stream);
     if (params->data_type == EDGEDET_NMS_FLOAT16)
         return run<__half>(params, boxes, scores, anchors, score_threshold_dev, iou_threshold_dev, num_dets, det_boxes,

@@ -14,9 +14,9 @@
 // - M = min(top_k or N*C, N*C) candidates per image enter NMS; M is limited to 65536 (the IoU mask is
 //   M*M/8 bytes): beyond it edgedet_nms_workspace_size() returns 0 and edgedet_nms() returns -1 (use top_k).
 // - The workspace is about 16*N*C + 28*M + M*M/8 bytes plus CUB's radix-sort scratch, independent of B
-//   (images are processed one after another on `stream`). It must be 256-byte aligned (cudaMalloc and
-//   TensorRT workspaces are). The size comes from CUB's host-side query (no launch); on a machine with no
-//   usable GPU that query fails and a documented upper bound is returned instead.
+//   (images are processed one after another on `stream`). Any alignment: the size includes 256 bytes of
+//   slack and the pointer is aligned up inside. The size comes from CUB's host-side query (no launch); on a
+//   machine with no usable GPU that query fails and a documented upper bound is returned instead.
 // - Thresholds: when score_threshold_dev / iou_threshold_dev are non-NULL they are read by the kernels at
 //   run time (so they may change between calls or inside a captured CUDA graph); otherwise the params values.
 // - Detected scores equal to -0.0 come back as +0.0 (ranking treats the two as equal, docs/nms.md step 5).
