@@ -8,7 +8,7 @@ PIP     = $(PY) -m pip -q --disable-pip-version-check
 TORCH   ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: all env demo test test-fast bench gpu clean
+.PHONY: all env demo test test-fast bench gpu nano-weights clean
 
 all: test
 
@@ -29,6 +29,10 @@ test: env
 
 test-fast: env
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# Regenerate the synthetic data and retrain nano's shipped weights (about 27 min on 2 quiet cores).
+nano-weights: env
+	$(PY) -m exporters.nano.train
 
 bench: env
 	$(PY) benchmarks/run_all.py --out benchmarks/results

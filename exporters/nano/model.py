@@ -2,8 +2,10 @@
 
 Parts, each a small module:
 
-- ``Backbone``: plain 3x3 conv + BN + ReLU stages with residual blocks, features at strides 8/16/32.
-- ``PAN``: top-down then bottom-up fusion (nearest upsampling, strided conv, add) to ``neck`` channels.
+- ``Backbone``: patchify stem, then CSP stages of 3x3 conv + BN + ReLU residual blocks; features at
+  strides 4/8/16/32.
+- ``PAN``: top-down then bottom-up fusion (nearest upsampling, strided conv, add) to ``neck`` channels
+  at strides 8/16/32, with the stride-4 features folded into stride 8.
 - ``Head``: per level, a decoupled classification tower and regression tower; the regression
   output is a distribution over ``reg_max`` bins per box side (DFL, as in GFL / YOLOv8).
 - ``decode``: DFL expectation (softmax + fixed 1x1 conv) and grid/stride decode from buffers.
@@ -30,8 +32,8 @@ STD = (0.229, 0.224, 0.225)
 class ConvBNAct(nn.Sequential):
     """Conv2d (no bias) + BatchNorm2d + ReLU; 'same' padding for odd kernels."""
 
-    def __init__(self, c_in: int, c_out: int, k: int = 3, s: int = 1, act: bool = True) -> None:
-        layers = [nn.Conv2d(c_in, c_out, k, s, k // 2, bias=False), nn.BatchNorm2d(c_out)]
+    def __init__(self, c_in: int, c_out: int, k: int = 3, s: int = 1, act: bool = True, p: int | None = None) -> None:
+        layers = [nn.Conv2d(c_in, c_out, k, s, k // 2 if p is None else p, bias=False), nn.BatchNorm2d(c_out)]
         super().__init__(*layers, *([nn.ReLU(inplace=True)] if act else []))
 
 
@@ -70,37 +72,45 @@ class CSPStage(nn.Module):
 
 
 class Backbone(nn.Module):
-    """images [B, 3, H, W] -> features at strides 8, 16, 32 with ``widths[2:]`` channels."""
+    """images [B, 3, H, W] -> features at strides 4, 8, 16, 32 with ``widths`` channels.
 
-    def __init__(self, widths=(16, 32, 64, 128, 192), depths=(1, 2, 2, 1)) -> None:
+    The stem is a 4x4 stride-4 patchify conv and one 3x3 conv: at 80x80 on 2 CPU cores it cost
+    0.065 s forward per batch of 16, against 0.164 s for a stride-2 conv + stride-2 CSP stage
+    (the rest of the network: ~0.37 s), for the same parameter count.
+    """
+
+    def __init__(self, widths=(32, 64, 128, 192), depths=(2, 2, 1)) -> None:
         super().__init__()
-        self.stem = ConvBNAct(3, widths[0], 3, 2)
-        self.stages = nn.ModuleList(CSPStage(widths[i], widths[i + 1], depths[i]) for i in range(4))
+        self.stem = nn.Sequential(ConvBNAct(3, widths[0], 4, 4, p=0), ConvBNAct(widths[0], widths[0], 3))
+        self.stages = nn.ModuleList(CSPStage(widths[i], widths[i + 1], depths[i]) for i in range(3))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)
-        feats = []
+        feats = [self.stem(x)]
         for stage in self.stages:
-            x = stage(x)
-            feats.append(x)
-        return feats[1:]
+            feats.append(stage(feats[-1]))
+        return feats
 
 
 class PAN(nn.Module):
     """Path aggregation: lateral 1x1 -> top-down (upsample + add) -> bottom-up (stride-2 conv + add).
 
-    features [C3 (s8), C4 (s16), C5 (s32)] -> three maps with ``c`` channels each.
+    features [C2 (s4), C3 (s8), C4 (s16), C5 (s32)] -> three maps (s8, s16, s32) with ``c``
+    channels. C2 enters the stride-8 lateral through a stride-2 3x3 conv: small objects (12-32 px)
+    were the weakest (AP50 0.15-0.60 against 0.93 above 64 px) and need the finer features.
     """
 
     def __init__(self, in_channels, c: int) -> None:
         super().__init__()
+        self.fine = ConvBNAct(in_channels[0], c, 3, 2)
+        in_channels = in_channels[1:]
         self.lateral = nn.ModuleList(ConvBNAct(ci, c, 1) for ci in in_channels)
         self.top_down = nn.ModuleList(ConvBNAct(c, c) for _ in in_channels[:-1])
         self.down = nn.ModuleList(ConvBNAct(c, c, 3, 2) for _ in in_channels[:-1])
         self.bottom_up = nn.ModuleList(ConvBNAct(c, c) for _ in in_channels[:-1])
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
-        lat = [m(f) for m, f in zip(self.lateral, feats)]
+        lat = [m(f) for m, f in zip(self.lateral, feats[1:])]
+        lat[0] = lat[0] + self.fine(feats[0])
         td = [lat[-1]]
         for i in range(len(lat) - 2, -1, -1):
             up = F.interpolate(td[0], scale_factor=2.0, mode="nearest")
@@ -174,8 +184,8 @@ class NanoDet(nn.Module):
     In train mode returns (cls logits [B, N, C], reg logits [B, N, 4 * reg_max]) for the loss.
     """
 
-    def __init__(self, num_classes: int, input_size: int = 320, widths=(16, 32, 64, 128, 192),
-                 depths=(1, 2, 2, 1), neck: int = 64, head_depth: int = 1, reg_max: int = REG_MAX) -> None:
+    def __init__(self, num_classes: int, input_size: int = 320, widths=(32, 64, 128, 192),
+                 depths=(2, 2, 1), neck: int = 64, head_depth: int = 1, reg_max: int = REG_MAX) -> None:
         super().__init__()
         self.num_classes, self.input_size, self.reg_max = num_classes, input_size, reg_max
         self.normalization = {"mean": list(MEAN), "std": list(STD), "in_graph": True}
@@ -184,7 +194,7 @@ class NanoDet(nn.Module):
         self.register_buffer("in_scale", 1.0 / std, persistent=False)
         self.register_buffer("in_shift", -torch.tensor(MEAN).view(1, 3, 1, 1) / std, persistent=False)
         self.backbone = Backbone(widths, depths)
-        self.neck = PAN(widths[2:], neck)
+        self.neck = PAN(widths, neck)
         cells = [(input_size // s) ** 2 for s in STRIDES]
         self.head = Head(neck, num_classes, len(STRIDES), reg_max, head_depth, cells)
         self.dfl = DFL(sum(cells), reg_max)
