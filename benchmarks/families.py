@@ -1,11 +1,14 @@
-"""Export time and ONNX Runtime CPU latency for every exportable family, in one run.
+"""Export time, ONNX Runtime CPU latency and INT8 speed-up for every exportable family, in one run.
 
-For each family: export to ONNX (NMS in graph) at --imgsz, timing each pipeline stage; then
-`edgedet bench`-style latency (batch 1, random 640x480 frames, model weights random unless
-the family ships weights) with ONNX Runtime's CPU provider. Figures include what
+For each family: export to ONNX (default --nms edgedet) at --imgsz, timing each pipeline stage and
+keeping the export's own parity check (raw outputs, ONNX Runtime vs torch, max abs diff); then
+`edgedet bench`-style latency (batch 1, random 640x480 frames, model weights random unless the
+family ships weights) with ONNX Runtime's CPU provider; with --int8, the same latency for the
+CPU-target INT8 profile (calibrated on --calib-size crops of the shared photos, speed gate off so
+the ratio is reported whatever it is) in the same run. Figures include what
 edgedet.bench.STAGE_MEANING says. Usage:
 
-    python benchmarks/families.py --imgsz 320 --iters 20 --json benchmarks/results/families.json
+    python -m benchmarks.families --imgsz 320 --iters 20 --int8 --json benchmarks/results/families.json
 """
 
 from __future__ import annotations
@@ -19,23 +22,45 @@ from benchmarks.common import write_results
 from edgedet.bench import BenchConfig, bench_detector, synthetic_images
 
 DEFAULT_FAMILIES = ["nano", "ssdlite320_mobilenet_v3_large", "ssd300_vgg16", "retinanet_resnet50_fpn",
-                    "retinanet_resnet50_fpn_v2", "fcos_resnet50_fpn"]
+                    "retinanet_resnet50_fpn_v2", "fcos_resnet50_fpn", "fasterrcnn_mobilenet_v3_large_320_fpn",
+                    "fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "tf_efficientdet_d0", "resnet18", "resnet50",
+                    "mobilenet_v3_large", "googlenet", "alexnet", "vgg16"]
+PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
+MIN_SIZE = {"ssd300_vgg16": 300, "tf_efficientdet_d0": 512}  # families whose anchors/heads need more
 
 
-def bench_family(name: str, imgsz: int | None, iters: int, warmup: int, workdir: Path) -> dict:
+def latency(path: Path, iters: int, warmup: int) -> dict:
     import edgedet
+
+    with edgedet.load(path, providers=["cpu"]) as det:
+        return bench_detector(det, synthetic_images(4), BenchConfig((1,), iters, warmup))["batches"]["1"]
+
+
+def bench_family(name: str, imgsz: int | None, iters: int, warmup: int, workdir: Path, calib: Path | None) -> dict:
     from exporters.pipeline import ExportOptions, export
 
-    size = imgsz if name != "ssd300_vgg16" else max(imgsz or 300, 300)
+    size = max(imgsz or 0, MIN_SIZE.get(name, 0)) or None
     t0 = time.perf_counter()
-    res = export(ExportOptions(model=name, imgsz=size, nms="graph"), workdir / f"{name}.onnx")
+    res = export(ExportOptions(model=name, imgsz=size), workdir / f"{name}.onnx")
     export_s = time.perf_counter() - t0
-    with edgedet.load(res.path, providers=["cpu"]) as det:
-        stats = bench_detector(det, synthetic_images(4), BenchConfig((1,), iters, warmup))["batches"]["1"]
-    return {"imgsz": size, "export_seconds": round(export_s, 2), "export_stages": res.timings,
-            "onnx_mb": round(res.path.stat().st_size / 1e6, 1),
-            "inference_p50_ms": round(stats["inference"]["p50"], 2),
-            "end_to_end_p50_ms": round(stats["end_to_end"]["p50"], 2), "stats": stats}
+    stats = latency(res.path, iters, warmup)
+    out = {"imgsz": res.manifest.input.height, "export_seconds": round(export_s, 2), "export_stages": res.timings,
+           "onnx_mb": round(res.path.stat().st_size / 1e6, 1), "nms": res.manifest.nms_implementation,
+           "parity_raw_max_abs_diff": {k: v["max_abs"] for k, v in res.verification.items()},
+           "inference_p50_ms": round(stats["inference"]["p50"], 2),
+           "end_to_end_p50_ms": round(stats["end_to_end"]["p50"], 2), "stats": stats}
+    if calib is not None:
+        from exporters.quantize.api import QuantizeOptions, quantize
+
+        int8 = workdir / f"{name}.int8-cpu.onnx"
+        t0 = time.perf_counter()
+        quantize(res.path, int8, QuantizeOptions(mode="int8", calib_dir=str(calib), target="cpu", speed_check=False,
+                                                 cache_dir=str(workdir / "cache")))
+        q = latency(int8, iters, warmup)
+        out["int8_cpu"] = {"quantize_seconds": round(time.perf_counter() - t0, 1),
+                           "inference_p50_ms": round(q["inference"]["p50"], 2),
+                           "speedup_vs_fp32": round(stats["inference"]["p50"] / q["inference"]["p50"], 2)}
+    return out
 
 
 def main() -> None:
@@ -44,18 +69,31 @@ def main() -> None:
     ap.add_argument("--imgsz", type=int, default=320)
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--int8", action="store_true", help="also quantise (CPU INT8 profile) and time it")
+    ap.add_argument("--calib-size", type=int, default=32)
+    ap.add_argument("--photos", default=str(PHOTOS))
     ap.add_argument("--json", default="benchmarks/results/families.json")
     args = ap.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
+        calib = None
+        if args.int8:
+            from benchmarks.common import photo_crops
+            from edgedet.preprocess import read_image
+
+            photos = [read_image(p) for p in sorted(Path(args.photos).glob("*.jp*g"))]
+            calib = photo_crops(photos, Path(tmp) / "calib", per_image=max(1, args.calib_size // max(1, len(photos))))
         for name in args.families:
-            r = bench_family(name, args.imgsz, args.iters, args.warmup, Path(tmp))
+            r = bench_family(name, args.imgsz, args.iters, args.warmup, Path(tmp), calib)
             results[name] = r
-            print(f"{name:32s} export {r['export_seconds']:6.1f} s   ORT CPU inference p50 {r['inference_p50_ms']:8.2f} ms"
-                  f"   end-to-end p50 {r['end_to_end_p50_ms']:8.2f} ms   ({r['imgsz']}px, {r['onnx_mb']} MB)")
+            q = f"   INT8-cpu x{r['int8_cpu']['speedup_vs_fp32']:.2f}" if "int8_cpu" in r else ""
+            print(f"{name:38s} export {r['export_seconds']:6.1f} s   ORT CPU inference p50 {r['inference_p50_ms']:8.2f} ms"
+                  f"   end-to-end p50 {r['end_to_end_p50_ms']:8.2f} ms{q}   ({r['imgsz']}px, {r['onnx_mb']} MB)", flush=True)
     path = write_results(args.json, "families", {"imgsz": args.imgsz, "iters": args.iters,
                                                   "includes": "export: build+torch export+verify+NMS+slim+check+write; "
-                                                              "latency: batch 1, ORT CPU provider, NMS in graph",
+                                                              "latency: batch 1, ORT CPU provider, NMS in graph "
+                                                              "(--nms edgedet's function body); int8_cpu: CPU-target "
+                                                              "INT8 profile, speed-up = FP32 p50 / INT8 p50, same run",
                                                   "families": results})
     print(f"wrote {path}")
 

@@ -46,7 +46,7 @@ def make_variants(em, name: str, work: Path, calib_dir: Path) -> dict[str, Path]
     from exporters.quantize.api import QuantizeOptions, quantize
 
     fp32 = work / f"{name}.onnx"
-    export(ExportOptions(model=name, imgsz=em.imgsz[0], nms="graph"), fp32, model=em)
+    export(ExportOptions(model=name, imgsz=em.imgsz[0]), fp32, model=em)
     paths = {"fp32": fp32}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -101,7 +101,7 @@ def run_family(name: str, args, photos, work: Path) -> dict:
         from exporters.nano import synthetic
 
         val = synthetic.generate_dataset(work / "val", args.val_size, synthetic.VAL_SEED)
-        calib = synthetic.generate_dataset(work / "calib", args.calib_size, CALIB_SEED) / "images"
+        calib = Path(synthetic.generate_dataset(work / "calib", args.calib_size, CALIB_SEED)).parent / "images"
         dataset = load_dataset(val)
         bench_images = photos[:4]
     else:

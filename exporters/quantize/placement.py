@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from edgedet import contract
 from edgedet.errors import InputError
+from edgedet.nms import opdef
 from exporters.graph import GraphIndex, ensure_node_names, match_nodes
 
 WEIGHTED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
@@ -41,13 +42,17 @@ class Placement:
 
 
 def head_tensors(model) -> list[str]:
-    """The raw-output tensors (graph outputs or intermediates) that mark where the head ends."""
+    """The raw-output tensors (graph outputs or intermediates) that mark where the head ends; for
+    networks with NMS inside (R-CNN), the boxes/scores entering each EdgeDetNMS node."""
     names = {o for n in model.graph.node for o in n.output} | {o.name for o in model.graph.output}
     found = [t for t in RAW_TENSORS if t in names]
     if found:
         return found
     found = [t for t in CLASSIFIER_TENSORS if t in names]
     if found:
+        return found
+    found = [t for n in model.graph.node if n.op_type == opdef.OP_TYPE for t in n.input[:2]]
+    if found:  # NMS inside the network (two-stage): everything from the first EdgeDetNMS on stays FP32
         return found
     raise InputError("the model has no 'boxes'/'scores' (or classifier 'probs') tensor; edgedet cannot tell "
                      "where the detection head ends. Export it with edgedet or use `edgedet attach-nms` first")

@@ -14,7 +14,8 @@ from exporters.quantize.api import QuantizeOptions, quantize  # noqa: E402
 from exporters.quantize.check import check_qdq  # noqa: E402
 
 FAMILIES = [("ssdlite320_mobilenet_v3_large", 160), ("ssd300_vgg16", 300), ("retinanet_resnet50_fpn", 128),
-            ("fcos_resnet50_fpn", 128), ("resnet18", 64), ("mobilenet_v3_large", 64)]
+            ("fcos_resnet50_fpn", 128), ("resnet18", 64), ("mobilenet_v3_large", 64), ("nano", 320),
+            ("fasterrcnn_mobilenet_v3_large_320_fpn", 320)]  # two-stage: FP32 from the RPN's EdgeDetNMS on
 
 
 @pytest.fixture(scope="module")
