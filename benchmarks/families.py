@@ -84,7 +84,12 @@ def main() -> None:
             photos = [read_image(p) for p in sorted(Path(args.photos).glob("*.jp*g"))]
             calib = photo_crops(photos, Path(tmp) / "calib", per_image=max(1, args.calib_size // max(1, len(photos))))
         for name in args.families:
-            r = bench_family(name, args.imgsz, args.iters, args.warmup, Path(tmp), calib)
+            try:
+                r = bench_family(name, args.imgsz, args.iters, args.warmup, Path(tmp), calib)
+            except Exception as exc:  # record the failure, go on with the other families
+                results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+                print(f"{name:38s} FAILED: {results[name]['error']}", flush=True)
+                continue
             results[name] = r
             q = f"   INT8-cpu x{r['int8_cpu']['speedup_vs_fp32']:.2f}" if "int8_cpu" in r else ""
             print(f"{name:38s} export {r['export_seconds']:6.1f} s   ORT CPU inference p50 {r['inference_p50_ms']:8.2f} ms"
