@@ -112,3 +112,25 @@ def test_two_stage_refuses_nms_it_cannot_run_mid_network(tmp_path):
         with pytest.raises(InputError, match="NMS inside the network"):
             export(ExportOptions(model=name, imgsz=320, **bad), tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_in_network_nms_is_verified_by_detection_sets():
+    """A flipped near-tie moves rows, not detections: verification matches sets, and still catches real drift."""
+    from edgedet.errors import ExportError
+    from exporters.pipeline import verify_detections
+
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 200, (1, 10, 2)).astype(np.float32)
+    boxes = np.concatenate([xy, xy + 20], -1)
+    ref = {"num_dets": np.array([[10]], np.int32), "det_boxes": boxes,
+           "det_scores": np.linspace(0.9, 0.5, 10, dtype=np.float32)[None], "det_classes": np.ones((1, 10), np.int32)}
+    swapped = {k: v.copy() for k, v in ref.items()}
+    swapped["det_boxes"][0, [3, 4]] = swapped["det_boxes"][0, [4, 3]]  # same set, other order
+    assert verify_detections(ref, swapped)["detections"]["matched_a"] == 1.0
+    one_off = {k: v.copy() for k, v in ref.items()}
+    one_off["det_boxes"][0, 9] += 100  # 9 of 10 still match
+    assert verify_detections(ref, one_off)["detections"]["matched_a"] == 0.9
+    drift = {k: v.copy() for k, v in one_off.items()}
+    drift["det_boxes"][0, 8] += 100
+    with pytest.raises(ExportError, match="80% of torch's 10"):
+        verify_detections(ref, drift)
