@@ -65,6 +65,11 @@ def export_cmd(model_name, weights, imgsz, batch, dynamic_batch, nms, runtime_th
     click.echo(f"wrote {result.path} ({result.path.stat().st_size / 1e6:.1f} MB, opset {m.notes['opset']}, "
                f"input {list(m.input.shape)} {m.input.dtype}, outputs {[o.name for o in m.outputs]}, "
                f"NMS {m.nms_where}" + (f" ({m.nms_implementation})" if m.nms_where == "graph" else "") + f") in {total:.1f} s")
-    if result.verification:
-        worst = max(v["max_abs"] for v in result.verification.values())
+    v = result.verification
+    if "detections" in v:  # NMS inside the network: detection sets were compared
+        d = v["detections"]
+        click.echo(f"verified: ONNX Runtime matches torch on {d['matched_a']:.0%} of {d['detections_a']} detections "
+                   f"(IoU >= {d['iou_threshold']}, max score diff {d['score_delta']['max']:.2g})")
+    elif v:
+        worst = max(x["max_abs"] for x in v.values())
         click.echo(f"verified: ONNX Runtime matches torch on the raw outputs (max abs diff {worst:.2g})")

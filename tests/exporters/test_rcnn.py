@@ -134,3 +134,17 @@ def test_in_network_nms_is_verified_by_detection_sets():
     drift["det_boxes"][0, 8] += 100
     with pytest.raises(ExportError, match="80% of torch's 10"):
         verify_detections(ref, drift)
+
+
+def test_cli_exports_a_two_stage_model(tmp_path):
+    from click.testing import CliRunner
+
+    from edgedet.cli.main import cli
+
+    torch.manual_seed(0)  # the random initialisation (no weights can be downloaded here)
+    out = tmp_path / "frcnn.onnx"
+    r = CliRunner().invoke(cli, ["export", "--model", "fasterrcnn_mobilenet_v3_large_320_fpn", "-o", str(out)],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "NMS graph (edgedet)" in r.output and "verified: ONNX Runtime matches torch on" in r.output
+    assert out.is_file() and out.with_name("frcnn.onnx.json").is_file()
