@@ -39,7 +39,10 @@ def latency(path: Path, iters: int, warmup: int) -> dict:
 def bench_family(name: str, imgsz: int | None, iters: int, warmup: int, workdir: Path, calib: Path | None) -> dict:
     from exporters.pipeline import ExportOptions, export
 
-    size = max(imgsz or 0, MIN_SIZE.get(name, 0)) or None
+    from exporters.registry import get_model
+
+    # classifiers at their ImageNet size (AlexNet/VGG's adaptive pooling exports only at some sizes)
+    size = None if get_model(name).family == "classifier" else max(imgsz or 0, MIN_SIZE.get(name, 0)) or None
     t0 = time.perf_counter()
     res = export(ExportOptions(model=name, imgsz=size), workdir / f"{name}.onnx")
     export_s = time.perf_counter() - t0

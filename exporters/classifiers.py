@@ -47,6 +47,7 @@ def build_classifier(name: str, state: dict | None, imgsz: int | None, num_class
     size = imgsz or 224
     if size < 64:
         raise ExportError(f"{name} needs --imgsz of at least 64 (got {size})")
+    _check_adaptive_pool(name, model, size)
     names = list(getattr(tvm, weights_enum).IMAGENET1K_V1.meta["categories"]) if classes == 1000 \
         else [f"class{i}" for i in range(classes)]
     return ExportableModel(
@@ -55,3 +56,24 @@ def build_classifier(name: str, state: dict | None, imgsz: int | None, num_class
         normalization={"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "in_graph": True},
         source={**source, "torchvision": name}, notes={"preprocess": "letterbox (not resize-256/crop-224)"},
     )
+
+
+def _check_adaptive_pool(name: str, model: nn.Module, size: int) -> None:
+    """AlexNet and VGG end in AdaptiveAvgPool2d(6 or 7); ONNX has no adaptive pooling, so the exporter
+    needs the feature map to be a multiple of the pool's output. Say which sizes work, before exporting."""
+    import copy
+
+    pool, features = getattr(model, "avgpool", None), getattr(model, "features", None)
+    if not isinstance(pool, nn.AdaptiveAvgPool2d) or features is None:
+        return
+    out = pool.output_size if isinstance(pool.output_size, int) else pool.output_size[0]
+    shapes = copy.deepcopy(features).to("meta")  # shape arithmetic only, no compute
+
+    def side(s: int) -> int:
+        return shapes(torch.empty(1, 3, s, s, device="meta")).shape[-1]
+
+    if side(size) % out:
+        ok = [s for s in range(64, 1025, 32) if side(s) % out == 0][:4]
+        raise ExportError(f"{name} at --imgsz {size} ends in a {side(size)}x{side(size)} feature map that its "
+                          f"AdaptiveAvgPool2d({out}) cannot pool with fixed windows (ONNX has no adaptive pooling); "
+                          f"use --imgsz {' / '.join(map(str, ok))}")
