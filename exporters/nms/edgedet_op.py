@@ -143,12 +143,12 @@ def attach(model, params: NMSParams, raw, runtime_thresholds: bool = False):
     from onnx import TensorProto, helper, numpy_helper
 
     from exporters.nms import replace_outputs
-    from exporters.nms.graph import MAX_RANK, MAX_SCORE_ELEMENTS
+    from exporters.nms.graph import check_size
 
-    m = min(params.top_k or raw.n * raw.c, raw.n * raw.c)
-    if (1 if params.class_agnostic else raw.c) * m > MAX_SCORE_ELEMENTS or m > MAX_RANK:
-        raise ExportError(f"{m} candidates (top_k {params.top_k}) x {raw.c} classes is too large for the ONNX "
-                          "function body of EdgeDetNMS; set a smaller top_k")
+    try:  # the function body has the graph's limits
+        check_size(raw.n, raw.c, params.top_k, params.class_agnostic)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
     inputs = [raw.boxes, raw.scores, "", "", ""]
     if raw.anchors is not None:
         inputs[2] = "nms/anchors"

@@ -122,6 +122,15 @@ def prepare_scores(b: NodeBuilder, scores: str, k: Knobs, c) -> str:
     return s
 
 
+def check_size(n: int, c: int, top_k: int, class_agnostic: bool) -> int:
+    """M, the candidates entering NMS; ValueError when the standard-op form cannot hold them."""
+    m = min(top_k or n * c, n * c)
+    if (1 if class_agnostic else c) * m > MAX_SCORE_ELEMENTS or m > MAX_RANK:
+        raise ValueError(f"{m} candidates (top_k {top_k}) x {c} classes is too large for the standard-ops "
+                         "NMS graph; set a smaller top_k")
+    return m
+
+
 def build_nms(b: NodeBuilder, boxes: str, scores: str, params: NMSParams | Knobs, n: int | None = None,
               c: int | None = None, per_class: bool | None = None, anchors: str | None = None,
               score_threshold: str | None = None, iou_threshold: str | None = None,
@@ -137,10 +146,7 @@ def build_nms(b: NodeBuilder, boxes: str, scores: str, params: NMSParams | Knobs
     k = params if isinstance(params, Knobs) else Knobs.static(params)
     if k.dynamic:
         return _build_dynamic(b, boxes, scores, k, anchors, score_threshold, iou_threshold, indices)
-    m = min(k.top_k or n * c, n * c)
-    if (1 if k.class_agnostic else c) * m > MAX_SCORE_ELEMENTS or m > MAX_RANK:
-        raise ValueError(f"{m} candidates (top_k {k.top_k}) x {c} classes is too large for the standard-ops "
-                         "NMS graph; set a smaller top_k")
+    m = check_size(n, c, k.top_k, k.class_agnostic)
     if anchors is not None and per_class:
         anchors = b.unsqueeze(anchors, [2])
     corners = decode(b, boxes, anchors, k)

@@ -67,6 +67,12 @@ def cases(draw, special: bool = True, max_b: int = 2, max_n: int = 9, max_c: int
     return boxes, scores, p, anc
 
 
+def exact_arithmetic(case) -> bool:
+    """No exp on the way (no sigmoid, no centre-size anchor decode): implementations agree bit for bit."""
+    _, _, p, anchors = case
+    return not p.score_activation and not (anchors is not None and p.box_coding == 1)
+
+
 # -- exact IoU constructions ---------------------------------------------------------------------
 
 def nested_pair(a: int, b: int) -> np.ndarray:

@@ -6,7 +6,7 @@ parameters differ."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from nms_cases import assert_same_output, cases, raw_model, run_ort
+from nms_cases import assert_same_output, cases, exact_arithmetic, raw_model, run_ort
 
 from edgedet import contract
 from edgedet.errors import ExportError, InputError
@@ -28,11 +28,6 @@ def op_nms(boxes, scores, p, anchors=None, **kwargs):
     model = attach_nms(raw_model(n, c, boxes.ndim == 4), p, "edgedet", anchors=anchors, **kwargs)
     onnx.checker.check_model(model, full_check=True)
     return model
-
-
-def exact_arithmetic(case) -> bool:
-    _, _, p, anchors = case
-    return not p.score_activation and not (anchors is not None and p.box_coding == 1)
 
 
 @settings(max_examples=40, deadline=None)

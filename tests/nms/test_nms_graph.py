@@ -5,7 +5,7 @@ involved (sigmoid, centre-size anchor decode), and it passes the ONNX checker.""
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from nms_cases import assert_same_output, cases, raw_model, run_ort
+from nms_cases import assert_same_output, cases, exact_arithmetic, raw_model, run_ort
 
 from edgedet import contract
 from edgedet.errors import ExportError, InputError
@@ -25,12 +25,6 @@ def graph_nms(boxes, scores, p, anchors=None, opset=17):
     model = attach_nms(raw_model(n, c, boxes.ndim == 4, opset), p, "graph", anchors=anchors)
     onnx.checker.check_model(model, full_check=True)
     return run_ort(model, boxes, scores)
-
-
-def exact_arithmetic(case) -> bool:
-    """No exp on the way: no sigmoid, no centre-size anchor decode."""
-    _, _, p, anchors = case
-    return not p.score_activation and not (anchors is not None and p.box_coding == 1)
 
 
 @settings(max_examples=80, deadline=None)
