@@ -65,3 +65,24 @@ def test_loss_falls_on_a_two_image_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0]  # measured 0.73 after 6 steps
+
+
+def test_augmented_boxes_follow_the_pixels():
+    """Each of the 8 flips/transpositions moves the box exactly where the object's pixels go."""
+    from exporters.nano.train import dihedral, make_batch
+
+    canvas = np.zeros((320, 320, 3), np.uint8)
+    canvas[40:100, 200:230] = 255  # rows y 40..99, columns x 200..229
+    target = np.array([[1, 200, 40, 230, 100]], np.float32)
+    for k in range(8):
+        img, box = dihedral(canvas, target[:, 1:], k)
+        ys, xs = np.nonzero(img[..., 0])
+        assert box[0].tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], k
+    assert target[0, 1:].tolist() == [200, 40, 230, 100]  # input boxes untouched
+    rng = np.random.default_rng(0)
+    x, labels, boxes, mask = make_batch(canvas[None], [target], [0] * 8, rng)
+    assert x.shape == (8, 3, 320, 320) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    assert labels.tolist() == [[1]] * 8 and mask.all()
+    for img, (x1, y1, x2, y2) in zip(x, boxes[:, 0].tolist()):
+        inside = img[:, int(y1):int(y2), int(x1):int(x2)].mean()
+        assert inside > img.mean() + 0.3  # the bright object is inside its box after jitter
