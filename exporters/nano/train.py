@@ -44,12 +44,17 @@ PAD_VALUE = 114
 
 @dataclass(frozen=True)
 class EvalNMS:
-    """Post-processing for evaluation; the same values as the exported graph (exporters/nano/export.py)."""
+    """Post-processing for evaluation. The defaults are the exported graph's (exporters/nano/export.py)."""
 
     score_threshold: float = 0.05
     iou_threshold: float = 0.6
     max_detections: int = 100
     top_k: int = 1000  # candidates (box, class) per image entering NMS, ranked by score
+
+
+# COCO evaluation protocol: keep (almost) every scored box, as YOLO/Ultralytics val (conf 0.001)
+# and mmdetection test configs do; 0.05 above is a deployment filter that drops true positives.
+COCO_PROTOCOL = EvalNMS(score_threshold=0.001)
 
 
 @dataclass
@@ -315,8 +320,32 @@ def write_record(cfg: TrainConfig, metrics: dict, timings: dict, extra: dict) ->
                     "image_sides": [synthetic.MIN_SIDE, synthetic.MAX_SIDE], "max_objects": synthetic.MAX_OBJECTS},
         "eval_nms": asdict(EvalNMS()), "val_metrics": metrics, "timings_s": timings, "machine": machine(), **extra,
     }
+    record.update(coco_protocol_record(cfg))
     path = cfg.out.with_suffix(".json")
     path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def coco_protocol_record(cfg: TrainConfig) -> dict:
+    """The shipped weights evaluated under the COCO protocol (score threshold 0.001)."""
+    val_dir = split_dir(cfg.data_root, synthetic.VAL_SEED, cfg.val_size)
+    return {"eval_nms_coco_protocol": asdict(COCO_PROTOCOL),
+            "val_metrics_coco_protocol": evaluate(build_model(cfg.out), val_dir, COCO_PROTOCOL)}
+
+
+def reevaluate(cfg: TrainConfig, log=print) -> Path:
+    """Evaluate the shipped weights again (both protocols) and update their record in place;
+    the training fields (command, timings, machine) are left as the training run wrote them."""
+    path = cfg.out.with_suffix(".json")
+    record = json.loads(path.read_text())
+    val_dir = split_dir(cfg.data_root, synthetic.VAL_SEED, cfg.val_size)
+    record["val_metrics"] = evaluate(build_model(cfg.out), val_dir)
+    record.update(coco_protocol_record(cfg))
+    for key in ("val_metrics", "val_metrics_coco_protocol"):
+        log(f"{key}: mAP {record[key]['mAP']:.4f} mAP50 {record[key]['mAP50']:.4f}")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(path)
     return path
 
 
@@ -361,7 +390,13 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="torch + batch order/augmentation seed")
     p.add_argument("--eval-every", type=int, default=d.eval_every, help="evaluate every N epochs (0: end only)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
+    p.add_argument("--evaluate-only", action="store_true",
+                   help="no training: evaluate --out again (graph NMS and COCO protocol) and update its record")
     a = p.parse_args(argv)
+    if a.evaluate_only:
+        torch.set_num_threads(a.threads)
+        print(f"updated {reevaluate(TrainConfig(out=a.out, data_root=a.data_root, val_size=a.val_size))}")
+        return
     run(TrainConfig(out=a.out, data_root=a.data_root, train_size=a.train_size, val_size=a.val_size,
                     epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, eval_every=a.eval_every,
                     threads=a.threads))
