@@ -34,6 +34,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from edgedet.eval.coco import coco_map, load_coco_gt  # noqa: E402
+from edgedet.fileio import write_text_atomic  # noqa: E402
 from edgedet.preprocess import letterbox, letterbox_info, read_image, unletterbox_boxes  # noqa: E402
 from exporters.nano import CLASS_NAMES, INPUT_SIZE, WEIGHTS_PATH, build_model, synthetic  # noqa: E402
 from exporters.nano.loss import LossConfig, detection_loss  # noqa: E402
@@ -320,33 +321,32 @@ def write_record(cfg: TrainConfig, metrics: dict, timings: dict, extra: dict) ->
                     "image_sides": [synthetic.MIN_SIDE, synthetic.MAX_SIDE], "max_objects": synthetic.MAX_OBJECTS},
         "eval_nms": asdict(EvalNMS()), "val_metrics": metrics, "timings_s": timings, "machine": machine(), **extra,
     }
-    record.update(coco_protocol_record(cfg))
-    path = cfg.out.with_suffix(".json")
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    return path
+    record.update(coco_protocol_record(model, cfg))
+    return _write_json(cfg.out.with_suffix(".json"), record)
 
 
-def coco_protocol_record(cfg: TrainConfig) -> dict:
-    """The shipped weights evaluated under the COCO protocol (score threshold 0.001)."""
+def coco_protocol_record(model: NanoDet, cfg: TrainConfig) -> dict:
+    """``model`` (the shipped weights) evaluated under the COCO protocol (score threshold 0.001)."""
     val_dir = split_dir(cfg.data_root, synthetic.VAL_SEED, cfg.val_size)
     return {"eval_nms_coco_protocol": asdict(COCO_PROTOCOL),
-            "val_metrics_coco_protocol": evaluate(build_model(cfg.out), val_dir, COCO_PROTOCOL)}
+            "val_metrics_coco_protocol": evaluate(model, val_dir, COCO_PROTOCOL)}
+
+
+def _write_json(path: Path, record: dict) -> Path:
+    write_text_atomic(path, json.dumps(record, indent=2) + "\n")
+    return path
 
 
 def reevaluate(cfg: TrainConfig, log=print) -> Path:
     """Evaluate the shipped weights again (both protocols) and update their record in place;
     the training fields (command, timings, machine) are left as the training run wrote them."""
     path = cfg.out.with_suffix(".json")
-    record = json.loads(path.read_text())
-    val_dir = split_dir(cfg.data_root, synthetic.VAL_SEED, cfg.val_size)
-    record["val_metrics"] = evaluate(build_model(cfg.out), val_dir)
-    record.update(coco_protocol_record(cfg))
+    record, model = json.loads(path.read_text()), build_model(cfg.out)
+    record["val_metrics"] = evaluate(model, split_dir(cfg.data_root, synthetic.VAL_SEED, cfg.val_size))
+    record.update(coco_protocol_record(model, cfg))
     for key in ("val_metrics", "val_metrics_coco_protocol"):
         log(f"{key}: mAP {record[key]['mAP']:.4f} mAP50 {record[key]['mAP50']:.4f}")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    return _write_json(path, record)
 
 
 def run(cfg: TrainConfig, log=print) -> dict:
