@@ -29,6 +29,7 @@ COMMANDS = {
     "inspect": "edgedet.cli.inspect:inspect_cmd",
     "plugin": "edgedet.cli.plugin:plugin_group",
     "deploy": "edgedet.cli.deploy:deploy_group",
+    "serve": "edgedet.cli.serve:serve_cmd",
 }
 
 
