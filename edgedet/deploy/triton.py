@@ -96,6 +96,10 @@ def model_config(art: Artifact, name: str, max_batch: int | None = None, instanc
             raise InputError(problem)
         if kind == "cpu":
             raise InputError("a TensorRT plan runs on a GPU only; use --kind gpu")
+    elif m.nms_implementation == "efficient":
+        raise InputError(f"{art.path.name} ends in NVIDIA's EfficientNMS_TRT, which only TensorRT runs, not Triton's "
+                         "ONNX Runtime backend: build an engine (`edgedet build`) and deploy that, or re-export "
+                         "with --nms edgedet or graph")
     mbs = max_batch_size(art, max_batch)
     batched = mbs > 0
     inputs, outputs = io_entries(m, batched, "labels.txt")

@@ -104,3 +104,9 @@ def test_cli(tiny_nms, tmp_path):
     assert load(tmp_path / "repo", "tiny_nms").instance_group[0].count == 2
     res = CliRunner().invoke(cli, ["deploy", "triton", str(tmp_path / "nope.onnx"), "-o", str(tmp_path / "r")])
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_efficient_nms_onnx_is_refused_for_onnxruntime(tiny_nms, edit_manifest):
+    edit_manifest(tiny_nms, lambda m: setattr(m, "nms_implementation", "efficient"))
+    with pytest.raises(InputError, match="EfficientNMS_TRT.*edgedet build"):
+        model_config(open_artifact(tiny_nms), "eff")
