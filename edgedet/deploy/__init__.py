@@ -97,8 +97,8 @@ def plugin_problem(manifest: Manifest, host: str) -> str | None:
             f"dlopen only; edgedet's library registers its EdgeDetNMS creator through getCreators() "
             f"(IPluginRegistry::loadLibrary), not at load time. Rebuild the engine with "
             f"`edgedet build --version-compatible` (the plan then carries the plugin), or deploy the ONNX file "
-            f"and let {host} build the engine (TensorRT >= 10.7 runs EdgeDetNMS's ONNX function body when no "
-            f"plugin is registered)")
+            f"and let {host} build the engine (TensorRT's ONNX parser runs EdgeDetNMS's function body, standard "
+            f"ops, when no EdgeDetNMS plugin is registered)")
 
 
 def copy_artifact(art: Artifact, target: Path) -> Path:
