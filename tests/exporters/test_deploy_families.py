@@ -18,7 +18,6 @@ from onnx import helper, numpy_helper  # noqa: E402
 
 from edgedet.deploy import Artifact  # noqa: E402
 from edgedet.deploy.triton import model_config, parse_config  # noqa: E402
-from exporters.onnx_tools import io_specs  # noqa: E402
 from exporters.pipeline import ExportOptions, attach, build_exportable, example_input, export, make_manifest  # noqa: E402
 from exporters.registry import MODELS  # noqa: E402
 
@@ -89,8 +88,7 @@ def test_yolo_family_and_raw_outputs_parse(tmp_path):
 
     em = exportable_from_module(Levels(), YoloHeadSpec("dfl", num_classes=3, reg_max=4), imgsz=64)
     for nms in ("edgedet", "none"):
-        o = ExportOptions(model="nano", imgsz=64, dynamic_batch=True, nms=nms)
-        em.nms = em.nms  # the head spec's NMS parameters
+        o = ExportOptions(model="ultralytics", imgsz=64, dynamic_batch=True, nms=nms)
         manifest = make_manifest(em, attach(stand_in_raw_graph(em, o), em, o), o, {}, {})
         cfg = parse_config(model_config(Artifact(tmp_path / "y.onnx", manifest), f"yolo_{nms}"))
         want = ["boxes", "scores"] if nms == "none" else ["num_dets", "det_boxes", "det_scores", "det_classes"]

@@ -58,7 +58,7 @@ def server(model_path, tmp_path_factory):
     http, grpc, metrics = free_ports(3)
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     cmd = [sys.executable, "-m", "edgedet.cli", "serve", model_path, "--http-port", str(http), "--grpc-port",
-           str(grpc), "--metrics-port", str(metrics), "--max-batch", "8", "--instances", "1"]
+           str(grpc), "--metrics-port", str(metrics), "--max-batch", "8", "--instances", "2"]
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
     client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc}")
