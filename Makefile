@@ -7,8 +7,13 @@ PIP     = $(PY) -m pip -q --disable-pip-version-check
 # torch/torchvision are pinned to the builds on this project's machines' local disk.
 TORCH   ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
+# `edgedet serve` runs the real Triton server from nvidia-pytriton, which pins numpy<2: it gets its own
+# environment, and its tests run there on a nano ONNX file exported with the main environment.
+SERVE_VENV  ?= .venv-serve
+SERVE_PY     = $(SERVE_VENV)/bin/python
+SERVE_MODEL  = .edgedet-cache/serve-test/nano.onnx
 
-.PHONY: all env demo test test-fast bench gpu nano-weights clean
+.PHONY: all env serve-env demo test test-serve test-fast bench gpu nano-weights clean
 
 all: test
 
@@ -21,14 +26,29 @@ $(VENV)/.installed: pyproject.toml
 
 env: $(VENV)/.installed
 
+$(SERVE_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_PY) -m pip -q --disable-pip-version-check install --upgrade pip
+	$(SERVE_PY) -m pip -q --disable-pip-version-check install -e '.[ort,serve]' pytest onnx
+	touch $@
+
+serve-env: $(SERVE_VENV)/.installed
+
+$(SERVE_MODEL): $(VENV)/.installed exporters/nano/weights/nano.pt
+	$(VENV)/bin/edgedet export --model nano --dynamic-batch -o $@
+
+test-serve: serve-env $(SERVE_MODEL)
+	EDGEDET_SERVE_MODEL=$(SERVE_MODEL) $(SERVE_PY) -m pytest -q $(PYTEST_ARGS) tests/serve
+
 demo: env
 	$(VENV)/bin/edgedet demo --out demo-output
 
-test: env
-	$(PY) -m pytest -q $(PYTEST_ARGS) --cov --cov-report=term
+test: env serve-env $(SERVE_MODEL)
+	$(PY) -m pytest -q $(PYTEST_ARGS) --ignore=tests/serve --cov --cov-report=term
+	EDGEDET_SERVE_MODEL=$(SERVE_MODEL) $(SERVE_PY) -m pytest -q $(PYTEST_ARGS) tests/serve
 
 test-fast: env
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) --ignore=tests/serve
 
 # Regenerate the synthetic data and retrain nano's shipped weights (about 27 min on 2 quiet cores).
 nano-weights: env
@@ -38,4 +58,4 @@ bench: env
 	$(PY) benchmarks/run_all.py --out benchmarks/results
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .coverage
+	rm -rf $(VENV) $(SERVE_VENV) demo-output .pytest_cache .coverage

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -40,7 +41,7 @@ class LetterboxInfo:
     orig_w: int
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike | BinaryIO) -> np.ndarray:
     """Decode an image file to an RGB uint8 array [H, W, 3].
 
     Grayscale, palette, RGBA (alpha dropped), 16-bit and EXIF-rotated images are converted.
@@ -48,7 +49,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    path = Path(path)
+    path = path if hasattr(path, "read") else Path(path)  # a file object: bytes in memory (edgedet serve)
     try:
         with Image.open(path) as im:
             if im.width * im.height > MAX_PIXELS:

@@ -28,6 +28,8 @@ COMMANDS = {
     "build": "edgedet.cli.build:build_cmd",
     "inspect": "edgedet.cli.inspect:inspect_cmd",
     "plugin": "edgedet.cli.plugin:plugin_group",
+    "deploy": "edgedet.cli.deploy:deploy_group",
+    "serve": "edgedet.cli.serve:serve_cmd",
 }
 
 

@@ -1,0 +1,187 @@
+"""`edgedet serve`: any edgedet detector behind the real Triton Inference Server (``nvidia-pytriton``).
+
+PyTriton runs NVIDIA's ``tritonserver`` binary (bundled in its wheel) and hands each batch that
+Triton's dynamic batcher forms to a Python callable; here that callable decodes the requests' image
+bytes and calls :meth:`edgedet.Detector.predict` on the whole batch, so HTTP/gRPC, queueing,
+batching, several model instances and the Prometheus metrics endpoint are Triton's own.
+
+One request = one encoded image (JPEG/PNG/... bytes, input ``image``, BYTES [1]); the response is
+the detections in original-image pixels, padded to the model's K (``max_output_boxes``):
+``num_dets`` int32 [1], ``det_boxes`` float32 [K, 4], ``det_scores`` float32 [K], ``det_classes``
+int32 [K], ``image_size`` int32 [2] (height, width). :mod:`edgedet.client` turns it back into
+:class:`~edgedet.detections.Detections`.
+
+PyTriton pins ``numpy<2`` (``pip install 'edgedet[serve]'`` in its own environment) and its
+Python backend stub must load this interpreter's ``libpython``: :func:`serve` puts the
+interpreter's library folder on ``LD_LIBRARY_PATH`` for the server processes it starts.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgedet.errors import InputError, require
+
+INPUT = "image"
+OUTPUTS = ("num_dets", "det_boxes", "det_scores", "det_classes", "image_size")
+
+
+@dataclass
+class ServeOptions:
+    """Where and how Triton serves the model (ports 0 are not allowed: clients need to know them)."""
+
+    name: str = "edgedet"
+    address: str = "127.0.0.1"
+    http_port: int = 8000
+    grpc_port: int = 8001
+    metrics_port: int = 8002
+    instances: int = 1
+    max_batch: int = 8
+    dynamic_batching: bool = True
+    queue_delay_us: int = 2000
+    backend: str = "auto"
+    providers: str | None = None
+    log_verbose: int = 0
+
+    def validate(self) -> None:
+        if self.instances < 1 or self.max_batch < 1:
+            raise InputError(f"--instances and --max-batch must be >= 1 (got {self.instances}, {self.max_batch})")
+        ports = (self.http_port, self.grpc_port, self.metrics_port)
+        if len(set(ports)) != 3 or not all(0 < p < 65536 for p in ports):
+            raise InputError(f"--http-port, --grpc-port and --metrics-port must be three distinct ports; got {ports}")
+
+
+def decode(data, index: int) -> np.ndarray:
+    """One request's image bytes -> RGB uint8, decoded by edgedet's own reader (same pixels as a file)."""
+    from edgedet.preprocess import read_image
+
+    raw = bytes(data)
+    if not raw:
+        raise InputError(f"request #{index} in the batch carries no image bytes")
+    buffer = io.BytesIO(raw)
+    try:
+        return read_image(buffer)
+    except InputError as exc:
+        reason = str(exc).replace(str(buffer), "the data")
+        raise InputError(f"request #{index} in the batch: its {len(raw)} image bytes cannot be decoded "
+                         f"(corrupt, truncated or not an image): {reason}") from None
+
+
+def pack(dets: list, k: int) -> dict[str, np.ndarray]:
+    """Detections -> the batched, K-padded response arrays (rows past num_dets are zero)."""
+    b = len(dets)
+    out = {"num_dets": np.zeros((b, 1), np.int32), "det_boxes": np.zeros((b, k, 4), np.float32),
+           "det_scores": np.zeros((b, k), np.float32), "det_classes": np.zeros((b, k), np.int32),
+           "image_size": np.zeros((b, 2), np.int32)}
+    for i, d in enumerate(dets):
+        n = min(len(d), k)
+        out["num_dets"][i, 0] = n
+        out["det_boxes"][i, :n] = d.boxes[:n]
+        out["det_scores"][i, :n] = d.scores[:n]
+        out["det_classes"][i, :n] = d.class_ids[:n]
+        out["image_size"][i] = d.image_size
+    return out
+
+
+def make_infer_func(detector, k: int):
+    """The callable Triton calls with each batch: image bytes [B, 1] -> packed detections."""
+    from pytriton.decorators import batch
+
+    @batch
+    def infer(image: np.ndarray) -> dict[str, np.ndarray]:
+        images = [decode(image[i, 0], i) for i in range(image.shape[0])]
+        return pack(detector.predict(images), k)
+
+    return infer
+
+
+def library_path_env() -> None:
+    """Put this interpreter's libpython folder first on LD_LIBRARY_PATH for the server's processes:
+    Triton's Python backend stub otherwise loads another libpython and fails to start the model."""
+    libdir = sysconfig.get_config_var("LIBDIR")
+    current = os.environ.get("LD_LIBRARY_PATH", "")
+    if libdir and libdir not in current.split(os.pathsep):
+        os.environ["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (libdir, current) if p)
+
+
+def open_detectors(model: str | os.PathLike, opts: ServeOptions) -> list:
+    """One Detector per Triton model instance (each instance runs its batches on its own session)."""
+    import edgedet
+
+    extra = {"providers": opts.providers} if opts.providers else {}
+    detectors = [edgedet.load(model, backend=opts.backend, **extra) for _ in range(opts.instances)]
+    if detectors[0].manifest.task != "detect":
+        raise InputError(f"{Path(model).name} is a {detectors[0].manifest.task} model; edgedet serve serves detectors")
+    return detectors
+
+
+def bind(triton, model: str | os.PathLike, opts: ServeOptions) -> list:
+    """Bind the model's detectors to a running ``pytriton.triton.Triton``; returns the detectors."""
+    from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
+
+    detectors = open_detectors(model, opts)
+    k = detectors[0].nms_params.max_output_boxes
+    batcher = DynamicBatcher(max_queue_delay_microseconds=opts.queue_delay_us) if opts.dynamic_batching else None
+    triton.bind(
+        model_name=opts.name,
+        infer_func=[make_infer_func(d, k) for d in detectors],
+        inputs=[Tensor(name=INPUT, dtype=bytes, shape=(1,))],
+        outputs=[Tensor(name="num_dets", dtype=np.int32, shape=(1,)),
+                 Tensor(name="det_boxes", dtype=np.float32, shape=(k, 4)),
+                 Tensor(name="det_scores", dtype=np.float32, shape=(k,)),
+                 Tensor(name="det_classes", dtype=np.int32, shape=(k,)),
+                 Tensor(name="image_size", dtype=np.int32, shape=(2,))],
+        config=ModelConfig(max_batch_size=opts.max_batch, batcher=batcher),
+        strict=True,
+    )
+    return detectors
+
+
+def _sigterm_stops_like_ctrl_c() -> None:
+    """SIGTERM (docker stop, systemd) takes the Ctrl-C path, so tritonserver is stopped, not orphaned."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
+def triton_config(opts: ServeOptions):
+    from pytriton.triton import TritonConfig
+
+    return TritonConfig(http_address=opts.address, http_port=opts.http_port, grpc_address=opts.address,
+                        grpc_port=opts.grpc_port, metrics_address=opts.address, metrics_port=opts.metrics_port,
+                        log_verbose=opts.log_verbose, exit_timeout_secs=5)
+
+
+def serve(model: str | os.PathLike, opts: ServeOptions, on_ready=None) -> None:
+    """Serve ``model`` until SIGINT/SIGTERM (Ctrl-C); Triton drains in-flight requests, then stops."""
+    opts.validate()
+    if not Path(model).is_file():
+        raise InputError(f"model file {model} does not exist")
+    require("pytriton", "serve", "edgedet serve")
+    library_path_env()
+    logging.getLogger("pytriton").setLevel(logging.WARNING)
+    from pytriton.triton import Triton
+
+    _sigterm_stops_like_ctrl_c()
+    with Triton(config=triton_config(opts)) as triton:
+        detectors = bind(triton, model, opts)
+        triton.run()
+        if on_ready:
+            on_ready()
+        try:
+            triton.serve()  # blocks; returns when a signal stops the server
+        finally:
+            for d in detectors:
+                d.close()

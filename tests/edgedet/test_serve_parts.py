@@ -1,0 +1,62 @@
+"""The parts of `edgedet serve` that need no server: request decoding, response packing, option and
+dependency errors (the server itself is tested in tests/serve/, in its own environment)."""
+
+import importlib.util
+import io
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from edgedet.cli.main import cli
+from edgedet.client import unpack
+from edgedet.detections import Detections
+from edgedet.errors import InputError
+from edgedet.preprocess import read_image
+from edgedet.serve import ServeOptions, decode, pack
+
+
+def png_bytes(rgb):
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_decode_gives_the_pixels_read_image_gives_for_the_file(rgb_image, tmp_path):
+    data = png_bytes(rgb_image)
+    (tmp_path / "a.png").write_bytes(data)
+    np.testing.assert_array_equal(decode(np.bytes_(data), 0), read_image(tmp_path / "a.png"))
+
+
+@pytest.mark.parametrize("data,match", [(b"", "no image bytes"), (b"\x89PNG\r\n\x1a\n broken", "cannot be decoded")])
+def test_decode_errors_name_the_request(data, match):
+    with pytest.raises(InputError, match=match) as err:
+        decode(data, 3)
+    assert "request #3" in str(err.value) and "BytesIO" not in str(err.value)
+
+
+def test_pack_pads_to_k_and_unpack_restores_detections():
+    a = Detections(np.array([[1, 2, 30, 40], [5, 5, 9, 9]], np.float32), np.array([0.9, 0.4], np.float32),
+                   np.array([2, 0], np.int32), ("x", "y", "z"), (48, 80))
+    b = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32), ("x", "y", "z"), (10, 20))
+    out = pack([a, b], k=4)
+    assert out["det_boxes"].shape == (2, 4, 4) and out["num_dets"][:, 0].tolist() == [2, 0]
+    assert not out["det_boxes"][0, 2:].any() and out["image_size"].tolist() == [[48, 80], [10, 20]]
+    back = unpack({name: arr[:1] for name, arr in out.items()}, ("x", "y", "z"))
+    assert np.array_equal(back.boxes, a.boxes) and np.array_equal(back.scores, a.scores)
+    assert np.array_equal(back.class_ids, a.class_ids) and back.image_size == (48, 80)
+
+
+@pytest.mark.parametrize("kw", [{"instances": 0}, {"http_port": 8001}, {"metrics_port": 70000}])
+def test_bad_options(kw):
+    with pytest.raises(InputError):
+        ServeOptions(**kw).validate()
+
+
+def test_cli_errors_are_one_line(tiny_nms, tmp_path):
+    res = CliRunner().invoke(cli, ["serve", str(tmp_path / "missing.onnx")])
+    assert res.exit_code == 2 and "does not exist" in res.output and "Traceback" not in res.output
+    if importlib.util.find_spec("pytriton") is None:  # the main environment: say how to get it
+        res = CliRunner().invoke(cli, ["serve", str(tiny_nms)])
+        assert res.exit_code == 3 and "pip install 'edgedet[serve]'" in res.output
