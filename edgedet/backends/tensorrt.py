@@ -409,10 +409,11 @@ def _read_tensors(trt, engine) -> list[TensorInfo]:
 
 
 def _batch_range(tensors: list[TensorInfo]) -> tuple[int, int]:
-    """(min, max) batch of profile 0 (fixed engines: (B, B)); only the first dim may be dynamic."""
+    """(min, max) batch of profile 0 (fixed engines: (B, B)); only the first dim may be dynamic.
+    The run-time NMS thresholds (static float32 [1], not per image) do not count, as in _feed_batch."""
     lo, hi = 1, None
     for t in tensors:
-        if not t.is_input:
+        if not t.is_input or t.name in contract.THRESHOLD_INPUTS or len(t.shape) <= 1:
             continue
         if t.profile is None:
             lo, hi = t.shape[0], t.shape[0]

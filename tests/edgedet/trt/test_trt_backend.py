@@ -215,3 +215,17 @@ def test_failed_allocation_releases_what_was_allocated(fake_trt, fake_gpu, fake_
     with pytest.raises(CudaError, match="cudaMallocHost failed"):
         _open(fake_engine)
     assert not fake_gpu.buffers and not fake_gpu.streams
+
+
+@pytest.mark.parametrize("profile, fixed, n, executions", [((1, 4, 8), None, 8, 1), ((2, 2, 4), None, 3, 1),
+                                                           ((1, 1, 1), 4, 4, 1)])
+def test_threshold_inputs_do_not_set_the_batch(fake_trt, tmp_path, profile, fixed, n, executions):
+    """--runtime-thresholds engines: the static [1] threshold inputs leave the image input's batch range alone."""
+    eng = write_engine(tmp_path / "t.engine", trt_fakes.plan_bytes(profile, fixed=fixed, thresholds=True),
+                       tensorrt_section(), batch=fixed or -1)
+    with _open(eng) as be:
+        assert (be.min_batch, be.max_batch) == ((fixed, fixed) if fixed else (profile[0], profile[2]))
+        thr = {"score_threshold": np.array([0.3], np.float32), "iou_threshold": np.array([0.5], np.float32)}
+        out = be.infer({"images": _images(n), **thr})
+        assert fake_trt.executions == executions and out["det_scores"].shape == (n, 4)
+        np.testing.assert_allclose(out["det_scores"][:, 0], 0.1 * np.arange(1, n + 1), rtol=1e-6)
