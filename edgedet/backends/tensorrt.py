@@ -103,6 +103,9 @@ class TensorRTBackend(Backend):
         self.cuda = Cuda()
         self.device, gpu_error = _probe_device(self.cuda, device)
         needs = _check_compatible(self, plugins, check_plugin_hash, gpu_error)
+        # Without a manifest nothing says whether the plan is version-compatible (it may then carry host
+        # code: the lean runtime, serialized plugins); a caller who names plugins vouches for the engine.
+        allow_host_code = needs.version_compatible if needs is not None else bool(plugins)
         if self.device is None:  # no manifest to compare against: the missing GPU is the whole story
             raise CompatibilityError(f"TensorRT engines need an NVIDIA GPU, and none is usable here ({gpu_error}); "
                                      "run on a machine with a GPU and driver, or use the ONNX model with ONNX Runtime")
@@ -110,7 +113,7 @@ class TensorRTBackend(Backend):
         self._logger = make_logger(self.trt, self.book, echo=_warn if verbose else None)
         if self.manifest is not None and self.manifest.nms_implementation == "efficient":
             _init_nvidia_plugins(self)
-        self._runtime, self._engine = self._deserialize(plan, needs)
+        self._runtime, self._engine = self._deserialize(plan, needs, allow_host_code)
         self._context = self._create_context()
         self.tensors = _read_tensors(self.trt.module, self._engine)
         self.inputs = [IOSpec(t.name, t.dtype, _spec_shape(t.shape)) for t in self.tensors if t.is_input]
@@ -120,12 +123,12 @@ class TensorRTBackend(Backend):
 
     # ---------------------------------------------------------------- loading
 
-    def _deserialize(self, plan: bytes, needs: compat.EngineNeeds | None):
+    def _deserialize(self, plan: bytes, needs: compat.EngineNeeds | None, allow_host_code: bool):
         """Runtime + engine; ModelError quoting TensorRT's logged error when it refuses the plan."""
         trt = self.trt.module
         self.cuda.set_device(self.device.index)
         runtime = trt.Runtime(self._logger)
-        if needs is not None and needs.version_compatible:
+        if allow_host_code:
             # Version-compatible plans carry host code (the lean runtime, serialized plugins); TensorRT
             # loads it only when allowed (Runtime.engine_host_code_allowed, default False).
             runtime.engine_host_code_allowed = True
@@ -353,7 +356,8 @@ def _check_compatible(backend: TensorRTBackend, extra_plugins, check_hash: bool,
                       gpu_error: str | None) -> compat.EngineNeeds | None:
     """Compare the manifest with this machine, load plugins; returns the engine's needs (or None)."""
     section = backend.manifest.tensorrt if backend.manifest else None
-    if not section:
+    if not section:  # nothing to compare; plugins the caller names are still needed to deserialise
+        _load_explicit_plugins(backend.trt, extra_plugins)
         return None
     needs = compat.EngineNeeds.from_manifest(section)
     dev = backend.device
@@ -376,6 +380,15 @@ def _init_nvidia_plugins(backend: TensorRTBackend) -> None:
         raise CompatibilityError(f"{backend.path} uses NVIDIA's EfficientNMS_TRT plugin, which this TensorRT "
                                  f"({backend.trt.flavour}) cannot provide (libnvinfer_plugin missing; the lean runtime "
                                  "never has it): run it with full TensorRT, or rebuild from an --nms edgedet export")
+
+
+def _load_explicit_plugins(trt: TensorRT, paths) -> None:
+    """Load each library the caller named (a folder: the EdgeDetNMS plugin in it) - engines without a manifest."""
+    from edgedet.nms import opdef
+
+    for p in paths:
+        path = Path(p)
+        plugins.load_library(trt.module, path / opdef.PLUGIN_LIBRARY if path.is_dir() else path)
 
 
 def _load_plugins(trt: TensorRT, resolved: list[plugins.Resolved]) -> None:

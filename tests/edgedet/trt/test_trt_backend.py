@@ -13,7 +13,7 @@ import pytest
 import trt_fakes
 from trt_fakes import tensorrt_section, write_engine
 
-from edgedet.errors import CompatibilityError, ManifestError, ModelError
+from edgedet.errors import CompatibilityError, InputError, ManifestError, ModelError
 from edgedet.trt.cuda import CudaError
 
 
@@ -229,3 +229,22 @@ def test_threshold_inputs_do_not_set_the_batch(fake_trt, tmp_path, profile, fixe
         out = be.infer({"images": _images(n), **thr})
         assert fake_trt.executions == executions and out["det_scores"].shape == (n, 4)
         np.testing.assert_allclose(out["det_scores"][:, 0], 0.1 * np.arange(1, n + 1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("as_folder", [False, True])
+def test_explicit_plugins_load_without_a_manifest(fake_trt, tmp_path, as_folder):
+    """TensorRTBackend(plugins=[...]) / `inspect --plugin` on an engine without a manifest: the library is
+    loaded before deserialisation, and host code (a version-compatible plan's) is allowed."""
+    (tmp_path / "libs").mkdir()
+    lib = trt_fakes.fake_plugin_library(tmp_path / "libs" / "libedgedet_nms_plugin.so")
+    eng = write_engine(tmp_path / "bare.engine", trt_fakes.plan_bytes(), None)
+    with pytest.warns(UserWarning, match="has no manifest"):
+        be = _open(eng, plugins=[lib.parent if as_folder else lib])
+    with be:
+        assert fake_trt.registry.get_creator("EdgeDetNMS", "1", "edgedet") is not None
+        assert be._runtime.engine_host_code_allowed is True
+    with pytest.warns(UserWarning, match="has no manifest"):
+        with _open(eng) as plain:  # nothing named: host code stays disallowed (TensorRT's default)
+            assert plain._runtime.engine_host_code_allowed is False
+    with pytest.warns(UserWarning, match="has no manifest"), pytest.raises(InputError, match="does not exist"):
+        _open(eng, plugins=[tmp_path / "nope.so"])
