@@ -285,17 +285,25 @@ def _configure_dla(t, builder, config, core: int) -> None:
 
 
 def _set_timing_cache(config, o: trt_flags.BuildOptions, say) -> None:
-    """Start from the saved cache when there is one (create_timing_cache(bytes)); a cache from another
-    device/TensorRT is refused by set_timing_cache(..., ignore_mismatch=False) -> start empty."""
+    """Start from the saved cache when there is one (create_timing_cache(bytes)), else an empty one.
+
+    Two ways a saved cache is refused, both -> start empty with a one-line note: create_timing_cache
+    returns None for a blob it cannot read, e.g. one from another TensorRT release (Polygraphy's
+    backend/trt/config.py falls back to create_timing_cache(b"") for exactly this), and
+    set_timing_cache(cache, ignore_mismatch=False) returns False for a cache from another device."""
     data = b""
     if o.timing_cache and Path(o.timing_cache).is_file():
         data = Path(o.timing_cache).read_bytes()
         if o.opt_level == 0:
             say("note: --opt-level 0 does not use the timing cache (IBuilderConfig docs)")
     cache = config.create_timing_cache(data)
-    if not config.set_timing_cache(cache, False):
-        say(f"timing cache {o.timing_cache} is from another GPU or TensorRT version; starting a new one")
-        config.set_timing_cache(config.create_timing_cache(b""), False)
+    if cache is None and data:
+        say(f"note: timing cache {o.timing_cache} cannot be read by this TensorRT (another release?); starting a new one")
+    elif cache is not None and config.set_timing_cache(cache, False):
+        return
+    elif data:
+        say(f"note: timing cache {o.timing_cache} is from another GPU or TensorRT version; starting a new one")
+    config.set_timing_cache(config.create_timing_cache(b""), False)
 
 
 def _build(trt: TensorRT, builder, network, config, book: LogBook, log: ProgressLog):

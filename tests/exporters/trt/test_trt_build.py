@@ -139,6 +139,17 @@ def test_mismatching_timing_cache_starts_fresh(use, tmp_path):
     assert any("another GPU" in s for s in said) and cache.read_bytes() == b"+tuned"
 
 
+def test_timing_cache_from_another_release_starts_fresh(use, tmp_path):
+    """create_timing_cache returns None for a blob this TensorRT cannot read: no set_timing_cache(None)."""
+    trt = use()
+    cache = tmp_path / "t.cache"
+    cache.write_bytes(b"from-another-release")
+    said = []
+    build_engine(nms_onnx(tmp_path), tmp_path / "m.engine", BuildOptions(timing_cache=str(cache)), say=said.append)
+    assert [c for c in trt.calls if c[0] == "set_timing_cache"] == [("set_timing_cache", b"", False)]
+    assert sum("cannot be read" in s for s in said) == 1 and cache.read_bytes() == b"+tuned"
+
+
 def test_parser_errors_name_node_and_operator(use, tmp_path):
     err = trt_build_fakes.FakeParserError(3, "nms0", opdef.OP_TYPE, "Plugin not found, are the plugin name, version, and namespace correct?")
     use("10.3.0.30", parse_errors=[err])
