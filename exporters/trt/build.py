@@ -70,6 +70,7 @@ def build_engine(onnx_path: str | os.PathLike, output: str | os.PathLike, option
     from exporters.onnx_tools import io_specs
 
     inputs, outputs = io_specs(model)
+    _refuse_nvidia_plugins_in_version_compatible(model, options)
     profile, notes = optimization_profile(inputs, options.batch)
     trt = import_tensorrt(need_builder=True)
     plan_flags = trt_flags.select_flags(trt.version, options, dynamic=bool(profile))
@@ -157,6 +158,25 @@ def _load_plugins(trt: TensorRT, paths: list[str], version_compatible: bool) -> 
         records.append(trt_plugins.PluginRecord(path.name, sha256_file(path), str(path.resolve()), creators,
                                                 serialized=version_compatible))
     return records
+
+
+def _refuse_nvidia_plugins_in_version_compatible(model, options: trt_flags.BuildOptions) -> None:
+    """--version-compatible with NVIDIA's EfficientNMS_TRT (--nms efficient): refused before TensorRT loads.
+
+    A version-compatible plan runs in the lean runtime embedded in it, which sees only plugins
+    serialized into the plan (IBuilderConfig.plugins_to_serialize), not libnvinfer_plugin registered
+    in the host process (TensorRT docs, "Version Compatibility": plugins must be built as
+    version-compatible and serialized, or the engine fails to load)."""
+    if not options.version_compatible:
+        return
+    from exporters.nms.efficient import tensorrt_only_ops
+
+    ops = tensorrt_only_ops(model)
+    if ops:
+        raise InputError(f"--version-compatible cannot be used with NVIDIA's {', '.join(ops)} plugin (--nms efficient): "
+                         "the lean runtime inside a version-compatible engine does not see libnvinfer_plugin; "
+                         "re-export with --nms edgedet and pass --plugin libedgedet_nms_plugin.so (serialized into "
+                         "the engine), or build without --version-compatible")
 
 
 def _nvidia_plugins(trt: TensorRT, logger, model) -> list[str]:
