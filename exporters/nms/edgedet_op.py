@@ -178,6 +178,17 @@ def add_function_bodies(model):
     return model
 
 
+def check_plugin_size(n: int, c: int, top_k: int) -> int:
+    """M, the candidates per image the plugin's kernels get; ExportError above their limit (an engine would
+    build, then fail on every call)."""
+    m = min(top_k or n * c, n * c)
+    if m > opdef.PLUGIN_MAX_CANDIDATES:
+        raise ExportError(f"--nms edgedet: {m} candidates per image (N={n} x C={c}, top_k {top_k or 'none'}) exceed "
+                          f"the EdgeDetNMS plugin's limit of {opdef.PLUGIN_MAX_CANDIDATES}; export with --top-k "
+                          f"{opdef.PLUGIN_MAX_CANDIDATES} or less (1000 is the usual value)")
+    return m
+
+
 def attach(model, params: NMSParams, raw, runtime_thresholds: bool = False):
     """The ``edgedet`` implementation of exporters.nms.attach_nms (``raw``: RawOutputs)."""
     from onnx import TensorProto, helper, numpy_helper
@@ -185,6 +196,7 @@ def attach(model, params: NMSParams, raw, runtime_thresholds: bool = False):
     from exporters.nms import replace_outputs
     from exporters.nms.graph import check_size
 
+    check_plugin_size(raw.n, raw.c, params.top_k)
     try:  # the function body has the graph's limits
         check_size(raw.n, raw.c, params.top_k, params.class_agnostic)
     except ValueError as exc:

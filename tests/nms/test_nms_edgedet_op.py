@@ -224,4 +224,21 @@ def test_function_body_errors():
     with pytest.raises(ExportError, match="has 4 inputs.*has_anchors=1, threshold_inputs=0"):
         add_function_bodies(model)
     with pytest.raises(ExportError, match="too large"):
-        attach_nms(raw_model(30000, 1000), NMSParams(top_k=0), "edgedet")
+        attach_nms(raw_model(30000, 1000), NMSParams(top_k=65536), "edgedet")  # within the plugin, not the graph
+
+
+@pytest.mark.parametrize("n, c, top_k", [(8400, 80, 0), (100000, 1, 0), (8400, 80, 70000)])
+def test_more_candidates_than_the_plugin_takes_are_refused_at_export(n, c, top_k):
+    """The kernels cap M = min(top_k or N*C, N*C) at 65536: such an engine would build, then fail every call."""
+    with pytest.raises(ExportError, match=r"exceed the EdgeDetNMS plugin's limit of 65536; export with --top-k 65536"):
+        attach_nms(raw_model(n, c), NMSParams(top_k=top_k), "edgedet")
+
+
+def test_plugin_limit_matches_the_kernels_header():
+    import re
+    from pathlib import Path
+
+    header = (Path(opdef.__file__).parent.parent / "csrc" / "nms_kernels.h").read_text()
+    assert int(re.search(r"#define EDGEDET_NMS_MAX_CANDIDATES (\d+)", header).group(1)) == opdef.PLUGIN_MAX_CANDIDATES
+    model = attach_nms(raw_model(8400, 80), NMSParams(top_k=1000), "edgedet")  # the usual top_k is fine
+    assert len(nms_nodes(model)) == 1
