@@ -357,7 +357,7 @@ def _check_compatible(backend: TensorRTBackend, extra_plugins, check_hash: bool,
     """Compare the manifest with this machine, load plugins; returns the engine's needs (or None)."""
     section = backend.manifest.tensorrt if backend.manifest else None
     if not section:  # nothing to compare; plugins the caller names are still needed to deserialise
-        _load_explicit_plugins(backend.trt, extra_plugins)
+        _load_explicit_plugins(backend.trt, extra_plugins, backend.device.compute_capability if backend.device else None)
         return None
     needs = compat.EngineNeeds.from_manifest(section)
     dev = backend.device
@@ -365,6 +365,9 @@ def _check_compatible(backend: TensorRTBackend, extra_plugins, check_hash: bool,
                           dev.name if dev else None, gpu_error)
     resolved = [plugins.resolve(rec, backend.path.parent, extra_plugins, backend.trt.version) for rec in needs.plugins]
     problems = [p for r in resolved for p in plugins.problems(r, check_hash)]
+    cc = dev.compute_capability if dev else None
+    problems += [p for r in resolved if r.path is not None or r.record.serialized
+                 if (p := plugins.arch_problem(r.path, cc, r.record.architectures, r.record.file))]
     compat.require_compatible(str(backend.path), needs, here, problems)
     for w in compat.hardware_warnings(needs, here):
         warnings.warn(w, stacklevel=3)
@@ -382,13 +385,17 @@ def _init_nvidia_plugins(backend: TensorRTBackend) -> None:
                                  "never has it): run it with full TensorRT, or rebuild from an --nms edgedet export")
 
 
-def _load_explicit_plugins(trt: TensorRT, paths) -> None:
+def _load_explicit_plugins(trt: TensorRT, paths, cc: tuple[int, int] | None) -> None:
     """Load each library the caller named (a folder: the EdgeDetNMS plugin in it) - engines without a manifest."""
     from edgedet.nms import opdef
 
     for p in paths:
         path = Path(p)
-        plugins.load_library(trt.module, path / opdef.PLUGIN_LIBRARY if path.is_dir() else path)
+        path = path / opdef.PLUGIN_LIBRARY if path.is_dir() else path
+        problem = plugins.arch_problem(path, cc)
+        if problem:
+            raise CompatibilityError(problem)
+        plugins.load_library(trt.module, path)
 
 
 def _load_plugins(trt: TensorRT, resolved: list[plugins.Resolved]) -> None:

@@ -82,6 +82,7 @@ def build_engine(onnx_path: str | os.PathLike, output: str | os.PathLike, option
     book = LogBook()
     logger = make_logger(trt, book, echo=say if options.verbose else None, min_severity=3 if options.verbose else 2)
     records = _load_plugins(trt, options.plugins, options.version_compatible)
+    notes += _check_plugin_architectures(records, options, gpu)
     notes += _nvidia_plugins(trt, logger, model)
     model, stripped, nms_notes = _prepare_nms(model, trt, bool(records))
     notes += nms_notes
@@ -156,8 +157,41 @@ def _load_plugins(trt: TensorRT, paths: list[str], version_compatible: bool) -> 
         path = Path(p)
         creators = trt_plugins.load_library(trt.module, path)
         records.append(trt_plugins.PluginRecord(path.name, sha256_file(path), str(path.resolve()), creators,
-                                                serialized=version_compatible))
+                                                serialized=version_compatible,
+                                                architectures=trt_plugins.library_architectures(path)))
     return records
+
+
+# compute capabilities an AMPERE_PLUS engine may meet (8.0+): data-centre, desktop, Jetson Orin, Hopper, Blackwell
+AMPERE_PLUS_CAPABILITIES = ((8, 0), (8, 6), (8, 7), (8, 9), (9, 0), (10, 0), (12, 0))
+
+
+def _check_plugin_architectures(records, options: trt_flags.BuildOptions, gpu: dict) -> list[str]:
+    """--hardware-compat: the engine may run on other GPUs, so its plugins must hold code for them too.
+    InputError naming the fix when a plugin's recorded GPU code falls short; a note when it is unknown."""
+    from edgedet.trt.version import parse_compute_capability
+
+    level = trt_flags.HW_COMPAT[options.hardware_compatibility]
+    if not level or not records:
+        return []
+    if level == "AMPERE_PLUS":
+        targets = AMPERE_PLUS_CAPABILITIES
+    else:  # SAME_COMPUTE_CAPABILITY
+        cc = parse_compute_capability(gpu.get("compute_capability"))
+        targets = (cc,) if cc else ()
+    notes = []
+    for r in records:
+        if r.architectures is None:
+            notes.append(f"--hardware-compat: the GPU code in plugin {r.file} is not recorded (no {r.file}.json from "
+                         "`edgedet plugin build`); it may not run on other GPUs - rebuild it with `--arch portable`")
+            continue
+        missing = [t for t in targets if not trt_plugins.runs_on(r.architectures, t)]
+        if missing:
+            raise InputError(f"--hardware-compat {options.hardware_compatibility}: plugin {r.file} holds GPU code for "
+                             f"{trt_plugins.describe_architectures(r.architectures)} only, not compute capability "
+                             f"{', '.join('%d.%d' % t for t in missing)}; rebuild it with `edgedet plugin build --arch "
+                             "portable` (machine code for sm_80-sm_90 plus compute_80 PTX)")
+    return notes
 
 
 def _refuse_nvidia_plugins_in_version_compatible(model, options: trt_flags.BuildOptions) -> None:

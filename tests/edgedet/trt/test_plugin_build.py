@@ -357,3 +357,42 @@ def test_kernels_ask_cub_once_and_leave_other_errors_alone():
     assert "layout(params, false)" in entry and "layout(params)" not in entry
     run_body = src[src.index("int run(const EdgeDetNMSParams* p"):src.index('extern "C" size_t edgedet_nms_workspace_size')]
     assert "cudaPeekAtLastError()" in run_body and "cudaGetLastError" not in run_body
+
+
+# ------------------------------------------------------------------ GPU architectures (issue 12 item 6)
+
+
+def test_portable_arch_flags_and_what_they_record():
+    flags = pb.arch_flags("portable")
+    assert "-gencode=arch=compute_87,code=sm_87" in flags and "-gencode=arch=compute_80,code=compute_80" in flags
+    assert pb.architectures(flags) == {"sass": ["sm_80", "sm_86", "sm_87", "sm_89", "sm_90"], "ptx": ["compute_80"]}
+    assert pb.architectures(["-arch=sm_87"]) == {"sass": ["sm_87"], "ptx": ["compute_87"]}
+    # -arch=native: machine code for this machine's GPUs only, no PTX (nvcc 13 docs)
+    assert pb.architectures(["-arch=native"], ["8.6"]) == {"sass": ["sm_86"], "ptx": []}
+    assert pb.architectures(["-arch=native"], []) is None and pb.architectures([]) is None
+
+
+def test_build_records_architectures(monkeypatch, tmp_path):
+    inc = fake_include(tmp_path / "inc")
+    cuda_home, _ = _fake_nvcc(monkeypatch, tmp_path)
+    out = tmp_path / "out" / opdef.PLUGIN_LIBRARY
+    assert run("plugin", "build", "--tensorrt-include", inc, "--cuda-home", cuda_home, "-o", out,
+               "--arch", "portable").exit_code == 0
+    m = json.loads(pb.manifest_path(out).read_text())
+    assert m["architectures"]["ptx"] == ["compute_80"] and "sm_87" in m["architectures"]["sass"]
+    from edgedet.trt import plugins
+
+    assert plugins.library_architectures(out) == m["architectures"]
+
+
+@pytest.mark.parametrize("arch, cc, ok", [({"sass": ["sm_86"], "ptx": []}, (8, 6), True),
+                                          ({"sass": ["sm_86"], "ptx": []}, (8, 7), True),  # same major, higher minor
+                                          ({"sass": ["sm_86"], "ptx": []}, (8, 0), False),
+                                          ({"sass": ["sm_86"], "ptx": []}, (9, 0), False),
+                                          ({"sass": ["sm_87"], "ptx": ["compute_87"]}, (9, 0), True),  # PTX JIT
+                                          ({"sass": [], "ptx": ["compute_80"]}, (12, 0), True),
+                                          ({"sass": [], "ptx": ["compute_90"]}, (8, 7), False)])
+def test_plugin_code_runs_on(arch, cc, ok):
+    from edgedet.trt import plugins
+
+    assert plugins.runs_on(arch, cc) is ok

@@ -248,3 +248,38 @@ def test_explicit_plugins_load_without_a_manifest(fake_trt, tmp_path, as_folder)
             assert plain._runtime.engine_host_code_allowed is False
     with pytest.warns(UserWarning, match="has no manifest"), pytest.raises(InputError, match="does not exist"):
         _open(eng, plugins=[tmp_path / "nope.so"])
+
+
+def _with_arch(lib, sass, ptx=()):
+    import json
+
+    (lib.parent / f"{lib.name}.json").write_text(json.dumps({"architectures": {"sass": list(sass), "ptx": list(ptx)}}))
+    return lib
+
+
+def test_plugin_without_code_for_this_gpu_is_refused_before_loading(fake_trt, tmp_path):
+    """A plugin built with -arch=native on another GPU would fail with cudaErrorNoKernelImageForDevice at run time."""
+    from edgedet.fileio import sha256_file
+
+    lib = _with_arch(trt_fakes.fake_plugin_library(tmp_path / "libedgedet_nms_plugin.so"), ["sm_90"])
+    rec = {"file": lib.name, "sha256": sha256_file(lib), "creators": [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}]}
+    eng = write_engine(tmp_path / "p.engine", trt_fakes.plan_bytes(), tensorrt_section(plugins=[rec]))
+    with pytest.raises(CompatibilityError, match=r"holds GPU code for sm_90 only.*compute capability 8\.7.*--arch portable"):
+        _open(eng)
+    assert fake_trt.registry.get_creator("EdgeDetNMS", "1", "edgedet") is None  # not even loaded
+    _with_arch(lib, ["sm_80", "sm_86"], ["compute_80"])
+    with _open(eng):
+        assert fake_trt.registry.get_creator("EdgeDetNMS", "1", "edgedet") is not None
+    bare = write_engine(tmp_path / "bare.engine", trt_fakes.plan_bytes(), None)
+    _with_arch(lib, ["sm_90"])
+    with pytest.warns(UserWarning, match="has no manifest"), pytest.raises(CompatibilityError, match="sm_90 only"):
+        _open(bare, plugins=[lib])
+
+
+def test_embedded_plugin_architectures_come_from_the_manifest(fake_trt, tmp_path):
+    rec = {"file": "libedgedet_nms_plugin.so", "serialized": True, "architectures": {"sass": ["sm_90"], "ptx": []},
+           "creators": [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}]}
+    eng = write_engine(tmp_path / "vc.engine", trt_fakes.plan_bytes(),
+                       tensorrt_section(plugins=[rec], version_compatible=True))
+    with pytest.raises(CompatibilityError, match="libedgedet_nms_plugin.so holds GPU code for sm_90 only"):
+        _open(eng)

@@ -150,6 +150,28 @@ def test_timing_cache_from_another_release_starts_fresh(use, tmp_path):
     assert sum("cannot be read" in s for s in said) == 1 and cache.read_bytes() == b"+tuned"
 
 
+@pytest.mark.parametrize("level", ["ampere_plus", "same_cc"])
+def test_hardware_compat_needs_a_plugin_with_code_for_other_gpus(use, tmp_path, level):
+    """--hardware-compat: a plugin with machine code for one GPU (-arch=native) is refused with the fix;
+    a --arch portable plugin passes, and its architectures go into the manifest."""
+    import json
+
+    use("10.12.0.36")
+    lib = trt_fakes.fake_plugin_library(tmp_path / "libedgedet_nms_plugin.so")
+    sidecar = tmp_path / "libedgedet_nms_plugin.so.json"
+    sidecar.write_text(json.dumps({"architectures": {"sass": ["sm_90"], "ptx": []}}))
+    opts = BuildOptions(hardware_compatibility=level, plugins=[str(lib)])
+    with pytest.raises(InputError, match=r"plugin libedgedet_nms_plugin.so holds GPU code for sm_90 only.*--arch portable"):
+        build_engine(nms_onnx(tmp_path), tmp_path / "m.engine", opts)
+    portable = {"sass": ["sm_80", "sm_86", "sm_87", "sm_89", "sm_90"], "ptx": ["compute_80"]}
+    sidecar.write_text(json.dumps({"architectures": portable}))
+    result = build_engine(nms_onnx(tmp_path), tmp_path / "m.engine", opts)
+    assert result.manifest.tensorrt["plugins"][0]["architectures"] == portable
+    sidecar.unlink()  # unknown code: built, with a note saying so
+    notes = build_engine(nms_onnx(tmp_path), tmp_path / "m.engine", opts).notes
+    assert any("not recorded" in n and "--arch portable" in n for n in notes)
+
+
 def test_parser_errors_name_node_and_operator(use, tmp_path):
     err = trt_build_fakes.FakeParserError(3, "nms0", opdef.OP_TYPE, "Plugin not found, are the plugin name, version, and namespace correct?")
     use("10.3.0.30", parse_errors=[err])
