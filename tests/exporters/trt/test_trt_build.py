@@ -210,3 +210,32 @@ def test_without_tensorrt_the_error_says_how_to_get_it(tmp_path, monkeypatch):
         pytest.skip("full TensorRT is installed here")
     with pytest.raises(DependencyError, match="TensorRT.*pip install"):
         build_engine(nms_onnx(tmp_path), tmp_path / "m.engine", BuildOptions())
+
+
+def test_build_without_onnx_asks_for_the_build_extra_not_torch(tmp_path, monkeypatch):
+    """On a device, `edgedet build` needs onnx (edgedet[build]), never the torch-pulling export extra."""
+    import sys
+    import tomllib
+
+    from click.testing import CliRunner
+
+    from edgedet.cli.main import cli
+
+    extras = tomllib.loads((Path(__file__).parents[3] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(r.startswith("onnx") for r in extras["build"]) and not any("torch" in r for r in extras["build"])
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"x")
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx -> ImportError
+    r = CliRunner().invoke(cli, ["build", str(model), "-o", str(tmp_path / "m.engine")])
+    assert r.exit_code == DependencyError.exit_code
+    assert "pip install 'edgedet[build]'" in r.output and "export" not in r.output, r.output
+
+
+def test_doctor_names_the_build_extra_when_onnx_is_missing(monkeypatch):
+    from edgedet import doctor
+
+    report = {"can": {"export (torch -> ONNX)": False}, "onnxruntime": {"version": "1.20"}, "gpus": [{"name": "Orin"}],
+              "tensorrt": {"version": "10.3.0", "builder": True, "error": None}, "nms_plugin": {"library": "x.so"},
+              "packages": {"onnx": None, "cuda-python": "12.6"}}  # a Jetson with edgedet[ort] only
+    tips = doctor.advice(report)
+    assert any("pip install 'edgedet[build]'" in t and "no torch" in t for t in tips)
