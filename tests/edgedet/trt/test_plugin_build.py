@@ -7,6 +7,7 @@ import dataclasses
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,9 @@ from edgedet.trt import plugin_build as pb
 from edgedet.trt.version import TRTVersion
 
 PLUGIN_CPP = pb.CSRC / "plugin" / "edgedet_nms_plugin.cpp"
+ROOT = Path(__file__).resolve().parents[3]
+if str(ROOT) not in sys.path:  # benchmarks/ (the GPU harness's compile command) is not an installed package
+    sys.path.insert(0, str(ROOT))
 
 # NvInferVersion.h as TensorRT 10.3.0 writes it (plain numbers) and as 10.12+/11.x do (aliases).
 V10_3 = """#ifndef NV_INFER_VERSION_H
@@ -314,22 +318,15 @@ def test_built_plugin_registers_in_tensorrt(tmp_path):
 # against the same headers) plays TensorRT's part - creator lookup, fields as the ONNX parser passes them,
 # format negotiation, configurePlugin, workspace, serialisation round trip, onShapeChange, enqueue - for every
 # input combination, with the kernels replaced by a stub that records the parameters it receives.
-HARNESS = Path(__file__).parent / "plugin_harness.cpp"
 PLUGIN_FIELDS = [f.name for f in dataclasses.fields(NMSParams)] + list(opdef.INPUT_ROLE_FIELDS)
 
 
-def harness_command(headers, exe: Path, real_kernels: bool = False) -> list[str]:
-    """nvcc command for the harness: stub kernels (runs on CPU) or the real ones (-DEDGEDET_REAL_KERNELS, GPU)."""
-    sources = [str(HARNESS), str(PLUGIN_CPP)] + ([str(pb.CSRC / "nms_kernels.cu")] if real_kernels else [])
-    return [shutil.which("nvcc") or "nvcc", "-std=c++17", "-fmad=false", "-Xcompiler", "-Wno-deprecated-declarations",
-            *(["-DEDGEDET_REAL_KERNELS"] if real_kernels else []), f"-I{headers.include}", f"-I{pb.CSRC}", "-o",
-            str(exe), *sources]
-
-
 def test_plugin_host_logic_with_stub_kernels(tmp_path):
+    from benchmarks.gpu.plugin_harness import compile_command
+
     headers = _headers_or_skip()
     exe = tmp_path / "harness"
-    built = pb.subprocess.run(harness_command(headers, exe), capture_output=True, text=True)
+    built = pb.subprocess.run(compile_command(headers.include, exe, real_kernels=False), capture_output=True, text=True)
     assert built.returncode == 0, built.stderr[-2000:]
     ran = pb.subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0 and ran.stdout.strip().endswith("OK"), ran.stdout + ran.stderr
@@ -342,8 +339,10 @@ def test_plugin_host_logic_with_stub_kernels(tmp_path):
 @pytest.mark.slow
 def test_plugin_harness_with_real_kernels_compiles(tmp_path):
     """benchmarks/gpu/run.sh runs this build on a GPU (benchmarks/gpu/plugin_harness.py); here it must compile."""
+    from benchmarks.gpu.plugin_harness import compile_command
+
     headers = _headers_or_skip()
-    built = pb.subprocess.run(harness_command(headers, tmp_path / "harness_gpu", real_kernels=True),
+    built = pb.subprocess.run(compile_command(headers.include, tmp_path / "harness_gpu", ["-arch=sm_87"]),
                               capture_output=True, text=True)
     assert built.returncode == 0, built.stderr[-2000:]
 
