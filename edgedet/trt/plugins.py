@@ -211,7 +211,8 @@ def load_library(trt_module, path: str | os.PathLike) -> list[Creator]:
     ``getPluginCreators`` and returns None on failure (NvInferRuntimeCommon.h: "fail and
     return nullptr if any of the plugins are already registered"); libraries that register
     themselves with REGISTER_TENSORRT_PLUGIN only need to be dlopen'ed, so ctypes is the
-    fallback (FIELD-NOTES §5). Loading twice is a no-op.
+    fallback (REGISTER_TENSORRT_PLUGIN in NvInferRuntime.h registers from a static initialiser at
+    dlopen time). Loading twice is a no-op.
     """
     path = Path(path)
     if not path.is_file():

@@ -124,7 +124,8 @@ def _gpu_record(options: trt_flags.BuildOptions) -> dict:
     """Name and compute capability of the building GPU (the engine is tied to it) for the manifest."""
     rec = _cuda_gpu() or _smi_gpu()
     if rec.get("integrated") and options.hardware_compatibility != "none":
-        # hardware compatibility levels are not supported on Jetson (FIELD-NOTES §3)
+        # hardware compatibility targets discrete Ampere+ GPUs; TensorRT does not support it on JetPack
+        # (TensorRT Developer Guide, "Hardware Compatibility")
         raise InputError("--hardware-compat is not supported on Jetson (integrated GPUs); build on each device instead")
     return rec
 
