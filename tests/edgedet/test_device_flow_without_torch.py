@@ -155,11 +155,12 @@ def test_doctor_names_the_tensorrt_install(device_venv, tmp_path):
     assert "TensorRT is not importable" in out and "apt install nvidia-tensorrt" in out
 
 
-def test_plugin_build_reaches_the_missing_headers(device_venv, tmp_path):
+def test_plugin_build_reaches_the_missing_headers(device_venv, tmp_path, monkeypatch):
     """The plugin sources are installed with the package; what is missing is TensorRT's C++ headers."""
     from edgedet.errors import EdgeDetError
     from edgedet.trt import plugin_build
 
+    monkeypatch.delenv("TENSORRT_ROOT", raising=False)  # as the venv's command sees it (_env)
     try:
         plugin_build.find_headers()
         pytest.skip("TensorRT C++ headers are installed on this machine")
