@@ -76,7 +76,7 @@ def report() -> dict:
         "export (torch -> ONNX)": bool(packages["torch"] and packages["onnx"]),
         "run ONNX on CPU": "CPUExecutionProvider" in ort["providers"],
         "run ONNX on CUDA": "CUDAExecutionProvider" in ort["providers"] and bool(gpus),
-        "build TensorRT engines": bool(trt["builder"] and gpus),
+        "build TensorRT engines": bool(trt["builder"] and gpus and packages["onnx"]),
         "run TensorRT engines": bool(trt["version"] and gpus and packages["cuda-python"]),
         "compile CUDA kernels (nvcc)": shutil.which("nvcc") is not None,
         "build the EdgeDetNMS TensorRT plugin (edgedet plugin build)": bool(shutil.which("nvcc") and plugin["headers"]),
@@ -92,6 +92,8 @@ def advice(r: dict) -> list[str]:
     tips = []
     if not r["can"]["export (torch -> ONNX)"]:
         tips.append("to export models: pip install 'edgedet[export]'")
+    if not r["packages"]["onnx"]:
+        tips.append("to build TensorRT engines from ONNX (on a Jetson too): pip install 'edgedet[build]' (onnx, no torch)")
     if not r["onnxruntime"]["version"]:
         tips.append("to run ONNX models: pip install 'edgedet[ort]' (CPU) or 'edgedet[gpu]' (CUDA)")
     if not r["gpus"]:

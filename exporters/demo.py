@@ -33,7 +33,7 @@ class Variant:
 
 
 CALIB_SEED = 3  # synthetic split for INT8 calibration: disjoint from train (1) and validation (2)
-CALIB_SIZE = 300  # FIELD-NOTES §7: >= 300 calibration images recommended
+CALIB_SIZE = 300  # exporters.quantize.calibration.RECOMMENDED_IMAGES: fewer calibrate with a warning
 
 
 @dataclass

@@ -10,7 +10,7 @@ from edgedet.errors import ModelError, require
 
 def load_onnx(path: str | os.PathLike, load_external: bool = True):
     """Load an ONNX model; ModelError naming the file if missing, truncated or not ONNX."""
-    onnx = require("onnx", "export", "Reading ONNX files")
+    onnx = require("onnx", "build", "Reading ONNX files")  # edgedet[build]: onnx without torch
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"ONNX file {path} does not exist")

@@ -21,6 +21,10 @@ $PY -m pytest -q -m cuda -p no:cacheprovider --continue-on-collection-errors tes
 echo "== GPU letterbox vs CPU"
 $PY -m benchmarks.gpu.letterbox --json "$OUT/gpu_letterbox.json" 2>&1 | tee "$OUT/gpu_letterbox.log" || status=1
 
+echo "== EdgeDetNMS plugin host logic on the real kernels (plugin_harness.cpp, every input combination vs the oracle)"
+# needs TensorRT's C++ headers only (TENSORRT_ROOT, system folders); without them the JSON says it did not run
+$PY -m benchmarks.gpu.plugin_harness --json "$OUT/plugin_harness.json" 2>&1 | tee "$OUT/plugin_harness.log" || status=1
+
 if [ -f benchmarks/gpu/nms_cuda.py ]; then
   echo "== CUDA NMS kernels vs torchvision.ops.batched_nms (CUDA)"
   $PY -m benchmarks.gpu.nms_cuda --json "$OUT/nms_cuda.json" 2>&1 | tee "$OUT/nms_cuda.log" || status=1

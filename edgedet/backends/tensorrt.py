@@ -103,6 +103,9 @@ class TensorRTBackend(Backend):
         self.cuda = Cuda()
         self.device, gpu_error = _probe_device(self.cuda, device)
         needs = _check_compatible(self, plugins, check_plugin_hash, gpu_error)
+        # Without a manifest nothing says whether the plan is version-compatible (it may then carry host
+        # code: the lean runtime, serialized plugins); a caller who names plugins vouches for the engine.
+        allow_host_code = needs.version_compatible if needs is not None else bool(plugins)
         if self.device is None:  # no manifest to compare against: the missing GPU is the whole story
             raise CompatibilityError(f"TensorRT engines need an NVIDIA GPU, and none is usable here ({gpu_error}); "
                                      "run on a machine with a GPU and driver, or use the ONNX model with ONNX Runtime")
@@ -110,7 +113,7 @@ class TensorRTBackend(Backend):
         self._logger = make_logger(self.trt, self.book, echo=_warn if verbose else None)
         if self.manifest is not None and self.manifest.nms_implementation == "efficient":
             _init_nvidia_plugins(self)
-        self._runtime, self._engine = self._deserialize(plan, needs)
+        self._runtime, self._engine = self._deserialize(plan, needs, allow_host_code)
         self._context = self._create_context()
         self.tensors = _read_tensors(self.trt.module, self._engine)
         self.inputs = [IOSpec(t.name, t.dtype, _spec_shape(t.shape)) for t in self.tensors if t.is_input]
@@ -120,12 +123,12 @@ class TensorRTBackend(Backend):
 
     # ---------------------------------------------------------------- loading
 
-    def _deserialize(self, plan: bytes, needs: compat.EngineNeeds | None):
+    def _deserialize(self, plan: bytes, needs: compat.EngineNeeds | None, allow_host_code: bool):
         """Runtime + engine; ModelError quoting TensorRT's logged error when it refuses the plan."""
         trt = self.trt.module
         self.cuda.set_device(self.device.index)
         runtime = trt.Runtime(self._logger)
-        if needs is not None and needs.version_compatible:
+        if allow_host_code:
             # Version-compatible plans carry host code (the lean runtime, serialized plugins); TensorRT
             # loads it only when allowed (Runtime.engine_host_code_allowed, default False).
             runtime.engine_host_code_allowed = True
@@ -353,7 +356,8 @@ def _check_compatible(backend: TensorRTBackend, extra_plugins, check_hash: bool,
                       gpu_error: str | None) -> compat.EngineNeeds | None:
     """Compare the manifest with this machine, load plugins; returns the engine's needs (or None)."""
     section = backend.manifest.tensorrt if backend.manifest else None
-    if not section:
+    if not section:  # nothing to compare; plugins the caller names are still needed to deserialise
+        _load_explicit_plugins(backend.trt, extra_plugins, backend.device.compute_capability if backend.device else None)
         return None
     needs = compat.EngineNeeds.from_manifest(section)
     dev = backend.device
@@ -361,6 +365,9 @@ def _check_compatible(backend: TensorRTBackend, extra_plugins, check_hash: bool,
                           dev.name if dev else None, gpu_error)
     resolved = [plugins.resolve(rec, backend.path.parent, extra_plugins, backend.trt.version) for rec in needs.plugins]
     problems = [p for r in resolved for p in plugins.problems(r, check_hash)]
+    cc = dev.compute_capability if dev else None
+    problems += [p for r in resolved if r.path is not None or r.record.serialized
+                 if (p := plugins.arch_problem(r.path, cc, r.record.architectures, r.record.file))]
     compat.require_compatible(str(backend.path), needs, here, problems)
     for w in compat.hardware_warnings(needs, here):
         warnings.warn(w, stacklevel=3)
@@ -376,6 +383,19 @@ def _init_nvidia_plugins(backend: TensorRTBackend) -> None:
         raise CompatibilityError(f"{backend.path} uses NVIDIA's EfficientNMS_TRT plugin, which this TensorRT "
                                  f"({backend.trt.flavour}) cannot provide (libnvinfer_plugin missing; the lean runtime "
                                  "never has it): run it with full TensorRT, or rebuild from an --nms edgedet export")
+
+
+def _load_explicit_plugins(trt: TensorRT, paths, cc: tuple[int, int] | None) -> None:
+    """Load each library the caller named (a folder: the EdgeDetNMS plugin in it) - engines without a manifest."""
+    from edgedet.nms import opdef
+
+    for p in paths:
+        path = Path(p)
+        path = path / opdef.PLUGIN_LIBRARY if path.is_dir() else path
+        problem = plugins.arch_problem(path, cc)
+        if problem:
+            raise CompatibilityError(problem)
+        plugins.load_library(trt.module, path)
 
 
 def _load_plugins(trt: TensorRT, resolved: list[plugins.Resolved]) -> None:
@@ -409,10 +429,11 @@ def _read_tensors(trt, engine) -> list[TensorInfo]:
 
 
 def _batch_range(tensors: list[TensorInfo]) -> tuple[int, int]:
-    """(min, max) batch of profile 0 (fixed engines: (B, B)); only the first dim may be dynamic."""
+    """(min, max) batch of profile 0 (fixed engines: (B, B)); only the first dim may be dynamic.
+    The run-time NMS thresholds (static float32 [1], not per image) do not count, as in _feed_batch."""
     lo, hi = 1, None
     for t in tensors:
-        if not t.is_input:
+        if not t.is_input or t.name in contract.THRESHOLD_INPUTS or len(t.shape) <= 1:
             continue
         if t.profile is None:
             lo, hi = t.shape[0], t.shape[0]

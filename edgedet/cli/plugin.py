@@ -18,7 +18,8 @@ def plugin_group():
 @click.option("--cuda-home", type=click.Path(file_okay=False), help="CUDA toolkit folder whose bin/nvcc to use.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Library to write (default: <cache>/plugins/<TensorRT major.minor>/libedgedet_nms_plugin.so).")
-@click.option("--arch", help="GPU architecture, e.g. sm_87 (default: this GPU, or nvcc's default without one).")
+@click.option("--arch", help="GPU architecture: e.g. sm_87, or portable (sm_80-sm_90 + compute_80 PTX, for engines built "
+              "with --hardware-compat); default: this GPU, or nvcc's default without one.")
 def build_cmd(tensorrt_include, cuda_home, output, arch):
     """Compile libedgedet_nms_plugin.so (NMS kernels + IPluginV3) with nvcc."""
     from edgedet.trt.plugin_build import build_plugin

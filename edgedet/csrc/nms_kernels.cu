@@ -32,7 +32,7 @@
 namespace {
 
 constexpr uint32_t kSentinel = 0xFFFFFFFFu;        // sort key of a non-candidate (sorts last)
-constexpr int kMaxCandidates = 65536;              // M limit: the mask is M * M / 8 bytes
+constexpr int kMaxCandidates = EDGEDET_NMS_MAX_CANDIDATES;  // M limit: the mask is M * M / 8 bytes
 constexpr size_t kAlign = 256;
 // torchvision's BoxCoder clamp log(1000 / 16), rounded to float32 as numpy's np.float32() does
 constexpr float kBoxClip = static_cast<float>(4.135166556742356);
@@ -356,7 +356,7 @@ int run(const EdgeDetNMSParams* p, const void* boxes, const void* scores, const 
                                                       p->score_activation, score_thr, p->score_threshold, keys[0], values[0]);
             cub::DoubleBuffer<uint32_t> kb(keys[0], keys[1]);
             cub::DoubleBuffer<int32_t> vb(values[0], values[1]);
-            size_t temp = l.temp_bytes;
+            size_t temp = l.temp_bytes;  // what the caller's workspace leaves; CUB refuses it if too small
             e = cub::DeviceRadixSort::SortPairs(ws + l.temp, temp, kb, vb, nc, 0, 32, stream);
             if (e != cudaSuccess) return e;
             take_kernel<T><<<(m + 255) / 256, 256, 0, stream>>>(static_cast<const T*>(boxes), static_cast<const T*>(anchors),
@@ -368,7 +368,8 @@ int run(const EdgeDetNMSParams* p, const void* boxes, const void* scores, const 
         settle_kernel<T><<<1, 256, col_blocks * sizeof(unsigned long long), stream>>>(
             mask, count, col_blocks, k, b, cand_box, cand_score, cand_class, cand_n, num_dets, static_cast<T*>(det_boxes),
             static_cast<T*>(det_scores), det_classes, det_indices);
-        e = cudaGetLastError();
+        // Peek, not Get: our launches' errors are reported without clearing an error that is not ours.
+        e = cudaPeekAtLastError();
         if (e != cudaSuccess) return e;
     }
     return 0;
@@ -386,13 +387,16 @@ extern "C" int edgedet_nms(const EdgeDetNMSParams* params, const void* boxes, co
                            void* det_boxes, void* det_scores, int32_t* det_classes, int32_t* det_indices, void* workspace,
                            size_t workspace_size, void* stream) {
     if (!valid(params) || candidates_m(params) > kMaxCandidates) return -1;
-    const Layout l = layout(params);
+    // No CUB size query here (the caller asked once, in edgedet_nms_workspace_size): CUB's scratch is whatever
+    // the workspace leaves after our buffers, and SortPairs itself refuses scratch that is too small.
+    Layout l = layout(params, false);
     const bool need_inputs = params->num_boxes > 0;
     // CUB's scratch and the float4 boxes want 256-byte alignment, which a caller's workspace may lack
     const uintptr_t base = reinterpret_cast<uintptr_t>(workspace), skip = (kAlign - base % kAlign) % kAlign;
-    if (!workspace || workspace_size < l.total - kAlign + skip || !num_dets || !det_boxes || !det_scores ||
+    if (!workspace || workspace_size < l.temp + skip || !num_dets || !det_boxes || !det_scores ||
         !det_classes || (need_inputs && (!boxes || !scores || (params->anchors_batch && !anchors))))
         return -1;
+    l.temp_bytes = workspace_size - skip - l.temp;
     char* ws = static_cast<char*>(workspace) + skip;
     const auto s = static_cast<cudaStream_t>(stream);
     if (params->data_type == EDGEDET_NMS_FLOAT16)

@@ -32,6 +32,9 @@
 extern "C" {
 #endif
 
+// Most candidates per image the kernels take (M, see above); the plugin and `--nms edgedet` export check it.
+#define EDGEDET_NMS_MAX_CANDIDATES 65536
+
 // Element type of boxes, scores, anchors, det_boxes and det_scores.
 enum EdgeDetNMSDataType { EDGEDET_NMS_FLOAT32 = 0, EDGEDET_NMS_FLOAT16 = 1 };
 

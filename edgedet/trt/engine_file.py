@@ -2,7 +2,8 @@
 
 edgedet engines are plain TensorRT plan files (what ``build_serialized_network`` returns),
 with metadata in the ``.json`` sidecar: tools that prepend JSON to the plan (Ultralytics'
-4-byte length + JSON header) break trtexec and DeepStream (FIELD-NOTES §4). The plan layout
+4-byte length + JSON header, ultralytics/engine/exporter.py ``export_engine``) break trtexec and
+DeepStream, which deserialise the file from byte 0 as a plan. The plan layout
 itself is undocumented, so beyond these checks only TensorRT can tell a valid plan; its
 refusal is turned into a :class:`ModelError` by the backend.
 """

@@ -33,7 +33,10 @@ def inspect_engine(path: str | os.PathLike, layers: bool = False, plugin_paths=(
         here = compat.Machine(machine["trt_version"], machine["flavour"], machine.get("cc"), machine.get("gpu"),
                               machine.get("gpu_error"))
         resolved = [plugins.resolve(r, path.parent, plugin_paths, machine["trt_version"]) for r in needs.plugins]
-        reasons = compat.check(needs, here, [p for r in resolved for p in plugins.problems(r)])
+        problems = [p for r in resolved for p in plugins.problems(r)]
+        problems += [p for r in resolved if r.path is not None or r.record.serialized
+                     if (p := plugins.arch_problem(r.path, here.compute_capability, r.record.architectures, r.record.file))]
+        reasons = compat.check(needs, here, problems)
         report["plugins"] = [{"file": r.record.file, "found": str(r.path) if r.path else None,
                               "sha256_matches": r.hash_matches, "embedded": r.record.serialized} for r in resolved]
     elif not section:

@@ -38,7 +38,12 @@ CSRC = Path(__file__).resolve().parent.parent / "csrc"
 SOURCES = ("nms_kernels.cu", "plugin/edgedet_nms_plugin.cpp")  # relative to CSRC
 HEADERS = ("NvInfer.h", "NvInferVersion.h")
 MANIFEST_SCHEMA = "edgedet.plugin/1"
-_ARCH = re.compile(r"(sm|compute)_\d+[af]?|native|all|all-major")
+_ARCH = re.compile(r"(sm|compute)_\d+[af]?|native|all|all-major|portable")
+# `--arch portable`: machine code for the common data-centre, desktop and Jetson Orin (sm_87) GPUs of
+# compute capability 8.x-9.0, plus compute_80 PTX that the driver JIT-compiles for any later GPU - what an
+# engine built with --hardware-compat ampere_plus (compute capability 8.0+) needs from its plugin.
+PORTABLE_SASS = ("sm_80", "sm_86", "sm_87", "sm_89", "sm_90")
+PORTABLE_PTX = ("compute_80",)
 
 HOWTO_HEADERS = (
     "on Jetson (JetPack) or with NVIDIA's Debian repository `sudo apt install libnvinfer-dev` (part of "
@@ -132,14 +137,44 @@ def nvcc_for(cuda_home: str | os.PathLike | None = None) -> str:
 
 
 def arch_flags(arch: str | None) -> list[str]:
-    """``--arch sm_87`` -> ['-arch=sm_87']; None -> -arch=native with a GPU, else nvcc's default."""
+    """``--arch sm_87`` -> ['-arch=sm_87']; ``portable`` -> -gencode for PORTABLE_SASS + PORTABLE_PTX;
+    None -> -arch=native with a GPU, else nvcc's default."""
     if arch is None:
         from edgedet.cuda_build import default_arch
 
         return default_arch()
     if not _ARCH.fullmatch(arch):
-        raise InputError(f"--arch '{arch}' is not a CUDA architecture (e.g. sm_87 for Jetson Orin, sm_90, native)")
+        raise InputError(f"--arch '{arch}' is not a CUDA architecture (e.g. sm_87 for Jetson Orin, sm_90, native, "
+                         "portable)")
+    if arch == "portable":
+        return [f"-gencode=arch=compute_{s[3:]},code={s}" for s in PORTABLE_SASS] + \
+               [f"-gencode=arch={p},code={p}" for p in PORTABLE_PTX]
     return [f"-arch={arch}"]
+
+
+def architectures(flags: list[str], gpu_capabilities: list[str] | None = None) -> dict | None:
+    """The GPU code ``flags`` put into the library, as {'sass': [...], 'ptx': [...]}; None when unknown.
+
+    nvcc (CUDA 13 docs, --gpu-architecture): -arch=sm_XY is short for -arch=compute_XY -code=sm_XY,compute_XY
+    (machine code and PTX); -arch=native builds machine code, no PTX, for the GPUs of this machine
+    (``gpu_capabilities``, e.g. ['8.7']); without -arch, nvcc's default architecture, not recorded here."""
+    sass: list[str] = []
+    ptx: list[str] = []
+    for f in flags:
+        if f == "-arch=native":
+            if not gpu_capabilities:
+                return None
+            sass += [f"sm_{c.replace('.', '')}" for c in gpu_capabilities]
+        elif f.startswith("-arch=sm_") or f.startswith("-arch=compute_"):
+            code = f.split("=", 1)[1]
+            sass += [code] if code.startswith("sm_") else []
+            ptx.append("compute_" + code.split("_", 1)[1])
+        elif f.startswith("-gencode="):
+            code = f.rsplit("code=", 1)[1]
+            (sass if code.startswith("sm_") else ptx).append(code)
+        elif f.startswith("-arch="):  # all, all-major: every architecture nvcc knows
+            return None
+    return {"sass": sorted(set(sass)), "ptx": sorted(set(ptx))} if sass or ptx else None
 
 
 def nvcc_command(nvcc: str, include: Path, output: Path, arch: list[str], csrc: Path = CSRC) -> list[str]:
@@ -214,9 +249,17 @@ def _manifest(output: Path, headers: TensorRTHeaders, nvcc: str, flags: list[str
         "tensorrt": {"version": str(headers.version), "include": str(headers.include)},
         "nvcc": {"path": nvcc, "version": nvcc_version(nvcc)},
         "arch": flags,
+        "architectures": architectures(flags, _gpu_capabilities() if "-arch=native" in flags else None),
         "sources": {s: sha256_file(CSRC / s) for s in SOURCES},
         "seconds": seconds,
     }
+
+
+def _gpu_capabilities() -> list[str]:
+    """Compute capabilities of this machine's GPUs (what -arch=native builds for)."""
+    from edgedet.doctor import gpu_info
+
+    return sorted({g["compute_capability"] for g in gpu_info() if g.get("compute_capability")})
 
 
 def _version_notes(version: TRTVersion) -> list[str]:

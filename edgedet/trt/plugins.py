@@ -51,6 +51,7 @@ class PluginRecord:
     path: str | None = None  # absolute path at build time (a hint, not a requirement)
     creators: list[Creator] = field(default_factory=list)
     serialized: bool = False  # embedded in a version-compatible plan via plugins_to_serialize
+    architectures: dict | None = None  # GPU code it holds, from its JSON sidecar (library_architectures)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "creators": [asdict(c) for c in self.creators]}
@@ -59,7 +60,7 @@ class PluginRecord:
     def from_dict(cls, d: dict) -> "PluginRecord":
         return cls(d["file"], d.get("sha256"), d.get("path"),
                    [Creator(c["name"], str(c.get("version", "1")), c.get("namespace", "")) for c in d.get("creators", [])],
-                   bool(d.get("serialized", False)))
+                   bool(d.get("serialized", False)), d.get("architectures"))
 
 
 @dataclass
@@ -145,6 +146,52 @@ def problems(resolved: Resolved, check_hash: bool = True) -> list[str]:
     return []
 
 
+# ------------------------------------------------------------------ GPU architectures of a plugin library
+# `edgedet plugin build` records in the library's JSON sidecar which GPU code it holds:
+# {"sass": ["sm_87"], "ptx": ["compute_87"]}. CUDA's rules (CUDA C++ Programming Guide, "Binary
+# Compatibility" / "PTX Compatibility"): SASS for sm_XY runs on compute capability X.Z with Z >= Y;
+# PTX for compute_XY is JIT-compiled by the driver for any compute capability >= X.Y.
+
+
+def library_architectures(path: str | os.PathLike) -> dict | None:
+    """The GPU code recorded in ``<library>.json`` ({'sass': [...], 'ptx': [...]}), None when unknown."""
+    import json
+
+    sidecar = Path(f"{path}.json")
+    try:
+        arch = json.loads(sidecar.read_text()).get("architectures")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return arch if isinstance(arch, dict) and (arch.get("sass") or arch.get("ptx")) else None
+
+
+def _cc(code: str) -> tuple[int, int]:
+    digits = code.split("_", 1)[1].rstrip("af")
+    return int(digits[:-1]), int(digits[-1])
+
+
+def runs_on(arch: dict, cc: tuple[int, int]) -> bool:
+    """Whether GPU code ``arch`` (library_architectures) runs on compute capability ``cc``."""
+    sass = any(_cc(c)[0] == cc[0] and _cc(c)[1] <= cc[1] for c in arch.get("sass", []))
+    return sass or any(_cc(c) <= cc for c in arch.get("ptx", []))
+
+
+def describe_architectures(arch: dict) -> str:
+    return ", ".join([*arch.get("sass", []), *(f"{c} (PTX)" for c in arch.get("ptx", []))])
+
+
+def arch_problem(path: str | os.PathLike | None, cc: tuple[int, int] | None, arch: dict | None = None,
+                 name: str | None = None) -> str | None:
+    """Why the plugin library at ``path`` has no GPU code for compute capability ``cc`` (None: fine or unknown).
+    Its JSON sidecar says what it holds; else ``arch`` (the engine's manifest, e.g. for an embedded plugin)."""
+    arch = (library_architectures(path) if path is not None else None) or arch
+    if arch is None or cc is None or runs_on(arch, cc):
+        return None
+    return (f"plugin library {path or name} holds GPU code for {describe_architectures(arch)} only, and this GPU is compute "
+            f"capability {cc[0]}.{cc[1]} (its kernels would fail with cudaErrorNoKernelImageForDevice); {BUILD_HINT}, "
+            "or build it with `--arch portable` for several GPUs")
+
+
 _LOADED: dict[str, list[Creator]] = {}  # realpath -> creators it registered (libraries stay loaded)
 
 
@@ -164,7 +211,8 @@ def load_library(trt_module, path: str | os.PathLike) -> list[Creator]:
     ``getPluginCreators`` and returns None on failure (NvInferRuntimeCommon.h: "fail and
     return nullptr if any of the plugins are already registered"); libraries that register
     themselves with REGISTER_TENSORRT_PLUGIN only need to be dlopen'ed, so ctypes is the
-    fallback (FIELD-NOTES §5). Loading twice is a no-op.
+    fallback (REGISTER_TENSORRT_PLUGIN in NvInferRuntime.h registers from a static initialiser at
+    dlopen time). Loading twice is a no-op.
     """
     path = Path(path)
     if not path.is_file():

@@ -16,7 +16,8 @@ from edgedet.errors import EdgeDetError, InputError
 from edgedet.manifest import InputInfo
 from edgedet.preprocess import letterbox, list_images, read_image, to_input
 
-# FIELD-NOTES §7: >= 300 calibration images recommended; fewer calibrate, with a warning.
+# The TensorRT Developer Guide (INT8 calibration) finds ~500 images sufficient for ImageNet classifiers;
+# below 300 edgedet still calibrates, with a warning.
 RECOMMENDED_IMAGES = 300
 
 

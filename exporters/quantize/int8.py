@@ -1,6 +1,7 @@
 """Explicit Q/DQ INT8 with ONNX Runtime's static quantiser, configured for TensorRT's parser.
 
-TensorRT profile (default; FIELD-NOTES §7, checked by exporters/quantize/check.py):
+TensorRT profile (default; TensorRT Developer Guide "Working with Quantized Types", checked by
+exporters/quantize/check.py):
 symmetric INT8 activations and weights, zero points 0, per-channel weights, per-tensor
 activations, no INT32 bias DequantizeLinear, Q/DQ only on the inputs of Conv /
 ConvTranspose / Gemm / MatMul / Add (both residual inputs), shared scales into Concat.
@@ -31,7 +32,7 @@ TRT_OPS = ["Conv", "ConvTranspose", "Gemm", "MatMul", "Add"]
 
 @dataclass
 class Int8Config:
-    method: str = "minmax"  # MinMax often beats Entropy for detectors (FIELD-NOTES §7)
+    method: str = "minmax"  # keeps the full range of box-regression activations (Entropy clips outliers)
     target: str = "tensorrt"
     cache_dir: Path | None = None
 

@@ -1,7 +1,7 @@
 """Which nodes keep higher precision: detection-aware defaults plus user patterns.
 
-Detection heads are fragile under PTQ (FIELD-NOTES §7: naive PTQ took a YOLOv5s from
-0.362 to 0.054 mAP). By default the NMS subgraph, the box decode / score activation
+Detection heads are fragile under PTQ: box regression needs the outliers that INT8 clips, and the
+score sigmoid and NMS thresholds amplify small errors. By default the NMS subgraph, the box decode / score activation
 between the last head convolutions and the raw outputs, and those last convolutions
 themselves stay in FP32.
 """

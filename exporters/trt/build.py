@@ -70,6 +70,7 @@ def build_engine(onnx_path: str | os.PathLike, output: str | os.PathLike, option
     from exporters.onnx_tools import io_specs
 
     inputs, outputs = io_specs(model)
+    _refuse_nvidia_plugins_in_version_compatible(model, options)
     profile, notes = optimization_profile(inputs, options.batch)
     trt = import_tensorrt(need_builder=True)
     plan_flags = trt_flags.select_flags(trt.version, options, dynamic=bool(profile))
@@ -81,6 +82,7 @@ def build_engine(onnx_path: str | os.PathLike, output: str | os.PathLike, option
     book = LogBook()
     logger = make_logger(trt, book, echo=say if options.verbose else None, min_severity=3 if options.verbose else 2)
     records = _load_plugins(trt, options.plugins, options.version_compatible)
+    notes += _check_plugin_architectures(records, options, gpu)
     notes += _nvidia_plugins(trt, logger, model)
     model, stripped, nms_notes = _prepare_nms(model, trt, bool(records))
     notes += nms_notes
@@ -122,7 +124,8 @@ def _gpu_record(options: trt_flags.BuildOptions) -> dict:
     """Name and compute capability of the building GPU (the engine is tied to it) for the manifest."""
     rec = _cuda_gpu() or _smi_gpu()
     if rec.get("integrated") and options.hardware_compatibility != "none":
-        # hardware compatibility levels are not supported on Jetson (FIELD-NOTES §3)
+        # hardware compatibility targets discrete Ampere+ GPUs; TensorRT does not support it on JetPack
+        # (TensorRT Developer Guide, "Hardware Compatibility")
         raise InputError("--hardware-compat is not supported on Jetson (integrated GPUs); build on each device instead")
     return rec
 
@@ -155,8 +158,60 @@ def _load_plugins(trt: TensorRT, paths: list[str], version_compatible: bool) -> 
         path = Path(p)
         creators = trt_plugins.load_library(trt.module, path)
         records.append(trt_plugins.PluginRecord(path.name, sha256_file(path), str(path.resolve()), creators,
-                                                serialized=version_compatible))
+                                                serialized=version_compatible,
+                                                architectures=trt_plugins.library_architectures(path)))
     return records
+
+
+# compute capabilities an AMPERE_PLUS engine may meet (8.0+): data-centre, desktop, Jetson Orin, Hopper, Blackwell
+AMPERE_PLUS_CAPABILITIES = ((8, 0), (8, 6), (8, 7), (8, 9), (9, 0), (10, 0), (12, 0))
+
+
+def _check_plugin_architectures(records, options: trt_flags.BuildOptions, gpu: dict) -> list[str]:
+    """--hardware-compat: the engine may run on other GPUs, so its plugins must hold code for them too.
+    InputError naming the fix when a plugin's recorded GPU code falls short; a note when it is unknown."""
+    from edgedet.trt.version import parse_compute_capability
+
+    level = trt_flags.HW_COMPAT[options.hardware_compatibility]
+    if not level or not records:
+        return []
+    if level == "AMPERE_PLUS":
+        targets = AMPERE_PLUS_CAPABILITIES
+    else:  # SAME_COMPUTE_CAPABILITY
+        cc = parse_compute_capability(gpu.get("compute_capability"))
+        targets = (cc,) if cc else ()
+    notes = []
+    for r in records:
+        if r.architectures is None:
+            notes.append(f"--hardware-compat: the GPU code in plugin {r.file} is not recorded (no {r.file}.json from "
+                         "`edgedet plugin build`); it may not run on other GPUs - rebuild it with `--arch portable`")
+            continue
+        missing = [t for t in targets if not trt_plugins.runs_on(r.architectures, t)]
+        if missing:
+            raise InputError(f"--hardware-compat {options.hardware_compatibility}: plugin {r.file} holds GPU code for "
+                             f"{trt_plugins.describe_architectures(r.architectures)} only, not compute capability "
+                             f"{', '.join('%d.%d' % t for t in missing)}; rebuild it with `edgedet plugin build --arch "
+                             "portable` (machine code for sm_80-sm_90 plus compute_80 PTX)")
+    return notes
+
+
+def _refuse_nvidia_plugins_in_version_compatible(model, options: trt_flags.BuildOptions) -> None:
+    """--version-compatible with NVIDIA's EfficientNMS_TRT (--nms efficient): refused before TensorRT loads.
+
+    A version-compatible plan runs in the lean runtime embedded in it, which sees only plugins
+    serialized into the plan (IBuilderConfig.plugins_to_serialize), not libnvinfer_plugin registered
+    in the host process (TensorRT docs, "Version Compatibility": plugins must be built as
+    version-compatible and serialized, or the engine fails to load)."""
+    if not options.version_compatible:
+        return
+    from exporters.nms.efficient import tensorrt_only_ops
+
+    ops = tensorrt_only_ops(model)
+    if ops:
+        raise InputError(f"--version-compatible cannot be used with NVIDIA's {', '.join(ops)} plugin (--nms efficient): "
+                         "the lean runtime inside a version-compatible engine does not see libnvinfer_plugin; "
+                         "re-export with --nms edgedet and pass --plugin libedgedet_nms_plugin.so (serialized into "
+                         "the engine), or build without --version-compatible")
 
 
 def _nvidia_plugins(trt: TensorRT, logger, model) -> list[str]:
@@ -285,17 +340,25 @@ def _configure_dla(t, builder, config, core: int) -> None:
 
 
 def _set_timing_cache(config, o: trt_flags.BuildOptions, say) -> None:
-    """Start from the saved cache when there is one (create_timing_cache(bytes)); a cache from another
-    device/TensorRT is refused by set_timing_cache(..., ignore_mismatch=False) -> start empty."""
+    """Start from the saved cache when there is one (create_timing_cache(bytes)), else an empty one.
+
+    Two ways a saved cache is refused, both -> start empty with a one-line note: create_timing_cache
+    returns None for a blob it cannot read, e.g. one from another TensorRT release (Polygraphy's
+    backend/trt/config.py falls back to create_timing_cache(b"") for exactly this), and
+    set_timing_cache(cache, ignore_mismatch=False) returns False for a cache from another device."""
     data = b""
     if o.timing_cache and Path(o.timing_cache).is_file():
         data = Path(o.timing_cache).read_bytes()
         if o.opt_level == 0:
             say("note: --opt-level 0 does not use the timing cache (IBuilderConfig docs)")
     cache = config.create_timing_cache(data)
-    if not config.set_timing_cache(cache, False):
-        say(f"timing cache {o.timing_cache} is from another GPU or TensorRT version; starting a new one")
-        config.set_timing_cache(config.create_timing_cache(b""), False)
+    if cache is None and data:
+        say(f"note: timing cache {o.timing_cache} cannot be read by this TensorRT (another release?); starting a new one")
+    elif cache is not None and config.set_timing_cache(cache, False):
+        return
+    elif data:
+        say(f"note: timing cache {o.timing_cache} is from another GPU or TensorRT version; starting a new one")
+    config.set_timing_cache(config.create_timing_cache(b""), False)
 
 
 def _build(trt: TensorRT, builder, network, config, book: LogBook, log: ProgressLog):

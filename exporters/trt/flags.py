@@ -3,7 +3,8 @@
 Pure decisions, no TensorRT import: :func:`select_flags` returns enum member *names*
 (``NetworkDefinitionCreationFlag.STRONGLY_TYPED``, ``BuilderFlag.FP16``, ...) that
 :mod:`exporters.trt.build` looks up on the real module. Enum values changed in 11.0, so only
-names are ever used (FIELD-NOTES §2). Every version rule is read from
+names are ever used (python/src/infer/pyCore.cpp at tags v10.3.0 and v11.0: 11.0 dropped EXPLICIT_BATCH
+and the weak-typing BuilderFlags). Every version rule is read from
 :class:`edgedet.trt.version.Features`.
 """
 

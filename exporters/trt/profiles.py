@@ -70,11 +70,13 @@ def optimization_profile(inputs: list[TensorSpec], batch: BatchRange | None) -> 
     """Profile shapes for ``inputs`` (empty list: static model, no profile needed) and notes.
 
     A fixed-batch model accepts only --batch equal to its batch; a dynamic one without --batch
-    is built for batch 1 (1,1,1), with a note saying how to ask for a range.
+    is built for batch 1 (1,1,1), with a note saying how to ask for a range. Inputs of rank <= 1
+    (the run-time NMS thresholds, float32 [1]) are not batched and take no part in the profile.
     """
     notes: list[str] = []
     for spec in inputs:
         check_input(spec)
+    inputs = [s for s in inputs if len(s.shape) > 1]
     dynamic = [s for s in inputs if s.shape[0] < 0]
     fixed = {s.shape[0] for s in inputs if s.shape[0] >= 0}
     if not dynamic:

@@ -97,6 +97,60 @@ def test_run_time_thresholds_change_results_without_re_export():
         attach_nms(raw_model(n, c), p, "graph", runtime_thresholds=True)
 
 
+def _function(model):
+    (fn,) = [f for f in model.functions if f.name == opdef.OP_TYPE]
+    return fn
+
+
+@pytest.mark.parametrize("per_class", [False, True])
+@pytest.mark.parametrize("thresholds", [False, True])
+@pytest.mark.parametrize("with_anchors", [False, True])
+def test_node_inputs_are_contiguous_with_their_roles_stated(with_anchors, thresholds, per_class):
+    """TensorRT's ONNX parser turns an empty input name into a null tensor, and its local-function importer needs
+    as many node inputs as formal inputs: no gaps, roles in attributes, every combination equal to the oracle."""
+    rng = np.random.default_rng(3)
+    n, c = 24, 3
+    anchors = np.concatenate([rng.uniform(0, 50, (1, n, 2)), rng.uniform(5, 20, (1, n, 2))], -1).astype(np.float32)
+    anchors[..., 2:] += anchors[..., :2]
+    boxes = rng.uniform(0, 50, (2, n, c, 4) if per_class else (2, n, 4)).astype(np.float32)
+    if not with_anchors:
+        boxes[..., 2:] += boxes[..., :2]
+    scores = rng.random((2, n, c)).astype(np.float32)
+    p = NMSParams(score_threshold=0.3, iou_threshold=0.5, max_output_boxes=10, top_k=40)
+    model = op_nms(boxes, scores, p, anchors[0] if with_anchors else None, runtime_thresholds=thresholds)
+    (node,) = nms_nodes(model)
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    assert "" not in node.input and len(node.input) == 2 + with_anchors + 2 * thresholds
+    assert (attrs[opdef.HAS_ANCHORS], attrs[opdef.THRESHOLD_INPUTS]) == (int(with_anchors), 2 * int(thresholds))
+    assert list(_function(model).input) == ["boxes", "scores"] + ["anchors"] * with_anchors + \
+        ["score_threshold", "iou_threshold"] * thresholds
+    extra, q = {}, p
+    if thresholds:
+        extra = {"score_threshold": np.array([0.2], np.float32), "iou_threshold": np.array([0.4], np.float32)}
+        q = p.replace(score_threshold=0.2, iou_threshold=0.4)
+    got = run_ort(model, boxes, scores, **extra)
+    want = reference_nms(boxes, scores, q, anchors if with_anchors else None)
+    assert want.num_dets.sum() > 0
+    np.testing.assert_array_equal(got["num_dets"], want.num_dets)
+    np.testing.assert_array_equal(got["det_classes"], want.det_classes)
+    np.testing.assert_allclose(got["det_boxes"], want.det_boxes, rtol=1e-5, atol=1e-4)
+
+
+def test_older_positional_nodes_are_rewritten_contiguous():
+    """A node as edgedet wrote it before (score/iou thresholds after an empty anchors slot) gets the contiguous form."""
+    model = two_node_model(4, 2, NMSParams(), NMSParams())
+    for node in model.graph.node:
+        del node.attribute[:]
+        node.input.extend(["", "st", "it"])
+    add_function_bodies(model)
+    for node in model.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        assert node.input[2:] == ["st", "it"] and (attrs[opdef.HAS_ANCHORS], attrs[opdef.THRESHOLD_INPUTS]) == (0, 2)
+    assert list(_function(model).input) == ["boxes", "scores", "score_threshold", "iou_threshold"]
+    with pytest.raises(ExportError, match="needs a score_threshold input"):
+        make_node(["b", "s", "", "", "it"], CONTRACT, NMSParams(), "bad")
+
+
 def test_float16_inputs_compute_in_float32_and_output_the_contract_types():
     rng = np.random.default_rng(1)
     boxes = rng.uniform(0, 10, (1, 9, 4)).astype(np.float16)
@@ -163,8 +217,28 @@ def test_function_body_errors():
     with pytest.raises(ExportError, match="opset >= 15"):
         attach_nms(raw_model(4, 2, opset=13), p, "edgedet")
     model = two_node_model(4, 2, p, p)
-    model.graph.node[1].input.append("b1")  # anchors on one node only
+    model.graph.node[1].CopyFrom(make_node(["b2", "s", "b1"], list(model.graph.node[1].output), p, "nms2"))  # anchors on one node only
     with pytest.raises(ExportError, match="differ in which optional inputs"):
         add_function_bodies(model)
+    model.graph.node[1].input.append("extra")  # more inputs than its role attributes say
+    with pytest.raises(ExportError, match="has 4 inputs.*has_anchors=1, threshold_inputs=0"):
+        add_function_bodies(model)
     with pytest.raises(ExportError, match="too large"):
-        attach_nms(raw_model(30000, 1000), NMSParams(top_k=0), "edgedet")
+        attach_nms(raw_model(30000, 1000), NMSParams(top_k=65536), "edgedet")  # within the plugin, not the graph
+
+
+@pytest.mark.parametrize("n, c, top_k", [(8400, 80, 0), (100000, 1, 0), (8400, 80, 70000)])
+def test_more_candidates_than_the_plugin_takes_are_refused_at_export(n, c, top_k):
+    """The kernels cap M = min(top_k or N*C, N*C) at 65536: such an engine would build, then fail every call."""
+    with pytest.raises(ExportError, match=r"exceed the EdgeDetNMS plugin's limit of 65536; export with --top-k 65536"):
+        attach_nms(raw_model(n, c), NMSParams(top_k=top_k), "edgedet")
+
+
+def test_plugin_limit_matches_the_kernels_header():
+    import re
+    from pathlib import Path
+
+    header = (Path(opdef.__file__).parent.parent / "csrc" / "nms_kernels.h").read_text()
+    assert int(re.search(r"#define EDGEDET_NMS_MAX_CANDIDATES (\d+)", header).group(1)) == opdef.PLUGIN_MAX_CANDIDATES
+    model = attach_nms(raw_model(8400, 80), NMSParams(top_k=1000), "edgedet")  # the usual top_k is fine
+    assert len(nms_nodes(model)) == 1

@@ -9,13 +9,16 @@
 // against libnvinfer and serves the full and the lean runtime alike, as NVIDIA's own
 // version-compatible plugin library does (plugin/CMakeLists.txt: COMPILE_ONLY:tensorrt).
 //
-// Inputs, in this order:
+// Inputs, contiguous, in this order (no empty slots: TensorRT's ONNX parser makes an empty input name a
+// null tensor):
 //   0 boxes    T [B,N,4], or per-class [B,N,C,4]   (anchor deltas when anchors are given)
 //   1 scores   T [B,N,C]
-//   2 anchors  T [1,N,4] or [B,N,4]                 optional; recognised by its rank (3)
-//   then score_threshold, then iou_threshold       optional float32 scalars ([] or [1]); recognised by
-//                                                   rank 0/1. One threshold input is score_threshold.
-//                                                   Given, they replace the fields of the same name.
+//   anchors    T [1,N,4] or [B,N,4]                 present when the field has_anchors is 1
+//   then score_threshold, then iou_threshold       float32 scalars ([] or [1]); as many as the field
+//                                                   threshold_inputs says (0, 1 or 2). Given, they
+//                                                   replace the fields of the same name.
+// The node states the roles in has_anchors / threshold_inputs (exporters/nms/edgedet_op.py writes both);
+// without them (-1) the roles come from the ranks: anchors 3, thresholds 0 or 1.
 // Outputs: num_dets int32 [B,1], det_boxes T [B,K,4], det_scores T [B,K], det_classes int32 [B,K].
 // T is float32 or float16, the same for boxes, scores and anchors, and is the type of the scores.
 // B may be dynamic; N and C are whatever the engine's shapes say at run time.
@@ -79,6 +82,7 @@ struct FieldSpec
     PluginFieldType type;
     int32_t length;
 };
+// The NMSParams fields, then the two input-role fields (edgedet/nms/opdef.py INPUT_ROLE_FIELDS).
 constexpr FieldSpec kFIELDS[] = {
     {"score_threshold", PluginFieldType::kFLOAT32, 1},
     {"iou_threshold", PluginFieldType::kFLOAT32, 1},
@@ -89,6 +93,8 @@ constexpr FieldSpec kFIELDS[] = {
     {"class_agnostic", PluginFieldType::kINT32, 1},
     {"box_coding", PluginFieldType::kINT32, 1},
     {"box_scale", PluginFieldType::kFLOAT32, 4},
+    {"has_anchors", PluginFieldType::kINT32, 1},
+    {"threshold_inputs", PluginFieldType::kINT32, 1},
 };
 constexpr int32_t kNB_FIELDS = sizeof(kFIELDS) / sizeof(kFIELDS[0]);
 
@@ -103,11 +109,13 @@ struct Attributes
     int32_t class_agnostic{0};
     int32_t box_coding{0};
     float box_scale[4]{1.F, 1.F, 1.F, 1.F};
+    int32_t has_anchors{-1};       // -1: not stated (roles from the ranks)
+    int32_t threshold_inputs{-1};  // -1: not stated
 
     void* slot(int32_t i) noexcept
     {
         void* slots[kNB_FIELDS] = {&score_threshold, &iou_threshold, &max_output_boxes, &top_k, &background_class,
-            &score_activation, &class_agnostic, &box_coding, box_scale};
+            &score_activation, &class_agnostic, &box_coding, box_scale, &has_anchors, &threshold_inputs};
         return slots[i];
     }
 
@@ -127,6 +135,10 @@ struct Attributes
         for (float s : box_scale)
             if (s == 0.F || !std::isfinite(s))
                 return "box_scale must be four finite non-zero numbers";
+        if (has_anchors < -1 || has_anchors > 1)
+            return "has_anchors must be 0 or 1";
+        if (threshold_inputs < -1 || threshold_inputs > 2)
+            return "threshold_inputs must be 0, 1 or 2";
         return {};
     }
 };
@@ -195,7 +207,8 @@ bool parseFields(PluginFieldCollection const* fc, Attributes& attrs, std::string
 
 // ---------------------------------------------------------------- inputs
 
-//! Which optional inputs a node has, from the number of inputs and their ranks (static in TensorRT).
+//! The index of each optional input (-1: absent), from the role fields (or, without them, the ranks, which
+//! are static in TensorRT); valid only when the inputs are exactly the ones the roles name, ranks agreeing.
 struct InputLayout
 {
     int32_t anchors{-1};
@@ -205,18 +218,28 @@ struct InputLayout
 };
 
 template <typename RankOf>
-InputLayout inputLayout(int32_t nbInputs, RankOf rankOf)
+InputLayout inputLayout(Attributes const& a, int32_t nbInputs, RankOf rankOf)
 {
     InputLayout layout;
     if (nbInputs < 2 || nbInputs > kMAX_INPUTS)
         return layout;
+    bool const stated = a.has_anchors >= 0 || a.threshold_inputs >= 0;
     int32_t i = 2;
-    if (i < nbInputs && rankOf(i) == 3)
+    if (stated ? a.has_anchors == 1 : (i < nbInputs && rankOf(i) == 3))
+    {
+        if (i >= nbInputs || rankOf(i) != 3)
+            return layout;
         layout.anchors = i++;
-    if (i < nbInputs && rankOf(i) <= 1)
-        layout.scoreThreshold = i++;
-    if (i < nbInputs && rankOf(i) <= 1)
-        layout.iouThreshold = i++;
+    }
+    int32_t const thresholds = stated ? (a.threshold_inputs > 0 ? a.threshold_inputs : 0) : nbInputs - i;
+    if (thresholds > 2)
+        return layout;
+    for (int32_t t = 0; t < thresholds; ++t)
+    {
+        if (i >= nbInputs || rankOf(i) > 1)
+            return layout;
+        (t == 0 ? layout.scoreThreshold : layout.iouThreshold) = i++;
+    }
     layout.valid = i == nbInputs;
     return layout;
 }
@@ -306,7 +329,10 @@ public:
     {
         auto* copy = new (std::nothrow) EdgeDetNMSPlugin(mAttrs);
         if (copy != nullptr)
+        {
             copy->mLayout = mLayout;  // a clone must be fully initialised (IPluginV3::clone docs)
+            copy->mWorkspaceSize = mWorkspaceSize;
+        }
         return copy;
     }
 
@@ -348,12 +374,11 @@ public:
     int32_t getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const* /*shapeInputs*/,
         int32_t /*nbShapeInputs*/, DimsExprs* outputs, int32_t nbOutputs, IExprBuilder& exprBuilder) noexcept override
     {
-        InputLayout const layout = inputLayout(nbInputs, [&](int32_t i) { return inputs[i].nbDims; });
+        InputLayout const layout = inputLayout(mAttrs, nbInputs, [&](int32_t i) { return inputs[i].nbDims; });
         bool const boxesOk = inputs[0].nbDims == 3 || inputs[0].nbDims == 4;
         if (!layout.valid || !boxesOk || inputs[1].nbDims != 3 || nbOutputs != kNB_OUTPUTS)
         {
-            logError("inputs must be boxes [B,N,4]|[B,N,C,4], scores [B,N,C], optional anchors [1|B,N,4], optional "
-                     "score_threshold and iou_threshold scalars; got " + std::to_string(nbInputs) + " inputs");
+            logError(inputsProblem(nbInputs));
             return -1;
         }
         IDimensionExpr const* batch = inputs[1].d[0];
@@ -395,11 +420,27 @@ public:
     int32_t configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs, DynamicPluginTensorDesc const* /*out*/,
         int32_t nbOutputs) noexcept override
     {
-        mLayout = inputLayout(nbInputs, [&](int32_t i) { return in[i].desc.dims.nbDims; });
+        mLayout = inputLayout(mAttrs, nbInputs, [&](int32_t i) { return in[i].desc.dims.nbDims; });
         if (!mLayout.valid || nbOutputs != kNB_OUTPUTS)
+        {
+            logError(inputsProblem(nbInputs));
             return -1;
+        }
         EdgeDetNMSParams p{};
-        return checkShapes(in, nbInputs, &DynamicPluginTensorDesc::max, p) ? 0 : -1;
+        if (!checkShapes(in, nbInputs, &DynamicPluginTensorDesc::max, p))
+            return -1;
+        if (edgedet_nms_workspace_size(&p) == 0)  // the kernels refuse these shapes: say why now, not per enqueue
+        {
+            int64_t const nc = static_cast<int64_t>(p.num_boxes) * p.num_classes;
+            int64_t const m = p.top_k > 0 && p.top_k < nc ? p.top_k : nc;
+            logError(m > EDGEDET_NMS_MAX_CANDIDATES
+                    ? std::to_string(m) + " candidates per image (top_k " + std::to_string(p.top_k) + ", N*C "
+                        + std::to_string(nc) + ") exceed the kernels' limit of " + std::to_string(EDGEDET_NMS_MAX_CANDIDATES)
+                        + "; export with --top-k " + std::to_string(EDGEDET_NMS_MAX_CANDIDATES) + " or less"
+                    : std::string("the NMS kernels refuse these parameters (edgedet_nms_workspace_size is 0)"));
+            return -1;
+        }
+        return 0;
     }
 
     size_t getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
@@ -415,8 +456,26 @@ public:
     int32_t onShapeChange(
         PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept override
     {
-        mLayout = inputLayout(nbInputs, [&](int32_t i) { return in[i].dims.nbDims; });
-        return mLayout.valid && nbOutputs == kNB_OUTPUTS ? 0 : -1;
+        // The workspace size needs CUB's size query: asked here, once per shape change, not per enqueue.
+        mLayout = inputLayout(mAttrs, nbInputs, [&](int32_t i) { return in[i].dims.nbDims; });
+        mWorkspaceSize = 0;
+        if (!mLayout.valid || nbOutputs != kNB_OUTPUTS)
+        {
+            logError(inputsProblem(nbInputs));
+            return -1;
+        }
+        Dims const* dims[kMAX_INPUTS]{};
+        for (int32_t i = 0; i < kMAX_INPUTS; ++i)
+            dims[i] = &in[i < nbInputs ? i : 0].dims;
+        EdgeDetNMSParams p{};
+        std::string why;
+        if (!kernelParams(mAttrs, mLayout, dims, in[1].type, p, why))
+        {
+            logError(why);
+            return -1;
+        }
+        mWorkspaceSize = p.batch > 0 ? edgedet_nms_workspace_size(&p) : 0;
+        return 0;
     }
 
     int32_t enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* /*outputDesc*/, void const* const* inputs,
@@ -440,7 +499,7 @@ public:
         void const* anchors = mLayout.anchors >= 0 ? inputs[mLayout.anchors] : nullptr;
         int const status = edgedet_nms(&p, inputs[0], inputs[1], anchors, scoreThr, iouThr,
             static_cast<int32_t*>(outputs[0]), outputs[1], outputs[2], static_cast<int32_t*>(outputs[3]), nullptr,
-            workspace, edgedet_nms_workspace_size(&p), static_cast<void*>(stream));
+            workspace, mWorkspaceSize, static_cast<void*>(stream));
         if (status != 0)
             logError("edgedet_nms failed with status " + std::to_string(status));
         return status;
@@ -461,13 +520,21 @@ public:
     }
 
 private:
+    std::string inputsProblem(int32_t nbInputs) const
+    {
+        return "inputs must be boxes [B,N,4]|[B,N,C,4], scores [B,N,C], then anchors [1|B,N,4] when has_anchors is 1 "
+               "and as many float32 [] or [1] thresholds as threshold_inputs says (has_anchors="
+            + std::to_string(mAttrs.has_anchors) + ", threshold_inputs=" + std::to_string(mAttrs.threshold_inputs)
+            + ", -1: not stated) and 4 outputs; got " + std::to_string(nbInputs) + " inputs";
+    }
+
     //! Validate the shapes in ``member`` (e.g. ``max``) of each input and fill the kernels' parameters.
     bool checkShapes(DynamicPluginTensorDesc const* in, int32_t nbInputs, Dims DynamicPluginTensorDesc::*member,
         EdgeDetNMSParams& p) const noexcept
     {
         try
         {
-            InputLayout const layout = inputLayout(nbInputs, [&](int32_t i) { return in[i].desc.dims.nbDims; });
+            InputLayout const layout = inputLayout(mAttrs, nbInputs, [&](int32_t i) { return in[i].desc.dims.nbDims; });
             if (!layout.valid)
                 return false;
             for (int32_t t : {layout.scoreThreshold, layout.iouThreshold})
@@ -498,6 +565,7 @@ private:
 
     Attributes mAttrs;
     InputLayout mLayout;
+    size_t mWorkspaceSize{0};  // for the shapes of the last onShapeChange
     PluginField mSerialFields[kNB_FIELDS];
     PluginFieldCollection mSerialCollection{};
 };

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,9 @@ from edgedet.trt import plugin_build as pb
 from edgedet.trt.version import TRTVersion
 
 PLUGIN_CPP = pb.CSRC / "plugin" / "edgedet_nms_plugin.cpp"
+ROOT = Path(__file__).resolve().parents[3]
+if str(ROOT) not in sys.path:  # benchmarks/ (the GPU harness's compile command) is not an installed package
+    sys.path.insert(0, str(ROOT))
 
 # NvInferVersion.h as TensorRT 10.3.0 writes it (plain numbers) and as 10.12+/11.x do (aliases).
 V10_3 = """#ifndef NV_INFER_VERSION_H
@@ -244,7 +248,8 @@ def test_plugin_fields_match_nms_params():
     table = re.search(r"kFIELDS\[\] = \{(.*?)\};", _cpp(), re.S).group(1)
     fields = re.findall(r'\{"(\w+)", PluginFieldType::k(\w+), (\d+)\}', table)
     params = dataclasses.fields(NMSParams)
-    assert [f[0] for f in fields] == [p.name for p in params]
+    assert [f[0] for f in fields] == [p.name for p in params] + list(opdef.INPUT_ROLE_FIELDS)
+    assert [f[1:] for f in fields[len(params):]] == [("INT32", "1")] * len(opdef.INPUT_ROLE_FIELDS)
     defaults = NMSParams()
     for (name, kind, length), p in zip(fields, params):
         value = getattr(defaults, name)
@@ -309,144 +314,84 @@ def test_built_plugin_registers_in_tensorrt(tmp_path):
     assert [f.name for f in creator.field_names] == [f.name for f in dataclasses.fields(NMSParams)]
 
 
-# The plugin's host logic, run for real without TensorRT's libraries or a GPU: a small C++ program
-# (compiled against the same headers) plays TensorRT's part - creator lookup, fields as the ONNX parser
-# passes them, format negotiation, workspace, serialisation round trip, enqueue - with the kernels
-# replaced by a stub that records the parameters it receives.
-HARNESS = r"""
-#include "NvInfer.h"
-#include "nms_kernels.h"
-#include <cstdio>
-#include <cstring>
-#include <initializer_list>
-using namespace nvinfer1;
-extern "C" IPluginCreatorInterface* const* getCreators(int32_t& nbCreators);
-
-static EdgeDetNMSParams gLast;
-static void const* gAnchors;
-static float const* gScoreThr;
-static float const* gIouThr;
-static size_t gWorkspace;
-extern "C" size_t edgedet_nms_workspace_size(const EdgeDetNMSParams* p) { return 1000 + p->batch; }
-extern "C" int edgedet_nms(const EdgeDetNMSParams* p, const void*, const void*, const void* anchors, const float* st,
-    const float* it, int32_t*, void*, void*, int32_t*, int32_t*, void*, size_t ws, void*)
-{
-    gLast = *p; gAnchors = anchors; gScoreThr = st; gIouThr = it; gWorkspace = ws;
-    return 0;
-}
-#define CHECK(c) do { if (!(c)) { std::printf("FAIL line %d: %s\n", __LINE__, #c); return 1; } } while (0)
-
-static Dims shape(std::initializer_list<int64_t> v) { Dims d{}; d.nbDims = (int32_t) v.size(); int i = 0; for (auto x : v) d.d[i++] = x; return d; }
-static DynamicPluginTensorDesc desc(Dims d, DataType t, Dims max)
-{
-    DynamicPluginTensorDesc r{}; r.desc.dims = d; r.desc.type = t; r.desc.format = TensorFormat::kLINEAR;
-    r.min = d; r.opt = d; r.max = max; return r;
-}
-
-int main()
-{
-    int32_t n = 0;
-    IPluginCreatorInterface* const* list = getCreators(n);
-    CHECK(n == 1 && std::strcmp(list[0]->getInterfaceInfo().kind, "PLUGIN CREATOR_V3ONE") == 0);
-    auto* creator = static_cast<IPluginCreatorV3One*>(list[0]);
-    CHECK(!std::strcmp(creator->getPluginName(), "EdgeDetNMS") && !std::strcmp(creator->getPluginVersion(), "1")
-        && !std::strcmp(creator->getPluginNamespace(), "edgedet"));
-    PluginFieldCollection const* names = creator->getFieldNames();
-    for (int i = 0; i < names->nbFields; ++i) std::printf("FIELD %s %d %d\n", names->fields[i].name, (int) names->fields[i].type, names->fields[i].length);
-
-    // what the ONNX parser passes for the node's attributes (INT -> kINT32, FLOAT(S) -> kFLOAT32, STRING -> kCHAR)
-    float st = 0.3F, scale[4] = {10.F, 10.F, 5.F, 5.F};
-    int32_t k = 7, cls = 1, coding = 1;
-    int64_t topk = 50;  // a wider integer, as a Python caller may pass
-    PluginField f[] = {PluginField("score_threshold", &st, PluginFieldType::kFLOAT32, 1),
-        PluginField("max_output_boxes", &k, PluginFieldType::kINT32, 1), PluginField("top_k", &topk, PluginFieldType::kINT64, 1),
-        PluginField("class_agnostic", &cls, PluginFieldType::kINT32, 1), PluginField("box_coding", &coding, PluginFieldType::kINT32, 1),
-        PluginField("box_scale", scale, PluginFieldType::kFLOAT32, 4), PluginField("plugin_version", "1", PluginFieldType::kCHAR, 1),
-        PluginField("plugin_namespace", "edgedet", PluginFieldType::kCHAR, 7)};
-    PluginFieldCollection fc{8, f};
-    IPluginV3* plugin = creator->createPlugin("nms", &fc, TensorRTPhase::kBUILD);
-    CHECK(plugin != nullptr);
-    auto* core = static_cast<IPluginV3OneCore*>(plugin->getCapabilityInterface(PluginCapabilityType::kCORE));
-    auto* build = static_cast<IPluginV3OneBuild*>(plugin->getCapabilityInterface(PluginCapabilityType::kBUILD));
-    auto* run = static_cast<IPluginV3OneRuntime*>(plugin->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
-    CHECK(!std::strcmp(core->getPluginName(), "EdgeDetNMS") && !std::strcmp(core->getPluginNamespace(), "edgedet"));
-    CHECK(build->getNbOutputs() == 4);
-
-    DataType in2[] = {DataType::kHALF, DataType::kHALF}, out4[4];
-    CHECK(build->getOutputDataTypes(out4, 4, in2, 2) == 0);
-    CHECK(out4[0] == DataType::kINT32 && out4[1] == DataType::kHALF && out4[2] == DataType::kHALF && out4[3] == DataType::kINT32);
-
-    // boxes [B,N,C,4], scores [B,N,C], anchors [1,N,4], score_threshold [1], iou_threshold [] ; B dynamic up to 8
-    DynamicPluginTensorDesc io[] = {desc(shape({2, 100, 3, 4}), DataType::kHALF, shape({8, 100, 3, 4})),
-        desc(shape({2, 100, 3}), DataType::kHALF, shape({8, 100, 3})), desc(shape({1, 100, 4}), DataType::kHALF, shape({1, 100, 4})),
-        desc(shape({1}), DataType::kFLOAT, shape({1})), desc(shape({}), DataType::kFLOAT, shape({})),
-        desc(shape({2, 1}), DataType::kINT32, shape({8, 1})), desc(shape({2, 7, 4}), DataType::kHALF, shape({8, 7, 4})),
-        desc(shape({2, 7}), DataType::kHALF, shape({8, 7})), desc(shape({2, 7}), DataType::kINT32, shape({8, 7}))};
-    for (int pos = 0; pos < 9; ++pos) CHECK(build->supportsFormatCombination(pos, io, 5, 4));
-    io[1].desc.type = DataType::kFLOAT; CHECK(!build->supportsFormatCombination(1, io, 5, 4)); io[1].desc.type = DataType::kHALF;
-    io[3].desc.type = DataType::kHALF; CHECK(!build->supportsFormatCombination(3, io, 5, 4)); io[3].desc.type = DataType::kFLOAT;
-    io[5].desc.type = DataType::kFLOAT; CHECK(!build->supportsFormatCombination(5, io, 5, 4)); io[5].desc.type = DataType::kINT32;
-    io[0].desc.format = TensorFormat::kCHW32; CHECK(!build->supportsFormatCombination(0, io, 5, 4)); io[0].desc.format = TensorFormat::kLINEAR;
-    CHECK(build->configurePlugin(io, 5, io + 5, 4) == 0);
-    CHECK(build->getWorkspaceSize(io, 5, io + 5, 4) == 1008);  // sized for the profile's max batch
-    DynamicPluginTensorDesc bad = io[2]; io[2].max = shape({1, 99, 4});
-    CHECK(build->getWorkspaceSize(io, 5, io + 5, 4) == 0);  // anchors disagree with N
-    io[2] = bad;
-
-    // serialisation round trip into a runtime-phase plugin
-    PluginFieldCollection const* ser = run->getFieldsToSerialize();
-    CHECK(ser->nbFields == names->nbFields);
-    IPluginV3* restored = creator->createPlugin("nms", ser, TensorRTPhase::kRUNTIME);
-    CHECK(restored != nullptr);
-    auto* rrun = static_cast<IPluginV3OneRuntime*>(restored->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
-    PluginTensorDesc in[5], out[4];
-    for (int i = 0; i < 5; ++i) in[i] = io[i].desc;
-    for (int i = 0; i < 4; ++i) out[i] = io[5 + i].desc;
-    CHECK(rrun->onShapeChange(in, 5, out, 4) == 0);
-    char bufs[9][8];
-    void const* inputs[5] = {bufs[0], bufs[1], bufs[2], bufs[3], bufs[4]};
-    void* outputs[4] = {bufs[5], bufs[6], bufs[7], bufs[8]};
-    char workspace[16];
-    CHECK(rrun->enqueue(in, out, inputs, outputs, workspace, nullptr) == 0);
-    CHECK(gLast.batch == 2 && gLast.num_boxes == 100 && gLast.num_classes == 3 && gLast.per_class_boxes == 1);
-    CHECK(gLast.anchors_batch == 1 && gLast.data_type == EDGEDET_NMS_FLOAT16 && gLast.max_output_boxes == 7);
-    CHECK(gLast.top_k == 50 && gLast.class_agnostic == 1 && gLast.box_coding == 1 && gLast.background_class == -1);
-    CHECK(gLast.box_scale[0] == 10.F && gLast.box_scale[3] == 5.F && gLast.score_threshold == 0.3F && gLast.iou_threshold == 0.45F);
-    CHECK(gAnchors == bufs[2] && gScoreThr == (float const*) bufs[3] && gIouThr == (float const*) bufs[4] && gWorkspace == 1002);
-
-    // two inputs only: no anchors, thresholds from the fields
-    CHECK(rrun->onShapeChange(in, 2, out, 4) == 0);
-    in[0].dims = shape({2, 100, 4});
-    CHECK(rrun->enqueue(in, out, inputs, outputs, workspace, nullptr) == 0);
-    CHECK(gLast.per_class_boxes == 0 && gLast.anchors_batch == 0 && gAnchors == nullptr && gScoreThr == nullptr && gIouThr == nullptr);
-
-    // invalid values are refused at creation
-    float iou = 1.5F;
-    PluginField badf[] = {PluginField("iou_threshold", &iou, PluginFieldType::kFLOAT32, 1)};
-    PluginFieldCollection badc{1, badf};
-    CHECK(creator->createPlugin("nms", &badc, TensorRTPhase::kBUILD) == nullptr);
-    PluginField shortf[] = {PluginField("box_scale", scale, PluginFieldType::kFLOAT32, 2)};
-    PluginFieldCollection shortc{1, shortf};
-    CHECK(creator->createPlugin("nms", &shortc, TensorRTPhase::kBUILD) == nullptr);
-
-    IPluginV3* cloned = plugin->clone();
-    CHECK(cloned != nullptr && cloned != plugin);
-    delete cloned; delete restored; delete plugin;
-    std::printf("OK\n");
-    return 0;
-}
-"""
+# The plugin's host logic, run for real without TensorRT's libraries or a GPU: plugin_harness.cpp (compiled
+# against the same headers) plays TensorRT's part - creator lookup, fields as the ONNX parser passes them,
+# format negotiation, configurePlugin, workspace, serialisation round trip, onShapeChange, enqueue - for every
+# input combination, with the kernels replaced by a stub that records the parameters it receives.
+PLUGIN_FIELDS = [f.name for f in dataclasses.fields(NMSParams)] + list(opdef.INPUT_ROLE_FIELDS)
 
 
 def test_plugin_host_logic_with_stub_kernels(tmp_path):
+    from benchmarks.gpu.plugin_harness import compile_command
+
     headers = _headers_or_skip()
-    (tmp_path / "harness.cpp").write_text(HARNESS)
     exe = tmp_path / "harness"
-    cmd = [shutil.which("nvcc"), "-std=c++17", "-Xcompiler", "-Wno-deprecated-declarations", f"-I{headers.include}",
-           f"-I{pb.CSRC}", "-o", str(exe), str(tmp_path / "harness.cpp"), str(PLUGIN_CPP)]
-    built = pb.subprocess.run(cmd, capture_output=True, text=True)
+    built = pb.subprocess.run(compile_command(headers.include, exe, real_kernels=False), capture_output=True, text=True)
     assert built.returncode == 0, built.stderr[-2000:]
     ran = pb.subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0 and ran.stdout.strip().endswith("OK"), ran.stdout + ran.stderr
     fields = [line.split()[1] for line in ran.stdout.splitlines() if line.startswith("FIELD ")]
-    assert fields == [f.name for f in dataclasses.fields(NMSParams)]
+    assert fields == PLUGIN_FIELDS
+    combos = [line.split()[1:3] for line in ran.stdout.splitlines() if line.startswith("COMBO ")]
+    assert len(combos) == 16 and len({tuple(c) for c in combos}) == 16  # 2 x 2 x 2 combinations x (stated, ranks)
+
+
+@pytest.mark.slow
+def test_plugin_harness_with_real_kernels_compiles(tmp_path):
+    """benchmarks/gpu/run.sh runs this build on a GPU (benchmarks/gpu/plugin_harness.py); here it must compile."""
+    from benchmarks.gpu.plugin_harness import compile_command
+
+    headers = _headers_or_skip()
+    built = pb.subprocess.run(compile_command(headers.include, tmp_path / "harness_gpu", ["-arch=sm_87"]),
+                              capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-2000:]
+
+
+def test_kernels_ask_cub_once_and_leave_other_errors_alone():
+    """nms_kernels.cu (GPU-only code, read as source here; benchmarks/gpu/run.sh runs it): edgedet_nms takes
+    CUB's scratch from the caller's workspace instead of repeating the size query, and checks its launches
+    with cudaPeekAtLastError, which does not clear (swallow) an error left by someone else's launch."""
+    src = (pb.CSRC / "nms_kernels.cu").read_text()
+    entry = src[src.index('extern "C" int edgedet_nms('):]
+    assert "layout(params, false)" in entry and "layout(params)" not in entry
+    run_body = src[src.index("int run(const EdgeDetNMSParams* p"):src.index('extern "C" size_t edgedet_nms_workspace_size')]
+    assert "cudaPeekAtLastError()" in run_body and "cudaGetLastError" not in run_body
+
+
+# ------------------------------------------------------------------ GPU architectures (issue 12 item 6)
+
+
+def test_portable_arch_flags_and_what_they_record():
+    flags = pb.arch_flags("portable")
+    assert "-gencode=arch=compute_87,code=sm_87" in flags and "-gencode=arch=compute_80,code=compute_80" in flags
+    assert pb.architectures(flags) == {"sass": ["sm_80", "sm_86", "sm_87", "sm_89", "sm_90"], "ptx": ["compute_80"]}
+    assert pb.architectures(["-arch=sm_87"]) == {"sass": ["sm_87"], "ptx": ["compute_87"]}
+    # -arch=native: machine code for this machine's GPUs only, no PTX (nvcc 13 docs)
+    assert pb.architectures(["-arch=native"], ["8.6"]) == {"sass": ["sm_86"], "ptx": []}
+    assert pb.architectures(["-arch=native"], []) is None and pb.architectures([]) is None
+
+
+def test_build_records_architectures(monkeypatch, tmp_path):
+    inc = fake_include(tmp_path / "inc")
+    cuda_home, _ = _fake_nvcc(monkeypatch, tmp_path)
+    out = tmp_path / "out" / opdef.PLUGIN_LIBRARY
+    assert run("plugin", "build", "--tensorrt-include", inc, "--cuda-home", cuda_home, "-o", out,
+               "--arch", "portable").exit_code == 0
+    m = json.loads(pb.manifest_path(out).read_text())
+    assert m["architectures"]["ptx"] == ["compute_80"] and "sm_87" in m["architectures"]["sass"]
+    from edgedet.trt import plugins
+
+    assert plugins.library_architectures(out) == m["architectures"]
+
+
+@pytest.mark.parametrize("arch, cc, ok", [({"sass": ["sm_86"], "ptx": []}, (8, 6), True),
+                                          ({"sass": ["sm_86"], "ptx": []}, (8, 7), True),  # same major, higher minor
+                                          ({"sass": ["sm_86"], "ptx": []}, (8, 0), False),
+                                          ({"sass": ["sm_86"], "ptx": []}, (9, 0), False),
+                                          ({"sass": ["sm_87"], "ptx": ["compute_87"]}, (9, 0), True),  # PTX JIT
+                                          ({"sass": [], "ptx": ["compute_80"]}, (12, 0), True),
+                                          ({"sass": [], "ptx": ["compute_90"]}, (8, 7), False)])
+def test_plugin_code_runs_on(arch, cc, ok):
+    from edgedet.trt import plugins
+
+    assert plugins.runs_on(arch, cc) is ok

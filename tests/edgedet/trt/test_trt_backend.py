@@ -13,7 +13,7 @@ import pytest
 import trt_fakes
 from trt_fakes import tensorrt_section, write_engine
 
-from edgedet.errors import CompatibilityError, ManifestError, ModelError
+from edgedet.errors import CompatibilityError, InputError, ManifestError, ModelError
 from edgedet.trt.cuda import CudaError
 
 
@@ -215,3 +215,71 @@ def test_failed_allocation_releases_what_was_allocated(fake_trt, fake_gpu, fake_
     with pytest.raises(CudaError, match="cudaMallocHost failed"):
         _open(fake_engine)
     assert not fake_gpu.buffers and not fake_gpu.streams
+
+
+@pytest.mark.parametrize("profile, fixed, n, executions", [((1, 4, 8), None, 8, 1), ((2, 2, 4), None, 3, 1),
+                                                           ((1, 1, 1), 4, 4, 1)])
+def test_threshold_inputs_do_not_set_the_batch(fake_trt, tmp_path, profile, fixed, n, executions):
+    """--runtime-thresholds engines: the static [1] threshold inputs leave the image input's batch range alone."""
+    eng = write_engine(tmp_path / "t.engine", trt_fakes.plan_bytes(profile, fixed=fixed, thresholds=True),
+                       tensorrt_section(), batch=fixed or -1)
+    with _open(eng) as be:
+        assert (be.min_batch, be.max_batch) == ((fixed, fixed) if fixed else (profile[0], profile[2]))
+        thr = {"score_threshold": np.array([0.3], np.float32), "iou_threshold": np.array([0.5], np.float32)}
+        out = be.infer({"images": _images(n), **thr})
+        assert fake_trt.executions == executions and out["det_scores"].shape == (n, 4)
+        np.testing.assert_allclose(out["det_scores"][:, 0], 0.1 * np.arange(1, n + 1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("as_folder", [False, True])
+def test_explicit_plugins_load_without_a_manifest(fake_trt, tmp_path, as_folder):
+    """TensorRTBackend(plugins=[...]) / `inspect --plugin` on an engine without a manifest: the library is
+    loaded before deserialisation, and host code (a version-compatible plan's) is allowed."""
+    (tmp_path / "libs").mkdir()
+    lib = trt_fakes.fake_plugin_library(tmp_path / "libs" / "libedgedet_nms_plugin.so")
+    eng = write_engine(tmp_path / "bare.engine", trt_fakes.plan_bytes(), None)
+    with pytest.warns(UserWarning, match="has no manifest"):
+        be = _open(eng, plugins=[lib.parent if as_folder else lib])
+    with be:
+        assert fake_trt.registry.get_creator("EdgeDetNMS", "1", "edgedet") is not None
+        assert be._runtime.engine_host_code_allowed is True
+    with pytest.warns(UserWarning, match="has no manifest"):
+        with _open(eng) as plain:  # nothing named: host code stays disallowed (TensorRT's default)
+            assert plain._runtime.engine_host_code_allowed is False
+    with pytest.warns(UserWarning, match="has no manifest"), pytest.raises(InputError, match="does not exist"):
+        _open(eng, plugins=[tmp_path / "nope.so"])
+
+
+def _with_arch(lib, sass, ptx=()):
+    import json
+
+    (lib.parent / f"{lib.name}.json").write_text(json.dumps({"architectures": {"sass": list(sass), "ptx": list(ptx)}}))
+    return lib
+
+
+def test_plugin_without_code_for_this_gpu_is_refused_before_loading(fake_trt, tmp_path):
+    """A plugin built with -arch=native on another GPU would fail with cudaErrorNoKernelImageForDevice at run time."""
+    from edgedet.fileio import sha256_file
+
+    lib = _with_arch(trt_fakes.fake_plugin_library(tmp_path / "libedgedet_nms_plugin.so"), ["sm_90"])
+    rec = {"file": lib.name, "sha256": sha256_file(lib), "creators": [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}]}
+    eng = write_engine(tmp_path / "p.engine", trt_fakes.plan_bytes(), tensorrt_section(plugins=[rec]))
+    with pytest.raises(CompatibilityError, match=r"holds GPU code for sm_90 only.*compute capability 8\.7.*--arch portable"):
+        _open(eng)
+    assert fake_trt.registry.get_creator("EdgeDetNMS", "1", "edgedet") is None  # not even loaded
+    _with_arch(lib, ["sm_80", "sm_86"], ["compute_80"])
+    with _open(eng):
+        assert fake_trt.registry.get_creator("EdgeDetNMS", "1", "edgedet") is not None
+    bare = write_engine(tmp_path / "bare.engine", trt_fakes.plan_bytes(), None)
+    _with_arch(lib, ["sm_90"])
+    with pytest.warns(UserWarning, match="has no manifest"), pytest.raises(CompatibilityError, match="sm_90 only"):
+        _open(bare, plugins=[lib])
+
+
+def test_embedded_plugin_architectures_come_from_the_manifest(fake_trt, tmp_path):
+    rec = {"file": "libedgedet_nms_plugin.so", "serialized": True, "architectures": {"sass": ["sm_90"], "ptx": []},
+           "creators": [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}]}
+    eng = write_engine(tmp_path / "vc.engine", trt_fakes.plan_bytes(),
+                       tensorrt_section(plugins=[rec], version_compatible=True))
+    with pytest.raises(CompatibilityError, match="libedgedet_nms_plugin.so holds GPU code for sm_90 only"):
+        _open(eng)

@@ -121,3 +121,15 @@ def test_bench_fixed_engine_without_gpu_stats_still_works(fake_trt, tmp_path):
     eng = write_engine(tmp_path / "f.engine", trt_fakes.plan_bytes(fixed=1), tensorrt_section(), batch=1)
     r = run("bench", eng, "--iters", 2, "--warmup", 0)
     assert r.exit_code == 0 and "gpu_total" in r.output
+
+
+def test_inspect_names_a_plugin_without_code_for_this_gpu(fake_trt, tmp_path):
+    from edgedet.fileio import sha256_file
+
+    lib = trt_fakes.fake_plugin_library(tmp_path / "libedgedet_nms_plugin.so")
+    (tmp_path / "libedgedet_nms_plugin.so.json").write_text(json.dumps({"architectures": {"sass": ["sm_90"], "ptx": []}}))
+    rec = {"file": lib.name, "sha256": sha256_file(lib), "creators": [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}]}
+    eng = write_engine(tmp_path / "p.engine", trt_fakes.plan_bytes(), tensorrt_section(plugins=[rec]))
+    data = json.loads(run("inspect", eng, "--json").output)
+    assert data["can_load_here"] is False
+    assert any("holds GPU code for sm_90 only" in r and "8.7" in r for r in data["reasons"]), data["reasons"]

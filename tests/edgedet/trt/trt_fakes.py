@@ -208,9 +208,10 @@ class ILogger:
         pass
 
 
-def plan_bytes(batch=(1, 2, 4), size=8, k=4, fixed: int | None = None) -> bytes:
-    """A fake plan: one 'images' input (dynamic batch with profile ``batch``, or ``fixed``)."""
-    desc = {"size": size, "k": k, "profile": list(batch), "fixed": fixed}
+def plan_bytes(batch=(1, 2, 4), size=8, k=4, fixed: int | None = None, thresholds: bool = False) -> bytes:
+    """A fake plan: one 'images' input (dynamic batch with profile ``batch``, or ``fixed``), and with
+    ``thresholds`` the static float32 [1] inputs score_threshold / iou_threshold (--runtime-thresholds)."""
+    desc = {"size": size, "k": k, "profile": list(batch), "fixed": fixed, "thresholds": thresholds}
     return MAGIC + json.dumps(desc).encode()
 
 
@@ -224,6 +225,8 @@ class FakeEngine:
                    ("det_boxes", TensorIOMode.OUTPUT, DataType.FLOAT, (b, k, 4)),
                    ("det_scores", TensorIOMode.OUTPUT, DataType.FLOAT, (b, k)),
                    ("det_classes", TensorIOMode.OUTPUT, DataType.INT32, (b, k))]
+        if desc.get("thresholds"):
+            self.io[1:1] = [(n, TensorIOMode.INPUT, DataType.FLOAT, (1,)) for n in ("score_threshold", "iou_threshold")]
         self.num_optimization_profiles = 1
         self.device_memory_size_v2 = 1 << 20
         self.num_layers = 3
@@ -281,6 +284,8 @@ class FakeContext:
 
     def get_tensor_shape(self, name):
         shape = self.e._t(name)[3]
+        if len(shape) <= 1:  # the static [1] threshold inputs
+            return list(shape)
         return [self.batch if self.batch else -1, *shape[1:]]
 
     def set_tensor_address(self, name, ptr):

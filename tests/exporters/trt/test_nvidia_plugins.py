@@ -41,3 +41,21 @@ def test_registered_only_when_the_graph_uses_efficient_nms():
     for trt, _ in (fake_trt(result=False), fake_trt(has_init=False)):
         with pytest.raises(ExportError, match="libnvinfer_plugin"):
             _nvidia_plugins(trt, "logger", attach_nms(raw_model(9, 2), NMSParams(), "efficient"))
+
+
+def test_version_compatible_refuses_efficient_nms_before_tensorrt(tmp_path, monkeypatch):
+    """The lean runtime in a version-compatible plan cannot see libnvinfer_plugin: refused with the alternative."""
+    import exporters.trt.build as build_mod
+    from edgedet.errors import InputError
+    from exporters.trt.flags import BuildOptions
+
+    def no_tensorrt(**kw):
+        raise AssertionError("TensorRT must not be imported for a refused combination")
+
+    monkeypatch.setattr(build_mod, "import_tensorrt", no_tensorrt)
+    monkeypatch.setattr(build_mod, "_load_source", lambda p: (onnx.load(str(p)), None))  # the op is what matters
+    path = tmp_path / "eff.onnx"
+    onnx.save(attach_nms(raw_model(9, 2), NMSParams(), "efficient"), str(path))
+    with pytest.raises(InputError, match="--version-compatible.*EfficientNMS_TRT.*--nms edgedet"):
+        build_mod.build_engine(path, tmp_path / "m.engine", BuildOptions(version_compatible=True))
+    assert not (tmp_path / "m.engine").exists()

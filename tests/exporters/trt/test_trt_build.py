@@ -139,6 +139,39 @@ def test_mismatching_timing_cache_starts_fresh(use, tmp_path):
     assert any("another GPU" in s for s in said) and cache.read_bytes() == b"+tuned"
 
 
+def test_timing_cache_from_another_release_starts_fresh(use, tmp_path):
+    """create_timing_cache returns None for a blob this TensorRT cannot read: no set_timing_cache(None)."""
+    trt = use()
+    cache = tmp_path / "t.cache"
+    cache.write_bytes(b"from-another-release")
+    said = []
+    build_engine(nms_onnx(tmp_path), tmp_path / "m.engine", BuildOptions(timing_cache=str(cache)), say=said.append)
+    assert [c for c in trt.calls if c[0] == "set_timing_cache"] == [("set_timing_cache", b"", False)]
+    assert sum("cannot be read" in s for s in said) == 1 and cache.read_bytes() == b"+tuned"
+
+
+@pytest.mark.parametrize("level", ["ampere_plus", "same_cc"])
+def test_hardware_compat_needs_a_plugin_with_code_for_other_gpus(use, tmp_path, level):
+    """--hardware-compat: a plugin with machine code for one GPU (-arch=native) is refused with the fix;
+    a --arch portable plugin passes, and its architectures go into the manifest."""
+    import json
+
+    use("10.12.0.36")
+    lib = trt_fakes.fake_plugin_library(tmp_path / "libedgedet_nms_plugin.so")
+    sidecar = tmp_path / "libedgedet_nms_plugin.so.json"
+    sidecar.write_text(json.dumps({"architectures": {"sass": ["sm_90"], "ptx": []}}))
+    opts = BuildOptions(hardware_compatibility=level, plugins=[str(lib)])
+    with pytest.raises(InputError, match=r"plugin libedgedet_nms_plugin.so holds GPU code for sm_90 only.*--arch portable"):
+        build_engine(nms_onnx(tmp_path), tmp_path / "m.engine", opts)
+    portable = {"sass": ["sm_80", "sm_86", "sm_87", "sm_89", "sm_90"], "ptx": ["compute_80"]}
+    sidecar.write_text(json.dumps({"architectures": portable}))
+    result = build_engine(nms_onnx(tmp_path), tmp_path / "m.engine", opts)
+    assert result.manifest.tensorrt["plugins"][0]["architectures"] == portable
+    sidecar.unlink()  # unknown code: built, with a note saying so
+    notes = build_engine(nms_onnx(tmp_path), tmp_path / "m.engine", opts).notes
+    assert any("not recorded" in n and "--arch portable" in n for n in notes)
+
+
 def test_parser_errors_name_node_and_operator(use, tmp_path):
     err = trt_build_fakes.FakeParserError(3, "nms0", opdef.OP_TYPE, "Plugin not found, are the plugin name, version, and namespace correct?")
     use("10.3.0.30", parse_errors=[err])
@@ -177,3 +210,32 @@ def test_without_tensorrt_the_error_says_how_to_get_it(tmp_path, monkeypatch):
         pytest.skip("full TensorRT is installed here")
     with pytest.raises(DependencyError, match="TensorRT.*pip install"):
         build_engine(nms_onnx(tmp_path), tmp_path / "m.engine", BuildOptions())
+
+
+def test_build_without_onnx_asks_for_the_build_extra_not_torch(tmp_path, monkeypatch):
+    """On a device, `edgedet build` needs onnx (edgedet[build]), never the torch-pulling export extra."""
+    import sys
+    import tomllib
+
+    from click.testing import CliRunner
+
+    from edgedet.cli.main import cli
+
+    extras = tomllib.loads((Path(__file__).parents[3] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(r.startswith("onnx") for r in extras["build"]) and not any("torch" in r for r in extras["build"])
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"x")
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx -> ImportError
+    r = CliRunner().invoke(cli, ["build", str(model), "-o", str(tmp_path / "m.engine")])
+    assert r.exit_code == DependencyError.exit_code
+    assert "pip install 'edgedet[build]'" in r.output and "export" not in r.output, r.output
+
+
+def test_doctor_names_the_build_extra_when_onnx_is_missing(monkeypatch):
+    from edgedet import doctor
+
+    report = {"can": {"export (torch -> ONNX)": False}, "onnxruntime": {"version": "1.20"}, "gpus": [{"name": "Orin"}],
+              "tensorrt": {"version": "10.3.0", "builder": True, "error": None}, "nms_plugin": {"library": "x.so"},
+              "packages": {"onnx": None, "cuda-python": "12.6"}}  # a Jetson with edgedet[ort] only
+    tips = doctor.advice(report)
+    assert any("pip install 'edgedet[build]'" in t and "no torch" in t for t in tips)

@@ -48,3 +48,21 @@ def test_dynamic_spatial_dims_refused():
 def test_mixed_inputs_refused():
     with pytest.raises(InputError, match="mix fixed batches"):
         optimization_profile([DYN, TensorSpec("extra", "float32", (1, 4))], None)
+
+
+THRESHOLDS = [TensorSpec("score_threshold", "float32", (1,)), TensorSpec("iou_threshold", "float32", (1,))]
+
+
+def test_threshold_inputs_take_no_part_in_the_batch_profile():
+    """Run-time thresholds are float32 [1]: not a fixed batch of 1 beside a dynamic image input."""
+    shapes, notes = optimization_profile([DYN, *THRESHOLDS], BatchRange(1, 4, 8))
+    assert [p.name for p in shapes] == ["images"] and shapes[0].max == (8, 3, 64, 64) and not notes
+    (p,), _ = optimization_profile([DYN, *THRESHOLDS], None)
+    assert p.max == (1, 3, 64, 64)
+
+
+def test_fixed_batch_with_threshold_inputs_accepts_its_own_batch():
+    fixed4 = TensorSpec("images", "float32", (4, 3, 64, 64))
+    assert optimization_profile([fixed4, *THRESHOLDS], BatchRange(4, 4, 4)) == ([], [])
+    with pytest.raises(InputError, match="fixed batch of 4"):
+        optimization_profile([fixed4, *THRESHOLDS], BatchRange(1, 4, 8))

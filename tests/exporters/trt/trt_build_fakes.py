@@ -5,7 +5,7 @@ Python API docs): enum members looked up by name (11.0 dropped EXPLICIT_BATCH an
 weak-typing BuilderFlags, so they are absent from the 11.x stand-in); ``OnnxParser.parse``
 / ``parse_from_file`` return bool and expose ``num_errors`` / ``get_error(i)`` with
 ``code() desc() node() node_name() node_operator()``; ``build_serialized_network`` returns a
-buffer or None; ``create_timing_cache(bytes)`` + ``set_timing_cache(cache, ignore_mismatch)``
+buffer or None; ``create_timing_cache(bytes)`` (None for an unreadable blob) + ``set_timing_cache(cache, ignore_mismatch)``
 (False on a mismatching cache) + ``ITimingCache.serialize()``; the progress monitor's
 phase_start / step_complete / phase_finish are called during the build. It builds nothing:
 the "plan" is fixed bytes.
@@ -85,7 +85,8 @@ def make_module(version="10.3.0.30", parse_errors=(), build_fails=False, plugin_
             self.profiles.append(p.shapes)
 
         def create_timing_cache(self, data):
-            return Cache(data)
+            # None for a blob this release cannot read (Polygraphy backend/trt/config.py handles this case)
+            return None if bytes(data) == b"from-another-release" else Cache(data)
 
         def set_timing_cache(self, cache, ignore_mismatch):
             m.calls.append(("set_timing_cache", cache.data, ignore_mismatch))
