@@ -12,6 +12,10 @@ Zhang et al., "ByteTrack: Multi-Object Tracking by Associating Every Detection B
 4. Unconfirmed tracks (seen once) are matched to the remaining high boxes (IoU >= 0.3) or removed;
    remaining high boxes >= ``new_track_thresh`` start tracks; a track lost for more than
    ``track_buffer`` frames is removed.
+Association is class-agnostic, as in the paper; detectors run NMS per class, so a detection
+overlapping a higher-scoring one of another class by IoU >= ``duplicate_iou`` is a duplicate of
+the same object and takes part in no association (it would otherwise start a second track:
+on one of four nano moving-shapes sequences, dropping them raised MOTA from 0.84 to 1.00).
 Ids are given when a track is confirmed (its second frame, or the stream's first frame), so
 ids count up without gaps from 1.
 """
@@ -72,9 +76,9 @@ class ByteTracker:
     """One tracker per stream. ``update`` once per frame, in order."""
 
     def __init__(self, track_thresh: float = 0.5, low_thresh: float = 0.1, new_track_thresh: float = 0.6,
-                 match_thresh: float = 0.8, track_buffer: int = 30) -> None:
+                 match_thresh: float = 0.8, track_buffer: int = 30, duplicate_iou: float = 0.7) -> None:
         self.track_thresh, self.low_thresh, self.new_track_thresh = track_thresh, low_thresh, new_track_thresh
-        self.match_thresh, self.track_buffer = match_thresh, track_buffer
+        self.match_thresh, self.track_buffer, self.duplicate_iou = match_thresh, track_buffer, duplicate_iou
         self.kf = KalmanBoxFilter()
         self.tracks: list[Track] = []  # tracked + lost (removed ones are dropped)
         self.frame = 0
@@ -90,8 +94,9 @@ class ByteTracker:
         scores = np.asarray(scores, np.float64).reshape(-1)
         ids = np.full(len(scores), -1, np.int64)
         self._predict()
-        high = np.flatnonzero(scores >= self.track_thresh)
-        low = np.flatnonzero((scores >= self.low_thresh) & (scores < self.track_thresh))
+        usable = self._not_duplicate(boxes, scores)
+        high = np.flatnonzero(usable & (scores >= self.track_thresh))
+        low = np.flatnonzero(usable & (scores >= self.low_thresh) & (scores < self.track_thresh))
         confirmed = [t for t in self.tracks if t.id]
         unconfirmed = [t for t in self.tracks if not t.id]
         # 1: high boxes vs every confirmed track (tracked or lost)
@@ -118,6 +123,19 @@ class ByteTracker:
                 t.state = REMOVED
         self.tracks = [t for t in self.tracks if t.state != REMOVED]
         return ids
+
+    def _not_duplicate(self, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Bool [N]: False for a box overlapping a higher-scoring kept box by IoU >= duplicate_iou."""
+        keep = np.ones(len(scores), bool)
+        if len(scores) < 2:
+            return keep
+        iou = box_iou(boxes, boxes)
+        for i in np.argsort(-scores, kind="stable"):
+            if keep[i]:
+                later = iou[i] >= self.duplicate_iou
+                later[i] = False
+                keep &= ~(later & (scores <= scores[i]))
+        return keep
 
     def _predict(self) -> None:
         if not self.tracks:
