@@ -7,10 +7,21 @@
 decode + letterbox thread per stream under a frame policy (``latest`` or ``all``); ``pipeline``
 batches frames of all streams into the model and post-processes on its own thread; ``track`` is
 ByteTrack; ``writers`` writes annotated mp4 and JSON Lines; ``bench`` measures a source end to
-end. See docs/streams.md.
+end; ``cli`` is the glue for `edgedet infer` and `edgedet bench`. See docs/streams.md.
 """
 
-from edgedet.streams.pipeline import Pipeline, StreamResult, StreamStats, stream
-from edgedet.streams.sources import SourceSpec, is_stream_source, parse_sources
+from __future__ import annotations
 
 __all__ = ["Pipeline", "StreamResult", "StreamStats", "SourceSpec", "is_stream_source", "parse_sources", "stream"]
+
+
+def __getattr__(name):  # lazy: the CLI imports edgedet.streams.cli without the runtime
+    if name in ("Pipeline", "StreamResult", "StreamStats", "stream"):
+        from edgedet.streams import pipeline
+
+        return getattr(pipeline, name)
+    if name in ("SourceSpec", "is_stream_source", "parse_sources"):
+        from edgedet.streams import sources
+
+        return getattr(sources, name)
+    raise AttributeError(f"module 'edgedet.streams' has no attribute {name!r}")

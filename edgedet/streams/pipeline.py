@@ -85,7 +85,7 @@ class Pipeline:
     def __init__(self, detector, sources, *, policy: str | None = None, batch: int | None = None,
                  track: bool = False, min_score: float = 0.0, sinks=(), max_frames: int | None = None,
                  queue_size: int | None = None, reconnect_timeout: float = 30.0, open_timeout: float = 5.0,
-                 tracker_options: dict | None = None) -> None:
+                 tracker_options: dict | None = None, in_flight: int | None = None) -> None:
         if policy is not None and policy not in POLICIES:
             raise InputError(f"frame policy '{policy}' is unknown; use one of {', '.join(POLICIES)}")
         self.detector = detector
@@ -94,6 +94,13 @@ class Pipeline:
         self.max_frames, self.queue_size = max_frames, queue_size
         self.reconnect_timeout, self.open_timeout = reconnect_timeout, open_timeout
         self.batch = self._batch_size(batch)
+        live = any(s.live for s in self.specs) if policy is None else policy == "latest"
+        # Batches between the model taking frames and the consumer receiving the results. Live:
+        # one, so a slow consumer always gets a result of a frame taken when it asked for the
+        # previous one (latency <= one consumer period + processing, flat); the capture threads
+        # keep dropping stale frames meanwhile. Files: bounded only by the stage queues.
+        self.in_flight = in_flight or (1 if live else 1 << 30)
+        self._slots = threading.Semaphore(self.in_flight)
         self.trackers = None
         if track:
             from edgedet.streams.track import ByteTracker
@@ -131,13 +138,15 @@ class Pipeline:
         self.start()
         try:
             while True:
-                item = self._out.get()
-                if item is END:
+                batch = self._out.get()
+                if batch is END:
                     break
-                item.times["latency"] = time.perf_counter() - item.capture_time
-                self.stats.stages["latency"].append(item.times["latency"])
-                self.stats.frames += 1
-                yield item
+                self._slots.release()
+                for item in batch:
+                    item.times["latency"] = time.perf_counter() - item.capture_time
+                    self.stats.stages["latency"].append(item.times["latency"])
+                    self.stats.frames += 1
+                    yield item
         finally:
             self.close()
         if self._error is not None:
@@ -189,6 +198,9 @@ class Pipeline:
     def _model_stage(self) -> None:
         det = self.detector
         while True:
+            while not self._slots.acquire(timeout=0.05):
+                if self._abort.is_set():
+                    return
             frames = self._gather()
             if frames is None:
                 return
@@ -232,20 +244,25 @@ class Pipeline:
                 return
             frames, outputs = item
             t0 = time.perf_counter()
-            dets = det.postprocess(outputs, [f.info for f in frames], [f.source for f in frames],
-                                   min_score=self.min_score)
+            # the tracker's second association needs the low-score boxes; min_score applies after it
+            low = min(self.min_score, self.trackers[0].low_thresh) if self.trackers else self.min_score
+            dets = det.postprocess(outputs, [f.info for f in frames], [f.source for f in frames], min_score=low)
             self.stats.stages["postprocess"].append(time.perf_counter() - t0)
-            for f, d in zip(frames, dets):
-                self._deliver(f, d)
+            results = [self._deliver(f, d) for f, d in zip(frames, dets)]
+            # while closing, close() drains _out so results still reach the sinks first
+            _put(self._out, results, self._abort)
 
-    def _deliver(self, f: Frame, d: Detections) -> None:
-        result = StreamResult(f.stream, f.source, f.index, f.pts, d, f.rgb, f.capture_time, times=dict(f.times))
-        d.meta.update(stream=f.stream, frame=f.index, pts=f.pts)
+    def _deliver(self, f: Frame, d: Detections) -> StreamResult:
+        track_ids = None
         if self.trackers is not None:
             t0 = time.perf_counter()
-            result.track_ids = self.trackers[f.stream].update(d.boxes, d.scores, d.class_ids)
-            d.meta["track_ids"] = result.track_ids
+            track_ids = self.trackers[f.stream].update(d.boxes, d.scores, d.class_ids)
+            keep = d.scores >= self.min_score
+            d, track_ids = d.filter(self.min_score), track_ids[keep]
+            d.meta["track_ids"] = track_ids
             self.stats.stages["track"].append(time.perf_counter() - t0)
+        d.meta.update(stream=f.stream, frame=f.index, pts=f.pts)
+        result = StreamResult(f.stream, f.source, f.index, f.pts, d, f.rgb, f.capture_time, track_ids, dict(f.times))
         if self.sinks:
             t0 = time.perf_counter()
             for sink in self.sinks:
@@ -253,8 +270,7 @@ class Pipeline:
             self.stats.stages["write"].append(time.perf_counter() - t0)
         for stage in ("decode", "letterbox"):
             self.stats.stages[stage].append(f.times[stage])
-        # while closing, close() drains _out so results still reach the sinks first
-        _put(self._out, result, self._abort)
+        return result
 
     def close(self) -> None:
         """Stop capturing, let decoded frames finish, join the stages, close every sink. Idempotent."""
@@ -267,7 +283,8 @@ class Pipeline:
         try:
             while any(t.is_alive() for t in self._threads[-2:]):
                 try:  # keep the last stage moving while it drains
-                    self._out.get(timeout=0.05)
+                    if self._out.get(timeout=0.05) is not END:
+                        self._slots.release()
                 except queue.Empty:
                     pass
             for t in self._captures:

@@ -71,7 +71,7 @@ class VideoSink:
         fps = self.fps.get(stream) or 30.0
         vs = container.add_stream(codec, rate=Fraction(round(fps * 1000), 1000))
         vs.width, vs.height, vs.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
-        vs.time_base = Fraction(1, 1000)
+        vs.codec_context.time_base = Fraction(1, 1000)  # frame times in ms, taken from the source's pts
         if codec == "libx264":
             vs.options = {"preset": "veryfast", "crf": "23"}
         state = [container, vs, -1, fps]
@@ -88,7 +88,7 @@ class VideoSink:
         frame = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         pts = round((result.pts if result.pts is not None else result.frame / fps) * 1000)
         frame.pts = max(pts, last + 1)  # the muxer needs strictly increasing times
-        frame.time_base = vs.time_base
+        frame.time_base = Fraction(1, 1000)
         state[2] = frame.pts
         for packet in vs.encode(frame):
             container.mux(packet)
