@@ -81,8 +81,9 @@ def _move(o: dict, width: int) -> None:
 
 
 def write_video(frames: list[np.ndarray], path: str | Path, fps: int = 30, codec: str = "libx264",
-                crf: int = 12) -> Path:
-    """Encode RGB frames with PyAV (H.264, yuv444p at ``crf``: near-lossless; crf 0 is lossless)."""
+                crf: int = 12, pix_fmt: str | None = None) -> Path:
+    """Encode RGB frames with PyAV (H.264, yuv444p at ``crf``: near-lossless; crf 0 is lossless;
+    ``pix_fmt="yuv420p"`` for what cameras send)."""
     import av
 
     path = Path(path)
@@ -90,7 +91,7 @@ def write_video(frames: list[np.ndarray], path: str | Path, fps: int = 30, codec
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=Fraction(fps, 1))
         stream.width, stream.height = w, h
-        stream.pix_fmt = "yuv444p" if codec == "libx264" else "yuv420p"
+        stream.pix_fmt = pix_fmt or ("yuv444p" if codec == "libx264" else "yuv420p")
         if codec == "libx264":
             stream.options = {"crf": str(crf), "preset": "ultrafast"}
         for rgb in frames:

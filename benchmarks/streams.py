@@ -1,0 +1,191 @@
+"""Stream runtime: pipelined vs sequential, 4 streams batched vs 4 separate loops, live latency.
+
+All with nano exported to ONNX (dynamic batch, NMS in the graph) on ONNX Runtime CPU, in one run:
+  pipelined_vs_sequential  a generated 1920x1080 H.264 (yuv420p) moving-shapes video. sequential:
+      one thread, per frame PyAV decode -> det([rgb]) (letterbox, model, NMS, boxes back).
+      pipelined: det.stream(video): decode+letterbox thread | model thread | post-process thread.
+      Both decode the same file and must give identical detections for every frame (checked).
+      Runs alternate (seq, pipe, seq, pipe, ...) so background load hits both alike; the ratio is
+      of the median wall times.
+  batched_4_streams  the same video as 4 streams. batched: one Pipeline, 4 streams gathered into
+      one batch-4 model call. separate: 4 sequential loops (as above) in 4 threads sharing the
+      session (what a user writes without a batching runtime). Also the pipeline at batch 1.
+  live_latency  tests/helpers/mjpeg_sender.py (HTTP-MJPEG, 400x240 at 30 fps, a separate
+      process) read through the pipeline by a consumer slower than the source (sleeps 50 ms per
+      result, ~20 fps); capture-to-result latency and sender-to-result age (the send time is
+      stamped in the pixels), first vs last third, drops counted.
+  ultralytics  YOLO(onnx).predict(video, stream=True): not measured (see the JSON's note).
+Usage: python -m benchmarks.streams [--json benchmarks/results/streams.json] [--frames 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import write_results
+
+HELPERS = Path(__file__).resolve().parents[1] / "tests" / "helpers"
+
+
+def export_nano(out: Path) -> Path:
+    from exporters.pipeline import ExportOptions, export
+
+    path = out / "nano_dyn.onnx"
+    export(ExportOptions(model="nano", dynamic_batch=True), path)
+    return path
+
+
+def make_video(out: Path, frames: int, width: int = 1920, height: int = 1080) -> Path:
+    from exporters.nano.sequence import render_sequence, write_video
+
+    rendered, _ = render_sequence(3, frames, width, height, num_objects=4)
+    return write_video(rendered, out / f"shapes_{height}p.mp4", crf=18, pix_fmt="yuv420p")
+
+
+def sequential(det, video: str, max_frames: int | None = None) -> list:
+    """The plain loop: decode a frame, run the detector on it, next."""
+    from edgedet.streams.sources import open_reader, parse_sources
+
+    reader = open_reader(parse_sources(video)[0])
+    out = []
+    try:
+        for rgb, _ in reader.frames():
+            out.append(det([rgb])[0])
+            if max_frames and len(out) >= max_frames:
+                break
+    finally:
+        reader.close()
+    return out
+
+
+def same(a, b) -> bool:
+    return all(np.array_equal(x.boxes, y.boxes) and np.array_equal(x.scores, y.scores) for x, y in zip(a, b))
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    res = fn()
+    return time.perf_counter() - t0, res
+
+
+def pipelined_vs_sequential(det, video: Path, repeats: int) -> dict:
+    seq_t, pipe_t, identical, n = [], [], True, 0
+    for _ in range(repeats):
+        t, ref = timed(lambda: sequential(det, str(video)))
+        seq_t.append(t)
+        t, res = timed(lambda: [r.detections for r in det.stream(str(video))])
+        pipe_t.append(t)
+        identical &= len(ref) == len(res) and same(ref, res)
+        n = len(res)
+    s, p = float(np.median(seq_t)), float(np.median(pipe_t))
+    return {"frames": n, "sequential_s": [round(x, 3) for x in seq_t], "pipelined_s": [round(x, 3) for x in pipe_t],
+            "sequential_fps": round(n / s, 2), "pipelined_fps": round(n / p, 2), "speedup": round(s / p, 3),
+            "identical_detections": bool(identical)}
+
+
+def batched_4_streams(det, video: Path, frames: int, repeats: int) -> dict:
+    from edgedet.streams import Pipeline
+
+    def separate():
+        threads = [threading.Thread(target=sequential, args=(det, str(video), frames)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    sep_t, bat_t, b1_t, sizes = [], [], [], []
+    for _ in range(repeats):
+        sep_t.append(timed(separate)[0])
+        pipe = Pipeline(det, [str(video)] * 4, max_frames=frames)
+        bat_t.append(timed(lambda: list(pipe))[0])
+        sizes = pipe.stats.batch_sizes
+        b1_t.append(timed(lambda: list(Pipeline(det, [str(video)] * 4, max_frames=frames, batch=1)))[0])
+    n = 4 * frames
+    s, b, b1 = (float(np.median(x)) for x in (sep_t, bat_t, b1_t))
+    return {"streams": 4, "frames_per_stream": frames, "separate_loops_s": [round(x, 3) for x in sep_t],
+            "batched_s": [round(x, 3) for x in bat_t], "pipeline_batch1_s": [round(x, 3) for x in b1_t],
+            "separate_fps": round(n / s, 2), "batched_fps": round(n / b, 2), "pipeline_batch1_fps": round(n / b1, 2),
+            "speedup_batched_vs_separate": round(s / b, 3), "mean_batch_size": round(float(np.mean(sizes)), 2)}
+
+
+def live_latency(det, seconds: float) -> dict:
+    import socket
+
+    sys.path.insert(0, str(HELPERS))
+    from mjpeg_sender import read_stamp
+
+    from edgedet.streams import Pipeline
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sender = subprocess.Popen([sys.executable, str(HELPERS / "mjpeg_sender.py"), str(port), "30"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        sender.stdout.readline()
+        pipe = Pipeline(det, f"http://127.0.0.1:{port}/")
+        lat, age, t_end = [], [], time.perf_counter() + seconds
+        for r in pipe:
+            lat.append(r.latency)
+            age.append(time.time() - read_stamp(r.image))
+            time.sleep(0.05)
+            if time.perf_counter() > t_end:
+                break
+    finally:
+        sender.kill()
+        sender.wait()
+    out = {"source_fps": 30, "consumer_period_ms": 50, "seconds": seconds, "results": len(lat),
+           "dropped": pipe.dropped, "frames_decoded": pipe.stats.per_stream[0]["frames_decoded"]}
+    for name, xs in (("capture_to_result_ms", lat), ("sender_to_result_ms", age)):
+        xs = np.asarray(xs[5:]) * 1e3
+        third = len(xs) // 3
+        out[name] = {"p50": round(float(np.percentile(xs, 50)), 1), "p99": round(float(np.percentile(xs, 99)), 1),
+                     "first_third_median": round(float(np.median(xs[:third])), 1),
+                     "last_third_median": round(float(np.median(xs[-third:])), 1)}
+    out["p99_within_p50_plus_2_intervals"] = out["capture_to_result_ms"]["p99"] <= out["capture_to_result_ms"]["p50"] + 66.7
+    return out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", default="benchmarks/results/streams.json")
+    parser.add_argument("--frames", type=int, default=60, help="frames of the 1080p video")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--live-seconds", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    import edgedet
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model, video = export_nano(tmp), make_video(tmp, args.frames)
+        with edgedet.load(model, providers=["cpu"], threads=args.threads) as det:
+            results = {"model": "nano (ONNX, dynamic batch, NMS in graph), ONNX Runtime CPU",
+                       "ort_threads": args.threads, "video": f"1920x1080 H.264 yuv420p, {args.frames} frames",
+                       "includes": __doc__.split("in one run:")[1].split("Usage")[0].strip()}
+            print("pipelined vs sequential ...", flush=True)
+            results["pipelined_vs_sequential"] = pipelined_vs_sequential(det, video, args.repeats)
+            print(results["pipelined_vs_sequential"], flush=True)
+            print("4 streams batched vs 4 separate loops ...", flush=True)
+            results["batched_4_streams"] = batched_4_streams(det, video, min(30, args.frames), args.repeats)
+            print(results["batched_4_streams"], flush=True)
+            print("live latency ...", flush=True)
+            results["live_latency"] = live_latency(det, args.live_seconds)
+            print(results["live_latency"], flush=True)
+    results["ultralytics"] = ("not measured: ultralytics is " + ("installed, but this script has no YOLO ONNX to give it"
+                              if importlib.util.find_spec("ultralytics") else "not installed on this machine"))
+    path = write_results(args.json, "streams", results)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
