@@ -68,3 +68,37 @@ def test_live_latency_flat_with_slow_consumer_and_reconnect(tiny_nms):
         assert np.median(xs[-third:]) <= np.median(xs[:third]) + interval, name  # no growth
     assert dropped > 0 and dropped >= frames[-1] + 1 - len(frames) - 2  # drops counted
     assert len(after) == 10 and pipe.stats.per_stream[0]["reconnects"] >= 1
+
+
+def test_cli_ctrl_c_on_live_stream_finalises_outputs(tiny_nms, tmp_path):
+    """SIGINT to `edgedet infer` on a camera that never ends: exit 130, the mp4 and JSONL are complete."""
+    import json
+    import os
+    import signal
+
+    import av
+
+    port = free_port()
+    sender = start_sender(port)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    cli = subprocess.Popen([sys.executable, "-m", "edgedet.cli", "infer", str(tiny_nms), f"http://127.0.0.1:{port}/",
+                            "-o", str(out), "--min-score", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, env=env)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not list(tmp_path.glob("out/.stream0.mp4.*")):
+            time.sleep(0.2)  # the temporary mp4 appears with the first written frame
+        time.sleep(1.0)
+        cli.send_signal(signal.SIGINT)
+        stdout, stderr = cli.communicate(timeout=30)
+    finally:
+        cli.kill()
+        sender.kill()
+        sender.wait()
+    assert cli.returncode == 130, stderr
+    assert stdout.startswith("interrupted: ") and "Traceback" not in stderr
+    records = [json.loads(ln) for ln in (out / "detections.jsonl").read_text().splitlines()]
+    with av.open(str(out / "stream0.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == len(records) > 5
+    assert sorted(p.name for p in out.iterdir()) == ["detections.jsonl", "stream0.mp4"]
