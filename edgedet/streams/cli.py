@@ -48,6 +48,7 @@ def infer_streams(model, sources, out_dir, min_score, score_threshold, iou_thres
         det.set_thresholds(score_threshold, iou_threshold)
         videos = {} if no_draw else {i: out / video_name(i, s, specs) for i, s in enumerate(specs) if s.kind != "images"}
         pipe = Pipeline(det, specs, policy=policy, batch=batch, track=track, min_score=min_score, max_frames=max_frames)
+        pipe.open()  # a bad source fails here, before any output file exists
         pipe.sinks = [JsonlSink(out / "detections.jsonl")] + ([VideoSink(videos, min_score=min_score)] if videos else [])
         interrupted = False
         try:

@@ -110,6 +110,7 @@ class Pipeline:
         self._stop = threading.Event()  # stop capturing (end, break, Ctrl-C): in-flight frames finish
         self._abort = threading.Event()  # a stage failed: nothing waits on a downstream stage any more
         self._rr = 0
+        self._readers = None
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._captures: list[CaptureThread] = []
@@ -135,8 +136,8 @@ class Pipeline:
 
     def run(self):
         """Generator of results; closing it (break, exception, Ctrl-C) drains and finalises."""
-        self.start()
         try:
+            self.start()
             while True:
                 batch = self._out.get()
                 if batch is END:
@@ -152,8 +153,11 @@ class Pipeline:
         if self._error is not None:
             raise self._error
 
-    def start(self) -> None:
-        """Open every source (bad ones raise here, before any thread or output) and start the stages."""
+    def open(self) -> None:
+        """Open every source; a bad one raises here, before any thread starts (create sinks after
+        this, and a bad source leaves no output behind)."""
+        if self._readers is not None:
+            return
         readers = []
         try:
             for spec in self.specs:
@@ -162,8 +166,13 @@ class Pipeline:
             for r in readers:
                 r.close()
             raise
+        self._readers = readers
+
+    def start(self) -> None:
+        """Open the sources (if not yet) and start the stages."""
+        self.open()
         self._queues = []
-        for i, (spec, reader) in enumerate(zip(self.specs, readers)):
+        for i, (spec, reader) in enumerate(zip(self.specs, self._readers)):
             policy = self.policy or ("latest" if spec.live else "all")
             size = self.queue_size or (1 if policy == "latest" else 2 * self.batch)
             q = FrameQueue(policy, size, self._cond)

@@ -84,7 +84,11 @@ class VideoSink:
         h, w = result.image.shape[:2]
         state = self._open.get(result.stream) or self._start(result.stream, h, w)
         container, vs, last, fps = state
-        rgb = draw(result, self.min_score)[: vs.height, : vs.width]
+        rgb = draw(result, self.min_score)
+        if (h, w) != (vs.height, vs.width):  # odd sides (yuv420p needs even), or a reconnect at another size
+            import cv2
+
+            rgb = cv2.resize(rgb, (vs.width, vs.height), interpolation=cv2.INTER_AREA)
         frame = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         pts = round((result.pts if result.pts is not None else result.frame / fps) * 1000)
         frame.pts = max(pts, last + 1)  # the muxer needs strictly increasing times

@@ -30,6 +30,7 @@ def test_infer_bad_sources_one_line(tiny_nms, tmp_path):
         r = CliRunner().invoke(cli, ["infer", str(tiny_nms), str(source), "-o", str(tmp_path / "o")])
         lines = [ln for ln in r.output.splitlines() if ln.startswith("edgedet: error")]
         assert r.exit_code == 2 and len(lines) == 1 and fragment in lines[0] and "Traceback" not in r.output, r.output
+        assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())  # nothing written
 
 
 def test_bench_source_labels_pipeline_and_model_fps(tiny_nms, sequence, tmp_path):
