@@ -49,13 +49,16 @@ def infer_streams(model, sources, out_dir, min_score, score_threshold, iou_thres
         videos = {} if no_draw else {i: out / video_name(i, s, specs) for i, s in enumerate(specs) if s.kind != "images"}
         pipe = Pipeline(det, specs, policy=policy, batch=batch, track=track, min_score=min_score, max_frames=max_frames)
         pipe.open()  # a bad source fails here, before any output file exists
-        pipe.sinks = [JsonlSink(out / "detections.jsonl")] + ([VideoSink(videos, min_score=min_score)] if videos else [])
         interrupted = False
         try:
+            pipe.sinks = [JsonlSink(out / "detections.jsonl")]
+            pipe.sinks += [VideoSink(videos, min_score=min_score)] if videos else []
             for _ in pipe:
                 pass
         except KeyboardInterrupt:
             interrupted = True
+        finally:
+            pipe.close()
     s = pipe.stats
     written = f"{out}/detections.jsonl" + "".join(f", {p}" for p in videos.values())
     click.echo(("interrupted: " if interrupted else "") + f"{s.frames} frames from {len(specs)} stream(s) -> {written}; "

@@ -286,6 +286,9 @@ class Pipeline:
         if self._closed:
             return
         self._closed = True
+        if not self._captures:  # opened, never started: the capture threads did not take the readers
+            for r in self._readers or []:
+                r.close()
         self._stop.set()
         with self._cond:
             self._cond.notify_all()

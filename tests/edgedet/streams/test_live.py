@@ -102,3 +102,21 @@ def test_cli_ctrl_c_on_live_stream_finalises_outputs(tiny_nms, tmp_path):
     with av.open(str(out / "stream0.mp4")) as c:
         assert sum(1 for _ in c.decode(video=0)) == len(records) > 5
     assert sorted(p.name for p in out.iterdir()) == ["detections.jsonl", "stream0.mp4"]
+
+
+def test_stream_that_stays_down_fails_with_one_line(tiny_nms):
+    from edgedet.errors import InputError
+
+    port = free_port()
+    sender = start_sender(port)
+    got = 0
+    try:
+        with edgedet.load(tiny_nms) as det, pytest.raises(InputError, match=r"lost: no frame for 1 s"):
+            for _ in Pipeline(det, f"http://127.0.0.1:{port}/", reconnect_timeout=1.0):
+                got += 1
+                if got == 3:
+                    sender.kill()  # and it never comes back
+    finally:
+        sender.kill()
+        sender.wait()
+    assert got >= 3
