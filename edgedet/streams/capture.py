@@ -44,12 +44,19 @@ class Frame:
 
 
 class FrameQueue:
-    """A bounded FIFO shared-condition queue with a drop-oldest (``latest``) or blocking (``all``) put."""
+    """A bounded FIFO with a drop-oldest (``latest``) or blocking (``all``) put.
 
-    def __init__(self, policy: str, size: int, cond: threading.Condition) -> None:
+    ``cond`` (shared by all streams' queues) wakes the consumer when any queue gets a frame; each
+    queue's ``room`` condition, on the same lock, wakes only its own producer when a frame leaves,
+    so a pop does not wake every blocked capture thread.
+    """
+
+    def __init__(self, policy: str, size: int, lock: threading.Lock, cond: threading.Condition) -> None:
+        """``cond`` must be a Condition on ``lock``."""
         if policy not in POLICIES:
             raise InputError(f"frame policy '{policy}' is unknown; use one of {', '.join(POLICIES)}")
         self.policy, self.size, self.cond = policy, max(1, size), cond
+        self.room = threading.Condition(lock)
         self.items: collections.deque = collections.deque()
         self.dropped = 0
         self.ended = False
@@ -62,9 +69,9 @@ class FrameQueue:
                     self.dropped += 1
             else:
                 while len(self.items) >= self.size and not stop.is_set():
-                    self.cond.wait(0.05)
+                    self.room.wait(0.05)
             self.items.append(item)
-            self.cond.notify_all()
+            self.cond.notify()
 
     def end(self) -> None:
         with self.cond:
@@ -75,7 +82,7 @@ class FrameQueue:
         """The oldest frame or None (caller holds ``cond``)."""
         if self.items:
             item = self.items.popleft()
-            self.cond.notify_all()
+            self.room.notify()
             return item
         return None
 

@@ -111,7 +111,8 @@ class Pipeline:
         self._abort = threading.Event()  # a stage failed: nothing waits on a downstream stage any more
         self._rr = 0
         self._readers = None
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)  # a frame arrived in some stream's queue
         self._threads: list[threading.Thread] = []
         self._captures: list[CaptureThread] = []
         self._error: BaseException | None = None
@@ -175,7 +176,7 @@ class Pipeline:
         for i, (spec, reader) in enumerate(zip(self.specs, self._readers)):
             policy = self.policy or ("latest" if spec.live else "all")
             size = self.queue_size or (1 if policy == "latest" else 2 * self.batch)
-            q = FrameQueue(policy, size, self._cond)
+            q = FrameQueue(policy, size, self._lock, self._cond)
             self._queues.append(q)
             self._captures.append(CaptureThread(i, spec, reader, q, self._prepare, self._stop,
                                                 self.reconnect_timeout, max_frames=self.max_frames))

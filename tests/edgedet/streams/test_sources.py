@@ -54,7 +54,8 @@ def test_bad_sources_one_clear_error(tiny_nms, tmp_path, sequence):
 
 
 def test_latest_policy_drops_oldest_and_counts():
-    q = FrameQueue("latest", 2, threading.Condition())
+    lock = threading.Lock()
+    q = FrameQueue("latest", 2, lock, threading.Condition(lock))
     stop = threading.Event()
     for i in range(5):
         q.put(i, stop)
@@ -64,7 +65,8 @@ def test_latest_policy_drops_oldest_and_counts():
 
 
 def test_all_policy_blocks_the_producer():
-    q = FrameQueue("all", 2, threading.Condition())
+    lock = threading.Lock()
+    q = FrameQueue("all", 2, lock, threading.Condition(lock))
     stop = threading.Event()
     done = []
     producer = threading.Thread(target=lambda: [q.put(i, stop) or done.append(i) for i in range(4)])
