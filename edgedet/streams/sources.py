@@ -228,7 +228,7 @@ class OpenCVReader(Reader):
                 raise InputError(f"camera {target}: {device} does not exist; list cameras with `ls /dev/video*`")
             self.cap = cv2.VideoCapture(device, cv2.CAP_V4L2)
         else:
-            if "GStreamer:                   YES" not in cv2.getBuildInformation():
+            if not re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()):
                 raise InputError("GStreamer pipelines need an OpenCV built with GStreamer (JetPack's system "
                                  "OpenCV is; the opencv-python wheel is not)")
             self.cap = cv2.VideoCapture(target, cv2.CAP_GSTREAMER)

@@ -51,6 +51,12 @@ def test_bad_sources_one_clear_error(tiny_nms, tmp_path, sequence):
     assert "codec" in _start_error(tiny_nms, str(unknown))
     assert "cannot open stream http://127.0.0.1:9/" in _start_error(tiny_nms, "http://127.0.0.1:9/live")
     assert "camera 57" in _start_error(tiny_nms, "57")
+    import re
+
+    import cv2
+
+    if not re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()):  # the pip wheel: no GStreamer
+        assert "need an OpenCV built with GStreamer" in _start_error(tiny_nms, "videotestsrc ! appsink")
 
 
 def test_latest_policy_drops_oldest_and_counts():
