@@ -18,11 +18,12 @@ All with nano exported to ONNX (dynamic batch, NMS in the graph) on ONNX Runtime
       machine shared with other work, more runnable threads get more CPU share, so the wall
       figures reward thread count; frames per CPU-second measures the work each way needs.
   live_latency  tests/helpers/mjpeg_sender.py (HTTP-MJPEG, 400x240 at 30 fps, a separate
-      process) read through the pipeline by a consumer slower than the source (sleeps 50 ms per
-      result, ~20 fps); capture-to-result latency and sender-to-result age (the send time is
+      process) read through the pipeline by a consumer slower than the source (sleeps
+      --consumer-ms per result, default 50 ms); capture-to-result latency and sender-to-result age (the send time is
       stamped in the pixels), first vs last third, drops counted.
   ultralytics  YOLO(onnx).predict(video, stream=True): not measured (see the JSON's note).
 Usage: python -m benchmarks.streams [--json benchmarks/results/streams.json] [--frames 60]
+       python -m benchmarks.streams --live-only --live-seconds 300 --consumer-ms 150 --json benchmarks/results/streams_live.json
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ def batched_4_streams(det, video: Path, frames: int, repeats: int) -> dict:
     return out
 
 
-def live_latency(det, seconds: float) -> dict:
+def live_latency(det, seconds: float, consumer_ms: float = 50.0) -> dict:
     import socket
 
     sys.path.insert(0, str(HELPERS))
@@ -201,18 +202,20 @@ def live_latency(det, seconds: float) -> dict:
         for r in pipe:
             lat.append(r.latency)
             age.append(time.time() - read_stamp(r.image))
-            time.sleep(0.05)
+            time.sleep(consumer_ms / 1e3)
             if time.perf_counter() > t_end:
                 break
     finally:
         sender.kill()
         sender.wait()
-    out = {"source_fps": 30, "consumer_period_ms": 50, "seconds": seconds, "results": len(lat),
+    out = {"source_fps": 30, "consumer_sleep_ms": consumer_ms, "seconds": seconds, "results": len(lat),
            "dropped": pipe.dropped, "frames_decoded": pipe.stats.per_stream[0]["frames_decoded"]}
     for name, xs in (("capture_to_result_ms", lat), ("sender_to_result_ms", age)):
         xs = np.asarray(xs[5:]) * 1e3
         third = len(xs) // 3
+        minutes = [np.median(xs[i:i + 400]) for i in range(0, len(xs), 400)] if len(xs) >= 800 else []
         out[name] = {"p50": round(float(np.percentile(xs, 50)), 1), "p99": round(float(np.percentile(xs, 99)), 1),
+                     "median_per_400_results": [round(float(m), 1) for m in minutes],
                      "first_third_median": round(float(np.median(xs[:third])), 1),
                      "last_third_median": round(float(np.median(xs[-third:])), 1)}
     out["p99_within_p50_plus_2_intervals"] = out["capture_to_result_ms"]["p99"] <= out["capture_to_result_ms"]["p50"] + 66.7
@@ -227,16 +230,23 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     parser.add_argument("--live-seconds", type=float, default=10.0)
     parser.add_argument("--device-ms", type=float, default=15.0, help="emulated device: ms per model call")
+    parser.add_argument("--live-only", action="store_true", help="only the live latency measurement")
+    parser.add_argument("--consumer-ms", type=float, default=50.0, help="live: the consumer's sleep per result")
     args = parser.parse_args(argv)
     import edgedet
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model, video = export_nano(tmp), make_video(tmp, args.frames)
+        model, video = export_nano(tmp), None if args.live_only else make_video(tmp, args.frames)
         with edgedet.load(model, providers=["cpu"], threads=args.threads) as det:
             results = {"model": "nano (ONNX, dynamic batch, NMS in graph), ONNX Runtime CPU",
                        "ort_threads": args.threads, "video": f"1920x1080 H.264 yuv420p, {args.frames} frames",
                        "includes": __doc__.split("in one run:")[1].split("Usage")[0].strip()}
+            if args.live_only:
+                results["live_latency"] = live_latency(det, args.live_seconds, args.consumer_ms)
+                print(results["live_latency"], flush=True)
+                write_results(args.json, "streams_live", results)
+                return
             print("pipelined vs sequential ...", flush=True)
             results["pipelined_vs_sequential"] = pipelined_vs_sequential(det, video, args.repeats)
             print(results["pipelined_vs_sequential"], flush=True)
@@ -248,7 +258,7 @@ def main(argv=None) -> None:
             results["batched_4_streams"] = batched_4_streams(det, video, min(30, args.frames), args.repeats)
             print(results["batched_4_streams"], flush=True)
             print("live latency ...", flush=True)
-            results["live_latency"] = live_latency(det, args.live_seconds)
+            results["live_latency"] = live_latency(det, args.live_seconds, args.consumer_ms)
             print(results["live_latency"], flush=True)
     results["ultralytics"] = ("not measured: ultralytics is " + ("installed, but this script has no YOLO ONNX to give it"
                               if importlib.util.find_spec("ultralytics") else "not installed on this machine"))
