@@ -120,3 +120,22 @@ def test_stream_that_stays_down_fails_with_one_line(tiny_nms):
         sender.kill()
         sender.wait()
     assert got >= 3
+
+
+def test_slow_stream_does_not_stall_a_fast_one(tiny_nms, sequence):
+    """A 2 fps camera batched with a video file: the file's frames flow at the model's pace."""
+    port = free_port()
+    sender = subprocess.Popen([sys.executable, str(SENDER), str(port), "2"], stdout=subprocess.PIPE, text=True)
+    assert sender.stdout.readline().strip() == "ready"
+    counts = {0: 0, 1: 0}
+    try:
+        with edgedet.load(tiny_nms) as det:
+            for r in Pipeline(det, [str(sequence[0]), f"http://127.0.0.1:{port}/"], max_frames=30):
+                counts[r.stream] += 1
+                if counts[0] == 30:
+                    break
+    finally:
+        sender.kill()
+        sender.wait()
+    # waiting for the camera would pace the file at 2 fps: as many camera frames as file frames
+    assert counts[0] == 30 and counts[1] < 10, counts
