@@ -136,6 +136,13 @@ class Detector(Model):
         contract.check_outputs(outputs, contract.KIND_NMS)
         return [self._one(outputs, b, info, names[b], min_score) for b, info in enumerate(infos)]
 
+    def stream(self, source, **options):
+        """Iterate per-frame results of a video file, URL, camera, folder or list of them, pipelined:
+        ``for r in det.stream("video.mp4", track=True)``. Options: edgedet.streams.Pipeline."""
+        from edgedet.streams import stream
+
+        return stream(self, source, **options)
+
     def _one(self, outputs, b: int, info: LetterboxInfo, name: str, min_score: float) -> Detections:
         n = int(outputs[contract.NUM_DETS][b, 0])
         scores = outputs[contract.DET_SCORES][b, :n].astype(np.float32)

@@ -12,6 +12,7 @@ from edgedet.errors import InputError
 
 @click.command("bench")
 @click.argument("artifact", type=click.Path(dir_okay=False))
+@click.argument("source", required=False)
 @click.option("--batch", "batches", default="1", show_default=True, help="Batch sizes, e.g. 1,8.")
 @click.option("--iters", type=int, default=50, show_default=True)
 @click.option("--warmup", type=int, default=10, show_default=True)
@@ -21,8 +22,21 @@ from edgedet.errors import InputError
 @click.option("--cuda-graph", type=click.Choice(["on", "off", "both"]),
               help="TensorRT engines: replay CUDA graphs (on), not (off), or measure both.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the statistics here.")
-def bench_cmd(artifact, batches, iters, warmup, image_dir, backend, providers, cuda_graph, json_path):
-    """Time ARTIFACT stage by stage (preprocess, inference, postprocess, end-to-end)."""
+@click.option("--max-frames", type=int, help="With SOURCE: stop after this many frames per stream.")
+@click.option("--duration", type=float, help="With SOURCE: stop after this many seconds (live sources).")
+@click.pass_context
+def bench_cmd(ctx, artifact, source, batches, iters, warmup, image_dir, backend, providers, cuda_graph, json_path,
+              max_frames, duration):
+    """Time ARTIFACT stage by stage (preprocess, inference, postprocess, end-to-end).
+
+    With SOURCE (a video, URL, camera or source list): the stream pipeline end to end (pipeline
+    FPS, per-stage times, capture-to-result latency, dropped frames), see docs/streams.md.
+    """
+    if source:
+        from edgedet.streams.cli import bench_stream
+
+        batch = int_list(batches, "--batch")[0] if ctx.get_parameter_source("batches").name != "DEFAULT" else None
+        return bench_stream(artifact, source, backend, providers, batch, max_frames, duration, json_path)
     import edgedet
     from edgedet.bench import BenchConfig, bench_detector, format_table, machine_info, synthetic_images
     from edgedet.fileio import write_text_atomic

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from edgedet.errors import EdgeDetError, InputError
+from edgedet.streams.cli import stream_options
 
 
 def collect_images(paths: tuple[str, ...]) -> list[Path]:
@@ -38,8 +39,19 @@ def collect_images(paths: tuple[str, ...]) -> list[Path]:
 @click.option("--providers", help="ONNX Runtime providers, e.g. cpu or cuda,cpu.")
 @click.option("--no-draw", is_flag=True, help="Write only the JSON, no annotated images.")
 @click.option("--skip-bad", is_flag=True, help="Warn about unreadable images and go on instead of stopping.")
-def infer_cmd(model, images, out_dir, min_score, score_threshold, iou_threshold, backend, providers, no_draw, skip_bad):
-    """Detect objects in IMAGES (files or folders) with MODEL (.onnx or engine)."""
+@stream_options
+def infer_cmd(model, images, out_dir, min_score, score_threshold, iou_threshold, backend, providers, no_draw, skip_bad,
+              **stream):
+    """Detect objects in IMAGES (files, folders; or videos, URLs, cameras, source lists) with MODEL.
+
+    Videos, rtsp/rtmp/http URLs, cameras (0, /dev/video0) and .txt source lists run the pipelined
+    stream runtime: OUT/detections.jsonl and an annotated OUT/<name>.mp4 per stream (docs/streams.md).
+    """
+    from edgedet.streams.cli import infer_streams, wants_streams
+
+    if wants_streams(images):
+        return infer_streams(model, images, out_dir, min_score, score_threshold, iou_threshold, backend, providers,
+                             no_draw, **stream)
     import edgedet
     from edgedet.fileio import write_bytes_atomic, write_text_atomic
     from edgedet.preprocess import read_image
