@@ -185,6 +185,31 @@ def _metadata_classes(model) -> int | None:
     return len(names) if names else None
 
 
+def recognise_final(model) -> tuple[FinalSpec, list[str]] | None:
+    """Guess whether ``model``'s outputs are already final detections, for an inspect mode: returns the
+    FinalSpec and the attach-nms flags that say so, or None. Recognised: HF-style ``logits`` +
+    ``pred_boxes`` (softmax when logits have one more column than the metadata's classes or no metadata;
+    the flag says which was assumed), and one output [B, K, 6] (Ultralytics end2end: metadata
+    ``end2end: True``, or any [B, K <= 3840, 6] output); RT-DETR (metadata ``head: RTDETRDecoder``)
+    rows are normalised cxcywh."""
+    shapes = {o.name: [d.dim_value if d.HasField("dim_value") else None for d in o.type.tensor_type.shape.dim]
+              for o in model.graph.output}
+    meta = {p.key: p.value for p in model.metadata_props}
+    if "logits" in shapes and "pred_boxes" in shapes:
+        classes = len(metadata_class_names(model))
+        width = (shapes["logits"] or [None])[-1]
+        activation = "sigmoid" if classes and width == classes else "softmax"
+        return (FinalSpec(detr_boxes="pred_boxes", detr_logits="logits", detr_activation=activation),
+                ["--detr-boxes", "pred_boxes", "--detr-logits", "logits", "--detr-activation", activation])
+    rows = [n for n, s in shapes.items() if len(s) == 3 and s[2] == 6 and s[1] and s[1] <= 3840]
+    if len(shapes) == 1 and len(rows) == 1:
+        if "RTDETR" in meta.get("head", "") or "rtdetr" in meta.get("description", "").lower():
+            return (FinalSpec(rows=rows[0], columns="cxcywh,score,class"),
+                    ["--final", rows[0], "--final-columns", "cxcywh,score,class", "--normalized"])
+        return FinalSpec(rows=rows[0]), ["--final", rows[0]]
+    return None
+
+
 def metadata_class_names(model) -> list[str]:
     for prop in model.metadata_props:
         if prop.key == "names":

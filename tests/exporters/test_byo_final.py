@@ -223,3 +223,18 @@ def test_refusals(tmp_path):
     r = CliRunner().invoke(cli, ["attach-nms", str(src), "--detr-boxes", "output0", "--num-classes", "4",
                                  "-o", str(tmp_path / "o.onnx")])
     assert r.exit_code != 0 and "--detr-logits" in r.output
+
+
+def test_recognise_final_outputs(tmp_path):
+    """What an inspect mode can tell the user: which attach-nms flags fit a file."""
+    from exporters.byo_final import recognise_final
+
+    rows = onnx.load(str(to_onnx(EndToEndYolo(), tmp_path / "y.onnx", "images", ["output0"], True)))
+    assert recognise_final(rows)[1] == ["--final", "output0"]
+    onnx.helper.set_model_props(rows, {"names": str(NAMES), "head": "RTDETRDecoder"})
+    assert recognise_final(rows)[1][-1] == "--normalized"
+    detr = onnx.load(str(to_onnx(DetrStyle(), tmp_path / "d.onnx", "pixel_values", ["logits", "pred_boxes"])))
+    spec, flags = recognise_final(detr)
+    assert spec.detr_activation == "softmax" and flags[:2] == ["--detr-boxes", "pred_boxes"]
+    dense = onnx.load(str(to_onnx(EndToEndYolo("mmdeploy"), tmp_path / "m.onnx", "input", ["dets", "labels"])))
+    assert recognise_final(dense) is None  # two outputs, no [B, K, 6]: not guessed
