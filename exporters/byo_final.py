@@ -20,8 +20,6 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-import numpy as np
-
 from edgedet import contract
 from edgedet.errors import InputError
 from edgedet.nms.params import NMSParams
@@ -57,7 +55,8 @@ def parse_columns(text: str, separate_labels: bool) -> dict[str, int]:
             offsets[token] = pos
             pos += 1
         else:
-            raise InputError(f"--final-columns '{text}': '{token}' is not one of xyxy, cxcywh, score, class (each once)")
+            raise InputError(f"--final-columns '{text}': '{token}' is not one of xyxy, cxcywh, score, class "
+                             "(each once)")
     need = {"box", "score"} | (set() if separate_labels else {"class"})
     if not need <= set(offsets) or (separate_labels and "class" in offsets):
         raise InputError(f"--final-columns '{text}' must name a box (xyxy or cxcywh), score"

@@ -97,7 +97,8 @@ def attach_topk(model, params: NMSParams, boxes: str = contract.RAW_BOXES, score
             b.op("Cast", [labels], to=onnx.TensorProto.INT64)
     thr = None
     if runtime_threshold:
-        out.graph.input.append(helper.make_tensor_value_info(contract.SCORE_THRESHOLD_INPUT, onnx.TensorProto.FLOAT, [1]))
+        threshold_input = helper.make_tensor_value_info(contract.SCORE_THRESHOLD_INPUT, onnx.TensorProto.FLOAT, [1])
+        out.graph.input.append(threshold_input)
         thr = contract.SCORE_THRESHOLD_INPUT
     produced = build_topk(b, bx, sc, params, n, c, lab, thr)
     out.graph.node.extend(b.nodes)

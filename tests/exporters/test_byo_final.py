@@ -120,7 +120,8 @@ def test_ultralytics_end2end_output0_one_command(tmp_path):
     out = tmp_path / "e2e.onnx"
     cli_ok("attach-nms", src, "--final", "output0", "-o", out)
     with edgedet.load(out, providers=["cpu"]) as det:
-        assert det.manifest.nms_implementation == contract.END_TO_END and det.manifest.class_names == list(NAMES.values())
+        assert det.manifest.nms_implementation == contract.END_TO_END
+        assert det.manifest.class_names == list(NAMES.values())
         img = image()
         got = det(img)
     x, info = letterboxed(img)
