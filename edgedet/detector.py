@@ -101,6 +101,8 @@ class Model:
         """Change the NMS thresholds for later calls: host NMS (raw models) and models exported with
         run-time threshold inputs; NMS baked into the graph refuses with what to do instead."""
         changes = {k: v for k, v in (("score_threshold", score), ("iou_threshold", iou)) if v is not None}
+        if iou is not None and self.manifest.nms_implementation == contract.END_TO_END:
+            raise InputError(f"{self.path.name} has an end-to-end head (no NMS): there is no IoU threshold to set")
         if changes and self.kind == contract.KIND_NMS and not self.threshold_inputs:
             raise InputError(f"{self.path.name} has its NMS thresholds built into the graph; re-export it with "
                              "`--nms edgedet --runtime-thresholds` (or --nms none) to change them at run time")
@@ -127,7 +129,13 @@ class Detector(Model):
     def postprocess(self, outputs: dict[str, np.ndarray], infos: list[LetterboxInfo], names: list[str],
                     min_score: float = 0.0) -> list[Detections]:
         """Contract outputs -> per-image Detections in original pixels (host NMS for raw models)."""
-        if self.kind == contract.KIND_RAW:
+        if self.kind == contract.KIND_RAW and self.manifest.nms_implementation == contract.END_TO_END:
+            from edgedet.nms.topk import select_topk  # end-to-end head: threshold + top-k, no NMS
+
+            res = select_topk(outputs[contract.RAW_BOXES], outputs[contract.RAW_SCORES], self.nms_params,
+                              outputs.get(contract.RAW_LABELS))
+            outputs = dict(zip(contract.NMS_OUTPUTS, res[:4]))
+        elif self.kind == contract.KIND_RAW:
             from edgedet.nms.host import batched_nms
 
             res = batched_nms(outputs[contract.RAW_BOXES], outputs[contract.RAW_SCORES], self.nms_params)

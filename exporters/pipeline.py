@@ -223,6 +223,11 @@ def attach(raw, em: ExportableModel, o: ExportOptions):
         return nms_in_network(raw, em, o)
     if o.nms == "none" or em.nms is None:
         return raw
+    if em.end_to_end:  # no NMS: threshold + top-k in the graph (any --nms but none)
+        from exporters.nms.topk import attach_topk
+
+        labels = contract.RAW_LABELS if contract.RAW_LABELS in em.output_names else None
+        return attach_topk(raw, nms_params(em, o), labels=labels, runtime_threshold=o.runtime_thresholds)
     from exporters.nms import attach_nms
 
     return attach_nms(raw, nms_params(em, o), implementation=o.nms, anchors=em.anchors,
@@ -256,7 +261,8 @@ def make_manifest(em: ExportableModel, model, o: ExportOptions, timings: dict, v
         input=InputInfo(contract.INPUT_NAME, (-1 if o.dynamic_batch else o.batch, 3, h, w), o.input_dtype),
         output_kind=kind, outputs=outputs, category_ids=em.category_ids,
         nms=nms_params(em, o), nms_where=("graph" if kind == contract.KIND_NMS else "host") if em.nms else "none",
-        nms_implementation=(o.nms if kind == contract.KIND_NMS else "host") if em.nms else "none",
+        nms_implementation=(contract.END_TO_END if em.end_to_end else o.nms if kind == contract.KIND_NMS else "host")
+        if em.nms else "none",
         normalization=em.normalization, precision={"mode": "fp32"}, source=em.source,
         notes={**em.notes, "opset": opset_of(model),
                "exporter": o.exporter, "export_seconds": timings, "verify_raw_vs_torch": verification},

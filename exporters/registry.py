@@ -72,6 +72,12 @@ def _effdet(name):
     return build
 
 
+def _detr(state, imgsz, num_classes, uint8_input, source):
+    from exporters.detr_hf import build_detr
+
+    return build_detr(state, imgsz, num_classes, uint8_input, source)
+
+
 _CLASSIFIERS = ("alexnet", "vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v3_large")
 
 _ENTRIES = [
@@ -88,6 +94,8 @@ _ENTRIES = [
      for n in _TWO_STAGE
      ] + [ModelEntry(n, "efficientdet", "detect", f"EfficientDet {n} (needs the optional effdet package)", _effdet(n),
                 size_multiple=128) for n in ("tf_efficientdet_d0", "tf_efficientdet_d1", "tf_efficientdet_d2")
+     ] + [ModelEntry("detr_hf", "detr", "detect", "DETR (end-to-end, no NMS) via the optional transformers package: "
+                "--weights FILE in a save_pretrained directory, else a tiny random model", _detr, own_weights=True)
      ] + [ModelEntry(n, "classifier", "classify", f"torchvision {n} (ImageNet classifier)", _cls(n), size_multiple=1)
      for n in _CLASSIFIERS]
 MODELS: dict[str, ModelEntry] = {e.name: e for e in _ENTRIES}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from edgedet.cli.attach_final import final_options, requested, run_final
 from edgedet.contract import NMS_IMPLEMENTATIONS
 from edgedet.errors import InputError, require
 
@@ -45,9 +46,10 @@ def _floats(text: str | None, name: str) -> tuple[float, ...] | None:
 @click.option("--max-det", type=int, default=100, show_default=True)
 @click.option("--top-k", type=int, default=1000, show_default=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@final_options
 def attach_cmd(model, boxes, scores, combined, objectness, box_format, normalized, background_class, score_activation,
                softmax, imgsz, input_scale, mean, std, class_names, implementation, score_threshold, iou_threshold,
-               max_det, top_k, output):
+               max_det, top_k, output, **final):
     """Make MODEL (any ONNX detector) follow the edgedet contract so it quantises, builds and runs like ours."""
     require("onnx", "export", "edgedet attach-nms")
     from edgedet.nms.params import NMSParams
@@ -61,6 +63,8 @@ def attach_cmd(model, boxes, scores, combined, objectness, box_format, normalize
     spec = ByoSpec(boxes, scores, combined, box_format, normalized,
                    "sigmoid" if score_activation else "softmax" if softmax else "none", objectness, background_class,
                    imgsz, input_scale, _floats(mean, "--mean"), _floats(std, "--std"), names)
+    if requested(final):  # outputs already final (end-to-end head): threshold + top-k, no NMS
+        return run_final(model, output, spec, implementation, score_threshold, max_det, background_class, **final)
     nms = NMSParams(score_threshold=score_threshold, iou_threshold=iou_threshold, max_output_boxes=max_det, top_k=top_k)
     m = attach_file(model, output, spec, nms, implementation)
     click.echo(f"wrote {output}: input {list(m.input.shape)}, {m.num_classes} classes, outputs "
