@@ -73,7 +73,7 @@ class GridHead(torch.nn.Module):
         r = self.raw(x)
         xy = (torch.tanh(r[..., :2]) + 0.5 + self.grid) * self.stride
         wh = torch.exp(torch.tanh(r[..., 2:4]) * 1.5) * self.stride
-        return torch.cat([xy, wh], -1), torch.sigmoid(r[..., 4:5]), torch.sigmoid(r[..., 5:])
+        return torch.cat([xy, wh], -1), torch.sigmoid(r[..., 4:5] * 4), torch.sigmoid(r[..., 5:] * 4 - 1)
 
     def prep(self, x):
         """The model input for an RGB 0..1 image tensor (Ultralytics / YOLOv5: RGB 0..1)."""
@@ -116,8 +116,8 @@ class YoloxRaw(GridHead):
 
     def forward(self, x):
         r = self.raw(x)
-        return torch.cat([torch.tanh(r[..., :2]) + 0.5, torch.tanh(r[..., 2:4]) * 1.5,
-                          torch.sigmoid(r[..., 4:5]), torch.sigmoid(r[..., 5:])], -1)
+        _, obj, cls = self.decoded(x)
+        return torch.cat([torch.tanh(r[..., :2]) + 0.5, torch.tanh(r[..., 2:4]) * 1.5, obj, cls], -1)
 
     def reference(self, x):
         cxcywh, obj, cls = self.decoded(self.prep(x))
