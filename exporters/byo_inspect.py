@@ -158,9 +158,14 @@ def _guess_combined(o: OutputGuess, values: dict, height: int, width: int, notes
     flags = ["--combined", o.name]
     extent = float(np.percentile(np.abs(a[..., :4]), 99))
     if extent < 0.05 * max(height, width) and len(grid_cells(height, width, (8, 16, 32))[0]) == n:
-        o.role = f"raw YOLOX-style grid head [B, N={n}, 5+C={k}]: offsets and log sizes per cell, not boxes"
+        if a[..., :4].min() >= 0:  # distances from cell centres are never negative; YOLOX's offsets/log sizes are
+            o.role = f"raw YOLOv6/v8-style grid head [B, N={n}, 4+C={k}]: (l, t, r, b) distances per cell, not boxes"
+            decode = "ltrb"
+        else:
+            o.role = f"raw YOLOX-style grid head [B, N={n}, 5+C={k}]: offsets and log sizes per cell, not boxes"
+            decode = "yolox"
         o.notes.append("N matches strides 8, 16, 32")
-        return flags + ["--decode", "yolox"]
+        return flags + ["--decode", decode]
     layout = "[B, 4+C, N] (YOLOv8/Ultralytics)" if first else "[B, N, 5+C] (YOLOv5: objectness after the box)"
     o.role = f"combined YOLO head {layout}, cxcywh boxes in {'0..1' if extent <= 1.5 else 'input pixels'}"
     flags += ["--box-format", "cxcywh"] + ([] if first else ["--objectness"]) + (["--normalized"] if extent <= 1.5 else [])
@@ -187,7 +192,9 @@ def _guess_split(box: OutputGuess, outputs: list[OutputGuess], values: dict, hei
     flags += ["--scores", score.name]
     if s.min() < 0 or s.max() > 1:
         score.role = "scores (logits)"
-        flags.append("--score-activation" if s.shape[-1] == 1 else "--softmax")
+        score.notes.append("sigmoid assumed (YOLO, RetinaNet, FCOS); use --softmax instead for a softmax-trained "
+                           "(SSD-style) head")
+        flags.append("--score-activation")
         return flags
     softmaxed = s.shape[-1] >= 2 and np.allclose(s.sum(-1), 1.0, atol=1e-3)
     score.role = "scores (probabilities, softmax over classes)" if softmaxed else "scores (probabilities)"
