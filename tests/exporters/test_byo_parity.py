@@ -18,6 +18,7 @@ pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
 import edgedet  # noqa: E402
+from byo_reference import iou, letterbox_ref, match, nms  # noqa: E402
 import third_party as tp  # noqa: E402
 from edgedet.nms.params import NMSParams  # noqa: E402
 from exporters.byo import ByoSpec, attach_file  # noqa: E402
@@ -46,38 +47,6 @@ def run_source(model, x):
     opts.log_severity_level = 3  # the face model lists its weights as inputs, as old exporters did
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     return sess.run(None, {model.graph.input[0].name: x})
-
-
-def nms(boxes, scores, p):
-    """Per-class greedy NMS, score > threshold, IoU > threshold suppresses; [(box, score, class)]."""
-    cand = [(scores[n, c], n, c) for n in range(len(boxes)) for c in range(scores.shape[1])
-            if scores[n, c] > p.score_threshold]
-    cand.sort(key=lambda t: (-t[0], t[1], t[2]))
-    kept = []
-    for s, n, c in cand[:p.top_k]:
-        if all(k[2] != c or iou(boxes[n], k[0]) <= p.iou_threshold for k in kept):
-            kept.append((boxes[n], s, c))
-    return kept[:p.max_output_boxes]
-
-
-def iou(a, b):
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    if union <= 0:  # both clipped to nothing (a box entirely in the padding): equal or not
-        return 1.0 if np.allclose(a, b, atol=1e-3) else 0.0
-    return inter / union
-
-
-def letterbox_ref(img, size, top_left):
-    h, w = img.shape[:2]
-    r = min(size / h, size / w)
-    nh, nw = int(h * r), int(w * r)
-    canvas = np.full((size, size, 3), 114, np.uint8)
-    top, left = (0, 0) if top_left else ((size - nh) // 2, (size - nw) // 2)
-    canvas[top:top + nh, left:left + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    return canvas, r, left, top
 
 
 def face_reference(model, img, p):
@@ -125,17 +94,6 @@ CASES = {
                                                  channel_order="BGR", padding="top-left"), yolox_reference),
     "ultralytics": (tp.ultralytics_like, ByoSpec(combined="output0", box_format="cxcywh"), ultralytics_reference),
 }
-
-
-def match(dets, ref):
-    """Smallest IoU over reference detections, each matched to the same-class detection it overlaps most."""
-    worst = 1.0
-    for box, score, c in ref:
-        same = [i for i in range(len(dets)) if dets.class_ids[i] == c and abs(dets.scores[i] - score) < 1e-4]
-        best = max(same, key=lambda i: iou(dets.boxes[i], box), default=None)
-        assert best is not None, f"reference detection {box} class {c} score {score} has no counterpart"
-        worst = min(worst, iou(dets.boxes[best], box))
-    return worst
 
 
 @pytest.mark.parametrize("case", list(CASES))
