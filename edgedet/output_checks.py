@@ -6,7 +6,8 @@ checks look at one batch of outputs and say what is wrong and which attach-nms f
 
   boxes   [B, N, 4] should be (x1, y1, x2, y2) in input pixels: boxes within 0..1.5 of a larger
           input are normalised (``--normalized``); boxes that all sit in a corner a few pixels
-          wide are raw grid offsets (``--decode yolox`` / ``ltrb``); mostly x2 < x1 means centre
+          wide are raw grid offsets (``--decode yolox`` / ``ltrb``); centres mostly far outside
+          the input are deltas against priors (``--decode ssd``); mostly x2 < x1 means centre
           and size (``--box-format cxcywh``)
   scores  [B, N, C] should be probabilities in 0..1; outside that they are logits
           (``--score-activation`` for sigmoid, ``--softmax``)
@@ -54,6 +55,11 @@ def box_problems(boxes: np.ndarray, height: int, width: int) -> list[Problem]:
     if side >= 32 and extent < 0.05 * side:
         return [Problem("undecoded", f"all boxes sit within {extent:.2g} px of the origin of a {height}x{width} "
                         "input (raw grid offsets, not decoded boxes)", "--decode yolox (or --decode ltrb)")]
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    outside = float(np.mean((cx < -0.25 * width) | (cx > 1.25 * width) | (cy < -0.25 * height) | (cy > 1.25 * height)))
+    if outside > 0.5:
+        return [Problem("outside", f"{outside:.0%} of box centres lie far outside the {height}x{width} input (deltas "
+                        "against prior boxes, or another unit)", "--decode ssd --anchors PRIORS")]
     inverted = float(np.mean((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])))
     if inverted > 0.5:
         return [Problem("inverted", f"{inverted:.0%} of boxes have x2 < x1 or y2 < y1 (centre and size, "

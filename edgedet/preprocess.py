@@ -159,7 +159,8 @@ def stretch(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray, Let
     return canvas, LetterboxInfo(width / w, 0.0, 0.0, h, w, scale_y=height / h)
 
 
-def letterbox_top_left(image: np.ndarray, height: int, width: int, pad_value: int = 114) -> tuple[np.ndarray, LetterboxInfo]:
+def letterbox_top_left(image: np.ndarray, height: int, width: int,
+                       pad_value: int = 114) -> tuple[np.ndarray, LetterboxInfo]:
     """:func:`letterbox` with the image in the top-left corner and all padding right/bottom (YOLOX)."""
     h, w = image.shape[:2]
     info = letterbox_info(h, w, height, width)

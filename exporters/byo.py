@@ -41,8 +41,10 @@ class ByoSpec:
     mean: tuple[float, ...] | None = None  # the model wants (x - mean) / std, x in the model's own scale
     std: tuple[float, ...] | None = None
     class_names: list[str] = field(default_factory=list)
-    decode: str = "none"  # none | yolox | ltrb: a raw grid head decoded in the graph (exporters.byo_decode)
+    decode: str = "none"  # none | yolox | ltrb | ssd: raw heads decoded in the graph (exporters.byo_decode)
     strides: tuple[int, ...] = (8, 16, 32)  # feature strides of a raw grid head
+    anchors: str | None = None  # --decode ssd: file of prior boxes [N, 4] (cx, cy, w, h)
+    variances: tuple[float, float] = (0.1, 0.2)  # --decode ssd: centre and size variances
     channel_order: str = "RGB"  # the model's channel order; BGR is reversed inside the graph
     resize: str = "letterbox"  # letterbox | stretch: how the runtime fits images to the input
     padding: str = "center"  # center | top-left: where letterbox padding goes
@@ -295,9 +297,10 @@ def read_combined(model, b: _Builder, spec: ByoSpec, shapes: dict, height: int, 
     boxes, scores = b.slice_last(t, 0, 4), b.slice_last(t, extra, k)
     box_format = spec.box_format
     if spec.decode != "none":
-        from exporters.byo_decode import decode_grid
+        from exporters.byo_decode import decode_grid, decode_ssd
 
-        boxes, box_format = decode_grid(b, boxes, spec, n, height, width)
+        boxes, box_format = decode_ssd(b, boxes, spec, n) if spec.decode == "ssd" else decode_grid(
+            b, boxes, spec, n, height, width)
     scores = _activate(b, scores, spec.score_activation)
     if objectness:
         scores = b.node("Mul", [scores, _activate(b, b.slice_last(t, 4, 5), spec.score_activation)])
@@ -306,7 +309,7 @@ def read_combined(model, b: _Builder, spec: ByoSpec, shapes: dict, height: int, 
 
 def read_split(model, b: _Builder, spec: ByoSpec, shapes: dict, height: int, width: int) -> Head:
     """Separate box and score outputs, in any of the layouts :func:`_to_bnk` accepts."""
-    if spec.decode != "none":
+    if spec.decode not in ("none", "ssd"):
         raise InputError(f"--decode {spec.decode} reads one combined output (--combined OUT), not --boxes/--scores")
     boxes, n = _to_bnk(b, spec.boxes, shapes[spec.boxes], 4, None, "boxes")
     sshape = shapes[spec.scores]
@@ -315,7 +318,12 @@ def read_split(model, b: _Builder, spec: ByoSpec, shapes: dict, height: int, wid
         raise InputError(f"boxes have {n} candidates but scores '{spec.scores}' has shape {sshape}")
     classes = sshape[-1] if sshape[-2] == n or len(sshape) == 2 else sshape[1]
     boxes, scores = b.float32(boxes, output_type(model, spec.boxes)), b.float32(scores, output_type(model, spec.scores))
-    return Head(boxes, _activate(b, scores, spec.score_activation), n, classes, spec.box_format, spec.normalized)
+    box_format = spec.box_format
+    if spec.decode == "ssd":
+        from exporters.byo_decode import decode_ssd
+
+        boxes, box_format = decode_ssd(b, boxes, spec, n)
+    return Head(boxes, _activate(b, scores, spec.score_activation), n, classes, box_format, spec.normalized)
 
 
 # How to read each kind of head; a new kind (e.g. final NMS-free outputs) adds an entry and a rule in head_kind.

@@ -8,6 +8,12 @@ cells in row-major order, level after level as YOLOX and YOLOv6/v8 flatten them)
   ltrb    (l, t, r, b) distances in stride units from the cell centre (cell + 0.5) * stride
           (YOLOv6 / YOLOv8 anchor points after the DFL integral)
 
+and for SSD-style heads whose box output holds deltas against prior boxes (``--anchors``):
+
+  ssd     centre = prior centre + d_xy * variance_xy * prior size, size = prior size *
+          exp(d_wh * variance_wh); priors (cx, cy, w, h) in the units the boxes come out in
+          (normalised for most SSD exports: add ``--normalized``)
+
 Anything else is refused: a file whose boxes we cannot decode must not run as garbage.
 """
 
@@ -19,7 +25,7 @@ import numpy as np
 
 from edgedet.errors import InputError
 
-DECODERS = ("none", "yolox", "ltrb")
+DECODERS = ("none", "yolox", "ltrb", "ssd")
 
 
 def grid_cells(height: int, width: int, strides: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -33,9 +39,38 @@ def grid_cells(height: int, width: int, strides: tuple[int, ...]) -> tuple[np.nd
     return np.concatenate(cells).astype(np.float32), np.concatenate(sizes).astype(np.float32)
 
 
+def load_anchors(path, n: int) -> np.ndarray:
+    """Prior boxes [N, 4] (cx, cy, w, h) from a .npy or text file (one prior per line)."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        a = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=None, ndmin=2)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the prior boxes {path} ({exc}); give a .npy or text file of N rows "
+                         "cx cy w h") from None
+    a = np.asarray(a, np.float32).reshape(-1, 4) if np.size(a) % 4 == 0 else np.asarray(a)
+    if a.shape != (n, 4):
+        raise InputError(f"prior boxes {path} have shape {np.shape(a)}; the head has {n} candidates: expected [{n}, 4]")
+    return a
+
+
+def decode_ssd(b, boxes: str, spec, n: int) -> tuple[str, str]:
+    """SSD deltas [B, N, 4] against the priors of ``spec.anchors`` -> (cx, cy, w, h)."""
+    if not spec.anchors:
+        raise InputError("--decode ssd needs the prior boxes: --anchors priors.npy (N rows cx cy w h)")
+    priors = load_anchors(spec.anchors, n)
+    centre, size = b.const(priors[None, :, :2], np.float32), b.const(priors[None, :, 2:], np.float32)
+    var_xy, var_wh = (b.const(np.float32(v), np.float32) for v in spec.variances)
+    d_xy, d_wh = b.slice_last(boxes, 0, 2), b.slice_last(boxes, 2, 4)
+    xy = b.node("Add", [centre, b.node("Mul", [b.node("Mul", [d_xy, var_xy]), size])])
+    wh = b.node("Mul", [size, b.node("Exp", [b.node("Mul", [d_wh, var_wh])])])
+    return b.node("Concat", [xy, wh], axis=-1), "cxcywh"
+
+
 def decode_grid(b, boxes: str, spec, n: int, height: int, width: int) -> tuple[str, str]:
     """Decode raw box values [B, N, 4] of a grid head; returns (boxes, their format)."""
-    if spec.decode not in DECODERS[1:]:
+    if spec.decode not in DECODERS[1:3]:
         raise InputError(f"--decode {spec.decode} is not one of {', '.join(DECODERS)}")
     cells, strides = grid_cells(height, width, tuple(spec.strides))
     if len(cells) != n:

@@ -40,7 +40,8 @@ def run_once(model, names: list[str]) -> dict[str, np.ndarray]:
         sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         return dict(zip(names, sess.run(names, {inp.name: probe_image(shape, dtype)})))
     except Exception as exc:  # the model itself is the user's: say why we could not run it
-        raise InputError(f"ONNX Runtime cannot run the model to read its outputs ({str(exc).splitlines()[0][:200]})") from None
+        why = str(exc).splitlines()[0][:200]
+        raise InputError(f"ONNX Runtime cannot run the model to read its outputs ({why})") from None
 
 
 def check_raw_outputs(model, spec, height: int, width: int) -> dict:
@@ -96,7 +97,8 @@ class Inspection:
     def lines(self, path: str) -> list[str]:
         out = [f"input  {self.input_name} {self.input_shape} {self.input_dtype}"]
         for o in self.outputs:
-            out.append(f"output {o.name} {o.shape} {o.dtype}: {o.role}" + (f" ({'; '.join(o.notes)})" if o.notes else ""))
+            notes = f" ({'; '.join(o.notes)})" if o.notes else ""
+            out.append(f"output {o.name} {o.shape} {o.dtype}: {o.role}{notes}")
         out += [f"note   {n}" for n in self.notes]
         out.append("try    edgedet attach-nms " + " ".join([path, *self.flags, "-o", _suggest_out(path)]))
         return out
@@ -138,13 +140,16 @@ def inspect_model(model) -> Inspection:
 
 
 def _guess_head(outputs: list[OutputGuess], values: dict, height: int, width: int, notes: list[str]) -> list[str]:
-    combined = [o for o in outputs if len(o.shape) == 3 and min(o.shape[1:]) >= 5 and max(o.shape[1:]) > 2 * min(o.shape[1:])]
-    boxes = [o for o in outputs if len(o.shape) in (2, 3, 4) and o.shape[-1] == 4 or (len(o.shape) == 3 and o.shape[1] == 4)]
+    combined = [o for o in outputs
+                if len(o.shape) == 3 and min(o.shape[1:]) >= 5 and max(o.shape[1:]) > 2 * min(o.shape[1:])]
+    boxes = [o for o in outputs
+             if len(o.shape) in (2, 3, 4) and o.shape[-1] == 4 or (len(o.shape) == 3 and o.shape[1] == 4)]
     if boxes:
         return _guess_split(boxes[0], outputs, values, height, width, notes)
     if combined:
         return _guess_combined(combined[0], values, height, width, notes)
-    notes.append("no output looks like boxes ([B, N, 4]) or a combined YOLO head ([B, 4+C, N]); attach-nms cannot read it")
+    notes.append("no output looks like boxes ([B, N, 4]) or a combined YOLO head ([B, 4+C, N]); "
+                 "attach-nms cannot read it")
     return []
 
 
@@ -168,7 +173,8 @@ def _guess_combined(o: OutputGuess, values: dict, height: int, width: int, notes
         return flags + ["--decode", decode]
     layout = "[B, 4+C, N] (YOLOv8/Ultralytics)" if first else "[B, N, 5+C] (YOLOv5: objectness after the box)"
     o.role = f"combined YOLO head {layout}, cxcywh boxes in {'0..1' if extent <= 1.5 else 'input pixels'}"
-    flags += ["--box-format", "cxcywh"] + ([] if first else ["--objectness"]) + (["--normalized"] if extent <= 1.5 else [])
+    flags += ["--box-format", "cxcywh"] + ([] if first else ["--objectness"])
+    flags += ["--normalized"] if extent <= 1.5 else []
     s = a[..., 4:]
     if s.min() < 0 or s.max() > 1:
         o.notes.append("scores are logits")

@@ -46,6 +46,16 @@ def _strides(text: str) -> tuple[int, ...]:
     return values
 
 
+def _variances(text: str) -> tuple[float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 2:
+        raise InputError(f"--variances takes two numbers (centre, size) such as 0.1,0.2, got '{text}'")
+    return values
+
+
 @click.command("attach-nms")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--boxes", help="Output holding boxes [B,N,4] / [B,4,N] / [N,4].")
@@ -58,11 +68,15 @@ def _strides(text: str) -> tuple[int, ...]:
 @click.option("--score-activation", is_flag=True, help="Scores are logits: apply sigmoid.")
 @click.option("--softmax", is_flag=True, help="Scores are logits over classes: apply softmax.")
 @click.option("--imgsz", help="Pin dynamic input height/width: 640, or HEIGHTxWIDTH such as 480x640.")
-@click.option("--decode", type=click.Choice(["none", "yolox", "ltrb"]), default="none", show_default=True,
-              help="The combined output is a raw anchor-free grid head: yolox (offsets, log sizes) or ltrb "
-                   "(YOLOv6/v8 distances); decoded in the graph.")
+@click.option("--decode", type=click.Choice(["none", "yolox", "ltrb", "ssd"]), default="none", show_default=True,
+              help="Raw head decoded in the graph: yolox (grid offsets, log sizes) or ltrb (YOLOv6/v8 distances) "
+                   "on --combined; ssd (deltas against --anchors) on --boxes.")
 @click.option("--strides", default="8,16,32", show_default=True, help="Feature strides of a raw grid head (--decode).")
-@click.option("--bgr", is_flag=True, help="The model takes BGR channels (reversed inside the graph; edgedet feeds RGB).")
+@click.option("--anchors", type=click.Path(dir_okay=False),
+              help="--decode ssd: prior boxes, .npy or text, N rows cx cy w h.")
+@click.option("--variances", default="0.1,0.2", show_default=True, help="--decode ssd: centre and size variances.")
+@click.option("--bgr", is_flag=True,
+              help="The model takes BGR channels (reversed inside the graph; edgedet feeds RGB).")
 @click.option("--resize", type=click.Choice(["letterbox", "stretch"]), default="letterbox", show_default=True,
               help="How the model's own pre-processing fits images: letterbox (keep aspect) or stretch.")
 @click.option("--padding", type=click.Choice(["center", "top-left"]), default="center", show_default=True,
@@ -80,9 +94,11 @@ def _strides(text: str) -> tuple[int, ...]:
 @click.option("--iou-threshold", type=float, default=0.45, show_default=True)
 @click.option("--max-det", type=int, default=100, show_default=True)
 @click.option("--top-k", type=int, default=1000, show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="The converted model (required unless --inspect).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="The converted model (required unless --inspect).")
 def attach_cmd(model, boxes, scores, combined, objectness, box_format, normalized, background_class, score_activation,
-               softmax, imgsz, decode, strides, bgr, resize, padding, no_check, inspect, input_scale, mean, std,
+               softmax, imgsz, decode, strides, anchors, variances, bgr, resize, padding, no_check, inspect,
+               input_scale, mean, std,
                class_names, implementation, score_threshold, iou_threshold, max_det, top_k, output):
     """Make MODEL (any ONNX detector) follow the edgedet contract so it quantises, builds and runs like ours."""
     require("onnx", "export", "edgedet attach-nms")
@@ -105,11 +121,12 @@ def attach_cmd(model, boxes, scores, combined, objectness, box_format, normalize
     spec = ByoSpec(boxes, scores, combined, box_format, normalized,
                    "sigmoid" if score_activation else "softmax" if softmax else "none", objectness, background_class,
                    _imgsz(imgsz), input_scale, _floats(mean, "--mean"), _floats(std, "--std"), names, decode,
-                   _strides(strides), "BGR" if bgr else "RGB", resize, padding, not no_check)
+                   _strides(strides), anchors, _variances(variances), "BGR" if bgr else "RGB", resize, padding,
+                   not no_check)
     nms = NMSParams(score_threshold=score_threshold, iou_threshold=iou_threshold, max_output_boxes=max_det, top_k=top_k)
     m = attach_file(model, output, spec, nms, implementation)
-    click.echo(f"wrote {output}: input {list(m.input.shape)} ({m.input.resize}"
-               f"{', ' + m.input.padding + ' padding' if m.input.resize == 'letterbox' else ''}), {m.num_classes} classes, "
+    fit = m.input.resize + (f", {m.input.padding} padding" if m.input.resize == "letterbox" else "")
+    click.echo(f"wrote {output}: input {list(m.input.shape)} ({fit}), {m.num_classes} classes, "
                f"outputs {[o.name for o in m.outputs]}, NMS {m.nms_where}")
     for note in attach_notes(m):
         click.echo(f"  note: {note}")

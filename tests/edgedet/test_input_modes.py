@@ -72,7 +72,8 @@ def test_manifestless_file_with_normalised_boxes_is_refused_with_the_fix(tmp_pat
             init.CopyFrom(numpy_helper.from_array(tiny_models.RAW_BOXES[None] / 64.0, "boxes_c"))
     path = tiny_models.save(model, tmp_path / "theirs.onnx", manifest=False)
     det = edgedet.load(path, providers=["cpu"])
-    with pytest.raises(ModelError, match="no manifest.*normalised.*attach-nms .*--boxes boxes --scores scores --normalized"):
+    fix = "no manifest.*normalised.*attach-nms .*--boxes boxes --scores scores --normalized"
+    with pytest.raises(ModelError, match=fix):
         det(np.full((64, 64, 3), 100, np.uint8))
 
 

@@ -5,6 +5,7 @@ import re
 import shlex
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from click.testing import CliRunner
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MODELS = {  # file name in the docs -> a model made the way that tool makes it
     "yolov8n.onnx": tp.ultralytics_like, "their_yolo.onnx": tp.ultralytics_like, "yolov5s.half.onnx": tp.yolov5_fp16,
     "yolox_s.onnx": tp.yolox_raw, "yolov6n.raw.onnx": tp.ltrb_raw, "version-RFB-320.onnx": tp.face_ssd,
-    "retina_like.onnx": tp.logit_head,
+    "retina_like.onnx": tp.logit_head, "ssd_face_deltas.onnx": tp.face_ssd_deltas,
 }
 
 
@@ -34,8 +35,11 @@ def commands(doc: str) -> list[str]:
 def invoke(cmd: str, where: Path):
     args = shlex.split(cmd)[1:]
     model = args[1]
-    onnx.save(MODELS[model]()[1], where / model)
+    module, proto = MODELS[model]()
+    onnx.save(proto, where / model)
     (where / "faces.txt").write_text("background\nface\n")
+    if hasattr(module, "priors"):
+        np.save(where / "priors.npy", module.priors())
     return CliRunner().invoke(cli, args, catch_exceptions=False)
 
 
@@ -44,7 +48,8 @@ DOC_COMMANDS = [(doc, c) for doc in ("docs/byo.md", "README.md") for c in comman
 
 def test_the_docs_have_an_example_per_head_type():
     docs = " ".join(c for d, c in DOC_COMMANDS if d == "docs/byo.md")
-    for flag in ("--objectness", "--decode yolox", "--decode ltrb", "--background-class", "--score-activation",
+    for flag in ("--objectness", "--decode yolox", "--decode ltrb", "--decode ssd", "--background-class",
+                 "--score-activation",
                  "--resize stretch", "--bgr", "--inspect"):
         assert flag in docs
     assert any(d == "README.md" for d, _ in DOC_COMMANDS)

@@ -158,3 +158,25 @@ def test_non_square_imgsz_pins_height_and_width():
     _, info = attach_third_party(model, ByoSpec(combined="output0", box_format="cxcywh", imgsz=(64, 96)),
                                  NMSParams(), implementation="none")
     assert (info["height"], info["width"]) == (64, 96)
+
+
+def test_ssd_deltas_decode_against_priors_with_variances(tmp_path):
+    """SSD heads exporting deltas: --decode ssd --anchors (cx, cy, w, h) priors, variances 0.1 / 0.2."""
+    module, model = tp.face_ssd_deltas()
+    np.save(tmp_path / "priors.npy", module.priors())
+    spec = ByoSpec(**{**FACE.__dict__, "decode": "ssd", "anchors": str(tmp_path / "priors.npy")})
+    out, info = attach_third_party(model, spec, NMSParams(), implementation="none")
+    x = np.random.default_rng(2).random((1, 3, 48, 64), dtype=np.float32)
+    boxes, scores = run_raw(out, x)
+    with torch.no_grad():
+        want_boxes, want_scores = module.reference(torch.from_numpy(x))
+    np.testing.assert_allclose(boxes, want_boxes.numpy(), atol=1e-3)
+    np.testing.assert_allclose(scores, want_scores.numpy(), atol=1e-5)
+    with pytest.raises(InputError, match="--anchors"):
+        attach_third_party(tp.face_ssd_deltas()[1], ByoSpec(**{**FACE.__dict__, "decode": "ssd"}), NMSParams(), "none")
+    np.save(tmp_path / "short.npy", module.priors()[:10])
+    with pytest.raises(InputError, match=r"shape \(10, 4\); the head has 60 candidates"):
+        short = ByoSpec(**{**spec.__dict__, "anchors": str(tmp_path / "short.npy")})
+        attach_third_party(tp.face_ssd_deltas()[1], short, NMSParams(), "none")
+    with pytest.raises(InputError, match="--decode ssd"):  # deltas read as boxes: refused, not garbage
+        attach_third_party(tp.face_ssd_deltas()[1], FACE, NMSParams(), "none")

@@ -108,7 +108,8 @@ def _ultralytics_postprocess(sess, img, params):
     a = out[0].T
     boxes = np.concatenate([a[:, :2] - a[:, 2:4] / 2, a[:, :2] + a[:, 2:4] / 2], 1)
     h, w = img.shape[:2]
-    return [(np.clip((b - [left, top, left, top]) / r, 0, [w, h, w, h]), s, c) for b, s, c in nms(boxes, a[:, 4:], params)]
+    return [(np.clip((b - [left, top, left, top]) / r, 0, [w, h, w, h]), s, c)
+            for b, s, c in nms(boxes, a[:, 4:], params)]
 
 
 def test_real_export_matches_its_own_postprocessing_end_to_end(yolov8n, tmp_path):

@@ -14,6 +14,7 @@ of real exports (issue 14):
 - ``yolov5_fp16``: a ``--half`` export: FP16 input ``images``, FP16 output [1, N, 5+C].
 - ``yolox_raw``: YOLOX exported without ``decode_in_inference``: [1, N, 5+C] with raw grid
   offsets and log sizes per stride (8, 16, 32), objectness and class scores already sigmoid.
+- ``face_ssd_deltas``: the SSD face head exporting box deltas against prior boxes (``priors()``).
 - ``ltrb_raw``: a YOLOv6/v8-style raw head, (l, t, r, b) in stride units from cell centres.
 - ``logit_head``: boxes in pixels and class logits (sigmoid not applied).
 """
@@ -173,6 +174,36 @@ class FaceSSD(torch.nn.Module):
         return boxes * torch.tensor([self.w, self.h, self.w, self.h], dtype=boxes.dtype), scores[..., 1:]
 
 
+class FaceSSDDeltas(FaceSSD):
+    """The same SSD face head exporting box deltas against its priors (decode left to the user's code:
+    centre variance 0.1, size variance 0.2)."""
+
+    def priors(self):
+        """[N, 4] (cx, cy, w, h) normalised, cell by cell, level after level."""
+        out = []
+        for s in self.features.strides:
+            fh, fw = self.h // s, self.w // s
+            ys, xs = np.mgrid[0:fh, 0:fw]
+            out.append(np.stack([(xs.ravel() + 0.5) / fw, (ys.ravel() + 0.5) / fh,
+                                 np.full(xs.size, 2 * s / self.w), np.full(xs.size, 2 * s / self.h)], 1))
+        return np.concatenate(out).astype(np.float32)
+
+    def forward(self, x):
+        f = torch.cat([t.flatten(2) for t in self.features(x)], 2).permute(0, 2, 1)
+        # trained deltas are roughly zero-mean and independent per coordinate; this 1x1-conv head's
+        # features are not, so spread them (input-dependent, deterministic)
+        d = torch.sin(f[..., :4] * 40 + torch.arange(4.0)) * 1.5
+        return torch.softmax(f[..., 4:] * 4, -1), d  # scores, deltas
+
+    def reference(self, x):
+        scores, d = self.forward(self.prep(x))
+        p = torch.from_numpy(self.priors())
+        c = p[:, :2] + d[..., :2] * 0.1 * p[:, 2:]
+        wh = p[:, 2:] * torch.exp(d[..., 2:] * 0.2)
+        box = torch.cat([c - wh / 2, c + wh / 2], -1)
+        return box * torch.tensor([self.w, self.h, self.w, self.h], dtype=box.dtype), scores[..., 1:]
+
+
 def _export(module, x, input_name, output_names, opset=17, keep_inits=False, dynamic_batch=False):
     buf = io.BytesIO()
     axes = {input_name: {0: "batch"}} if dynamic_batch else None
@@ -245,3 +276,9 @@ def face_ssd(h=48, w=64):
     dims[0].Clear()
     dims[0].dim_value = 1
     return m, model
+
+
+@_cached
+def face_ssd_deltas(h=48, w=64):
+    m = FaceSSDDeltas(h, w)
+    return m, _export(m, torch.randn(1, 3, h, w), "input", ["scores", "boxes"])
