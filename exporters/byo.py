@@ -160,12 +160,13 @@ def image_input(model, imgsz) -> tuple[str, int, int, int]:
     for axis in (2, 3):
         if not dims[axis].HasField("dim_value") or dims[axis].dim_value <= 0:
             if not pin:
-                raise InputError("the input height/width are dynamic; pass --imgsz H W (or one size) to pin them")
+                raise InputError("the input height/width are dynamic; pass --imgsz SIZE or HEIGHTxWIDTH "
+                                 "(e.g. 640 or 480x640) to pin them")
             dims[axis].Clear()
             dims[axis].dim_value = pin[axis - 2]
         size.append(dims[axis].dim_value)
     if pin and tuple(size) != pin:
-        raise InputError(f"input '{inp.name}' is fixed at {size[0]}x{size[1]}; --imgsz {pin[0]} {pin[1]} cannot "
+        raise InputError(f"input '{inp.name}' is fixed at {size[0]}x{size[1]}; --imgsz {pin[0]}x{pin[1]} cannot "
                          "change it (drop --imgsz)")
     return inp.name, size[0], size[1], elem
 

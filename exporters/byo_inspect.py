@@ -128,7 +128,8 @@ def inspect_model(model) -> Inspection:
     flags, notes = [], []
     if len(dims) == 4 and not all(isinstance(d, int) for d in dims[2:]):
         flags += ["--imgsz", "640"]
-        notes.append("the input height/width are dynamic: pin them with --imgsz H W (640 assumed here)")
+        notes.append("the input height/width are dynamic: pin them with --imgsz SIZE or HEIGHTxWIDTH "
+                     "(640 assumed here)")
     height, width = (dims[2], dims[3]) if len(dims) == 4 and all(isinstance(d, int) for d in dims[2:]) else (640, 640)
     if in_type == "float16":
         notes.append("FP16 model: the edgedet input stays float32 0..1 and is cast to float16 after normalising")
