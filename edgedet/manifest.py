@@ -40,7 +40,7 @@ class InputInfo:
     dtype: str = "float32"
     pad_value: int = contract.DEFAULT_PAD_VALUE
     resize: str = "letterbox"  # letterbox (keep aspect, pad) | stretch (resize to H x W, aspect not kept)
-    padding: str = "center"  # letterbox padding: center (split on both sides) | top-left (all right/bottom)
+    padding: str = "center"  # letterbox padding: center (split on both sides) | top-left (YOLOX: all right/bottom)
     channel_order: str = "RGB"  # what the runtime feeds: RGB (the contract) | BGR
 
     @property

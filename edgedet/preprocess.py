@@ -161,10 +161,11 @@ def stretch(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray, Let
 
 def letterbox_top_left(image: np.ndarray, height: int, width: int,
                        pad_value: int = 114) -> tuple[np.ndarray, LetterboxInfo]:
-    """:func:`letterbox` with the image in the top-left corner and all padding right/bottom (YOLOX)."""
+    """YOLOX's letterbox: the image in the top-left corner, all padding right/bottom, and the resized
+    size truncated as YOLOX's ``preproc`` does (``int(w * r)``; :func:`letterbox` rounds)."""
     h, w = image.shape[:2]
     info = letterbox_info(h, w, height, width)
-    new_w, new_h = max(1, round(w * info.scale)), max(1, round(h * info.scale))
+    new_w, new_h = max(1, int(w * info.scale)), max(1, int(h * info.scale))
     resized = image if (new_w, new_h) == (w, h) else cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     canvas = np.full((height, width, 3), pad_value, dtype=np.uint8)
     canvas[:new_h, :new_w] = resized

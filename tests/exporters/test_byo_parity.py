@@ -5,8 +5,8 @@ The reference does what the third-party tool's own code does: its resize (stretc
 model, top-left letterbox for YOLOX, centred letterbox for Ultralytics), its channel order (BGR for
 YOLOX) and normalisation, runs the *unconverted* file in ONNX Runtime, decodes the head (YOLOX grid,
 softmax with background, cxcywh), applies per-class greedy NMS with the same thresholds and maps
-boxes back to the original image. Image sizes make the resize scale exact, so the tools' int() vs
-round() of the resized size agree.
+boxes back to the original image. One image size has a resized size that YOLOX truncates (int())
+and Ultralytics rounds, as their own code does.
 """
 
 import cv2
@@ -26,7 +26,7 @@ from exporters.byo import ByoSpec, attach_file  # noqa: E402
 NMS = NMSParams(score_threshold=0.5, iou_threshold=0.45, max_output_boxes=100, top_k=1000)
 # score thresholds that keep a few to a few dozen detections of each random-weight head
 THRESHOLDS = {"face_ssd_stretch": 0.5, "yolox_bgr_top_left": 0.3, "ultralytics": 0.9}
-SIZES = ((48, 128), (128, 64), (64, 64))  # (h, w): letterbox scale 0.5 / 0.5 / 1 into 64x64
+SIZES = ((48, 128), (128, 64), (64, 64), (77, 131))  # (h, w); the last one rounds differently from int()
 
 
 def images():
@@ -77,7 +77,7 @@ def yolox_reference(model, img, p):
 
 def ultralytics_reference(model, img, p):
     """Ultralytics' own code: centred letterbox, RGB 0..1, [1, 4+C, N] cxcywh."""
-    canvas, r, left, top = letterbox_ref(img, 64, top_left=False)
+    canvas, r, left, top = letterbox_ref(img, 64, top_left=False, rounding=round)
     (out,) = run_source(model, (canvas.astype(np.float32) / 255).transpose(2, 0, 1)[None])
     a = out[0].T
     boxes = np.concatenate([a[:, :2] - a[:, 2:4] / 2, a[:, :2] + a[:, 2:4] / 2], 1)

@@ -60,7 +60,8 @@ def _calibrate_batchnorm(net):
         if isinstance(m, torch.nn.BatchNorm2d):
             m.reset_running_stats()
             m.momentum = None  # running stats = the plain average over the batches seen
-    batch = np.stack([letterbox_ref(img, SIZE, top_left=False)[0] for img in _images()]).astype(np.float32) / 255
+    canvases = [letterbox_ref(img, SIZE, top_left=False, rounding=round)[0] for img in _images()]
+    batch = np.stack(canvases).astype(np.float32) / 255
     net.train()
     with torch.no_grad():
         net(torch.from_numpy(batch.transpose(0, 3, 1, 2)))  # statistics of the images the test runs
@@ -103,7 +104,7 @@ def _images():
 
 def _ultralytics_postprocess(sess, img, params):
     """Ultralytics' own pipeline: centred letterbox (pad 114), RGB 0..1, output0 [1, 84, N] cxcywh."""
-    canvas, r, left, top = letterbox_ref(img, SIZE, top_left=False)
+    canvas, r, left, top = letterbox_ref(img, SIZE, top_left=False, rounding=round)
     (out,) = sess.run(None, {"images": (canvas.astype(np.float32) / 255).transpose(2, 0, 1)[None]})
     a = out[0].T
     boxes = np.concatenate([a[:, :2] - a[:, 2:4] / 2, a[:, :2] + a[:, 2:4] / 2], 1)
@@ -116,7 +117,7 @@ def test_real_export_matches_its_own_postprocessing_end_to_end(yolov8n, tmp_path
     """Random weights score ~1e-4: the threshold sits at the top of the score distribution so
     there are detections to compare."""
     sess = ort.InferenceSession(str(yolov8n), providers=["CPUExecutionProvider"])
-    canvas = letterbox_ref(_images()[0], SIZE, top_left=False)[0]
+    canvas = letterbox_ref(_images()[0], SIZE, top_left=False, rounding=round)[0]
     (out,) = sess.run(None, {"images": (canvas.astype(np.float32) / 255).transpose(2, 0, 1)[None]})
     threshold = float(np.quantile(out[0, 4:], 0.999))
     params = NMSParams(score_threshold=threshold, iou_threshold=0.45, max_output_boxes=100, top_k=1000)

@@ -28,12 +28,14 @@ def iou(a, b):
     return inter / union
 
 
-def letterbox_ref(img, size, top_left):
+def letterbox_ref(img, size, top_left, rounding=int):
+    """YOLOX: int() of the resized size, image top-left; Ultralytics: round(), centred with
+    round(pad / 2 -+ 0.1) above/left."""
     h, w = img.shape[:2]
     r = min(size / h, size / w)
-    nh, nw = int(h * r), int(w * r)
+    nh, nw = rounding(h * r), rounding(w * r)
     canvas = np.full((size, size, 3), 114, np.uint8)
-    top, left = (0, 0) if top_left else ((size - nh) // 2, (size - nw) // 2)
+    top, left = (0, 0) if top_left else (round((size - nh) / 2 - 0.1), round((size - nw) / 2 - 0.1))
     canvas[top:top + nh, left:left + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
     return canvas, r, left, top
 
