@@ -25,7 +25,7 @@ from exporters.byo import ByoSpec, attach_file  # noqa: E402
 
 NMS = NMSParams(score_threshold=0.5, iou_threshold=0.45, max_output_boxes=100, top_k=1000)
 # score thresholds that keep a few to a few dozen detections of each random-weight head
-THRESHOLDS = {"face_ssd_stretch": 0.5, "yolox_bgr_top_left": 0.3, "ultralytics": 0.9}
+THRESHOLDS = {"face_ssd_stretch": 0.5, "yolox_bgr_top_left": 0.3, "ultralytics": 0.9, "yolov5_fp16": 0.3}
 SIZES = ((48, 128), (128, 64), (64, 64), (77, 131))  # (h, w); the last one rounds differently from int()
 
 
@@ -86,6 +86,17 @@ def ultralytics_reference(model, img, p):
     return [(np.clip((b - [left, top, left, top]) / r, 0, [w, h, w, h]), s, c) for b, s, c in kept]
 
 
+def yolov5_half_reference(model, img, p):
+    """YOLOv5's own code on a --half export: centred letterbox, RGB 0..1 cast to float16, obj * cls."""
+    canvas, r, left, top = letterbox_ref(img, 64, top_left=False, rounding=round)
+    (out,) = run_source(model, (canvas.astype(np.float32) / 255).astype(np.float16).transpose(2, 0, 1)[None])
+    a = out[0].astype(np.float32)
+    boxes = np.concatenate([a[:, :2] - a[:, 2:4] / 2, a[:, :2] + a[:, 2:4] / 2], 1)
+    h, w = img.shape[:2]
+    return [(np.clip((b - [left, top, left, top]) / r, 0, [w, h, w, h]), s, c)
+            for b, s, c in nms(boxes, a[:, 5:] * a[:, 4:5], p)]
+
+
 CASES = {
     "face_ssd_stretch": (tp.face_ssd, ByoSpec(boxes="boxes", scores="scores", normalized=True, background_class=0,
                                               input_scale=255, mean=(127.0,) * 3, std=(128.0,) * 3, resize="stretch",
@@ -93,6 +104,8 @@ CASES = {
     "yolox_bgr_top_left": (tp.yolox_raw, ByoSpec(combined="output", decode="yolox", input_scale=255,
                                                  channel_order="BGR", padding="top-left"), yolox_reference),
     "ultralytics": (tp.ultralytics_like, ByoSpec(combined="output0", box_format="cxcywh"), ultralytics_reference),
+    "yolov5_fp16": (tp.yolov5_fp16, ByoSpec(combined="output0", box_format="cxcywh", objectness=True),
+                    yolov5_half_reference),
 }
 
 
@@ -109,11 +122,14 @@ def test_image_to_detections_matches_the_tools_own_pipeline(case, tmp_path):
         dets, ref = det(img), reference(model, img, params)
         assert len(ref) < params.max_output_boxes
         assert len(dets) == len(ref)
-        worst = min(worst, match(dets, ref))
+        # FP16: ONNX Runtime runs the converted and the original graph one float16 ulp apart (identical
+        # float16 inputs; measured: scores within 3e-4, coordinates within 1/32 px)
+        worst = min(worst, match(dets, ref, 1e-3 if "fp16" in case else 1e-4))
         total += len(ref)
     print(f"{case}: {total} detections over {len(SIZES)} images, smallest IoU {worst:.4f}")  # pytest -s: the figure
     assert total >= 5, "too few detections to compare"
-    assert worst >= 0.99, f"{case}: smallest IoU {worst:.4f} over {total} detections"
+    # 1/32 px on the smallest FP16 box (5.7 px tall) is IoU 0.989; every float32 case must reach 0.99
+    assert worst >= (0.98 if "fp16" in case else 0.99), f"{case}: smallest IoU {worst:.4f} over {total} detections"
 
 
 @pytest.mark.parametrize("case,wrong", [("face_ssd_stretch", {"resize": "letterbox"}),

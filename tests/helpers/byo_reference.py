@@ -40,11 +40,12 @@ def letterbox_ref(img, size, top_left, rounding=int):
     return canvas, r, left, top
 
 
-def match(dets, ref):
-    """Smallest IoU over reference detections, each matched to the same-class detection it overlaps most."""
+def match(dets, ref, score_tol=1e-4):
+    """Smallest IoU over reference detections, each matched to the same-class detection (score within
+    ``score_tol``) it overlaps most."""
     worst = 1.0
     for box, score, c in ref:
-        same = [i for i in range(len(dets)) if dets.class_ids[i] == c and abs(dets.scores[i] - score) < 1e-4]
+        same = [i for i in range(len(dets)) if dets.class_ids[i] == c and abs(dets.scores[i] - score) < score_tol]
         best = max(same, key=lambda i: iou(dets.boxes[i], box), default=None)
         assert best is not None, f"reference detection {box} class {c} score {score} has no counterpart"
         worst = min(worst, iou(dets.boxes[best], box))
