@@ -14,7 +14,7 @@ from edgedet.detections import Detections
 from edgedet.errors import InputError, ManifestError
 from edgedet.manifest import InputInfo, Manifest, manifest_path, read_manifest
 from edgedet.nms.params import NMSParams
-from edgedet.preprocess import LetterboxInfo, as_rgb8, letterbox, read_image, to_input, unletterbox_boxes
+from edgedet.preprocess import LetterboxInfo, as_rgb8, fit_to_input, read_image, to_input, unletterbox_boxes
 
 ImageLike = str | os.PathLike | np.ndarray
 
@@ -80,7 +80,8 @@ class Model:
         canvases, infos, names = [], [], []
         for i, item in enumerate(images):
             rgb = read_image(item) if isinstance(item, (str, os.PathLike)) else as_rgb8(item, f"image #{i}")
-            canvas, info = letterbox(rgb, self.input.height, self.input.width, self.input.pad_value)
+            canvas, info = fit_to_input(rgb, self.input.height, self.input.width, self.input.pad_value,
+                                        self.input.resize, self.input.padding, self.input.channel_order)
             canvases.append(canvas)
             infos.append(info)
             names.append(str(item) if isinstance(item, (str, os.PathLike)) else f"image #{i}")
@@ -129,6 +130,11 @@ class Detector(Model):
     def postprocess(self, outputs: dict[str, np.ndarray], infos: list[LetterboxInfo], names: list[str],
                     min_score: float = 0.0) -> list[Detections]:
         """Contract outputs -> per-image Detections in original pixels (host NMS for raw models)."""
+        if self.manifest.notes.get("inferred") and not getattr(self, "_outputs_checked", False):
+            from edgedet.output_checks import refuse_implausible
+
+            refuse_implausible(outputs, self.kind, self.input.height, self.input.width, self.path)
+            self._outputs_checked = True  # once per model: the check is about the file, not the image
         if self.kind == contract.KIND_RAW and self.manifest.nms_implementation == contract.END_TO_END:
             from edgedet.nms.topk import select_topk  # end-to-end head: threshold + top-k, no NMS
 

@@ -39,7 +39,9 @@ class InputInfo:
     shape: tuple[int, int, int, int] = (1, 3, 320, 320)
     dtype: str = "float32"
     pad_value: int = contract.DEFAULT_PAD_VALUE
-    resize: str = "letterbox"
+    resize: str = "letterbox"  # letterbox (keep aspect, pad) | stretch (resize to H x W, aspect not kept)
+    padding: str = "center"  # letterbox padding: center (split on both sides) | top-left (YOLOX: all right/bottom)
+    channel_order: str = "RGB"  # what the runtime feeds: RGB (the contract) | BGR
 
     @property
     def height(self) -> int:
@@ -61,7 +63,7 @@ class InputInfo:
     def from_dict(cls, d: dict) -> "InputInfo":
         return cls(d.get("name", contract.INPUT_NAME), tuple(int(x) for x in d["shape"]),
                    d.get("dtype", "float32"), int(d.get("pad_value", contract.DEFAULT_PAD_VALUE)),
-                   d.get("resize", "letterbox"))
+                   d.get("resize", "letterbox"), d.get("padding", "center"), d.get("channel_order", "RGB"))
 
 
 @dataclass

@@ -39,6 +39,7 @@ class LetterboxInfo:
     pad_y: float
     orig_h: int
     orig_w: int
+    scale_y: float | None = None  # stretch resize: the vertical scale (``scale`` is then the horizontal one)
 
 
 def read_image(path: str | os.PathLike | BinaryIO) -> np.ndarray:
@@ -140,9 +141,56 @@ def to_input(canvases: list[np.ndarray], dtype: str = "float32") -> np.ndarray:
 def unletterbox_boxes(boxes: np.ndarray, info: LetterboxInfo) -> np.ndarray:
     """Map boxes [N, 4] (x1, y1, x2, y2) from input pixels back to original pixels, clipped."""
     out = np.empty_like(boxes, dtype=np.float32)
+    scale_y = info.scale if info.scale_y is None else info.scale_y
     out[:, 0::2] = np.clip((boxes[:, 0::2] - info.pad_x) / info.scale, 0, info.orig_w)
-    out[:, 1::2] = np.clip((boxes[:, 1::2] - info.pad_y) / info.scale, 0, info.orig_h)
+    out[:, 1::2] = np.clip((boxes[:, 1::2] - info.pad_y) / scale_y, 0, info.orig_h)
     return out
+
+
+RESIZE_MODES = ("letterbox", "stretch")
+PADDINGS = ("center", "top-left")
+CHANNEL_ORDERS = ("RGB", "BGR")
+
+
+def stretch(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray, LetterboxInfo]:
+    """Resize ``image`` [H, W, 3] to exactly (height, width), not keeping aspect (SSD-style models
+    were trained this way; letterboxing them shifts every box). Bilinear, like :func:`letterbox`."""
+    h, w = image.shape[:2]
+    canvas = image if (h, w) == (height, width) else cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    return canvas, LetterboxInfo(width / w, 0.0, 0.0, h, w, scale_y=height / h)
+
+
+def letterbox_top_left(image: np.ndarray, height: int, width: int,
+                       pad_value: int = 114) -> tuple[np.ndarray, LetterboxInfo]:
+    """YOLOX's letterbox: the image in the top-left corner, all padding right/bottom, and the resized
+    size truncated as YOLOX's ``preproc`` does (``int(w * r)``; :func:`letterbox` rounds)."""
+    h, w = image.shape[:2]
+    info = letterbox_info(h, w, height, width)
+    new_w, new_h = max(1, int(w * info.scale)), max(1, int(h * info.scale))
+    resized = image if (new_w, new_h) == (w, h) else cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    canvas = np.full((height, width, 3), pad_value, dtype=np.uint8)
+    canvas[:new_h, :new_w] = resized
+    return canvas, LetterboxInfo(info.scale, 0.0, 0.0, h, w)
+
+
+def fit_to_input(image: np.ndarray, height: int, width: int, pad_value: int = 114, resize: str = "letterbox",
+                 padding: str = "center", channel_order: str = "RGB") -> tuple[np.ndarray, LetterboxInfo]:
+    """Bring an RGB image to the model input as its manifest says (``InputInfo.resize``,
+    ``padding``, ``channel_order``); the defaults are exactly :func:`letterbox`."""
+    if resize == "letterbox" and padding == "center":
+        canvas, info = letterbox(image, height, width, pad_value)
+    elif resize == "letterbox" and padding == "top-left":
+        canvas, info = letterbox_top_left(image, height, width, pad_value)
+    elif resize == "stretch":
+        canvas, info = stretch(image, height, width)
+    else:
+        raise InputError(f"the manifest asks for resize '{resize}' with padding '{padding}'; edgedet knows resize "
+                         f"{'/'.join(RESIZE_MODES)} and padding {'/'.join(PADDINGS)}: re-create the manifest")
+    if channel_order == "BGR":
+        canvas = canvas[..., ::-1]
+    elif channel_order != "RGB":
+        raise InputError(f"the manifest asks for channel order '{channel_order}'; edgedet knows RGB and BGR")
+    return canvas, info
 
 
 def list_images(folder: str | os.PathLike, limit: int | None = None) -> list[Path]:

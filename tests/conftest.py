@@ -1,3 +1,4 @@
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -8,6 +9,22 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))  # tiny model builders
 
 import tiny_models  # noqa: E402
+
+# ultralytics (a test-only dependency) must never pip-install plugins while tests run
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _undo_ultralytics_patches():
+    """Importing ultralytics replaces PIL.Image.open process-wide (unidentified files are retried after
+    installing a HEIF plugin), which turns read_image's clear errors into ModuleNotFoundError in
+    every later test: put Pillow back after each test."""
+    from PIL import Image
+
+    original = Image.open
+    yield
+    if Image.open is not original:
+        Image.open = original
 
 
 def _has_torch() -> bool:

@@ -58,7 +58,7 @@ def infer_cmd(model, images, out_dir, min_score, score_threshold, iou_threshold,
 
     out = Path(out_dir)
     opts = {"providers": providers} if providers else {}
-    records, failed = [], 0
+    records, failed, capped = [], 0, 0
     with edgedet.load(model, backend=backend, **opts) as det:
         det.set_thresholds(score_threshold, iou_threshold)
         files = collect_images(images)
@@ -73,19 +73,35 @@ def infer_cmd(model, images, out_dir, min_score, score_threshold, iou_threshold,
                     failed += 1
                     continue
                 dets = det([rgb], min_score=min_score)[0]
+                capped += len(dets) >= det.nms_params.max_output_boxes
                 for r in dets.to_coco(image_id, det.manifest.category_ids):
                     records.append({**r, "file_name": str(path)})
                 if not no_draw:
-                    write_bytes_atomic(out / f"{path.stem}.jpg", _encode_jpeg(dets.draw(rgb)))
+                    name, data = _encode(dets.draw(rgb), path)
+                    write_bytes_atomic(out / name, data)
     write_text_atomic(out / "detections.json", json.dumps(records, indent=1) + "\n")
     click.echo(f"{len(records)} detections in {len(files) - failed} images -> {out}/detections.json"
                + ("" if no_draw else f" and annotated images in {out}/") + (f"; {failed} skipped" if failed else ""))
+    if capped:
+        cap = det.nms_params.max_output_boxes
+        click.echo(f"edgedet: note: {capped} image(s) reached the model's limit of {cap} detections, so objects may be "
+                   f"missing there; re-export (or re-run attach-nms) with a larger --max-det", err=True)
     if failed:
         raise SystemExit(1)
 
 
-def _encode_jpeg(rgb) -> bytes:
+def _encode(rgb, source: Path) -> tuple[str, bytes]:
+    """Annotated image in the source's own format (JPEG/PNG/WebP/BMP/TIFF), JPEG when OpenCV cannot write it."""
     import cv2
 
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
-    return buf.tobytes()
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    suffix = source.suffix.lower()
+    if suffix not in (".jpg", ".jpeg"):
+        try:
+            ok, buf = cv2.imencode(suffix, bgr)
+            if ok:
+                return source.name, buf.tobytes()
+        except cv2.error:
+            pass
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return (source.name if suffix in (".jpg", ".jpeg") else f"{source.stem}.jpg"), buf.tobytes()

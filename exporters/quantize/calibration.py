@@ -14,7 +14,7 @@ from onnxruntime.quantization import CalibrationDataReader
 
 from edgedet.errors import EdgeDetError, InputError
 from edgedet.manifest import InputInfo
-from edgedet.preprocess import letterbox, list_images, read_image, to_input
+from edgedet.preprocess import fit_to_input, list_images, read_image, to_input
 
 # The TensorRT Developer Guide (INT8 calibration) finds ~500 images sufficient for ImageNet classifiers;
 # below 300 edgedet still calibrates, with a warning.
@@ -61,7 +61,8 @@ class CalibrationSet:
             except EdgeDetError as exc:
                 warnings.warn(f"calibration: skipped {exc}", stacklevel=2)
                 continue
-            canvas, _ = letterbox(rgb, self.input.height, self.input.width, self.input.pad_value)
+            canvas, _ = fit_to_input(rgb, self.input.height, self.input.width, self.input.pad_value,
+                                     self.input.resize, self.input.padding, self.input.channel_order)
             used += 1
             if progress:
                 progress(i + 1, len(self.files))

@@ -30,7 +30,18 @@ def test_infer_writes_json_and_annotated_images(tiny_nms, image_dir, tmp_path):
     assert r.exit_code == 0, r.output
     recs = json.loads((out / "detections.json").read_text())
     assert len(recs) == 4 and {r["file_name"].split("/")[-1] for r in recs} == {"a.png", "b.jpg"}
-    assert sorted(p.name for p in out.glob("*.jpg")) == ["a.jpg", "b.jpg"]
+    assert sorted(p.name for p in out.iterdir() if p.suffix != ".json") == ["a.png", "b.jpg"]  # formats kept
+    assert Image.open(out / "a.png").format == "PNG" and "reached the model's limit" not in r.output
+
+
+def test_infer_notes_when_max_det_truncates(tiny_nms, image_dir, tmp_path):
+    from edgedet.manifest import read_manifest, write_manifest
+
+    m = read_manifest(tiny_nms)
+    m.nms = m.nms.replace(max_output_boxes=2)  # the tiny model returns 2 detections per image
+    write_manifest(tiny_nms, m)
+    r = run("infer", tiny_nms, image_dir, "-o", tmp_path / "out", "--min-score", "0")
+    assert r.exit_code == 0 and "2 image(s) reached the model's limit of 2 detections" in r.output
 
 
 def test_infer_bad_image_one_line_then_skip_bad(tiny_nms, image_dir, tmp_path):
