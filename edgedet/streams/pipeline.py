@@ -21,7 +21,7 @@ import numpy as np
 
 from edgedet.detections import Detections
 from edgedet.errors import InputError
-from edgedet.preprocess import letterbox, to_input
+from edgedet.preprocess import fit_to_input, to_input
 from edgedet.streams.capture import END, POLICIES, CaptureThread, Frame, FrameQueue
 from edgedet.streams.sources import SourceSpec, open_reader, parse_sources
 
@@ -191,8 +191,8 @@ class Pipeline:
             t.start()
 
     def _prepare(self, rgb: np.ndarray):
-        i = self.detector.input
-        return letterbox(rgb, i.height, i.width, i.pad_value)
+        i = self.detector.input  # the manifest's resize, padding and channel order, as Detector.preprocess
+        return fit_to_input(rgb, i.height, i.width, i.pad_value, i.resize, i.padding, i.channel_order)
 
     def _guard(self, stage, downstream: queue.Queue) -> None:
         """Run a stage; keep its first error; always tell the next stage that nothing more comes."""

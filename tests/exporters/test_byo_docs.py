@@ -22,6 +22,7 @@ MODELS = {  # file name in the docs -> a model made the way that tool makes it
     "yolov8n.onnx": tp.ultralytics_like, "their_yolo.onnx": tp.ultralytics_like, "yolov5s.half.onnx": tp.yolov5_fp16,
     "yolox_s.onnx": tp.yolox_raw, "yolov6n.raw.onnx": tp.ltrb_raw, "version-RFB-320.onnx": tp.face_ssd,
     "retina_like.onnx": tp.logit_head, "ssd_face_deltas.onnx": tp.face_ssd_deltas,
+    "yolo26n.onnx": tp.end2end_yolo,
 }
 
 

@@ -18,38 +18,10 @@ from edgedet import contract  # noqa: E402
 from edgedet.cli.main import cli  # noqa: E402
 from edgedet.errors import InputError  # noqa: E402
 from edgedet.preprocess import letterbox, to_input, unletterbox_boxes  # noqa: E402
+from third_party import EndToEndYolo  # noqa: E402
 
 S, NC, MAX_DET = 64, 4, 30
 NAMES = {0: "person", 1: "bicycle", 2: "car", 3: "dog"}
-
-
-class EndToEndYolo(torch.nn.Module):
-    """A YOLO-style dense head (64 anchors) with the end-to-end post-processing Ultralytics' v10Detect
-    / YOLO26 heads export: top max_det anchors by best class, then top max_det (anchor, class) pairs,
-    rows (x1, y1, x2, y2, score, class) in input pixels."""
-
-    def __init__(self, layout="ultralytics"):
-        super().__init__()
-        torch.manual_seed(0)
-        self.layout = layout
-        self.conv = torch.nn.Conv2d(3, 4 + NC, 8, 8)
-
-    def forward(self, images):
-        f = self.conv(images * 4 - 2).flatten(2).transpose(1, 2)  # [1, 64, 4+NC]
-        xy, wh = torch.sigmoid(f[..., :2]) * S, torch.sigmoid(f[..., 2:4]) * 24 + 2
-        boxes = torch.cat([xy - wh / 2, xy + wh / 2], -1)
-        scores = torch.sigmoid(f[..., 4:] * 3 - 3)
-        best, index = torch.topk(scores.amax(-1), MAX_DET, dim=-1)
-        boxes = boxes.gather(1, index.unsqueeze(-1).repeat(1, 1, 4))
-        scores = scores.gather(1, index.unsqueeze(-1).repeat(1, 1, NC))
-        scores, flat = torch.topk(scores.flatten(1), MAX_DET, dim=-1)
-        labels, rows = flat % NC, flat // NC
-        boxes = boxes.gather(1, rows.unsqueeze(-1).repeat(1, 1, 4))
-        if self.layout == "class-first":
-            return torch.cat([boxes, labels.unsqueeze(-1).float(), scores.unsqueeze(-1)], -1)
-        if self.layout == "mmdeploy":
-            return torch.cat([boxes, scores.unsqueeze(-1)], -1), labels
-        return torch.cat([boxes, scores.unsqueeze(-1), labels.unsqueeze(-1).float()], -1)
 
 
 class DetrStyle(torch.nn.Module):

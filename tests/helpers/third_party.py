@@ -17,6 +17,7 @@ of real exports (issue 14):
 - ``face_ssd_deltas``: the SSD face head exporting box deltas against prior boxes (``priors()``).
 - ``ltrb_raw``: a YOLOv6/v8-style raw head, (l, t, r, b) in stride units from cell centres.
 - ``logit_head``: boxes in pixels and class logits (sigmoid not applied).
+- ``end2end_yolo``: an end-to-end head (YOLO26/YOLOv10 ``end2end``): ``output0`` [1, K, 6] final rows.
 """
 
 from __future__ import annotations
@@ -204,6 +205,36 @@ class FaceSSDDeltas(FaceSSD):
         return box * torch.tensor([self.w, self.h, self.w, self.h], dtype=box.dtype), scores[..., 1:]
 
 
+class EndToEndYolo(torch.nn.Module):
+    """A YOLO-style dense head (64 anchors) with the end-to-end post-processing Ultralytics' v10Detect
+    / YOLO26 heads export: top max_det anchors by best class, then top max_det (anchor, class) pairs,
+    rows (x1, y1, x2, y2, score, class) in input pixels."""
+
+    def __init__(self, layout="ultralytics", size=64, num_classes=4, max_det=30):
+        super().__init__()
+        self.size, self.nc, self.max_det = size, num_classes, max_det
+        torch.manual_seed(0)
+        self.layout = layout
+        self.conv = torch.nn.Conv2d(3, 4 + num_classes, 8, 8)
+
+    def forward(self, images):
+        f = self.conv(images * 4 - 2).flatten(2).transpose(1, 2)  # [1, 64, 4+C]
+        xy, wh = torch.sigmoid(f[..., :2]) * self.size, torch.sigmoid(f[..., 2:4]) * 24 + 2
+        boxes = torch.cat([xy - wh / 2, xy + wh / 2], -1)
+        scores = torch.sigmoid(f[..., 4:] * 3 - 3)
+        best, index = torch.topk(scores.amax(-1), self.max_det, dim=-1)
+        boxes = boxes.gather(1, index.unsqueeze(-1).repeat(1, 1, 4))
+        scores = scores.gather(1, index.unsqueeze(-1).repeat(1, 1, self.nc))
+        scores, flat = torch.topk(scores.flatten(1), self.max_det, dim=-1)
+        labels, rows = flat % self.nc, flat // self.nc
+        boxes = boxes.gather(1, rows.unsqueeze(-1).repeat(1, 1, 4))
+        if self.layout == "class-first":
+            return torch.cat([boxes, labels.unsqueeze(-1).float(), scores.unsqueeze(-1)], -1)
+        if self.layout == "mmdeploy":
+            return torch.cat([boxes, scores.unsqueeze(-1)], -1), labels
+        return torch.cat([boxes, scores.unsqueeze(-1), labels.unsqueeze(-1).float()], -1)
+
+
 def _export(module, x, input_name, output_names, opset=17, keep_inits=False, dynamic_batch=False):
     buf = io.BytesIO()
     axes = {input_name: {0: "batch"}} if dynamic_batch else None
@@ -231,6 +262,13 @@ def _cached(build):
 @_cached
 def ultralytics_like(h=64, w=64):
     m = UltralyticsLike(h, w)
+    return m, _export(m, torch.rand(1, 3, h, w), "images", ["output0"])
+
+
+@_cached
+def end2end_yolo(h=64, w=64):
+    """Ultralytics' end2end export (YOLO26 / YOLOv10): ``images`` -> ``output0`` [1, 30, 6]."""
+    m = EndToEndYolo(size=h)
     return m, _export(m, torch.rand(1, 3, h, w), "images", ["output0"])
 
 
