@@ -27,14 +27,30 @@ def load(path: str | os.PathLike, backend: str = "auto", verify: bool = True, **
     ``options`` go to the backend (e.g. ``providers=["cpu"]`` for ONNX Runtime).
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; give the model file inside it (e.g. {path / 'model.onnx'})")
     if not path.exists():
         raise InputError(f"model file {path} does not exist")
-    manifest = read_manifest(path, verify=verify) if manifest_path(path).exists() else None
+    manifest = read_manifest(path, verify=verify) if _has_manifest(path) else None
     if manifest is not None and manifest.task == "classify":
         from edgedet.classifier import Classifier
 
         return Classifier(path, open_backend(path, backend, **options), manifest)
     return Detector(path, open_backend(path, backend, **options), manifest)
+
+
+def _has_manifest(path: Path) -> bool:
+    """A manifest is expected: present, or the artifact says edgedet made it (then its loss is an error)."""
+    from edgedet.manifest import made_by_edgedet, recover
+
+    recover(path)  # a write cut short: put the previous complete pair back first
+    if manifest_path(path).exists():
+        return True
+    why = made_by_edgedet(path)
+    if why:
+        raise ManifestError(f"{path} was made by edgedet ({why}) but its manifest {manifest_path(path)} is missing; "
+                            "copy the .json beside it or re-export (without it, class names and NMS settings are unknown)")
+    return False
 
 
 class Model:
@@ -44,6 +60,8 @@ class Model:
         self.path = Path(path)
         self.backend = backend
         self.manifest = manifest or infer_manifest(backend)
+        if manifest is not None:
+            check_manifest_matches(self.manifest, backend, manifest_path(path))
         self.input: InputInfo = self.manifest.input
         self.kind = self.manifest.output_kind
         self.nms_params = self.manifest.nms or NMSParams()
@@ -148,6 +166,32 @@ class Detector(Model):
             masks = paste_masks(outputs[contract.DET_MASKS][b, keep], boxes, (info.orig_h, info.orig_w))
         return Detections(boxes, scores[keep], outputs[contract.DET_CLASSES][b, keep].astype(np.int32),
                           tuple(self.manifest.class_names), (info.orig_h, info.orig_w), masks=masks, source=name)
+
+
+def check_manifest_matches(m: Manifest, backend, where) -> None:
+    """The manifest must describe this graph: its output form, input size and class count."""
+    names = [o.name for o in backend.outputs]
+    if m.output_kind == contract.KIND_CLASSIFY:
+        graph_kind = contract.KIND_CLASSIFY if contract.CLASS_PROBS in names else None
+    else:
+        try:
+            graph_kind = contract.output_kind(names)
+        except Exception:  # noqa: BLE001 - reported below with the manifest's view
+            graph_kind = None
+    if graph_kind != m.output_kind:
+        raise ManifestError(f"manifest {where}: field 'output_kind' is {m.output_kind!r} but the graph's outputs "
+                            f"{names} say {graph_kind!r}; the manifest belongs to another model: re-export it")
+    spec = backend.inputs[0] if backend.inputs else None
+    if spec is not None and len(spec.shape) == 4:
+        for axis, label in ((2, "height"), (3, "width")):
+            if spec.shape[axis] and spec.shape[axis] != m.input.shape[axis]:
+                raise ManifestError(f"manifest {where}: field 'input.shape' has {label} {m.input.shape[axis]} but the "
+                                    f"graph takes {spec.shape[axis]}; the manifest belongs to another model")
+    outs = {o.name: o for o in backend.outputs}
+    scores = outs.get(contract.RAW_SCORES) if m.output_kind == contract.KIND_RAW else outs.get(contract.CLASS_PROBS)
+    if scores is not None and scores.shape and scores.shape[-1] and scores.shape[-1] != m.num_classes:
+        raise ManifestError(f"manifest {where}: field 'class_names' lists {m.num_classes} classes but the graph "
+                            f"scores {scores.shape[-1]}; fix the class names or re-export the model")
 
 
 def infer_manifest(backend) -> Manifest:

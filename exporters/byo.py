@@ -245,11 +245,11 @@ def attach_third_party(model, spec: ByoSpec, nms: NMSParams, implementation: str
 
 def attach_file(source, output, spec: ByoSpec, nms: NMSParams, implementation: str = "edgedet"):
     """Read ``source``, convert it, write ``output`` + manifest atomically; returns the Manifest."""
-    from edgedet.fileio import atomic_write, check_writable, sha256_file
-    from edgedet.manifest import InputInfo, Manifest, write_manifest
+    from edgedet.fileio import check_output, sha256_file
+    from edgedet.manifest import InputInfo, Manifest, write_onnx_artifact
     from exporters.onnx_tools import check_model, io_specs, load_onnx, simplify
 
-    output = check_writable(output)
+    output = check_output(output, [source])
     model, info = attach_third_party(load_onnx(source), spec, nms, implementation)
     model = simplify(model)
     check_model(model, str(output))
@@ -271,7 +271,5 @@ def attach_file(source, output, spec: ByoSpec, nms: NMSParams, implementation: s
         notes={"byo": {k: v for k, v in spec.__dict__.items() if k != "class_names"},
                "initializer_inputs_dropped": info["initializer_inputs_dropped"]},
     )
-    with atomic_write(output, "wb") as fh:
-        fh.write(model.SerializeToString())
-    write_manifest(output, manifest)
+    write_onnx_artifact(model, output, manifest)  # artifact + manifest as one transaction
     return manifest

@@ -17,8 +17,8 @@ import numpy as np
 
 from edgedet import contract
 from edgedet.errors import ExportError, InputError
-from edgedet.fileio import atomic_write, check_writable
-from edgedet.manifest import InputInfo, Manifest, write_manifest
+from edgedet.fileio import check_output
+from edgedet.manifest import InputInfo, Manifest, write_onnx_artifact
 from exporters.base import ExportableModel
 from exporters.onnx_tools import check_model, io_specs, opset_of, simplify
 
@@ -60,7 +60,7 @@ def export(options: ExportOptions, output: str | os.PathLike, progress: Callable
     """Export ``options.model`` (or a ready ``model``) to ``output`` (ONNX) with its sidecar manifest."""
     say = progress or (lambda msg: None)
     _validate(options)
-    output = check_writable(output)
+    output = check_output(output, [options.weights])
     timings: dict[str, float] = {}
 
     def stage(name: str, fn, *args):
@@ -264,6 +264,4 @@ def make_manifest(em: ExportableModel, model, o: ExportOptions, timings: dict, v
 
 
 def write_onnx(model, output: Path, manifest: Manifest) -> None:
-    with atomic_write(output, "wb") as fh:
-        fh.write(model.SerializeToString())
-    write_manifest(output, manifest)
+    write_onnx_artifact(model, output, manifest)  # artifact + manifest as one transaction
