@@ -156,8 +156,15 @@ class Detector(Model):
 
     def _one(self, outputs, b: int, info: LetterboxInfo, name: str, min_score: float) -> Detections:
         n = int(outputs[contract.NUM_DETS][b, 0])
+        k = outputs[contract.DET_SCORES].shape[1]
+        if not 0 <= n <= k:
+            from edgedet.errors import ModelError
+
+            raise ModelError(f"{self.path.name} reported num_dets {n} for {name}, outside 0..{k} (its K); the model "
+                             "breaks the output contract (docs/contract.md): re-export it")
         scores = outputs[contract.DET_SCORES][b, :n].astype(np.float32)
         keep = np.flatnonzero(scores >= min_score) if min_score > 0 else np.arange(n)
+        keep = _finite_rows(keep, outputs[contract.DET_BOXES][b], scores, name)
         boxes = unletterbox_boxes(outputs[contract.DET_BOXES][b, keep].astype(np.float32), info)
         masks = None
         if contract.DET_MASKS in outputs:  # Mask R-CNN: [B, K, M, M] probabilities in box frames
@@ -166,6 +173,18 @@ class Detector(Model):
             masks = paste_masks(outputs[contract.DET_MASKS][b, keep], boxes, (info.orig_h, info.orig_w))
         return Detections(boxes, scores[keep], outputs[contract.DET_CLASSES][b, keep].astype(np.int32),
                           tuple(self.manifest.class_names), (info.orig_h, info.orig_w), masks=masks, source=name)
+
+
+def _finite_rows(keep: np.ndarray, boxes: np.ndarray, scores: np.ndarray, name: str) -> np.ndarray:
+    """Drop detections with NaN/inf boxes or scores (a broken or overflowing model) with one warning:
+    they cannot be drawn, matched or mapped back to pixels."""
+    ok = np.isfinite(boxes[keep]).all(axis=1) & np.isfinite(scores[keep])
+    if not ok.all():
+        import warnings
+
+        warnings.warn(f"{name}: dropped {int((~ok).sum())} detection(s) with non-finite (NaN/inf) boxes or scores; "
+                      "the model's outputs overflow (an FP16 range problem?) or it is broken", stacklevel=3)
+    return keep[ok]
 
 
 def check_manifest_matches(m: Manifest, backend, where) -> None:

@@ -215,7 +215,7 @@ def write_manifest(artifact: str | os.PathLike, manifest: Manifest) -> Path:
     return path
 
 
-ONNX_MARK = "edgedet.artifact"  # metadata_props key of every ONNX file edgedet writes (value: the manifest name)
+ONNX_MARK = "edgedet.artifact"  # metadata_props key of every ONNX file edgedet writes
 
 
 def _stamp(manifest: Manifest, output: Path) -> None:
@@ -263,7 +263,7 @@ def write_onnx_artifact(model, output: str | os.PathLike, manifest: Manifest) ->
         if prop.key == ONNX_MARK:
             model.metadata_props.remove(prop)
     mark = model.metadata_props.add()
-    mark.key, mark.value = ONNX_MARK, manifest_path(output).name
+    mark.key, mark.value = ONNX_MARK, "its manifest is the .json file beside it"
     return write_artifact(output, model.SerializeToString(), manifest)
 
 
@@ -317,3 +317,14 @@ def read_manifest(artifact: str | os.PathLike, verify: bool = True) -> Manifest:
                 "or truncated after export; re-export it, or pass verify=False to skip this check"
             )
     return manifest
+
+
+def random_weights_note(manifest: Manifest, name) -> str | None:
+    """A warning when the artifact (or the model it was quantised/built from) has random weights."""
+    source = manifest.source or {}
+    while isinstance(source, dict):
+        if source.get("random_init"):
+            return (f"{name} has randomly initialised weights (exported without --weights): its detections mean "
+                    "nothing; re-export with --weights FILE (a torchvision state_dict) for real results")
+        source = source.get("from")
+    return None

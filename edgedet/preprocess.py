@@ -61,6 +61,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise InputError(f"image {path} does not exist") from None
     except IsADirectoryError:
         raise InputError(f"{path} is a folder; pass image files or use a folder argument where accepted") from None
+    except PermissionError:
+        raise InputError(f"image {path} cannot be read (permission denied); fix its permissions") from None
     except UnidentifiedImageError:
         raise InputError(f"{path} is not an image Pillow can decode (empty, corrupt or another file type)") from None
     except (OSError, SyntaxError, ValueError) as exc:

@@ -20,3 +20,25 @@ def int_list(text: str, name: str) -> list[int]:
 
 def echo_progress(message: str) -> None:
     click.echo(f"  {message}", err=True)
+
+
+class Fraction(click.ParamType):
+    """A finite number in 0..1 (scores, IoUs, matched fractions): NaN would silently disable a filter."""
+
+    name = "fraction"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number; give a fraction in 0..1 such as 0.25", param, ctx)
+        if not math.isfinite(x) or not 0.0 <= x <= 1.0:
+            self.fail(f"{value!r} is not in 0..1; give a fraction such as 0.25", param, ctx)
+        return x
+
+
+FRACTION = Fraction()
+POSITIVE = click.IntRange(min=1)
+NON_NEGATIVE = click.IntRange(min=0)

@@ -30,7 +30,8 @@ def test_infer_writes_json_and_annotated_images(tiny_nms, image_dir, tmp_path):
     assert r.exit_code == 0, r.output
     recs = json.loads((out / "detections.json").read_text())
     assert len(recs) == 4 and {r["file_name"].split("/")[-1] for r in recs} == {"a.png", "b.jpg"}
-    assert sorted(p.name for p in out.glob("*.jpg")) == ["a.jpg", "b.jpg"]
+    # annotated copies keep their source's name and format: a.png stays a PNG, no collision with a.jpg
+    assert sorted(p.name for p in out.iterdir() if p.suffix != ".json") == ["a.png", "b.jpg"]
 
 
 def test_infer_bad_image_one_line_then_skip_bad(tiny_nms, image_dir, tmp_path):
