@@ -74,6 +74,10 @@ class Model:
         """Run on one image (returns one result) or a list (returns a list)."""
         if isinstance(images, (str, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)):
             return self.predict([images], **kw)[0]
+        if isinstance(images, np.ndarray) and images.ndim != 4:
+            raise InputError(f"an image array has shape {images.shape}; expected H x W x 3 (or a batch N x H x W x 3)")
+        if not isinstance(images, (list, tuple, np.ndarray)):
+            raise InputError(f"cannot run on a {type(images).__name__}; pass an image path, an RGB array or a list of them")
         return self.predict(list(images), **kw)
 
     def predict(self, images: Iterable[ImageLike], **post) -> list:
@@ -97,6 +101,8 @@ class Model:
         """Read and letterbox images into the contract input [B, 3, H, W] (padded to a fixed batch)."""
         canvases, infos, names = [], [], []
         for i, item in enumerate(images):
+            if not isinstance(item, (str, os.PathLike, np.ndarray)):
+                raise InputError(f"image #{i} is a {type(item).__name__}; pass an image path or an RGB uint8 array")
             rgb = read_image(item) if isinstance(item, (str, os.PathLike)) else as_rgb8(item, f"image #{i}")
             canvas, info = letterbox(rgb, self.input.height, self.input.width, self.input.pad_value)
             canvases.append(canvas)
@@ -118,7 +124,7 @@ class Model:
     def set_thresholds(self, score: float | None = None, iou: float | None = None) -> None:
         """Change the NMS thresholds for later calls: host NMS (raw models) and models exported with
         run-time threshold inputs; NMS baked into the graph refuses with what to do instead."""
-        changes = {k: v for k, v in (("score_threshold", score), ("iou_threshold", iou)) if v is not None}
+        changes = {k: check_fraction(v, k) for k, v in (("score_threshold", score), ("iou_threshold", iou)) if v is not None}
         if changes and self.kind == contract.KIND_NMS and not self.threshold_inputs:
             raise InputError(f"{self.path.name} has its NMS thresholds built into the graph; re-export it with "
                              "`--nms edgedet --runtime-thresholds` (or --nms none) to change them at run time")
@@ -145,6 +151,7 @@ class Detector(Model):
     def postprocess(self, outputs: dict[str, np.ndarray], infos: list[LetterboxInfo], names: list[str],
                     min_score: float = 0.0) -> list[Detections]:
         """Contract outputs -> per-image Detections in original pixels (host NMS for raw models)."""
+        check_fraction(min_score, "min_score")
         if self.kind == contract.KIND_RAW:
             from edgedet.nms.host import batched_nms
 
@@ -173,6 +180,16 @@ class Detector(Model):
             masks = paste_masks(outputs[contract.DET_MASKS][b, keep], boxes, (info.orig_h, info.orig_w))
         return Detections(boxes, scores[keep], outputs[contract.DET_CLASSES][b, keep].astype(np.int32),
                           tuple(self.manifest.class_names), (info.orig_h, info.orig_w), masks=masks, source=name)
+
+
+def check_fraction(value, name: str) -> float:
+    """Scores and IoUs are finite numbers in 0..1: NaN would silently switch a filter off."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise InputError(f"{name} must be a number in 0..1, got {value!r}")
+    return float(value)
 
 
 def _finite_rows(keep: np.ndarray, boxes: np.ndarray, scores: np.ndarray, name: str) -> np.ndarray:

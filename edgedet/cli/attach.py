@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from edgedet.cli.common import read_class_names
 from edgedet.contract import NMS_IMPLEMENTATIONS
 from edgedet.errors import InputError, require
 
@@ -57,7 +58,7 @@ def attach_cmd(model, boxes, scores, combined, objectness, box_format, normalize
         raise InputError("choose one of --score-activation (sigmoid) and --softmax")
     names = []
     if class_names:
-        names = [n.strip() for n in Path(class_names).read_text().splitlines() if n.strip()]
+        names = read_class_names(class_names)
     spec = ByoSpec(boxes, scores, combined, box_format, normalized,
                    "sigmoid" if score_activation else "softmax" if softmax else "none", objectness, background_class,
                    imgsz, input_scale, _floats(mean, "--mean"), _floats(std, "--std"), names)

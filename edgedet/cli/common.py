@@ -42,3 +42,23 @@ class Fraction(click.ParamType):
 FRACTION = Fraction()
 POSITIVE = click.IntRange(min=1)
 NON_NEGATIVE = click.IntRange(min=0)
+
+
+def read_class_names(path: str) -> list[str]:
+    """A --class-names file: UTF-8 text, one name per line; InputError naming the file otherwise."""
+    from pathlib import Path
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"--class-names file {path} cannot be read ({exc.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"--class-names file {path} is not UTF-8 text; give a text file with one name per line") from None
+    if "\x00" in text:
+        raise InputError(f"--class-names file {path} is binary; give a text file with one name per line")
+    names = [n.strip() for n in text.splitlines() if n.strip()]
+    if not names:
+        raise InputError(f"--class-names file {path} holds no names; give one name per line")
+    return names
