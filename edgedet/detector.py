@@ -205,7 +205,10 @@ def _finite_rows(keep: np.ndarray, boxes: np.ndarray, scores: np.ndarray, name: 
 
 
 def check_manifest_matches(m: Manifest, backend, where) -> None:
-    """The manifest must describe this graph: its output form, input size and class count."""
+    """The manifest must describe this graph: its output form, input size and class count.
+
+    ``backend`` is anything with ``inputs``/``outputs`` lists of (name, shape) specs; 0, -1 or None
+    mark a dynamic dimension."""
     names = [o.name for o in backend.outputs]
     if m.output_kind == contract.KIND_CLASSIFY:
         graph_kind = contract.KIND_CLASSIFY if contract.CLASS_PROBS in names else None
@@ -220,12 +223,12 @@ def check_manifest_matches(m: Manifest, backend, where) -> None:
     spec = backend.inputs[0] if backend.inputs else None
     if spec is not None and len(spec.shape) == 4:
         for axis, label in ((2, "height"), (3, "width")):
-            if spec.shape[axis] and spec.shape[axis] != m.input.shape[axis]:
+            if (spec.shape[axis] or 0) > 0 and spec.shape[axis] != m.input.shape[axis]:
                 raise ManifestError(f"manifest {where}: field 'input.shape' has {label} {m.input.shape[axis]} but the "
                                     f"graph takes {spec.shape[axis]}; the manifest belongs to another model")
     outs = {o.name: o for o in backend.outputs}
     scores = outs.get(contract.RAW_SCORES) if m.output_kind == contract.KIND_RAW else outs.get(contract.CLASS_PROBS)
-    if scores is not None and scores.shape and scores.shape[-1] and scores.shape[-1] != m.num_classes:
+    if scores is not None and scores.shape and (scores.shape[-1] or 0) > 0 and scores.shape[-1] != m.num_classes:
         raise ManifestError(f"manifest {where}: field 'class_names' lists {m.num_classes} classes but the graph "
                             f"scores {scores.shape[-1]}; fix the class names or re-export the model")
 

@@ -43,6 +43,8 @@ def bench_cmd(artifact, batches, iters, warmup, image_dir, backend, providers, c
         if top and any(b > top for b in sizes):
             raise InputError(f"{artifact} was built for batches up to {top}; use --batch <= {top} or rebuild with "
                              "`edgedet build --batch min,opt,max`")
+        if cuda_graph and not hasattr(det.backend, "cuda_graph"):  # before the banner: one line when refused
+            raise InputError(f"--cuda-graph applies to TensorRT engines; this artifact runs on {det.backend.name}")
         report = {"artifact": str(artifact), "model": f"{det.manifest.family}/{det.manifest.model}",
                   "input": list(det.manifest.input.shape), "backend": det.backend.describe(), "machine": machine_info(),
                   "images": image_dir or "random 640x480 RGB frames", "iters": iters, "warmup": warmup}

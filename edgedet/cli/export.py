@@ -48,18 +48,18 @@ def export_cmd(model_name, weights, imgsz, batch, dynamic_batch, nms, runtime_th
     get_model(model_name)  # unknown names fail before anything slow
     if not output:
         raise click.UsageError("missing -o/--output (the .onnx file to write)")
-    if not weights:
-        if model_name == "nano":
-            click.echo("note: using nano's shipped weights", err=True)
-        else:
-            click.echo(f"note: no --weights given: {model_name} is randomly initialised (fine for "
-                       "latency and parity checks, useless for detections)", err=True)
     opts = ExportOptions(model=model_name, weights=weights, imgsz=imgsz, batch=batch, dynamic_batch=dynamic_batch,
                          nms=nms, runtime_thresholds=runtime_thresholds, opset=opset, input_dtype="uint8" if uint8_input else "float32",
                          num_classes=num_classes, exporter=exporter, simplify=not no_simplify, verify=not no_verify,
                          nms_overrides={"score_threshold": score_threshold, "iou_threshold": iou_threshold,
                                         "max_output_boxes": max_det, "top_k": top_k})
     result = export(opts, output, progress=echo_progress)
+    if not weights:  # after the run, so that a refused command prints only its one error line
+        if model_name == "nano":
+            click.echo("note: using nano's shipped weights", err=True)
+        else:
+            click.echo(f"note: no --weights given: {model_name} is randomly initialised (fine for "
+                       "latency and parity checks, useless for detections)", err=True)
     m = result.manifest
     total = sum(result.timings.values())
     click.echo(f"wrote {result.path} ({result.path.stat().st_size / 1e6:.1f} MB, opset {m.notes['opset']}, "

@@ -47,6 +47,7 @@ def quantize(source: str | os.PathLike, output: str | os.PathLike, options: Quan
     model = load_onnx(source)
     _refuse_quantized(model, source)
     manifest = read_manifest(source)
+    _check_manifest(model, manifest, source)
     _check_runs(model, source)
     placement = detection_placement(model, options.keep_last_convs, tuple(options.exclude))
     precision = {"mode": options.mode, "kept_fp32": placement.summary(), "kept_fp32_nodes": placement.names}
@@ -71,6 +72,17 @@ def quantize(source: str | os.PathLike, output: str | os.PathLike, options: Quan
         precision["cpu_speed_check"] = _cpu_speed_check(model, result, manifest.input, output)
     _write(result, output, manifest, precision, source)
     return QuantizeResult(output, precision, violations)
+
+
+def _check_manifest(model, manifest, source) -> None:
+    """The source's manifest must describe its graph (a copied or edited .json would be carried over)."""
+    from types import SimpleNamespace
+
+    from edgedet.detector import check_manifest_matches
+    from exporters.onnx_tools import io_specs
+
+    inputs, outputs = io_specs(model)
+    check_manifest_matches(manifest, SimpleNamespace(inputs=inputs, outputs=outputs), manifest_path(source))
 
 
 def _refuse_quantized(model, source) -> None:
