@@ -139,13 +139,13 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike | N
 
 # ---- the artifact + sidecar pair as one transaction ---------------------------------------------
 #
-# Two files cannot be renamed at once, so the commit keeps a journal: hard links to the previous
-# pair (no copy) and a small journal file, made before the first rename and removed after the last.
+# Two files cannot be renamed at once, so the commit keeps a journal (written before the temporary
+# files, removed after the last rename) and hard links to the previous pair (no copy).
 # A commit that is cut (exception, SIGKILL, power loss) leaves the journal; ``recover_pair`` then puts
 # the previous pair back unless the new one is already complete. SIGINT/SIGTERM are deferred across
 # the renames so Ctrl-C never cuts it. Every state a reader can act on is old-complete or new-complete.
 
-COMMIT_STEPS = ("temps-written", "journal", "artifact-renamed", "sidecar-renamed", "journal-removed")
+COMMIT_STEPS = ("temps-written", "backups-linked", "artifact-renamed", "sidecar-renamed", "journal-removed")
 _commit_hook: Callable[[str], None] | None = None  # tests: called at each step (may raise or os._exit)
 
 
@@ -205,6 +205,16 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by another user
+    return True
+
+
 def recover_pair(artifact: str | os.PathLike, sidecar: str | os.PathLike,
                  complete: Callable[[Path, Path], bool]) -> str | None:
     """Finish a commit cut short: keep the new pair if ``complete(artifact, sidecar)``, else put the
@@ -217,8 +227,11 @@ def recover_pair(artifact: str | os.PathLike, sidecar: str | os.PathLike,
         record = json.loads(journal.read_text())
         had = {Path(p) for p in record.get("had", [])}
         temps = [Path(p) for p in record.get("temps", [])]
-    except (OSError, ValueError, AttributeError):
-        had, temps = {artifact, sidecar}, []
+        writer = int(record.get("pid", 0))
+    except (OSError, ValueError, AttributeError, TypeError):
+        had, temps, writer = {artifact, sidecar}, [], 0
+    if writer and writer != os.getpid() and _alive(writer):
+        return None  # another process is writing this pair right now: not ours to undo
     new_ok = artifact.exists() and sidecar.exists() and complete(artifact, sidecar)
     for target in (artifact, sidecar):
         backup = _backup_path(target)
@@ -255,6 +268,10 @@ def commit_pair(artifact: str | os.PathLike, sidecar: str | os.PathLike, write_a
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
             os.close(fd)
             temps.append(Path(tmp))
+        # the journal first: a kill at any later point is undone by the next reader or writer
+        had = [str(p) for p in (artifact, sidecar) if p.exists()]
+        write_bytes_atomic(journal, json.dumps({"had": had, "temps": [str(t) for t in temps],
+                                                "pid": os.getpid()}).encode())
         write_artifact(temps[0])
         sidecar_bytes = sidecar_for(temps[0])
         for tmp, data in ((temps[0], None), (temps[1], sidecar_bytes)):
@@ -267,18 +284,16 @@ def commit_pair(artifact: str | os.PathLike, sidecar: str | os.PathLike, write_a
         os.chmod(temps[1], _default_mode(sidecar))
         _step("temps-written")
         with deferred_interrupts():
-            had = [str(p) for p in (artifact, sidecar) if p.exists()]
-            write_bytes_atomic(journal, json.dumps({"had": had, "temps": [str(t) for t in temps]}).encode())
             for p in (artifact, sidecar):
                 if str(p) in had:
                     _link_or_copy(p, _backup_path(p))
             _fsync_dir(artifact.parent)
-            _step("journal")
+            _step("backups-linked")
             os.replace(temps[0], artifact)
             _step("artifact-renamed")
             os.replace(temps[1], sidecar)
+            committed = True  # both renames done: from here a failure keeps the new pair
             _step("sidecar-renamed")
-            committed = True
             for p in (artifact, sidecar):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(_backup_path(p))

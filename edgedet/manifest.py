@@ -130,6 +130,12 @@ def _field_error(where: str, name: str, problem: str) -> ManifestError:
     return ManifestError(f"manifest {where}: field '{name}' {problem}; re-export the model (or fix that field)")
 
 
+def json_type(value) -> str:
+    """The JSON name of a parsed value's type, for messages."""
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null",
+            int: "number", float: "number"}.get(type(value), type(value).__name__)
+
+
 def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -137,7 +143,7 @@ def _is_int(x) -> bool:
 def validate(d, where: str = "manifest") -> None:
     """The one manifest schema, checked when a manifest is read: ManifestError naming the field."""
     if not isinstance(d, dict):
-        raise ManifestError(f"manifest {where} holds a JSON {type(d).__name__}, not an object; re-export the model")
+        raise ManifestError(f"manifest {where} holds a JSON {json_type(d)}, not an object; re-export the model")
     if d.get("schema") != SCHEMA:
         raise _field_error(where, "schema", f"is {d.get('schema')!r}, not {SCHEMA!r}")
     for name in ("family", "model"):
@@ -151,7 +157,8 @@ def validate(d, where: str = "manifest") -> None:
         raise _field_error(where, "task", f"is {task!r}, not one of {', '.join(TASKS)}")
     kind = d.get("output_kind")
     if kind not in TASKS[task]:
-        raise _field_error(where, "output_kind", f"is {kind!r}; a {task} model has {' or '.join(TASKS[task])}")
+        raise _field_error(where, "output_kind", f"is {kind!r}, but task {task!r} needs "
+                           f"{' or '.join(repr(k) for k in TASKS[task])}")
     inp = d.get("input")
     if not isinstance(inp, dict):
         raise _field_error(where, "input", "is missing or not an object")

@@ -34,11 +34,16 @@ def load_coco_gt(path: str | os.PathLike) -> dict:
 
 def check_coco_gt(gt, path) -> None:
     """The COCO instances fields evaluation relies on; InputError naming the file and the entry."""
+    from edgedet.manifest import json_type
+
     if not isinstance(gt, dict):
-        raise InputError(f"annotation file {path} holds a JSON {type(gt).__name__}, not a COCO object")
+        raise InputError(f"annotation file {path} holds a JSON {json_type(gt)}, not a COCO object")
     for key in ("images", "annotations", "categories"):
-        if not isinstance(gt.get(key), list):
+        if key not in gt:
             raise InputError(f"annotation file {path} has no '{key}' list; expected COCO instances format")
+        if not isinstance(gt[key], list):
+            raise InputError(f"annotation file {path}: '{key}' is a {json_type(gt[key])}, not a list; "
+                             "expected COCO instances format")
     need = {"images": ("id", "file_name"), "annotations": ("image_id", "category_id", "bbox"),
             "categories": ("id", "name")}
     for key, fields in need.items():
