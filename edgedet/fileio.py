@@ -8,6 +8,7 @@ error or Ctrl-C leaves the previous file (or nothing) behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -17,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import IO, Callable, Iterable, Iterator
 
-from edgedet.errors import InputError
+from edgedet.errors import InputError, WriteError
 
 
 def _default_mode(path: Path) -> int:
@@ -60,15 +61,20 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     keeps its previous content. For tools that write files themselves.
     """
     path = check_writable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent or ".")
+    except OSError as exc:
+        raise write_error(path, exc) from None
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, _default_mode(path))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            raise write_error(path, exc) from None
         raise
 
 
@@ -101,6 +107,17 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+def write_error(path: Path, exc: OSError) -> WriteError:
+    """An OSError while writing ``path`` as one line saying what to do; the previous file is kept."""
+    hint = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space (disk quota)",
+            errno.EROFS: "the filesystem is read-only", errno.EFBIG: "the file is too large for this filesystem"}
+    return WriteError(f"cannot write {path}: {exc.strerror or exc}; {hint.get(exc.errno, 'check its permissions')} "
+                      "or choose another output path (nothing was changed)")
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -300,12 +317,14 @@ def commit_pair(artifact: str | os.PathLike, sidecar: str | os.PathLike, write_a
             os.unlink(journal)
             _fsync_dir(artifact.parent)
             _step("journal-removed")
-    except BaseException:
+    except BaseException as exc:
         if journal.exists():  # roll back, or forward when both renames were done
             with contextlib.suppress(OSError):
                 recover_pair(artifact, sidecar, lambda a, s: committed)
         for tmp in temps:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS and not committed:
+            raise write_error(artifact, exc) from None
         raise
     return artifact

@@ -65,7 +65,7 @@ def quantize_int8(model, calib: CalibrationSet, placement: Placement, config: In
             shutil.move(str(tmp_cache), cache)  # same dir not guaranteed; move then it is complete
         quantized = onnx.load(str(dst))
     return quantized, {"method": config.method, "target": config.target, "cache": str(cache), "cache_hit": hit,
-                       "calibration_images": len(calib.files)}
+                       "calibration_images": calib.used if calib.used is not None else len(calib.files)}
 
 
 def _cache_usable(cache: Path, config: Int8Config) -> bool:
