@@ -9,6 +9,7 @@ fresh copy of one generated workspace (tests/edgedet/bad_inputs.py); a few run a
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -363,3 +364,22 @@ def test_bad_input_real_process(argv, workspace):
     assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("edgedet: error: "), proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     check_untouched(workspace, before, ())
+
+
+def test_corrupt_calibration_cache_is_rebuilt_with_one_warning(workspace, tmp_path):
+    """A truncated or edited calibration cache is not trusted: one warning line, then recalibration."""
+    from click.testing import CliRunner
+
+    from edgedet.cli.main import cli as edgedet_cli
+
+    cache = tmp_path / "cache"
+    args = ["quantize", "models/raw.onnx", "--int8", "--calib", "imgs", "--cache-dir", str(cache), "-o", "out/q.onnx"]
+    first = CliRunner().invoke(edgedet_cli, args)
+    assert first.exit_code == 0, first.output
+    (entry,) = cache.glob("*.json")
+    entry.write_bytes(entry.read_bytes()[: len(entry.read_bytes()) // 2])  # truncated
+    again = CliRunner().invoke(edgedet_cli, args)
+    assert again.exit_code == 0, again.output
+    assert "recalibrating" in again.stderr and "Traceback" not in again.output
+    assert "ranges cached" in again.stdout  # computed afresh, not "from cache"
+    assert json.loads(entry.read_text())  # and the rebuilt cache is whole again
