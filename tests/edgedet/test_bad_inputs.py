@@ -383,3 +383,70 @@ def test_corrupt_calibration_cache_is_rebuilt_with_one_warning(workspace, tmp_pa
     assert "recalibrating" in again.stderr and "Traceback" not in again.output
     assert "ranges cached" in again.stdout  # computed afresh, not "from cache"
     assert json.loads(entry.read_text())  # and the rebuilt cache is whole again
+
+
+# -- checks with nothing to compare are not passes ------------------------------------------------
+
+def test_export_parity_with_zero_detections_is_not_verified():
+    pytest.importorskip("torch")
+    from exporters.pipeline import verify_detections
+
+    empty = {"num_dets": np.zeros((1, 1), np.int32), "det_boxes": np.zeros((1, 4, 4), np.float32),
+             "det_scores": np.zeros((1, 4), np.float32), "det_classes": np.zeros((1, 4), np.int32)}
+    assert verify_detections(empty, empty)["detections"]["verified"] is False
+    one = {**empty, "num_dets": np.ones((1, 1), np.int32),
+           "det_boxes": np.array([[[1, 1, 9, 9]] + [[0, 0, 0, 0]] * 3], np.float32)}
+    assert verify_detections(one, one)["detections"]["verified"] is True
+
+
+def test_compare_with_nothing_detected_says_so_and_fails_its_gate(workspace):
+    from edgedet.cli.main import cli as edgedet_cli
+
+    r = CliRunner().invoke(edgedet_cli, ["compare", "models/nms.onnx", "models/nms.onnx", "--images", "imgs",
+                                         "--min-score", "1.0"])
+    assert r.exit_code == 0 and "nothing to compare" in r.stdout  # no gate asked: reported, not passed
+    r = CliRunner().invoke(edgedet_cli, ["compare", "models/nms.onnx", "models/nms.onnx", "--images", "imgs",
+                                         "--min-score", "1.0", "--min-match", "0.5"])
+    assert r.exit_code == 1 and "nothing was compared" in r.stderr
+
+
+def test_random_weights_are_said_by_infer_eval_and_compare(workspace):
+    from edgedet.cli.main import cli as edgedet_cli
+
+    man = json.loads(Path("models/nms.onnx.json").read_text())
+    man["source"] = {"onnx": "x.onnx", "from": {"weights": None, "random_init": True}}  # a quantised random model
+    Path("models/nms.onnx.json").write_text(json.dumps(man))
+    runs = [["infer", "models/nms.onnx", "imgs", "-o", "out"], ["eval", "models/nms.onnx", "--data", "data/coco"],
+            ["compare", "models/nms.onnx", "models/raw.onnx", "--images", "imgs"]]
+    for argv in runs:
+        r = CliRunner().invoke(edgedet_cli, argv)
+        assert r.exit_code == 0, r.output
+        assert "randomly initialised weights" in r.stderr and "--weights" in r.stderr, argv
+
+
+def test_non_finite_detections_are_dropped_with_one_warning(workspace):
+    import edgedet
+
+    with edgedet.load("models/nanbox.onnx") as det, pytest.warns(UserWarning, match="dropped 1 detection"):
+        d = det(np.full((48, 80, 3), 128, np.uint8))
+    assert len(d) == 1 and np.isfinite(d.boxes).all()
+
+
+def test_infer_keeps_names_and_formats_apart(workspace):
+    """a.jpg + a.png in one run stay two files; .jpeg/.webp keep their extension and format."""
+    from PIL import Image
+
+    from edgedet.cli.main import cli as edgedet_cli
+
+    src = Path("mixed")
+    src.mkdir()
+    rgb = np.random.default_rng(1).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    for name in ("a.jpg", "a.png", "b.jpeg", "c.webp"):
+        Image.fromarray(rgb).save(src / name)
+    (Path("other")).mkdir()
+    Image.fromarray(rgb).save(Path("other") / "a.jpg")
+    r = CliRunner().invoke(edgedet_cli, ["infer", "models/nms.onnx", "mixed", "other", "-o", "out"])
+    assert r.exit_code == 0, r.output
+    written = sorted(p.name for p in Path("out").iterdir())
+    assert written == ["a-1.jpg", "a.jpg", "a.png", "b.jpeg", "c.webp", "detections.json"]
+    assert Image.open("out/c.webp").format == "WEBP" and Image.open("out/a.png").format == "PNG"
