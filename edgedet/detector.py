@@ -32,11 +32,18 @@ def load(path: str | os.PathLike, backend: str = "auto", verify: bool = True, **
     if not path.exists():
         raise InputError(f"model file {path} does not exist")
     manifest = read_manifest(path, verify=verify) if _has_manifest(path) else None
+    runner = open_backend(path, backend, **options)
+    if manifest is not None:
+        try:
+            check_manifest_matches(manifest, runner, manifest_path(path))
+        except BaseException:
+            runner.close()
+            raise
     if manifest is not None and manifest.task == "classify":
         from edgedet.classifier import Classifier
 
-        return Classifier(path, open_backend(path, backend, **options), manifest)
-    return Detector(path, open_backend(path, backend, **options), manifest)
+        return Classifier(path, runner, manifest)
+    return Detector(path, runner, manifest)
 
 
 def _has_manifest(path: Path) -> bool:
@@ -60,8 +67,6 @@ class Model:
         self.path = Path(path)
         self.backend = backend
         self.manifest = manifest or infer_manifest(backend)
-        if manifest is not None:
-            check_manifest_matches(self.manifest, backend, manifest_path(path))
         self.input: InputInfo = self.manifest.input
         self.kind = self.manifest.output_kind
         self.nms_params = self.manifest.nms or NMSParams()
