@@ -50,6 +50,8 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except EdgeDetError as exc:
+            if _SIGINT_SEEN:  # e.g. a module half-imported when Ctrl-C came, then reported as missing
+                _interrupted()
             click.echo(f"edgedet: error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
@@ -92,6 +94,8 @@ def _note_sigint():
     import signal
     import threading
 
+    global _SIGINT_SEEN
+    _SIGINT_SEEN = False  # per run (tests invoke the CLI many times in one process)
     if threading.current_thread() is not threading.main_thread():
         yield
         return

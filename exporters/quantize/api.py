@@ -47,8 +47,8 @@ def quantize(source: str | os.PathLike, output: str | os.PathLike, options: Quan
     model = load_onnx(source)
     _refuse_quantized(model, source)
     manifest = read_manifest(source)
-    _check_manifest(model, manifest, source)
     _check_runs(model, source)
+    _check_manifest(model, manifest, source)
     placement = detection_placement(model, options.keep_last_convs, tuple(options.exclude))
     precision = {"mode": options.mode, "kept_fp32": placement.summary(), "kept_fp32_nodes": placement.names}
     if options.mode == "fp16":
