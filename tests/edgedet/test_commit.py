@@ -271,3 +271,26 @@ def test_full_disk_during_infer_is_one_line_and_leaves_no_partial_file(tmp_path,
     errors = [ln for ln in r.stderr.splitlines() if ln.strip() and ln.strip() != "detecting"]
     assert len(errors) == 1 and "No space left on device" in errors[0], r.stderr
     assert not out.exists() or sorted(p.name for p in out.iterdir()) == []
+
+
+@pytest.mark.parametrize("rewrapped", [RuntimeError, ImportError], ids=["runtime-error", "import-error"])
+def test_ctrl_c_rewrapped_by_a_library_still_exits_130(tmp_path, monkeypatch, rewrapped):
+    """Ctrl-C inside `import onnxruntime` once surfaced as another exception: rc 1 and a traceback."""
+    pytest.importorskip("onnxruntime")
+    from click.testing import CliRunner
+
+    import exporters.quantize.api as qapi
+    from edgedet.cli.main import cli
+
+    def interrupted_import(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            raise rewrapped("partially initialized module 'onnxruntime' (most likely due to a circular import)") from None
+
+    monkeypatch.setattr(qapi, "detection_placement", interrupted_import)
+    src = tiny_models.save(tiny_models.raw_model(), tmp_path / "raw.onnx", kind="raw")
+    r = CliRunner().invoke(cli, ["quantize", str(src), "--fp16", "-o", str(tmp_path / "q.onnx")])
+    assert r.exit_code == 130, r.output
+    assert r.stderr.strip().startswith("edgedet: interrupted") and len(r.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in r.output and not (tmp_path / "q.onnx").exists()
