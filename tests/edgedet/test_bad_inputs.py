@@ -450,3 +450,18 @@ def test_infer_keeps_names_and_formats_apart(workspace):
     written = sorted(p.name for p in Path("out").iterdir())
     assert written == ["a-1.jpg", "a.jpg", "a.png", "b.jpeg", "c.webp", "detections.json"]
     assert Image.open("out/c.webp").format == "WEBP" and Image.open("out/a.png").format == "PNG"
+
+
+def test_16_bit_files_and_uint16_arrays_agree(tmp_path):
+    """The same 16-bit pixels give the same 8-bit image whether read from a PNG or passed as an array."""
+    from PIL import Image
+
+    from edgedet.preprocess import as_rgb8, read_image
+
+    gray16 = (np.arange(48 * 80, dtype=np.uint32).reshape(48, 80) * 17 % 65536).astype(np.uint16)
+    Image.fromarray(gray16).save(tmp_path / "g16.png")
+    from_file = read_image(tmp_path / "g16.png")
+    from_array = as_rgb8(np.repeat(gray16[..., None], 3, axis=2))
+    assert from_file.dtype == from_array.dtype == np.uint8
+    assert np.abs(from_file.astype(int) - from_array.astype(int)).max() <= 1
+    assert from_array.max() > 200, "uint16 was clipped instead of rescaled"
