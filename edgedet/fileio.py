@@ -240,9 +240,10 @@ def recover_pair(artifact: str | os.PathLike, sidecar: str | os.PathLike,
     journal = journal_path(artifact)
     if not journal.exists():
         return None
+    absolute = {Path(os.path.abspath(artifact)): artifact, Path(os.path.abspath(sidecar)): sidecar}
     try:
         record = json.loads(journal.read_text())
-        had = {Path(p) for p in record.get("had", [])}
+        had = {absolute.get(Path(p), Path(p)) for p in record.get("had", [])}  # journal paths are absolute
         temps = [Path(p) for p in record.get("temps", [])]
         writer = int(record.get("pid", 0))
     except (OSError, ValueError, AttributeError, TypeError):
@@ -287,7 +288,8 @@ def commit_pair(artifact: str | os.PathLike, sidecar: str | os.PathLike, write_a
             temps.append(Path(tmp))
         # the journal first: a kill at any later point is undone by the next reader or writer
         had = [str(p) for p in (artifact, sidecar) if p.exists()]
-        write_bytes_atomic(journal, json.dumps({"had": had, "temps": [str(t) for t in temps],
+        write_bytes_atomic(journal, json.dumps({"had": [os.path.abspath(p) for p in had],
+                                                "temps": [os.path.abspath(t) for t in temps],
                                                 "pid": os.getpid()}).encode())
         write_artifact(temps[0])
         sidecar_bytes = sidecar_for(temps[0])

@@ -294,3 +294,16 @@ def test_ctrl_c_rewrapped_by_a_library_still_exits_130(tmp_path, monkeypatch, re
     assert r.exit_code == 130, r.output
     assert r.stderr.strip().startswith("edgedet: interrupted") and len(r.stderr.strip().splitlines()) == 1
     assert "Traceback" not in r.output and not (tmp_path / "q.onnx").exists()
+
+
+def test_recovery_from_another_working_directory(tmp_path, monkeypatch):
+    """The journal names files absolutely: a reader started elsewhere restores the same pair."""
+    art = tmp_path / "sub" / "m.onnx"
+    monkeypatch.chdir(tmp_path)
+    write_artifact(Path("sub/m.onnx"), b"old" * 100, _manifest("old"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", HARD_KILL, "sub/m.onnx", "artifact-renamed"], env=env, timeout=60,
+                   cwd=tmp_path)
+    monkeypatch.chdir(art.parent)
+    assert read_manifest("m.onnx").model == "old" and state(art) == "old"
+    assert leftovers(art.parent) == []
