@@ -7,5 +7,5 @@ def pytest_terminal_summary(terminalreporter):
            if "test_bad_input[" in r.nodeid or "test_bad_input_real_process[" in r.nodeid]
     if corpus is not None and ran:
         failed = sum(r.outcome == "failed" for r in ran)
-        terminalreporter.write_line(f"bad-input corpus: {len(ran)} cases run "
-                                    f"({len(corpus.CASES)} defined), {failed} failed")
+        terminalreporter.write_line(f"bad-input corpus: {len(ran)} cases run ({len(corpus.CASES)} in-process, "
+                                    f"{len(ran) - len(corpus.CASES)} as real processes), {failed} failed")
