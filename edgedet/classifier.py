@@ -35,6 +35,10 @@ class Classifier(Model):
     def postprocess(self, outputs, infos, names, top_k: int = 5) -> list[Classifications]:
         if contract.CLASS_PROBS not in outputs:
             raise ModelError(f"classifier returned no '{contract.CLASS_PROBS}' output")
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+            from edgedet.errors import InputError
+
+            raise InputError(f"top_k must be a positive integer, got {top_k!r}")
         probs = outputs[contract.CLASS_PROBS].astype(np.float32)
         k = min(top_k, probs.shape[1])
         out = []

@@ -27,14 +27,37 @@ def load(path: str | os.PathLike, backend: str = "auto", verify: bool = True, **
     ``options`` go to the backend (e.g. ``providers=["cpu"]`` for ONNX Runtime).
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; give the model file inside it (e.g. {path / 'model.onnx'})")
     if not path.exists():
         raise InputError(f"model file {path} does not exist")
-    manifest = read_manifest(path, verify=verify) if manifest_path(path).exists() else None
+    manifest = read_manifest(path, verify=verify) if _has_manifest(path) else None
+    runner = open_backend(path, backend, **options)
+    if manifest is not None:
+        try:
+            check_manifest_matches(manifest, runner, manifest_path(path))
+        except BaseException:
+            runner.close()
+            raise
     if manifest is not None and manifest.task == "classify":
         from edgedet.classifier import Classifier
 
-        return Classifier(path, open_backend(path, backend, **options), manifest)
-    return Detector(path, open_backend(path, backend, **options), manifest)
+        return Classifier(path, runner, manifest)
+    return Detector(path, runner, manifest)
+
+
+def _has_manifest(path: Path) -> bool:
+    """A manifest is expected: present, or the artifact says edgedet made it (then its loss is an error)."""
+    from edgedet.manifest import made_by_edgedet, recover
+
+    recover(path)  # a write cut short: put the previous complete pair back first
+    if manifest_path(path).exists():
+        return True
+    why = made_by_edgedet(path)
+    if why:
+        raise ManifestError(f"{path} was made by edgedet ({why}) but its manifest {manifest_path(path)} is missing; "
+                            "copy the .json beside it or re-export (without it, class names and NMS settings are unknown)")
+    return False
 
 
 class Model:
@@ -56,6 +79,10 @@ class Model:
         """Run on one image (returns one result) or a list (returns a list)."""
         if isinstance(images, (str, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)):
             return self.predict([images], **kw)[0]
+        if isinstance(images, np.ndarray) and images.ndim != 4:
+            raise InputError(f"an image array has shape {images.shape}; expected H x W x 3 (or a batch N x H x W x 3)")
+        if not isinstance(images, (list, tuple, np.ndarray)):
+            raise InputError(f"cannot run on a {type(images).__name__}; pass an image path, an RGB array or a list of them")
         return self.predict(list(images), **kw)
 
     def predict(self, images: Iterable[ImageLike], **post) -> list:
@@ -79,6 +106,8 @@ class Model:
         """Read and letterbox images into the contract input [B, 3, H, W] (padded to a fixed batch)."""
         canvases, infos, names = [], [], []
         for i, item in enumerate(images):
+            if not isinstance(item, (str, os.PathLike, np.ndarray)):
+                raise InputError(f"image #{i} is a {type(item).__name__}; pass an image path or an RGB uint8 array")
             rgb = read_image(item) if isinstance(item, (str, os.PathLike)) else as_rgb8(item, f"image #{i}")
             canvas, info = fit_to_input(rgb, self.input.height, self.input.width, self.input.pad_value,
                                         self.input.resize, self.input.padding, self.input.channel_order)
@@ -101,7 +130,7 @@ class Model:
     def set_thresholds(self, score: float | None = None, iou: float | None = None) -> None:
         """Change the NMS thresholds for later calls: host NMS (raw models) and models exported with
         run-time threshold inputs; NMS baked into the graph refuses with what to do instead."""
-        changes = {k: v for k, v in (("score_threshold", score), ("iou_threshold", iou)) if v is not None}
+        changes = {k: check_fraction(v, k) for k, v in (("score_threshold", score), ("iou_threshold", iou)) if v is not None}
         if iou is not None and self.manifest.nms_implementation == contract.END_TO_END:
             raise InputError(f"{self.path.name} has an end-to-end head (no NMS): there is no IoU threshold to set")
         if changes and self.kind == contract.KIND_NMS and not self.threshold_inputs:
@@ -130,6 +159,7 @@ class Detector(Model):
     def postprocess(self, outputs: dict[str, np.ndarray], infos: list[LetterboxInfo], names: list[str],
                     min_score: float = 0.0) -> list[Detections]:
         """Contract outputs -> per-image Detections in original pixels (host NMS for raw models)."""
+        check_fraction(min_score, "min_score")
         if self.manifest.notes.get("inferred") and not getattr(self, "_outputs_checked", False):
             from edgedet.output_checks import refuse_implausible
 
@@ -159,8 +189,15 @@ class Detector(Model):
 
     def _one(self, outputs, b: int, info: LetterboxInfo, name: str, min_score: float) -> Detections:
         n = int(outputs[contract.NUM_DETS][b, 0])
+        k = outputs[contract.DET_SCORES].shape[1]
+        if not 0 <= n <= k:
+            from edgedet.errors import ModelError
+
+            raise ModelError(f"{self.path.name} reported num_dets {n} for {name}, outside 0..{k} (its K); the model "
+                             "breaks the output contract (docs/contract.md): re-export it")
         scores = outputs[contract.DET_SCORES][b, :n].astype(np.float32)
         keep = np.flatnonzero(scores >= min_score) if min_score > 0 else np.arange(n)
+        keep = _finite_rows(keep, outputs[contract.DET_BOXES][b], scores, name)
         boxes = unletterbox_boxes(outputs[contract.DET_BOXES][b, keep].astype(np.float32), info)
         masks = None
         if contract.DET_MASKS in outputs:  # Mask R-CNN: [B, K, M, M] probabilities in box frames
@@ -169,6 +206,57 @@ class Detector(Model):
             masks = paste_masks(outputs[contract.DET_MASKS][b, keep], boxes, (info.orig_h, info.orig_w))
         return Detections(boxes, scores[keep], outputs[contract.DET_CLASSES][b, keep].astype(np.int32),
                           tuple(self.manifest.class_names), (info.orig_h, info.orig_w), masks=masks, source=name)
+
+
+def check_fraction(value, name: str) -> float:
+    """Scores and IoUs are finite numbers in 0..1: NaN would silently switch a filter off."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise InputError(f"{name} must be a number in 0..1, got {value!r}")
+    return float(value)
+
+
+def _finite_rows(keep: np.ndarray, boxes: np.ndarray, scores: np.ndarray, name: str) -> np.ndarray:
+    """Drop detections with NaN/inf boxes or scores (a broken or overflowing model) with one warning:
+    they cannot be drawn, matched or mapped back to pixels."""
+    ok = np.isfinite(boxes[keep]).all(axis=1) & np.isfinite(scores[keep])
+    if not ok.all():
+        import warnings
+
+        warnings.warn(f"{name}: dropped {int((~ok).sum())} detection(s) with non-finite (NaN/inf) boxes or scores; "
+                      "the model's outputs overflow (an FP16 range problem?) or it is broken", stacklevel=3)
+    return keep[ok]
+
+
+def check_manifest_matches(m: Manifest, backend, where) -> None:
+    """The manifest must describe this graph: its output form, input size and class count.
+
+    ``backend`` is anything with ``inputs``/``outputs`` lists of (name, shape) specs; 0, -1 or None
+    mark a dynamic dimension."""
+    names = [o.name for o in backend.outputs]
+    if m.output_kind == contract.KIND_CLASSIFY:
+        graph_kind = contract.KIND_CLASSIFY if contract.CLASS_PROBS in names else None
+    else:
+        try:
+            graph_kind = contract.output_kind(names)
+        except Exception:  # noqa: BLE001 - reported below with the manifest's view
+            graph_kind = None
+    if graph_kind != m.output_kind:
+        raise ManifestError(f"manifest {where}: field 'output_kind' is {m.output_kind!r} but the graph's outputs "
+                            f"{names} say {graph_kind!r}; the manifest belongs to another model: re-export it")
+    spec = backend.inputs[0] if backend.inputs else None
+    if spec is not None and len(spec.shape) == 4:
+        for axis, label in ((2, "height"), (3, "width")):
+            if (spec.shape[axis] or 0) > 0 and spec.shape[axis] != m.input.shape[axis]:
+                raise ManifestError(f"manifest {where}: field 'input.shape' has {label} {m.input.shape[axis]} but the "
+                                    f"graph takes {spec.shape[axis]}; the manifest belongs to another model")
+    outs = {o.name: o for o in backend.outputs}
+    scores = outs.get(contract.RAW_SCORES) if m.output_kind == contract.KIND_RAW else outs.get(contract.CLASS_PROBS)
+    if scores is not None and scores.shape and (scores.shape[-1] or 0) > 0 and scores.shape[-1] != m.num_classes:
+        raise ManifestError(f"manifest {where}: field 'class_names' lists {m.num_classes} classes but the graph "
+                            f"scores {scores.shape[-1]}; fix the class names or re-export the model")
 
 
 def infer_manifest(backend) -> Manifest:

@@ -26,6 +26,10 @@ class ManifestError(ModelError):
     """A sidecar manifest that is missing, unreadable or of an unknown schema."""
 
 
+class WriteError(EdgeDetError):
+    """An output that cannot be written: full disk, read-only filesystem, no permission."""
+
+
 class DependencyError(EdgeDetError):
     """An optional package (onnxruntime, tensorrt, torch, ...) is not installed."""
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgedet import contract
-from edgedet.errors import ManifestError
-from edgedet.fileio import sha256_file, write_text_atomic
+from edgedet.errors import EdgeDetError, ManifestError
+from edgedet.fileio import commit_pair, journal_path, recover_pair, sha256_file, write_text_atomic
 from edgedet.nms.params import NMSParams
 
 SCHEMA = "edgedet.manifest/1"
@@ -106,6 +106,7 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "manifest") -> "Manifest":
+        validate(d, where)
         if d.get("schema") != SCHEMA:
             raise ManifestError(f"{where}: schema {d.get('schema')!r} is not {SCHEMA!r}; re-export the model with this edgedet")
         try:
@@ -113,10 +114,81 @@ class Manifest:
             kw = {k: v for k, v in d.items() if k in known}
             kw["input"] = InputInfo.from_dict(d["input"])
             kw["outputs"] = [contract.TensorSpec.from_dict(o) for o in d.get("outputs", [])]
-            kw["nms"] = NMSParams.from_dict(d["nms"]) if d.get("nms") else None
+            try:
+                kw["nms"] = NMSParams.from_dict(d["nms"]) if d.get("nms") else None
+            except (EdgeDetError, TypeError, ValueError) as exc:
+                raise _field_error(where, "nms", f"is invalid ({exc})") from None
             return cls(**kw)
+        except ManifestError:
+            raise
         except (KeyError, TypeError, ValueError) as exc:
             raise ManifestError(f"{where}: malformed manifest ({type(exc).__name__}: {exc}); re-export the model") from None
+
+
+TASKS = {"detect": (contract.KIND_NMS, contract.KIND_RAW), "classify": (contract.KIND_CLASSIFY,)}
+
+
+def _field_error(where: str, name: str, problem: str) -> ManifestError:
+    return ManifestError(f"manifest {where}: field '{name}' {problem}; re-export the model (or fix that field)")
+
+
+def json_type(value) -> str:
+    """The JSON name of a parsed value's type, for messages."""
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null",
+            int: "number", float: "number"}.get(type(value), type(value).__name__)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def validate(d, where: str = "manifest") -> None:
+    """The one manifest schema, checked when a manifest is read: ManifestError naming the field."""
+    if not isinstance(d, dict):
+        raise ManifestError(f"manifest {where} holds a JSON {json_type(d)}, not an object; re-export the model")
+    if d.get("schema") != SCHEMA:
+        raise _field_error(where, "schema", f"is {d.get('schema')!r}, not {SCHEMA!r}")
+    for name in ("family", "model"):
+        if not isinstance(d.get(name), str):
+            raise _field_error(where, name, "is missing or not a string")
+    names = d.get("class_names")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise _field_error(where, "class_names", f"must be a list of strings, not {type(names).__name__}")
+    task = d.get("task", "detect")
+    if task not in TASKS:
+        raise _field_error(where, "task", f"is {task!r}, not one of {', '.join(TASKS)}")
+    kind = d.get("output_kind")
+    if kind not in TASKS[task]:
+        raise _field_error(where, "output_kind", f"is {kind!r}, but task {task!r} needs "
+                           f"{' or '.join(repr(k) for k in TASKS[task])}")
+    inp = d.get("input")
+    if not isinstance(inp, dict):
+        raise _field_error(where, "input", "is missing or not an object")
+    shape = inp.get("shape")
+    if (not isinstance(shape, list) or len(shape) != 4 or not all(_is_int(x) for x in shape)
+            or shape[1] != 3 or shape[2] < 1 or shape[3] < 1 or not (shape[0] == -1 or shape[0] >= 1)):
+        raise _field_error(where, "input.shape", f"is {shape!r}; it must be [B, 3, H, W] with B >= 1 or -1")
+    if inp.get("dtype", "float32") not in contract.INPUT_DTYPES:
+        raise _field_error(where, "input.dtype", f"is {inp.get('dtype')!r}, not one of {', '.join(contract.INPUT_DTYPES)}")
+    pad = inp.get("pad_value", contract.DEFAULT_PAD_VALUE)
+    if not _is_int(pad) or not 0 <= pad <= 255:
+        raise _field_error(where, "input.pad_value", f"is {pad!r}; it must be an integer 0..255")
+    for name in ("name", "resize"):
+        if not isinstance(inp.get(name, ""), str):
+            raise _field_error(where, f"input.{name}", "must be a string")
+    ids = d.get("category_ids")
+    if ids is not None and (not isinstance(ids, list) or len(ids) != len(names) or not all(_is_int(i) for i in ids)):
+        raise _field_error(where, "category_ids", f"must list one integer per class ({len(names)}), "
+                           f"got {len(ids) if isinstance(ids, list) else type(ids).__name__}")
+    if d.get("nms_where", "graph") not in NMS_WHERE:
+        raise _field_error(where, "nms_where", f"is {d.get('nms_where')!r}, not one of {', '.join(NMS_WHERE)}")
+    if d.get("nms") is not None and not isinstance(d["nms"], dict):
+        raise _field_error(where, "nms", "must be an object or null")
+    if not isinstance(d.get("outputs", []), list) or not all(isinstance(o, dict) for o in d.get("outputs", [])):
+        raise _field_error(where, "outputs", "must be a list of objects")
+    for name in ("normalization", "precision", "source", "artifact", "tools", "notes", "tensorrt"):
+        if not isinstance(d.get(name, {}), dict):
+            raise _field_error(where, name, "must be an object")
 
 
 def tool_versions(extra: tuple[str, ...] = ()) -> dict:
@@ -146,22 +218,105 @@ def write_manifest(artifact: str | os.PathLike, manifest: Manifest) -> Path:
         "bytes": artifact.stat().st_size,
         "sha256": sha256_file(artifact),
     }
-    manifest.created = manifest.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    manifest.tools = {**tool_versions(), **manifest.tools}
+    _stamp(manifest, artifact)
     path = manifest_path(artifact)
     write_text_atomic(path, json.dumps(manifest.to_dict(), indent=2) + "\n")
     return path
 
 
+ONNX_MARK = "edgedet.artifact"  # metadata_props key of every ONNX file edgedet writes
+
+
+def _stamp(manifest: Manifest, output: Path) -> None:
+    manifest.created = manifest.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    manifest.tools = {**tool_versions(), **manifest.tools}
+
+
+def pair_complete(artifact: str | os.PathLike, sidecar: str | os.PathLike) -> bool:
+    """True when ``sidecar`` is a manifest describing exactly the bytes of ``artifact``."""
+    try:
+        rec = json.loads(Path(sidecar).read_bytes()).get("artifact", {})
+        return Path(artifact).stat().st_size == rec.get("bytes") and sha256_file(artifact) == rec.get("sha256")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def write_artifact(output: str | os.PathLike, data, manifest: Manifest) -> Path:
+    """Write an artifact and its manifest as one transaction (see ``edgedet.fileio.commit_pair``).
+
+    ``data`` is bytes-like, or a callable that writes the artifact into the temporary path it is given.
+    On any failure or interrupt the previous pair (or nothing) stays on disk, never a mixed pair.
+    """
+    output = Path(output)
+
+    def write(tmp: Path) -> None:
+        if callable(data):
+            data(tmp)
+        else:
+            with open(tmp, "wb") as fh:
+                fh.write(memoryview(data))
+
+    def sidecar_for(tmp: Path) -> bytes:
+        manifest.artifact = {"file": output.name, "format": output.suffix.lstrip(".") or "bin",
+                             "bytes": tmp.stat().st_size, "sha256": sha256_file(tmp)}
+        _stamp(manifest, output)
+        return (json.dumps(manifest.to_dict(), indent=2) + "\n").encode()
+
+    commit_pair(output, manifest_path(output), write, sidecar_for, pair_complete)
+    return output
+
+
+def write_onnx_artifact(model, output: str | os.PathLike, manifest: Manifest) -> Path:
+    """Mark an ONNX ModelProto as edgedet's (so it is refused without its manifest), then write_artifact."""
+    for prop in list(model.metadata_props):
+        if prop.key == ONNX_MARK:
+            model.metadata_props.remove(prop)
+    mark = model.metadata_props.add()
+    mark.key, mark.value = ONNX_MARK, "its manifest is the .json file beside it"
+    return write_artifact(output, model.SerializeToString(), manifest)
+
+
+def recover(artifact: str | os.PathLike) -> None:
+    """Finish a write cut short (power loss, kill -9) before reading: previous pair back, or new kept."""
+    if journal_path(artifact).exists():
+        try:
+            recover_pair(artifact, manifest_path(artifact), pair_complete)
+        except OSError as exc:
+            raise ManifestError(f"{artifact}: an interrupted write left {journal_path(artifact)} and it cannot be "
+                                f"recovered here ({exc.strerror}); re-export the model") from None
+
+
+def made_by_edgedet(artifact: str | os.PathLike) -> str | None:
+    """Why ``artifact`` (with no manifest) must be one of ours, or None: the ONNX mark or EdgeDetNMS op."""
+    path = Path(artifact)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    if ONNX_MARK.encode() in data:
+        return f"it carries edgedet's '{ONNX_MARK}' mark"
+    if b"EdgeDetNMS" in data:
+        return "it uses edgedet's EdgeDetNMS operation"
+    return None
+
+
 def read_manifest(artifact: str | os.PathLike, verify: bool = True) -> Manifest:
     """Read ``<artifact>.json``; with ``verify`` check it describes these exact bytes."""
     path = manifest_path(artifact)
+    recover(artifact)
     try:
-        d = json.loads(path.read_text())
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ManifestError(f"no manifest {path} beside {artifact}; export with edgedet or use attach-nms") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"manifest {path} is unreadable ({exc}); re-export the model") from None
+    except OSError as exc:
+        raise ManifestError(f"manifest {path} cannot be read ({exc.strerror}); check its permissions") from None
+    try:
+        d = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ManifestError(f"manifest {path} is not UTF-8 text; re-export the model") from None
+    except ValueError as exc:
+        raise ManifestError(f"manifest {path} is not valid JSON ({exc}); re-export the model") from None
     manifest = Manifest.from_dict(d, where=str(path))
     if verify and manifest.artifact.get("sha256"):
         size = Path(artifact).stat().st_size
@@ -171,3 +326,14 @@ def read_manifest(artifact: str | os.PathLike, verify: bool = True) -> Manifest:
                 "or truncated after export; re-export it, or pass verify=False to skip this check"
             )
     return manifest
+
+
+def random_weights_note(manifest: Manifest, name) -> str | None:
+    """A warning when the artifact (or the model it was quantised/built from) has random weights."""
+    source = manifest.source or {}
+    while isinstance(source, dict):
+        if source.get("random_init"):
+            return (f"{name} has randomly initialised weights (exported without --weights): its detections mean "
+                    "nothing; re-export with --weights FILE (a torchvision state_dict) for real results")
+        source = source.get("from")
+    return None

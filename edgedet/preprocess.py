@@ -63,6 +63,8 @@ def read_image(path: str | os.PathLike | BinaryIO) -> np.ndarray:
         raise InputError(f"image {path} does not exist") from None
     except IsADirectoryError:
         raise InputError(f"{path} is a folder; pass image files or use a folder argument where accepted") from None
+    except PermissionError:
+        raise InputError(f"image {path} cannot be read (permission denied); fix its permissions") from None
     except UnidentifiedImageError:
         raise InputError(f"{path} is not an image Pillow can decode (empty, corrupt or another file type)") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -87,7 +89,7 @@ def _to_rgb8(im, path) -> np.ndarray:
 
 
 def as_rgb8(image: np.ndarray, name: str = "image") -> np.ndarray:
-    """Validate an in-memory image: HxWx3 (or HxW) uint8 RGB. Floats must be 0..1 or 0..255."""
+    """Validate an in-memory image: HxWx3 (or HxW) uint8 RGB; float 0..1 and uint16 are converted."""
     arr = np.asarray(image)
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
@@ -95,13 +97,27 @@ def as_rgb8(image: np.ndarray, name: str = "image") -> np.ndarray:
         raise InputError(f"{name} has shape {arr.shape}; expected H x W x 3 RGB")
     arr = arr[..., :3]
     if arr.dtype != np.uint8:
-        if not np.issubdtype(arr.dtype, np.number):
-            raise InputError(f"{name} has dtype {arr.dtype}; expected uint8 RGB")
+        arr = _array_to_uint8(arr, name)
+    return np.ascontiguousarray(arr)
+
+
+def _array_to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
+    """One rule per dtype, never guessed from the pixel values: floats are 0..1, uint16 is rescaled
+    from 0..65535 (as 16-bit files are), other integers must already be 0..255."""
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise InputError(f"{name} has dtype {arr.dtype}; expected uint8 RGB (or float 0..1, uint16)")
+    if np.issubdtype(arr.dtype, np.floating):
         if not np.all(np.isfinite(arr)):
             raise InputError(f"{name} contains NaN or Inf pixel values")
-        scale = 255.0 if np.issubdtype(arr.dtype, np.floating) and arr.max(initial=0) <= 1.0 else 1.0
-        arr = np.clip(arr * scale + 0.5, 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(arr)
+        if arr.min(initial=0) < 0 or arr.max(initial=0) > 1:
+            raise InputError(f"{name} is a float image with values outside 0..1 (max {float(arr.max()):.4g}); "
+                             "float images must be 0..1: divide by 255, or pass uint8")
+        return (arr.astype(np.float64) * 255.0 + 0.5).astype(np.uint8)
+    if arr.dtype == np.uint16:
+        return (arr.astype(np.float64) / 65535.0 * 255.0 + 0.5).astype(np.uint8)
+    if arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
+        raise InputError(f"{name} is a {arr.dtype} image with values outside 0..255; pass uint8 RGB (or uint16)")
+    return arr.astype(np.uint8)
 
 
 def letterbox_info(orig_h: int, orig_w: int, height: int, width: int) -> LetterboxInfo:

@@ -469,11 +469,11 @@ def _class_names(spec: ByoSpec, source_model, classes: int, background: int) -> 
 
 def attach_file(source, output, spec: ByoSpec, nms: NMSParams, implementation: str = "edgedet"):
     """Read ``source``, convert it, write ``output`` + manifest atomically; returns the Manifest."""
-    from edgedet.fileio import atomic_write, check_writable, sha256_file
-    from edgedet.manifest import InputInfo, Manifest, write_manifest
+    from edgedet.fileio import check_output, sha256_file
+    from edgedet.manifest import InputInfo, Manifest, write_onnx_artifact
     from exporters.onnx_tools import check_model, io_specs, load_onnx, simplify
 
-    output = check_writable(output)
+    output = check_output(output, [source])
     source_model = load_onnx(source)
     model, info = attach_third_party(source_model, spec, nms, implementation)
     names = _class_names(spec, source_model, info["classes"], spec.background_class)
@@ -498,7 +498,5 @@ def attach_file(source, output, spec: ByoSpec, nms: NMSParams, implementation: s
                "initializer_inputs_dropped": info["initializer_inputs_dropped"],
                "renamed_tensors": info["renamed"], "probe": info["probe"]},
     )
-    with atomic_write(output, "wb") as fh:
-        fh.write(model.SerializeToString())
-    write_manifest(output, manifest)
+    write_onnx_artifact(model, output, manifest)  # artifact + manifest as one transaction
     return manifest

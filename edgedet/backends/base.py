@@ -41,7 +41,7 @@ class Backend(abc.ABC):
 
     def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._closed:
-            raise RuntimeError(f"{self.name} backend is closed")
+            raise InputError(f"the model was closed ({self.name} backend); load it again with edgedet.load")
         for spec in self.inputs:
             if spec.name not in feed:
                 raise InputError(f"missing input '{spec.name}'; the model takes {[s.name for s in self.inputs]}")

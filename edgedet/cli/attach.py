@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from edgedet.cli.attach_final import final_options, requested, run_final
+from edgedet.cli.common import read_class_names
 from edgedet.contract import NMS_IMPLEMENTATIONS
 from edgedet.errors import InputError, require
 
@@ -119,7 +118,7 @@ def attach_cmd(model, boxes, scores, combined, objectness, box_format, normalize
         raise InputError("choose one of --score-activation (sigmoid) and --softmax")
     names = []
     if class_names:
-        names = [n.strip() for n in Path(class_names).read_text().splitlines() if n.strip()]
+        names = read_class_names(class_names)
     spec = ByoSpec(boxes, scores, combined, box_format, normalized,
                    "sigmoid" if score_activation else "softmax" if softmax else "none", objectness, background_class,
                    _imgsz(imgsz), input_scale, _floats(mean, "--mean"), _floats(std, "--std"), names, decode,

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from edgedet.cli.common import int_list
+from edgedet.cli.common import NON_NEGATIVE, POSITIVE, int_list
 from edgedet.errors import InputError
 
 
@@ -14,8 +14,8 @@ from edgedet.errors import InputError
 @click.argument("artifact", type=click.Path(dir_okay=False))
 @click.argument("source", required=False)
 @click.option("--batch", "batches", default="1", show_default=True, help="Batch sizes, e.g. 1,8.")
-@click.option("--iters", type=int, default=50, show_default=True)
-@click.option("--warmup", type=int, default=10, show_default=True)
+@click.option("--iters", type=POSITIVE, default=50, show_default=True)
+@click.option("--warmup", type=NON_NEGATIVE, default=10, show_default=True)
 @click.option("--images", "image_dir", type=click.Path(file_okay=False), help="Folder of real images (else random 640x480 frames).")
 @click.option("--backend", default="auto", show_default=True)
 @click.option("--providers", help="ONNX Runtime providers, e.g. cpu.")
@@ -39,9 +39,11 @@ def bench_cmd(ctx, artifact, source, batches, iters, warmup, image_dir, backend,
         return bench_stream(artifact, source, backend, providers, batch, max_frames, duration, json_path)
     import edgedet
     from edgedet.bench import BenchConfig, bench_detector, format_table, machine_info, synthetic_images
-    from edgedet.fileio import write_text_atomic
+    from edgedet.fileio import check_not_input, check_writable, write_text_atomic
     from edgedet.preprocess import list_images, read_image
 
+    if json_path:  # fail before the run, not after it
+        check_not_input([check_writable(json_path)], [artifact, f"{artifact}.json"])
     sizes = int_list(batches, "--batch")
     if iters < 1 or warmup < 0:
         raise InputError("--iters must be >= 1 and --warmup >= 0")
@@ -55,6 +57,8 @@ def bench_cmd(ctx, artifact, source, batches, iters, warmup, image_dir, backend,
         if top and any(b > top for b in sizes):
             raise InputError(f"{artifact} was built for batches up to {top}; use --batch <= {top} or rebuild with "
                              "`edgedet build --batch min,opt,max`")
+        if cuda_graph and not hasattr(det.backend, "cuda_graph"):  # before the banner: one line when refused
+            raise InputError(f"--cuda-graph applies to TensorRT engines; this artifact runs on {det.backend.name}")
         report = {"artifact": str(artifact), "model": f"{det.manifest.family}/{det.manifest.model}",
                   "input": list(det.manifest.input.shape), "backend": det.backend.describe(), "machine": machine_info(),
                   "images": image_dir or "random 640x480 RGB frames", "iters": iters, "warmup": warmup}

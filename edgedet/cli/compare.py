@@ -6,6 +6,7 @@ import json
 
 import click
 
+from edgedet.cli.common import FRACTION, POSITIVE
 from edgedet.errors import InputError
 
 TORCH_PREFIX = "torch:"
@@ -31,25 +32,30 @@ def open_operand(spec: str, providers: str | None):
 @click.argument("a")
 @click.argument("b")
 @click.option("--images", "image_dir", required=True, type=click.Path(file_okay=False), help="Folder of images to compare on.")
-@click.option("--limit", type=int, default=50, show_default=True, help="At most this many images.")
-@click.option("--iou", "iou_threshold", type=float, default=0.5, show_default=True, help="IoU for matching detections.")
-@click.option("--min-score", type=float, default=0.25, show_default=True, help="Compare detections above this score.")
-@click.option("--min-match", type=float, help="Fail (exit 1) if matched fraction (either side) is below this.")
-@click.option("--max-score-delta", type=float, help="Fail (exit 1) if the mean score delta exceeds this.")
+@click.option("--limit", type=POSITIVE, default=50, show_default=True, help="At most this many images.")
+@click.option("--iou", "iou_threshold", type=FRACTION, default=0.5, show_default=True, help="IoU for matching detections.")
+@click.option("--min-score", type=FRACTION, default=0.25, show_default=True, help="Compare detections above this score.")
+@click.option("--min-match", type=FRACTION, help="Fail (exit 1) if matched fraction (either side) is below this.")
+@click.option("--max-score-delta", type=FRACTION, help="Fail (exit 1) if the mean score delta exceeds this.")
 @click.option("--providers", help="ONNX Runtime providers, e.g. cpu.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report here.")
 def compare_cmd(a, b, image_dir, limit, iou_threshold, min_score, min_match, max_score_delta, providers, json_path):
     """Compare detector B against reference A (files, or torch:NAME for the PyTorch model)."""
     from edgedet.eval.compare import compare_classifiers, compare_detectors
-    from edgedet.fileio import write_text_atomic
+    from edgedet.fileio import check_not_input, check_writable, write_text_atomic
+    from edgedet.manifest import random_weights_note
     from edgedet.preprocess import list_images, read_image
 
-    if min_match is not None and not 0 <= min_match <= 1:
-        raise InputError(f"--min-match is a fraction in 0..1, got {min_match}")
+    if json_path:  # fail before the run, not after it
+        check_not_input([check_writable(json_path)], [a, b, f"{a}.json", f"{b}.json"])
     images = [read_image(p) for p in list_images(image_dir, limit)]
     det_a, path_a = open_operand(a, providers)
     det_b, path_b = open_operand(b, providers)
     with det_a, det_b:
+        for det, name in ((det_a, a), (det_b, b)):
+            note = random_weights_note(det.manifest, name)
+            if note:
+                click.echo(f"edgedet: warning: {note}", err=True)
         if det_a.manifest.task != det_b.manifest.task:
             raise InputError(f"{a} is a {det_a.manifest.task} model and {b} a {det_b.manifest.task} model")
         if det_a.manifest.task == "classify":
@@ -91,6 +97,11 @@ def gate(report: dict, min_match: float | None, max_score_delta: float | None) -
         if min_match is not None and report["top1_agreement"] < min_match:
             failures.append(f"top-1 agreement {report['top1_agreement']:.3f} < {min_match}")
         return failures
+    if (min_match is not None or max_score_delta is not None) and not report["detections_a"] \
+            and not report["detections_b"]:
+        failures.append(f"neither model detected anything at score >= {report['min_score']} on {report['images']} "
+                        "images: nothing was compared (lower --min-score or use images with objects)")
+        return failures
     if min_match is not None:
         worst = min(report["matched_a"], report["matched_b"])
         if worst < min_match:
@@ -111,7 +122,8 @@ def format_report(r: dict) -> str:
     lines = [f"A = {r['a']}   B = {r['b']}   ({r['images']} images, score >= {r['min_score']}, IoU >= {r['iou_threshold']})",
              f"  detections        A {r['detections_a']}   B {r['detections_b']}   "
              f"count delta/image mean {r['count_delta']['mean']:.2f} max {r['count_delta']['max']}",
-             f"  matched           {r['matched_a']:.3f} of A, {r['matched_b']:.3f} of B",
+             f"  matched           {r['matched_a']:.3f} of A, {r['matched_b']:.3f} of B" if r['detections_a'] or
+             r['detections_b'] else "  matched           nothing to compare: 0 detections on both sides",
              f"  class agreement   {r['class_agreement']:.3f}",
              f"  score delta       mean {r['score_delta']['mean']:.4f}  p95 {r['score_delta']['p95']:.4f}  max {r['score_delta']['max']:.4f}",
              f"  matched IoU       mean {r['iou']['mean']:.4f}  min {r['iou']['min']:.4f}"]

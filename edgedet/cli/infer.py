@@ -8,8 +8,12 @@ from pathlib import Path
 
 import click
 
+from edgedet.cli.common import FRACTION
 from edgedet.errors import EdgeDetError, InputError
 from edgedet.streams.cli import stream_options
+
+# annotated copies keep their source's format when OpenCV can encode it
+ENCODABLE = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def collect_images(paths: tuple[str, ...]) -> list[Path]:
@@ -27,14 +31,36 @@ def collect_images(paths: tuple[str, ...]) -> list[Path]:
     return files
 
 
+def output_names(files: list[Path], out: Path) -> list[Path]:
+    """One distinct annotated-image path per input: same name and extension (a.jpg + a.png stay two
+    files), a -N suffix when two folders hold the same name; never one of the inputs themselves."""
+    from edgedet.fileio import same_file
+
+    used: set[str] = set()
+    names = []
+    for path in files:
+        ext = path.suffix if path.suffix.lower() in ENCODABLE else path.suffix + ".png"
+        stem, n = path.stem, 1
+        name = f"{stem}{ext}"
+        while name.lower() in used:
+            name, n = f"{stem}-{n}{ext}", n + 1
+        used.add(name.lower())
+        target = out / name
+        if target.exists() and any(same_file(target, f) for f in files):
+            raise InputError(f"output folder {out} holds the input image {target}: annotated copies would replace "
+                             "the originals; choose another -o folder")
+        names.append(target)
+    return names
+
+
 @click.command("infer")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("images", nargs=-1, required=True)
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="edgedet-infer", show_default=True)
-@click.option("--min-score", type=float, default=0.25, show_default=True, help="Drop detections below this score.")
-@click.option("--score-threshold", type=float, help="NMS score threshold (host NMS, or a model exported with "
+@click.option("--min-score", type=FRACTION, default=0.25, show_default=True, help="Drop detections below this score.")
+@click.option("--score-threshold", type=FRACTION, help="NMS score threshold (host NMS, or a model exported with "
               "--runtime-thresholds); the manifest's value otherwise.")
-@click.option("--iou-threshold", type=float, help="NMS IoU threshold (same conditions as --score-threshold).")
+@click.option("--iou-threshold", type=FRACTION, help="NMS IoU threshold (same conditions as --score-threshold).")
 @click.option("--backend", default="auto", show_default=True, help="auto, onnxruntime or tensorrt.")
 @click.option("--providers", help="ONNX Runtime providers, e.g. cpu or cuda,cpu.")
 @click.option("--no-draw", is_flag=True, help="Write only the JSON, no annotated images.")
@@ -53,19 +79,43 @@ def infer_cmd(model, images, out_dir, min_score, score_threshold, iou_threshold,
         return infer_streams(model, images, out_dir, min_score, score_threshold, iou_threshold, backend, providers,
                              no_draw, **stream)
     import edgedet
-    from edgedet.fileio import write_bytes_atomic, write_text_atomic
-    from edgedet.preprocess import read_image
+    from edgedet.fileio import check_not_input, check_writable
 
     out = Path(out_dir)
     opts = {"providers": providers} if providers else {}
-    records, failed, capped = [], 0, 0
     with edgedet.load(model, backend=backend, **opts) as det:
-        det.set_thresholds(score_threshold, iou_threshold)
         files = collect_images(images)
+        targets = [] if no_draw else output_names(files, out)
+        json_out = check_writable(out / "detections.json")  # fail before the run, not after it
+        check_not_input([json_out, *targets], [model, f"{model}.json", *files])
+        for target in targets:
+            check_writable(target)
+        if det.manifest.task != "detect":
+            raise InputError(f"{model} is a {det.manifest.task} model, not a detector; `edgedet infer` draws "
+                             "boxes: run it from Python (edgedet.load(...)(image)) or use `edgedet compare`")
+        say_if_random(det.manifest, model)
+        det.set_thresholds(score_threshold, iou_threshold)
+        records, failed, done, capped = _run(det, files, targets, min_score, skip_bad, json_out)
+    click.echo(f"{len(records)} detections in {done} images -> {json_out}"
+               + ("" if no_draw else f" and annotated images in {out}/") + (f"; {failed} skipped" if failed else ""))
+    if capped:
+        cap = det.nms_params.max_output_boxes
+        click.echo(f"edgedet: note: {capped} image(s) reached the model's limit of {cap} detections, so objects may be "
+                   f"missing there; re-export (or re-run attach-nms) with a larger --max-det", err=True)
+    if failed:
+        raise SystemExit(1)
+
+
+def _run(det, files, targets, min_score, skip_bad, json_out):
+    """Detect, draw and record each image; on a stop, detections.json still covers the images done."""
+    from edgedet.fileio import write_bytes_atomic
+
+    records, failed, done, capped = [], 0, 0, 0
+    try:
         with click.progressbar(list(enumerate(files)), label="detecting", file=sys.stderr) as bar:
             for image_id, path in bar:
                 try:
-                    rgb = read_image(path)
+                    rgb = edgedet_read(path)
                 except EdgeDetError as exc:
                     if not skip_bad:
                         raise
@@ -76,32 +126,46 @@ def infer_cmd(model, images, out_dir, min_score, score_threshold, iou_threshold,
                 capped += len(dets) >= det.nms_params.max_output_boxes
                 for r in dets.to_coco(image_id, det.manifest.category_ids):
                     records.append({**r, "file_name": str(path)})
-                if not no_draw:
-                    name, data = _encode(dets.draw(rgb), path)
-                    write_bytes_atomic(out / name, data)
-    write_text_atomic(out / "detections.json", json.dumps(records, indent=1) + "\n")
-    click.echo(f"{len(records)} detections in {len(files) - failed} images -> {out}/detections.json"
-               + ("" if no_draw else f" and annotated images in {out}/") + (f"; {failed} skipped" if failed else ""))
-    if capped:
-        cap = det.nms_params.max_output_boxes
-        click.echo(f"edgedet: note: {capped} image(s) reached the model's limit of {cap} detections, so objects may be "
-                   f"missing there; re-export (or re-run attach-nms) with a larger --max-det", err=True)
-    if failed:
-        raise SystemExit(1)
+                if targets:
+                    write_bytes_atomic(targets[image_id], _encode(dets.draw(rgb), targets[image_id].suffix))
+                done += 1
+    except (EdgeDetError, KeyboardInterrupt) as exc:
+        if done:
+            _write_json(json_out, records)
+            if isinstance(exc, EdgeDetError):
+                raise type(exc)(f"{exc} (stopped; detections of the {done} images before it are in {json_out})") from None
+        raise
+    _write_json(json_out, records)
+    return records, failed, done, capped
 
 
-def _encode(rgb, source: Path) -> tuple[str, bytes]:
-    """Annotated image in the source's own format (JPEG/PNG/WebP/BMP/TIFF), JPEG when OpenCV cannot write it."""
+def edgedet_read(path):
+    from edgedet.preprocess import read_image
+
+    return read_image(path)
+
+
+def _write_json(path: Path, records: list) -> None:
+    from edgedet.fileio import write_text_atomic
+
+    write_text_atomic(path, json.dumps(records, indent=1) + "\n")
+
+
+def say_if_random(manifest, model) -> None:
+    """Random-weight models (export without --weights) detect nothing useful: say so once."""
+    from edgedet.manifest import random_weights_note
+
+    note = random_weights_note(manifest, model)
+    if note:
+        click.echo(f"edgedet: warning: {note}", err=True)
+
+
+def _encode(rgb, suffix: str) -> bytes:
     import cv2
 
-    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    suffix = source.suffix.lower()
-    if suffix not in (".jpg", ".jpeg"):
-        try:
-            ok, buf = cv2.imencode(suffix, bgr)
-            if ok:
-                return source.name, buf.tobytes()
-        except cv2.error:
-            pass
-    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    return (source.name if suffix in (".jpg", ".jpeg") else f"{source.stem}.jpg"), buf.tobytes()
+    ext = suffix.lower()
+    params = [cv2.IMWRITE_JPEG_QUALITY, 90] if ext in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise InputError(f"cannot encode an annotated {ext} image; use --no-draw")
+    return buf.tobytes()

@@ -7,7 +7,9 @@ non-zero; Ctrl-C exits 130 without a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
 
 import click
 
@@ -50,11 +52,81 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except EdgeDetError as exc:
+            if _SIGINT_SEEN:  # e.g. a module half-imported when Ctrl-C came, then reported as missing
+                _interrupted()
             click.echo(f"edgedet: error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("edgedet: interrupted (no partial output was written)", err=True)
-            sys.exit(130)
+            _interrupted()
+        except Exception:
+            if _SIGINT_SEEN:  # a library turned the KeyboardInterrupt into its own error (e.g. mid-import)
+                _interrupted()
+            raise
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Usage errors as one line (click prints Usage/Try/Error); Python warnings as one line each."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        with _one_line_warnings(), _note_sigint():
+            try:
+                super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            except click.exceptions.Exit as exc:
+                sys.exit(exc.exit_code)
+            except click.ClickException as exc:
+                where = f" (see `edgedet {exc.ctx.info_name} --help`)" if getattr(exc, "ctx", None) and \
+                    exc.ctx.parent is not None else " (see `edgedet --help`)"
+                click.echo(f"edgedet: error: {exc.format_message()}{where}", err=True)
+                sys.exit(exc.exit_code)
+            except (click.exceptions.Abort, KeyboardInterrupt):
+                _interrupted()
+        sys.exit(0)
+
+
+_SIGINT_SEEN = False
+
+
+def _interrupted():
+    click.echo("edgedet: interrupted; finished outputs were kept, none is half-written", err=True)
+    sys.exit(130)
+
+
+@contextlib.contextmanager
+def _note_sigint():
+    """Remember that Ctrl-C was pressed, so an error a library raised in its place still exits 130."""
+    import signal
+    import threading
+
+    global _SIGINT_SEEN
+    _SIGINT_SEEN = False  # per run (tests invoke the CLI many times in one process)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        global _SIGINT_SEEN
+        _SIGINT_SEEN = True
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@contextlib.contextmanager
+def _one_line_warnings():
+    """Warnings reach the terminal as one `edgedet: warning:` line each, without source lines; library
+    deprecation notices and numpy floating-point chatter are not the user's concern."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        click.echo(f"edgedet: warning: {str(message).splitlines()[0] if str(message) else category.__name__}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        for quiet in (DeprecationWarning, PendingDeprecationWarning, FutureWarning, RuntimeWarning, ImportWarning):
+            warnings.simplefilter("ignore", quiet)
+        warnings.showwarning = show
+        yield
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

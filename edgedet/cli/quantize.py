@@ -6,6 +6,7 @@ import warnings
 
 import click
 
+from edgedet.cli.common import POSITIVE
 from edgedet.errors import InputError, require
 
 
@@ -14,7 +15,7 @@ from edgedet.errors import InputError, require
 @click.option("--fp16", "mode", flag_value="fp16", help="FP16 graph (I/O, NMS, decode stay FP32).")
 @click.option("--int8", "mode", flag_value="int8", help="INT8 with explicit Q/DQ (needs --calib).")
 @click.option("--calib", "calib_dir", type=click.Path(file_okay=False), help="Folder of calibration images.")
-@click.option("--calib-size", type=int, help="Use an evenly spaced subset of this many images.")
+@click.option("--calib-size", type=POSITIVE, help="Use an evenly spaced subset of this many images.")
 @click.option("--method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True)
 @click.option("--exclude", multiple=True, help="Keep nodes matching this glob (name or op type) in FP32; repeatable.")
 @click.option("--target", type=click.Choice(["tensorrt", "cpu"]), default="tensorrt", show_default=True,

@@ -10,6 +10,7 @@ YOLO:  DIR/images/*.jpg + DIR/labels/*.txt ("class cx cy w h", normalised 0..1)
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,11 +58,15 @@ def load_yolo(root: Path) -> Dataset:
 
     images, anns = [], []
     for image_id, f in enumerate(files, start=1):
-        with Image.open(f) as im:
-            w, h = im.size
+        try:
+            with Image.open(f) as im:
+                w, h = im.size
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise InputError(f"YOLO dataset image {f} cannot be read ({type(exc).__name__}: empty or corrupt); "
+                             "remove or replace it") from None
         images.append({"id": image_id, "file_name": f.name, "width": w, "height": h})
         label = root / "labels" / f"{f.stem}.txt"
-        for line_no, line in enumerate(label.read_text().splitlines() if label.exists() else [], start=1):
+        for line_no, line in enumerate(_read_text(label).splitlines() if label.exists() else [], start=1):
             anns.append(_yolo_ann(line, line_no, label, image_id, w, h, len(names), len(anns) + 1))
     anns = [a for a in anns if a]
     cats = [{"id": i + 1, "name": n} for i, n in enumerate(names)]
@@ -76,6 +81,8 @@ def _yolo_ann(line, line_no, label, image_id, w, h, num_classes, ann_id):
         c, cx, cy, bw, bh = int(parts[0]), *map(float, parts[1:5])
     except (ValueError, TypeError):
         raise InputError(f"{label}:{line_no}: expected 'class cx cy w h', got '{line.strip()}'") from None
+    if len(parts) < 5 or not all(math.isfinite(v) for v in (cx, cy, bw, bh)):
+        raise InputError(f"{label}:{line_no}: expected 'class cx cy w h' with finite numbers, got '{line.strip()}'")
     if not 0 <= c < num_classes:
         raise InputError(f"{label}:{line_no}: class {c} is outside the {num_classes} class names")
     bw, bh = bw * w, bh * h
@@ -83,12 +90,21 @@ def _yolo_ann(line, line_no, label, image_id, w, h, num_classes, ann_id):
             "bbox": [cx * w - bw / 2, cy * h - bh / 2, bw, bh]}
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not UTF-8 text; save it as UTF-8") from None
+    except OSError as exc:
+        raise InputError(f"{path} cannot be read ({exc.strerror})") from None
+
+
 def _yolo_names(root: Path) -> list[str]:
     if (root / "classes.txt").is_file():
-        return [n.strip() for n in (root / "classes.txt").read_text().splitlines() if n.strip()]
+        return [n.strip() for n in _read_text(root / "classes.txt").splitlines() if n.strip()]
     yaml = root / "data.yaml"
     if yaml.is_file():
-        names = _names_from_yaml(yaml.read_text())
+        names = _names_from_yaml(_read_text(yaml))
         if names:
             return names
     raise InputError(f"YOLO dataset {root} needs class names in classes.txt or data.yaml (names: [...])")

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgedet.errors import InputError, ModelError
-from edgedet.fileio import atomic_write, check_writable, sha256_file
-from edgedet.manifest import manifest_path, read_manifest, write_manifest
+from edgedet.fileio import check_output, sha256_file
+from edgedet.manifest import manifest_path, read_manifest, write_onnx_artifact
 from exporters.onnx_tools import check_model, load_onnx
 from exporters.quantize.placement import detection_placement
 
@@ -43,11 +43,12 @@ def quantize(source: str | os.PathLike, output: str | os.PathLike, options: Quan
         raise InputError(f"precision mode {options.mode} is not one of {', '.join(MODES)}")
     if options.mode == "int8" and not options.calib_dir:
         raise InputError("--int8 needs --calib DIR: a folder of representative images (300+ recommended)")
-    output = check_writable(output)
+    output = check_output(output, [source])
     model = load_onnx(source)
     _refuse_quantized(model, source)
     manifest = read_manifest(source)
     _check_runs(model, source)
+    _check_manifest(model, manifest, source)
     placement = detection_placement(model, options.keep_last_convs, tuple(options.exclude))
     precision = {"mode": options.mode, "kept_fp32": placement.summary(), "kept_fp32_nodes": placement.names}
     if options.mode == "fp16":
@@ -71,6 +72,17 @@ def quantize(source: str | os.PathLike, output: str | os.PathLike, options: Quan
         precision["cpu_speed_check"] = _cpu_speed_check(model, result, manifest.input, output)
     _write(result, output, manifest, precision, source)
     return QuantizeResult(output, precision, violations)
+
+
+def _check_manifest(model, manifest, source) -> None:
+    """The source's manifest must describe its graph (a copied or edited .json would be carried over)."""
+    from types import SimpleNamespace
+
+    from edgedet.detector import check_manifest_matches
+    from exporters.onnx_tools import io_specs
+
+    inputs, outputs = io_specs(model)
+    check_manifest_matches(manifest, SimpleNamespace(inputs=inputs, outputs=outputs), manifest_path(source))
 
 
 def _refuse_quantized(model, source) -> None:
@@ -144,13 +156,11 @@ def _int8(model, manifest, placement, options, progress):
 
 
 def _write(model, output: Path, manifest, precision: dict, source) -> None:
-    with atomic_write(output, "wb") as fh:
-        fh.write(model.SerializeToString())
     m = copy.deepcopy(manifest)
     m.precision = precision
     m.source = {"onnx": str(source), "sha256": sha256_file(source), "from": manifest.source}
     m.artifact, m.created, m.tools = {}, "", {}
-    write_manifest(output, m)
+    write_onnx_artifact(model, output, m)  # artifact + manifest as one transaction
 
 
 def fp32_sibling(path: str | os.PathLike) -> Path | None:

@@ -27,6 +27,7 @@ class CalibrationSet:
 
     files: list[Path]
     input: InputInfo
+    used: int | None = None  # images actually read by the last pass over batches() (unreadable ones skipped)
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike, input_info: InputInfo, size: int | None = None) -> "CalibrationSet":
@@ -67,6 +68,7 @@ class CalibrationSet:
             if progress:
                 progress(i + 1, len(self.files))
             yield {self.input.name: to_input([canvas], self.input.dtype)}
+        self.used = used
         if used == 0:
             raise InputError(f"none of the {len(self.files)} calibration images could be read")
 

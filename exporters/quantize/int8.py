@@ -53,7 +53,7 @@ def quantize_int8(model, calib: CalibrationSet, placement: Placement, config: In
         raise InputError(f"--target {config.target} is not one of {', '.join(TARGETS)}")
     kwargs = _profile(config)
     cache = _cache_path(model, calib, config)
-    hit = cache.is_file()
+    hit = cache.is_file() and _cache_usable(cache, config)
     with tempfile.TemporaryDirectory(prefix="edgedet-q-") as tmp, _quiet_ort_logging():
         src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
         onnx.save(model, src)
@@ -66,7 +66,25 @@ def quantize_int8(model, calib: CalibrationSet, placement: Placement, config: In
             shutil.move(str(tmp_cache), cache)  # same dir not guaranteed; move then it is complete
         quantized = onnx.load(str(dst))
     return quantized, {"method": config.method, "target": config.target, "cache": str(cache), "cache_hit": hit,
-                       "calibration_images": len(calib.files)}
+                       "calibration_images": calib.used if calib.used is not None else len(calib.files)}
+
+
+def _cache_usable(cache: Path, config: Int8Config) -> bool:
+    """A cache ONNX Runtime cannot read (truncated, edited, another method) is dropped and rebuilt."""
+    import warnings
+
+    try:
+        from onnxruntime.quantization.calibrate import load_tensors_data
+
+        ranges = load_tensors_data(cache)
+        ok = ranges.calibration_method == _method(config.method) and len(ranges.data) > 0
+    except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt, never trusted
+        ok = False
+    if not ok:
+        warnings.warn(f"calibration cache {cache} is unreadable or does not match; recalibrating", stacklevel=3)
+        with contextlib.suppress(OSError):
+            cache.unlink()
+    return ok
 
 
 @contextlib.contextmanager

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Callable
 
 from edgedet.errors import ExportError, InputError, ManifestError
-from edgedet.fileio import atomic_write, check_writable, sha256_file, write_bytes_atomic
-from edgedet.manifest import Manifest, manifest_path, read_manifest, write_manifest
+from edgedet.fileio import check_output, sha256_file, write_bytes_atomic
+from edgedet.manifest import Manifest, manifest_path, read_manifest, write_artifact
 from edgedet.trt import plugins as trt_plugins
 from edgedet.trt.loader import LogBook, TensorRT, import_tensorrt, make_logger
 from exporters.trt import flags as trt_flags
@@ -65,7 +65,7 @@ def build_engine(onnx_path: str | os.PathLike, output: str | os.PathLike, option
     say = say or (lambda msg: None)
     t0 = time.perf_counter()
     trt_flags.validate(options)
-    onnx_path, output = Path(onnx_path), check_writable(output)
+    onnx_path, output = Path(onnx_path), check_output(output, [onnx_path])
     model, source = _load_source(onnx_path)
     from exporters.onnx_tools import io_specs
 
@@ -401,7 +401,5 @@ def _tensorrt_section(trt: TensorRT, plan: trt_flags.FlagPlan, o: trt_flags.Buil
 
 def _write(output: Path, plan, manifest: Manifest) -> None:
     """The plain plan (IHostMemory supports the buffer protocol), then its manifest, atomically."""
-    with atomic_write(output, "wb") as fh:
-        fh.write(memoryview(plan))
     manifest.tools = {"tensorrt": manifest.tensorrt["version"], "tensorrt_module": manifest.tensorrt["module"]}
-    write_manifest(output, manifest)
+    write_artifact(output, plan, manifest)  # plan + manifest as one transaction
