@@ -289,11 +289,11 @@ def attach_final(model, final: FinalSpec, spec: ByoSpec, params: NMSParams, in_g
 def attach_final_file(source, output, final: FinalSpec, spec: ByoSpec, params: NMSParams, in_graph: bool = True,
                       runtime_threshold: bool = False):
     """Read ``source``, convert it, write ``output`` + manifest atomically; returns the Manifest."""
-    from edgedet.fileio import atomic_write, check_writable, sha256_file
-    from edgedet.manifest import InputInfo, Manifest, write_manifest
+    from edgedet.fileio import check_output, sha256_file
+    from edgedet.manifest import InputInfo, Manifest, write_onnx_artifact
     from exporters.onnx_tools import check_model, io_specs, load_onnx, simplify
 
-    output = check_writable(output)
+    output = check_output(output, [source])
     model, info = attach_final(load_onnx(source), final, spec, params, in_graph, runtime_threshold)
     model = simplify(model)
     check_model(model, str(output))
@@ -315,7 +315,5 @@ def attach_final_file(source, output, final: FinalSpec, spec: ByoSpec, params: N
         notes={"nms": "none (end-to-end head): score threshold + top-k", "byo_final": dict(final.__dict__),
                "initializer_inputs_dropped": info["initializer_inputs_dropped"]},
     )
-    with atomic_write(output, "wb") as fh:
-        fh.write(model.SerializeToString())
-    write_manifest(output, manifest)
+    write_onnx_artifact(model, output, manifest)  # artifact + manifest as one transaction
     return manifest

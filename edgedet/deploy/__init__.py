@@ -18,8 +18,7 @@ from pathlib import Path
 from edgedet import contract
 from edgedet.contract import TensorSpec
 from edgedet.errors import InputError, ManifestError, require
-from edgedet.fileio import atomic_path
-from edgedet.manifest import Manifest, manifest_path, read_manifest, write_manifest
+from edgedet.manifest import Manifest, manifest_path, read_manifest, write_artifact
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
@@ -103,10 +102,8 @@ def plugin_problem(manifest: Manifest, host: str) -> str | None:
 
 def copy_artifact(art: Artifact, target: Path) -> Path:
     """Copy the model to ``target`` atomically and write its manifest beside it (re-hashed)."""
-    with atomic_path(target) as tmp:
-        shutil.copyfile(art.path, tmp)
     manifest = Manifest.from_dict(art.manifest.to_dict())
-    write_manifest(target, manifest)
+    write_artifact(target, lambda tmp: shutil.copyfile(art.path, tmp), manifest)  # one transaction
     return target
 
 
