@@ -10,6 +10,7 @@ import numpy as np
 from edgedet.backends.base import Backend, IOSpec
 from edgedet.errors import InputError, ModelError, require
 
+NMS_MODES = ("auto", "host", "function")
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 PROVIDER_ALIASES = {
     "trt": "TensorrtExecutionProvider", "tensorrt": "TensorrtExecutionProvider",
@@ -41,20 +42,41 @@ def resolve_providers(requested: list[str] | tuple[str, ...] | str | None, avail
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, path: str | os.PathLike, providers=None, threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, providers=None, threads: int | None = None,
+                 edgedet_nms: str = "auto") -> None:
+        """``edgedet_nms``: how EdgeDetNMS nodes run. "host": the graph is split at them and
+        edgedet.nms.host runs them (edgedet/backends/ort_split.py); "function": ONNX Runtime runs their
+        standard-op function body; "auto": host when ONNX Runtime runs on the CPU only."""
         super().__init__()
         ort = require("onnxruntime", "ort", "Running ONNX models")
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"model file {path} does not exist")
+        if edgedet_nms not in NMS_MODES:
+            raise InputError(f"edgedet_nms='{edgedet_nms}' is not one of {', '.join(NMS_MODES)}")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
         self.providers = resolve_providers(providers, ort.get_available_providers())
+        self.split = None
+        if edgedet_nms == "host" or (edgedet_nms == "auto" and self.providers == ["CPUExecutionProvider"]):
+            self.split = _load_split(path, lambda model: self._open(ort, model, options, path),
+                                     required=edgedet_nms == "host")
+        if self.split is None:
+            self.session = self._open(ort, str(path), options, path)
+            self.inputs = [_spec(i) for i in self.session.get_inputs()]
+            self.outputs = [_spec(o) for o in self.session.get_outputs()]
+        else:
+            self.session = None
+            self.inputs, self.outputs = self.split.specs
+        self._output_names = [o.name for o in self.outputs]
+
+    def _open(self, ort, model, options, path: Path):
+        """An InferenceSession of a file or serialized model; ModelError naming ``path`` when it fails."""
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=self.providers)
+            return ort.InferenceSession(model, options, providers=self.providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/NotImplemented types
             if "EfficientNMS_TRT" in str(exc):
                 raise ModelError(f"{path} ends in NVIDIA's EfficientNMS_TRT plugin (--nms efficient), which only "
@@ -62,25 +84,57 @@ class OnnxRuntimeBackend(Backend):
                                  "(or graph) to run it in ONNX Runtime") from None
             raise ModelError(f"ONNX Runtime cannot load {path}: {_first_line(exc)} "
                              "(is the file a complete ONNX model? re-export it, or check `edgedet doctor`)") from None
-        self.inputs = [_spec(i) for i in self.session.get_inputs()]
-        self.outputs = [_spec(o) for o in self.session.get_outputs()]
-        self._output_names = [o.name for o in self.outputs]
 
     def _infer_impl(self, feed):
         try:
-            values = self.session.run(self._output_names, feed)
+            values = self.split.run(feed) if self.split else self.session.run(self._output_names, feed)
         except Exception as exc:
             raise ModelError(f"ONNX Runtime failed while running the model: {_first_line(exc)}") from None
         return dict(zip(self._output_names, values))
 
     def _close_impl(self) -> None:
-        self.session = None
+        self.session = self.split = None
 
     def describe(self) -> dict:
         import onnxruntime as ort
 
-        return {"backend": self.name, "onnxruntime": ort.__version__, "providers": self.session.get_providers(),
-                "device": ort.get_device()}
+        if self.split is None:
+            providers, nms = self.session.get_providers(), "onnxruntime (function body, where the graph has one)"
+        else:
+            providers, nms = self.providers, f"host ({self.split.nms_steps} EdgeDetNMS node(s), graph split)"
+        return {"backend": self.name, "onnxruntime": ort.__version__, "providers": providers,
+                "device": ort.get_device(), "edgedet_nms": nms}
+
+
+def _load_split(path: Path, make_session, required: bool):
+    """SplitModel of ``path`` when it has EdgeDetNMS nodes (else None); without the onnx package, None
+    (the function body runs) unless ``required``."""
+    from edgedet.nms.opdef import OP_TYPE
+
+    if OP_TYPE.encode() not in path.read_bytes():  # most models have no EdgeDetNMS: skip importing onnx
+        return None
+    onnx = require("onnx", "ort", "Running EdgeDetNMS on the host (edgedet_nms='host')") if required else \
+        _optional("onnx")
+    if onnx is None:
+        return None
+    from edgedet.backends.ort_split import SplitModel, is_nms
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:
+        raise ModelError(f"cannot read {path} as ONNX: {_first_line(exc)} (re-export it)") from None
+    if not any(is_nms(n) for n in model.graph.node):  # e.g. only inside a subgraph: leave it to ORT
+        return None
+    return SplitModel(model, make_session)
+
+
+def _optional(module: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
 
 
 def _spec(node) -> IOSpec:
