@@ -14,17 +14,20 @@ from edgedet.detections import Detections
 from edgedet.errors import InputError, ManifestError
 from edgedet.manifest import InputInfo, Manifest, manifest_path, read_manifest
 from edgedet.nms.params import NMSParams
-from edgedet.preprocess import LetterboxInfo, as_rgb8, letterbox, read_image, to_input, unletterbox_boxes
+from edgedet.preprocess import (LetterboxInfo, as_rgb8, letterbox, read_image, read_image_for_input, to_input,
+                                unletterbox_boxes)
 
 ImageLike = str | os.PathLike | np.ndarray
 
 
-def load(path: str | os.PathLike, backend: str = "auto", verify: bool = True, **options) -> "Detector":
+def load(path: str | os.PathLike, backend: str = "auto", verify: bool = True, full_decode: bool = False,
+         **options) -> "Detector":
     """Open an edgedet artifact (ONNX file or TensorRT engine) for inference.
 
     The sidecar manifest (``<path>.json``) supplies class names, input spec and NMS
     settings; without one, they are inferred from the graph (generic class names).
-    ``options`` go to the backend (e.g. ``providers=["cpu"]`` for ONNX Runtime).
+    ``options`` go to the backend (e.g. ``providers=["cpu"]`` for ONNX Runtime). JPEGs much larger
+    than the input decode at reduced scale (``read_image_for_input``) unless ``full_decode``.
     """
     path = Path(path)
     if not path.exists():
@@ -33,12 +36,17 @@ def load(path: str | os.PathLike, backend: str = "auto", verify: bool = True, **
     if manifest is not None and manifest.task == "classify":
         from edgedet.classifier import Classifier
 
-        return Classifier(path, open_backend(path, backend, **options), manifest)
-    return Detector(path, open_backend(path, backend, **options), manifest)
+        model = Classifier(path, open_backend(path, backend, **options), manifest)
+    else:
+        model = Detector(path, open_backend(path, backend, **options), manifest)
+    model.full_decode = full_decode
+    return model
 
 
 class Model:
     """What every runtime model shares: manifest, backend, letterbox pre-processing, batching."""
+
+    full_decode = False  # True: decode every JPEG at full size (read_image) before letterboxing
 
     def __init__(self, path: Path, backend, manifest: Manifest | None = None) -> None:
         self.path = Path(path)
@@ -79,8 +87,8 @@ class Model:
         """Read and letterbox images into the contract input [B, 3, H, W] (padded to a fixed batch)."""
         canvases, infos, names = [], [], []
         for i, item in enumerate(images):
-            rgb = read_image(item) if isinstance(item, (str, os.PathLike)) else as_rgb8(item, f"image #{i}")
-            canvas, info = letterbox(rgb, self.input.height, self.input.width, self.input.pad_value)
+            rgb, size = self._read(item) if isinstance(item, (str, os.PathLike)) else (as_rgb8(item, f"image #{i}"), None)
+            canvas, info = letterbox(rgb, self.input.height, self.input.width, self.input.pad_value, source_size=size)
             canvases.append(canvas)
             infos.append(info)
             names.append(str(item) if isinstance(item, (str, os.PathLike)) else f"image #{i}")
@@ -88,6 +96,11 @@ class Model:
         while fixed and len(canvases) < fixed:  # a fixed-batch model still serves fewer images
             canvases.append(canvases[-1])
         return to_input(canvases, self.input.dtype), infos, names
+
+    def _read(self, path) -> tuple[np.ndarray, tuple[int, int] | None]:
+        if self.full_decode:
+            return read_image(path), None
+        return read_image_for_input(path, self.input.height, self.input.width)
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Run the backend on a ready input batch; returns the raw named outputs."""
