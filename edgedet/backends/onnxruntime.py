@@ -107,33 +107,28 @@ class OnnxRuntimeBackend(Backend):
 
 
 def _load_split(path: Path, make_session, required: bool):
-    """SplitModel of ``path`` when it has EdgeDetNMS nodes (else None); without the onnx package, None
-    (the function body runs) unless ``required``."""
+    """SplitModel of ``path`` when it has EdgeDetNMS nodes in its main graph, else None. A model the
+    wire reader cannot take (external data, sparse initializers) runs whole unless ``required``."""
+    from edgedet.backends import onnx_wire
+    from edgedet.backends.ort_split import SplitModel, is_nms
     from edgedet.nms.opdef import OP_TYPE
 
-    if OP_TYPE.encode() not in path.read_bytes():  # most models have no EdgeDetNMS: skip importing onnx
+    data = path.read_bytes()
+    if OP_TYPE.encode() not in data:  # most models have no EdgeDetNMS: no parsing at all
         return None
-    onnx = require("onnx", "ort", "Running EdgeDetNMS on the host (edgedet_nms='host')") if required else \
-        _optional("onnx")
-    if onnx is None:
-        return None
-    from edgedet.backends.ort_split import SplitModel, is_nms
-
     try:
-        model = onnx.load(str(path))
-    except Exception as exc:
-        raise ModelError(f"cannot read {path} as ONNX: {_first_line(exc)} (re-export it)") from None
-    if not any(is_nms(n) for n in model.graph.node):  # e.g. only inside a subgraph: leave it to ORT
-        return None
-    return SplitModel(model, make_session)
-
-
-def _optional(module: str):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
+        model = onnx_wire.parse_model(data)
+        if not any(is_nms(n) for n in model.graph.nodes):  # e.g. only inside a subgraph: leave it to ORT
+            return None
+        if model.graph.sparse_initializers:
+            raise onnx_wire.WireError("sparse initializers")
+        if any(onnx_wire.is_external(t) for t in model.graph.initializers.values()):
+            raise onnx_wire.WireError("weights in external data files")
+        return SplitModel(model, make_session)
+    except onnx_wire.WireError as exc:
+        if required:
+            raise ModelError(f"cannot split {path} at its EdgeDetNMS nodes ({exc}); "
+                             "run it with edgedet_nms='function'") from None
         return None
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgedet.backends import onnx_wire as wire
 from edgedet.backends.base import IOSpec
 from edgedet.errors import ModelError
 from edgedet.nms.opdef import OP_DOMAIN, OP_TYPE
@@ -39,9 +40,7 @@ def is_nms(node) -> bool:
 
 def nms_params(node) -> NMSParams:
     """The NMSParams an EdgeDetNMS node carries (attributes absent from the node take the defaults)."""
-    from onnx import helper
-
-    values = {a.name: helper.get_attribute_value(a) for a in node.attribute if a.name in _PARAM_FIELDS}
+    values = {k: v for k, v in node.attributes.items() if k in _PARAM_FIELDS}
     for flag in ("score_activation", "class_agnostic"):
         if flag in values:
             values[flag] = bool(values[flag])
@@ -94,31 +93,30 @@ class SplitModel:
     ``make_session(model_bytes)`` creates an ONNX Runtime session (the caller's options/providers).
     """
 
-    def __init__(self, model, make_session) -> None:
-        from onnx import numpy_helper
-
+    def __init__(self, model: wire.Model, make_session) -> None:
         graph = model.graph
-        self.output_names = [o.name for o in graph.output]
-        initializers = {t.name: t for t in graph.initializer}
-        levels, nodes = _levels(graph, initializers)
-        needed = _needed_later(nodes, levels, self.output_names)
-        types = {v.name: (v.type.tensor_type.elem_type, None) for v in graph.input}  # name -> (elem type, shape)
+        self.output_names = [name for name, _ in graph.outputs]
+        levels = _levels(graph.nodes, graph.initializers)
+        needed = _needed_later(graph.nodes, levels, self.output_names)
+        types = {name: wire.value_info_type(raw) for name, raw in graph.inputs}  # name -> (elem type, dims)
         self.constants = {}  # initializers an NMS node reads directly (anchors)
         self.steps: list = []
         for level in range(max(levels, default=0) + 1):
-            part = [n for n, lv in zip(nodes, levels) if lv == level and not is_nms(n)]
+            part = [n for n, lv in zip(graph.nodes, levels) if lv == level and not is_nms(n)]
             if part:
-                self.steps.append(_make_slice(model, part, initializers, needed[level], types, make_session))
-            for node in (n for n, lv in zip(nodes, levels) if lv == level and is_nms(n)):
-                ins = list(node.input) + [""] * (5 - len(node.input))
-                self.constants.update({n: numpy_helper.to_array(initializers[n]) for n in ins if n in initializers})
+                self.steps.append(_make_slice(model, part, needed[level], types, make_session))
+            for node in (n for n, lv in zip(graph.nodes, levels) if lv == level and is_nms(n)):
+                ins = list(node.inputs) + [""] * (5 - len(node.inputs))
+                self.constants.update({n: wire.tensor_value(graph.initializers[n]) for n in ins
+                                       if n in graph.initializers})
                 p = nms_params(node)
                 t, shape = types.get(ins[1], (1, None))
                 b, k = (shape[0] if shape else None), p.max_output_boxes
-                types.update(zip(node.output, ((INT32, [b, 1]), (t, [b, k, 4]), (t, [b, k]), (INT32, [b, k]))))
-                self.steps.append(HostNMS(ins, list(node.output), p))
+                types.update(zip(node.outputs, ((INT32, [b, 1]), (t, [b, k, 4]), (t, [b, k]), (INT32, [b, k]))))
+                self.steps.append(HostNMS(ins, list(node.outputs), p))
         self.nms_steps = sum(isinstance(s, HostNMS) for s in self.steps)
-        self.specs = ([_spec(v) for v in graph.input if v.name not in initializers], [_spec(v) for v in graph.output])
+        self.specs = ([_spec(name, raw) for name, raw in graph.inputs if name not in graph.initializers],
+                      [_spec(name, raw) for name, raw in graph.outputs])
 
     def run(self, feed: dict) -> list[np.ndarray]:
         store = {**self.constants, **feed}
@@ -127,74 +125,59 @@ class SplitModel:
         return [store[name] for name in self.output_names]
 
 
-def _spec(value) -> IOSpec:
-    """IOSpec of a graph input/output ValueInfoProto (dim_param -> None)."""
-    dtype = _ONNX_TO_NP.get(value.type.tensor_type.elem_type)
+def _spec(name: str, raw: bytes) -> IOSpec:
+    """IOSpec of a graph input/output ValueInfoProto (symbolic or unknown dims -> None)."""
+    elem, dims = wire.value_info_type(raw)
+    dtype = _ONNX_TO_NP.get(elem)
     if dtype is None:
-        raise ModelError(f"tensor '{value.name}' has ONNX element type {value.type.tensor_type.elem_type}, "
-                         "which edgedet does not handle")
-    dims = value.type.tensor_type.shape.dim
-    return IOSpec(value.name, np.dtype(dtype), tuple(d.dim_value if d.HasField("dim_value") else None for d in dims))
+        raise ModelError(f"tensor '{name}' has ONNX element type {elem}, which edgedet does not handle")
+    return IOSpec(name, np.dtype(dtype), tuple(d if d else None for d in (dims or ())))
 
 
 def _dims(shape) -> list | None:
-    """ORT's inferred shape (ints, symbolic names, None) as make_tensor_value_info takes it."""
+    """ORT's inferred shape (ints, symbolic names, None) as value_info takes it."""
     if shape is None:
         return None
     return [d if isinstance(d, (int, str)) and not (isinstance(d, int) and d < 0) else None for d in shape]
 
 
-def _sub_inputs(node) -> list[str]:
-    """Every tensor ``node`` reads, including outer-scope names its subgraphs (If/Loop/Scan) use."""
-    names = [n for n in node.input if n]
-    for attr in node.attribute:
-        for g in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
-            inner = {o for n in g.node for o in n.output} | {i.name for i in g.input} | {t.name for t in g.initializer}
-            names += [n for sub in g.node for n in _sub_inputs(sub) if n not in inner]
-    return names
-
-
-def _levels(graph, initializers) -> tuple[list[int], list]:
+def _levels(nodes: list, initializers) -> list[int]:
     """Slice index of every node (graph order is topological): EdgeDetNMS nodes on the deepest input path."""
     tensor_level: dict[str, int] = {}
     levels: list[int] = []
-    nodes = list(graph.node)
     for node in nodes:
-        lv = max((tensor_level.get(n, 0) for n in _sub_inputs(node) if n not in initializers), default=0)
+        lv = max((tensor_level.get(n, 0) for n in node.reads if n not in initializers), default=0)
         levels.append(lv)
-        for out in node.output:
+        for out in node.outputs:
             tensor_level[out] = lv + 1 if is_nms(node) else lv
-    return levels, nodes
+    return levels
 
 
 def _needed_later(nodes, levels, graph_outputs) -> dict[int, set]:
     """For each slice: tensors read after it (by its NMS steps, later slices) or returned by the graph."""
     top = max(levels, default=0)
     needed = {lv: set(graph_outputs) for lv in range(top + 1)}
-    for i, node in enumerate(nodes):
-        reader = levels[i] + (0 if is_nms(node) else -1)  # NMS at level L reads after slice L
+    for node, level in zip(nodes, levels):
+        reader = level + (0 if is_nms(node) else -1)  # NMS at level L reads after slice L
         for lv in range(0, reader + 1):
-            needed[lv].update(_sub_inputs(node))
+            needed[lv].update(node.reads)
     return needed
 
 
-def _make_slice(model, part, initializers, needed, types, make_session) -> Slice:
-    from onnx import helper
-
-    produced = [o for n in part for o in n.output if o]
+def _make_slice(model: wire.Model, part, needed, types, make_session) -> Slice:
+    graph = model.graph
+    produced = [o for n in part for o in n.outputs if o]
     produced_set = set(produced)
-    reads = list(dict.fromkeys(n for node in part for n in _sub_inputs(node)))
-    inputs = [n for n in reads if n not in produced_set and n not in initializers]
-    graph_inputs = {v.name: v for v in model.graph.input}
+    reads = list(dict.fromkeys(n for node in part for n in node.reads))
+    inputs = [n for n in reads if n not in produced_set and n not in graph.initializers]
+    graph_inputs = dict(graph.inputs)
     # shapes let ORT plan the later slices as it plans the whole graph (unknown shapes cost R-CNN's RoI heads)
-    in_info = [graph_inputs[n] if n in graph_inputs else helper.make_tensor_value_info(n, *types[n]) for n in inputs]
+    in_info = [graph_inputs[n] if n in graph_inputs else wire.value_info(n, *types[n]) for n in inputs]
     outputs = [o for o in produced if o in needed]
-    out_info = [helper.make_empty_tensor_value_info(o) for o in outputs]  # ORT infers the types
-    used_inits = [initializers[n] for n in reads if n in initializers]
-    graph = helper.make_graph(part, f"{model.graph.name}_slice", in_info, out_info, used_inits)
-    functions = [f for f in model.functions if not (f.name == OP_TYPE and f.domain == OP_DOMAIN)]
-    sub = helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version,
-                            functions=functions)
-    session = make_session(sub.SerializeToString())
+    out_info = [wire.value_info(o) for o in outputs]  # ORT infers the types
+    used_inits = [graph.initializers[n] for n in reads if n in graph.initializers]
+    data = wire.serialize(model, f"{graph.name}_slice", part, used_inits, in_info, out_info,
+                          keep_function=lambda domain, name: not (name == OP_TYPE and domain == OP_DOMAIN))
+    session = make_session(data)
     types.update((o.name, (_ORT_TO_ONNX.get(o.type, 1), _dims(o.shape))) for o in session.get_outputs())
     return Slice(session, inputs, outputs)

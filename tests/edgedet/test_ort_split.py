@@ -130,3 +130,31 @@ def test_auto_splits_on_cpu(tmp_path):
     with OnnxRuntimeBackend(path, providers=["cpu"]) as backend:
         assert backend.split is not None and backend.split.nms_steps == 2
         assert [s.name for s in backend.inputs] == ["images"] and backend.outputs[1].shape == (1, K2, 4)
+
+
+def test_wire_reader_agrees_with_onnx(tmp_path):
+    """The protobuf wire reader (no onnx import at run time) reads what the onnx package wrote."""
+    from edgedet.backends import onnx_wire
+    from edgedet.backends.ort_split import nms_params
+    from exporters.nms.edgedet_op import nms_nodes, params_from_node
+
+    model = two_stage_model()
+    params = NMSParams(score_threshold=-0.5, iou_threshold=0.3, max_output_boxes=7, top_k=5000, background_class=-1,
+                       score_activation=True, class_agnostic=True, box_coding=1, box_scale=(10, 10, 5, 5))
+    model.graph.node[5].CopyFrom(make_node(["boxes1", "scores1"], [f"rpn/{o}" for o in contract.NMS_OUTPUTS],
+                                           params, "rpn_nms"))
+    parsed = onnx_wire.parse_model(model.SerializeToString())
+    assert [n.op_type for n in parsed.graph.nodes] == [n.op_type for n in model.graph.node]
+    assert [n.outputs for n in parsed.graph.nodes] == [list(n.output) for n in model.graph.node]
+    wire_nms = [n for n in parsed.graph.nodes if n.op_type == "EdgeDetNMS"]
+    assert [nms_params(n) for n in wire_nms] == [params_from_node(n) for n in nms_nodes(model)]
+    np.testing.assert_array_equal(onnx_wire.tensor_value(parsed.graph.initializers["scores1_c"]),
+                                  numpy_helper.to_array(model.graph.initializer[3]))
+    elem, dims = onnx_wire.value_info_type(dict(parsed.graph.outputs)["det_boxes"])
+    assert (elem, dims) == (TensorProto.FLOAT, [1, K2, 4])
+    # re-serialised whole, it is the same model to onnx
+    g = parsed.graph
+    again = onnx.load_from_string(onnx_wire.serialize(
+        parsed, g.name, g.nodes, list(g.initializers.values()), [raw for _, raw in g.inputs],
+        [raw for _, raw in g.outputs], keep_function=lambda d, n: True))
+    assert again.graph == model.graph and list(again.functions) == list(model.functions)
