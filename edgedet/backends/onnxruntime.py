@@ -43,10 +43,13 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
     def __init__(self, path: str | os.PathLike, providers=None, threads: int | None = None,
-                 edgedet_nms: str = "auto") -> None:
+                 edgedet_nms: str = "auto", spinning: bool = False) -> None:
         """``edgedet_nms``: how EdgeDetNMS nodes run. "host": the graph is split at them and
         edgedet.nms.host runs them (edgedet/backends/ort_split.py); "function": ONNX Runtime runs their
-        standard-op function body; "auto": host when ONNX Runtime runs on the CPU only."""
+        standard-op function body; "auto": host when ONNX Runtime runs on the CPU only.
+        ``spinning``: let idle intra-op threads busy-wait for work (ONNX Runtime's default). Off by
+        default: on the 2-core machine it cost 12-35 % latency (benchmarks/ort_settings.py), the
+        spinning workers competing with the caller's decode and host NMS for the same cores."""
         super().__init__()
         ort = require("onnxruntime", "ort", "Running ONNX models")
         path = Path(path)
@@ -59,6 +62,8 @@ class OnnxRuntimeBackend(Backend):
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.providers = resolve_providers(providers, ort.get_available_providers())
         self.split = None
         if edgedet_nms == "host" or (edgedet_nms == "auto" and self.providers == ["CPUExecutionProvider"]):
