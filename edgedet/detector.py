@@ -14,17 +14,20 @@ from edgedet.detections import Detections
 from edgedet.errors import InputError, ManifestError
 from edgedet.manifest import InputInfo, Manifest, manifest_path, read_manifest
 from edgedet.nms.params import NMSParams
-from edgedet.preprocess import LetterboxInfo, as_rgb8, fit_to_input, read_image, to_input, unletterbox_boxes
+from edgedet.preprocess import (LetterboxInfo, as_rgb8, fit_to_input, read_image, read_image_for_input, to_input,
+                                unletterbox_boxes)
 
 ImageLike = str | os.PathLike | np.ndarray
 
 
-def load(path: str | os.PathLike, backend: str = "auto", verify: bool = True, **options) -> "Detector":
+def load(path: str | os.PathLike, backend: str = "auto", verify: bool = True, full_decode: bool = False,
+         **options) -> "Detector":
     """Open an edgedet artifact (ONNX file or TensorRT engine) for inference.
 
     The sidecar manifest (``<path>.json``) supplies class names, input spec and NMS
     settings; without one, they are inferred from the graph (generic class names).
-    ``options`` go to the backend (e.g. ``providers=["cpu"]`` for ONNX Runtime).
+    ``options`` go to the backend (e.g. ``providers=["cpu"]`` for ONNX Runtime). JPEGs much larger
+    than the input decode at reduced scale (``read_image_for_input``) unless ``full_decode``.
     """
     path = Path(path)
     if path.is_dir():
@@ -42,8 +45,11 @@ def load(path: str | os.PathLike, backend: str = "auto", verify: bool = True, **
     if manifest is not None and manifest.task == "classify":
         from edgedet.classifier import Classifier
 
-        return Classifier(path, runner, manifest)
-    return Detector(path, runner, manifest)
+        model = Classifier(path, runner, manifest)
+    else:
+        model = Detector(path, runner, manifest)
+    model.full_decode = full_decode
+    return model
 
 
 def _has_manifest(path: Path) -> bool:
@@ -62,6 +68,8 @@ def _has_manifest(path: Path) -> bool:
 
 class Model:
     """What every runtime model shares: manifest, backend, letterbox pre-processing, batching."""
+
+    full_decode = False  # True: decode every JPEG at full size (read_image) before letterboxing
 
     def __init__(self, path: Path, backend, manifest: Manifest | None = None) -> None:
         self.path = Path(path)
@@ -108,9 +116,9 @@ class Model:
         for i, item in enumerate(images):
             if not isinstance(item, (str, os.PathLike, np.ndarray)):
                 raise InputError(f"image #{i} is a {type(item).__name__}; pass an image path or an RGB uint8 array")
-            rgb = read_image(item) if isinstance(item, (str, os.PathLike)) else as_rgb8(item, f"image #{i}")
+            rgb, size = self._read(item) if isinstance(item, (str, os.PathLike)) else (as_rgb8(item, f"image #{i}"), None)
             canvas, info = fit_to_input(rgb, self.input.height, self.input.width, self.input.pad_value,
-                                        self.input.resize, self.input.padding, self.input.channel_order)
+                                        self.input.resize, self.input.padding, self.input.channel_order, size)
             canvases.append(canvas)
             infos.append(info)
             names.append(str(item) if isinstance(item, (str, os.PathLike)) else f"image #{i}")
@@ -118,6 +126,11 @@ class Model:
         while fixed and len(canvases) < fixed:  # a fixed-batch model still serves fewer images
             canvases.append(canvases[-1])
         return to_input(canvases, self.input.dtype), infos, names
+
+    def _read(self, path) -> tuple[np.ndarray, tuple[int, int] | None]:
+        if self.full_decode:
+            return read_image(path), None
+        return read_image_for_input(path, self.input.height, self.input.width)
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Run the backend on a ready input batch; returns the raw named outputs."""

@@ -48,6 +48,23 @@ def read_image(path: str | os.PathLike | BinaryIO) -> np.ndarray:
     Grayscale, palette, RGBA (alpha dropped), 16-bit and EXIF-rotated images are converted.
     Raises InputError naming the file for anything unreadable.
     """
+    return _decode(path)[0]
+
+
+def read_image_for_input(path: str | os.PathLike, height: int, width: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode for a (height, width) network input: (RGB uint8 [h, w, 3], (orig_h, orig_w)).
+
+    A JPEG much larger than the input decodes at 1/2, 1/4 or 1/8 scale straight from its DCT
+    coefficients (Pillow ``Image.draft``), never below max(height, width) on either side, so the
+    letterbox resize still only shrinks; a 4000x3000 photo for a 320 input decodes in ~1/9 of the
+    time (benchmarks/e2e.py). (orig_h, orig_w) is the size a full decode gives (after EXIF
+    rotation): pass it to :func:`letterbox` as ``source_size`` so boxes map back to it.
+    """
+    side = max(height, width)
+    return _decode(path, (side, side))
+
+
+def _decode(path, draft: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int]]:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = path if hasattr(path, "read") else Path(path)  # a file object: bytes in memory (edgedet serve)
@@ -57,8 +74,13 @@ def read_image(path: str | os.PathLike | BinaryIO) -> np.ndarray:
                 raise InputError(f"image {path} is {im.width}x{im.height}, larger than edgedet accepts; downscale it first")
             if im.width == 0 or im.height == 0:
                 raise InputError(f"image {path} has zero size")
+            full = (im.height, im.width)
+            if draft and im.format == "JPEG" and min(full) >= 2 * draft[0]:
+                im.draft("RGB", draft)  # largest DCT scale keeping both sides >= the requested size
+            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF orientations that swap width and height
+                full = full[::-1]
             im = ImageOps.exif_transpose(im)
-            return _to_rgb8(im, path)
+            return _to_rgb8(im, path), full
     except FileNotFoundError:
         raise InputError(f"image {path} does not exist") from None
     except IsADirectoryError:
@@ -127,16 +149,20 @@ def letterbox_info(orig_h: int, orig_w: int, height: int, width: int) -> Letterb
     return LetterboxInfo(scale, (width - new_w) / 2, (height - new_h) / 2, orig_h, orig_w)
 
 
-def letterbox(image: np.ndarray, height: int, width: int, pad_value: int = 114) -> tuple[np.ndarray, LetterboxInfo]:
+def letterbox(image: np.ndarray, height: int, width: int, pad_value: int = 114,
+              source_size: tuple[int, int] | None = None) -> tuple[np.ndarray, LetterboxInfo]:
     """Resize ``image`` [H, W, 3] uint8 into a (height, width) canvas, keeping aspect ratio.
 
     Returns the canvas [height, width, 3] uint8 and the :class:`LetterboxInfo` to map
     boxes back. Bilinear resize (cv2.INTER_LINEAR); integer padding split left/right.
+    ``source_size`` (orig_h, orig_w): ``image`` is a reduced decode of an image of that size
+    (:func:`read_image_for_input`); scale, padding and box mapping refer to the full size.
     """
-    h, w = image.shape[:2]
+    h, w = source_size or image.shape[:2]
     info = letterbox_info(h, w, height, width)
     new_w, new_h = max(1, round(w * info.scale)), max(1, round(h * info.scale))
-    resized = image if (new_w, new_h) == (w, h) else cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    same = (new_h, new_w) == image.shape[:2]
+    resized = image if same else cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     top, left = int(info.pad_y), int(info.pad_x)
     canvas = np.full((height, width, 3), pad_value, dtype=np.uint8)
     canvas[top:top + new_h, left:left + new_w] = resized
@@ -168,37 +194,42 @@ PADDINGS = ("center", "top-left")
 CHANNEL_ORDERS = ("RGB", "BGR")
 
 
-def stretch(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray, LetterboxInfo]:
+def stretch(image: np.ndarray, height: int, width: int,
+            source_size: tuple[int, int] | None = None) -> tuple[np.ndarray, LetterboxInfo]:
     """Resize ``image`` [H, W, 3] to exactly (height, width), not keeping aspect (SSD-style models
-    were trained this way; letterboxing them shifts every box). Bilinear, like :func:`letterbox`."""
-    h, w = image.shape[:2]
-    canvas = image if (h, w) == (height, width) else cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    were trained this way; letterboxing them shifts every box). Bilinear, like :func:`letterbox`;
+    ``source_size`` as there."""
+    h, w = source_size or image.shape[:2]
+    canvas = image if image.shape[:2] == (height, width) else cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
     return canvas, LetterboxInfo(width / w, 0.0, 0.0, h, w, scale_y=height / h)
 
 
-def letterbox_top_left(image: np.ndarray, height: int, width: int,
-                       pad_value: int = 114) -> tuple[np.ndarray, LetterboxInfo]:
+def letterbox_top_left(image: np.ndarray, height: int, width: int, pad_value: int = 114,
+                       source_size: tuple[int, int] | None = None) -> tuple[np.ndarray, LetterboxInfo]:
     """YOLOX's letterbox: the image in the top-left corner, all padding right/bottom, and the resized
-    size truncated as YOLOX's ``preproc`` does (``int(w * r)``; :func:`letterbox` rounds)."""
-    h, w = image.shape[:2]
+    size truncated as YOLOX's ``preproc`` does (``int(w * r)``; :func:`letterbox` rounds).
+    ``source_size`` as in :func:`letterbox`."""
+    h, w = source_size or image.shape[:2]
     info = letterbox_info(h, w, height, width)
     new_w, new_h = max(1, int(w * info.scale)), max(1, int(h * info.scale))
-    resized = image if (new_w, new_h) == (w, h) else cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    resized = image if (new_h, new_w) == image.shape[:2] else cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     canvas = np.full((height, width, 3), pad_value, dtype=np.uint8)
     canvas[:new_h, :new_w] = resized
     return canvas, LetterboxInfo(info.scale, 0.0, 0.0, h, w)
 
 
 def fit_to_input(image: np.ndarray, height: int, width: int, pad_value: int = 114, resize: str = "letterbox",
-                 padding: str = "center", channel_order: str = "RGB") -> tuple[np.ndarray, LetterboxInfo]:
+                 padding: str = "center", channel_order: str = "RGB",
+                 source_size: tuple[int, int] | None = None) -> tuple[np.ndarray, LetterboxInfo]:
     """Bring an RGB image to the model input as its manifest says (``InputInfo.resize``,
-    ``padding``, ``channel_order``); the defaults are exactly :func:`letterbox`."""
+    ``padding``, ``channel_order``); the defaults are exactly :func:`letterbox`. ``source_size``:
+    ``image`` is a reduced decode (:func:`read_image_for_input`) of an image of that (h, w)."""
     if resize == "letterbox" and padding == "center":
-        canvas, info = letterbox(image, height, width, pad_value)
+        canvas, info = letterbox(image, height, width, pad_value, source_size)
     elif resize == "letterbox" and padding == "top-left":
-        canvas, info = letterbox_top_left(image, height, width, pad_value)
+        canvas, info = letterbox_top_left(image, height, width, pad_value, source_size)
     elif resize == "stretch":
-        canvas, info = stretch(image, height, width)
+        canvas, info = stretch(image, height, width, source_size)
     else:
         raise InputError(f"the manifest asks for resize '{resize}' with padding '{padding}'; edgedet knows resize "
                          f"{'/'.join(RESIZE_MODES)} and padding {'/'.join(PADDINGS)}: re-create the manifest")

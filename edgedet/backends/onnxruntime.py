@@ -10,6 +10,7 @@ import numpy as np
 from edgedet.backends.base import Backend, IOSpec
 from edgedet.errors import InputError, ModelError, require
 
+NMS_MODES = ("auto", "host", "function")
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 PROVIDER_ALIASES = {
     "trt": "TensorrtExecutionProvider", "tensorrt": "TensorrtExecutionProvider",
@@ -41,20 +42,46 @@ def resolve_providers(requested: list[str] | tuple[str, ...] | str | None, avail
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, path: str | os.PathLike, providers=None, threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, providers=None, threads: int | None = None,
+                 edgedet_nms: str = "auto", spinning: bool = False) -> None:
+        """``edgedet_nms``: how EdgeDetNMS nodes run. "host": the graph is split at them and
+        edgedet.nms.host runs them (edgedet/backends/ort_split.py); "function": ONNX Runtime runs their
+        standard-op function body; "auto": host when ONNX Runtime runs on the CPU only.
+        ``spinning``: let idle intra-op threads busy-wait for work (ONNX Runtime's default). Off by
+        default: on the 2-core machine it cost 12-35 % latency (benchmarks/ort_settings.py), the
+        spinning workers competing with the caller's decode and host NMS for the same cores."""
         super().__init__()
         ort = require("onnxruntime", "ort", "Running ONNX models")
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"model file {path} does not exist")
+        if edgedet_nms not in NMS_MODES:
+            raise InputError(f"edgedet_nms='{edgedet_nms}' is not one of {', '.join(NMS_MODES)}")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.providers = resolve_providers(providers, ort.get_available_providers())
+        self.split = None
+        if edgedet_nms == "host" or (edgedet_nms == "auto" and self.providers == ["CPUExecutionProvider"]):
+            self.split = _load_split(path, lambda model: self._open(ort, model, options, path),
+                                     required=edgedet_nms == "host")
+        if self.split is None:
+            self.session = self._open(ort, str(path), options, path)
+            self.inputs = [_spec(i) for i in self.session.get_inputs()]
+            self.outputs = [_spec(o) for o in self.session.get_outputs()]
+        else:
+            self.session = None
+            self.inputs, self.outputs = self.split.specs
+        self._output_names = [o.name for o in self.outputs]
+
+    def _open(self, ort, model, options, path: Path):
+        """An InferenceSession of a file or serialized model; ModelError naming ``path`` when it fails."""
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=self.providers)
+            return ort.InferenceSession(model, options, providers=self.providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/NotImplemented types
             if "EfficientNMS_TRT" in str(exc):
                 raise ModelError(f"{path} ends in NVIDIA's EfficientNMS_TRT plugin (--nms efficient), which only "
@@ -62,25 +89,52 @@ class OnnxRuntimeBackend(Backend):
                                  "(or graph) to run it in ONNX Runtime") from None
             raise ModelError(f"ONNX Runtime cannot load {path}: {_first_line(exc)} "
                              "(is the file a complete ONNX model? re-export it, or check `edgedet doctor`)") from None
-        self.inputs = [_spec(i) for i in self.session.get_inputs()]
-        self.outputs = [_spec(o) for o in self.session.get_outputs()]
-        self._output_names = [o.name for o in self.outputs]
 
     def _infer_impl(self, feed):
         try:
-            values = self.session.run(self._output_names, feed)
+            values = self.split.run(feed) if self.split else self.session.run(self._output_names, feed)
         except Exception as exc:
             raise ModelError(f"ONNX Runtime failed while running the model: {_first_line(exc)}") from None
         return dict(zip(self._output_names, values))
 
     def _close_impl(self) -> None:
-        self.session = None
+        self.session = self.split = None
 
     def describe(self) -> dict:
         import onnxruntime as ort
 
-        return {"backend": self.name, "onnxruntime": ort.__version__, "providers": self.session.get_providers(),
-                "device": ort.get_device()}
+        if self.split is None:
+            providers, nms = self.session.get_providers(), "onnxruntime (function body, where the graph has one)"
+        else:
+            providers, nms = self.providers, f"host ({self.split.nms_steps} EdgeDetNMS node(s), graph split)"
+        return {"backend": self.name, "onnxruntime": ort.__version__, "providers": providers,
+                "device": ort.get_device(), "edgedet_nms": nms}
+
+
+def _load_split(path: Path, make_session, required: bool):
+    """SplitModel of ``path`` when it has EdgeDetNMS nodes in its main graph, else None. A model the
+    wire reader cannot take (external data, sparse initializers) runs whole unless ``required``."""
+    from edgedet.backends import onnx_wire
+    from edgedet.backends.ort_split import SplitModel, is_nms
+    from edgedet.nms.opdef import OP_TYPE
+
+    data = path.read_bytes()
+    if OP_TYPE.encode() not in data:  # most models have no EdgeDetNMS: no parsing at all
+        return None
+    try:
+        model = onnx_wire.parse_model(data)
+        if not any(is_nms(n) for n in model.graph.nodes):  # e.g. only inside a subgraph: leave it to ORT
+            return None
+        if model.graph.sparse_initializers:
+            raise onnx_wire.WireError("sparse initializers")
+        if any(onnx_wire.is_external(t) for t in model.graph.initializers.values()):
+            raise onnx_wire.WireError("weights in external data files")
+        return SplitModel(model, make_session)
+    except onnx_wire.WireError as exc:
+        if required:
+            raise ModelError(f"cannot split {path} at its EdgeDetNMS nodes ({exc}); "
+                             "run it with edgedet_nms='function'") from None
+        return None
 
 
 def _spec(node) -> IOSpec:

@@ -7,7 +7,6 @@ import time
 from edgedet.errors import InputError
 from edgedet.eval.coco import coco_map
 from edgedet.eval.datasets import Dataset
-from edgedet.preprocess import read_image
 
 
 def category_mapping(class_names: list[str], dataset: Dataset, category_ids: list[int] | None) -> list[int]:
@@ -29,7 +28,7 @@ def evaluate(detector, dataset: Dataset, limit: int | None = None, batch_size: i
     step = max(1, min(batch_size, detector.max_batch))
     for start in range(0, len(images), step):
         chunk = images[start:start + step]
-        results = detector.predict([read_image(dataset.image_path(im)) for im in chunk])
+        results = detector.predict([dataset.image_path(im) for im in chunk])  # decoded as inference decodes
         for im, dets in zip(chunk, results):
             detections.extend(r for r in dets.to_coco(im["id"], mapping) if r["category_id"] >= 0)
         if progress:
