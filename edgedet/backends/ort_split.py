@@ -24,7 +24,7 @@ import numpy as np
 from edgedet.backends import onnx_wire as wire
 from edgedet.backends.base import IOSpec
 from edgedet.errors import ModelError
-from edgedet.nms.opdef import OP_DOMAIN, OP_TYPE
+from edgedet.nms.opdef import HAS_ANCHORS, OP_DOMAIN, OP_TYPE, THRESHOLD_INPUTS
 from edgedet.nms.params import NMSParams
 
 _PARAM_FIELDS = {f.name for f in dataclasses.fields(NMSParams)}  # EdgeDetNMS attributes = NMSParams fields
@@ -47,6 +47,19 @@ def nms_params(node) -> NMSParams:
     if "box_scale" in values:
         values["box_scale"] = tuple(values["box_scale"])
     return NMSParams(**values)
+
+
+def positional_inputs(node) -> list[str]:
+    """[boxes, scores, anchors, score_threshold, iou_threshold] with "" for an absent one. Nodes state
+    which optional inputs follow (has_anchors, threshold_inputs: contiguous inputs); older files without
+    those attributes were positional with "" gaps."""
+    names = list(node.inputs)
+    if HAS_ANCHORS not in node.attributes or THRESHOLD_INPUTS not in node.attributes:
+        return names + [""] * (5 - len(names))
+    anchors, thresholds = int(node.attributes[HAS_ANCHORS]), int(node.attributes[THRESHOLD_INPUTS])
+    rest = names[2:]
+    anchor = rest.pop(0) if anchors else ""
+    return names[:2] + [anchor] + rest[:thresholds] + [""] * (2 - thresholds)
 
 
 @dataclass
@@ -106,7 +119,7 @@ class SplitModel:
             if part:
                 self.steps.append(_make_slice(model, part, needed[level], types, make_session))
             for node in (n for n, lv in zip(graph.nodes, levels) if lv == level and is_nms(n)):
-                ins = list(node.inputs) + [""] * (5 - len(node.inputs))
+                ins = positional_inputs(node)
                 self.constants.update({n: wire.tensor_value(graph.initializers[n]) for n in ins
                                        if n in graph.initializers})
                 p = nms_params(node)
