@@ -14,17 +14,20 @@ import tiny_models  # noqa: E402
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
+from PIL import Image as _PILImage  # noqa: E402
+
+_PIL_OPEN = _PILImage.open  # Pillow's own, taken before any test module (and ultralytics) is imported
+
+
 @pytest.fixture(autouse=True)
 def _undo_ultralytics_patches():
     """Importing ultralytics replaces PIL.Image.open process-wide (unidentified files are retried after
     installing a HEIF plugin), which turns read_image's clear errors into ModuleNotFoundError in
-    every later test: put Pillow back after each test."""
-    from PIL import Image
-
-    original = Image.open
+    every later test - even tests run before it, when a test module imports it at collection: give
+    each test Pillow's own open, and put it back afterwards."""
+    _PILImage.open = _PIL_OPEN
     yield
-    if Image.open is not original:
-        Image.open = original
+    _PILImage.open = _PIL_OPEN
 
 
 def _has_torch() -> bool:

@@ -71,8 +71,10 @@ def test_nms_rejects_bad_arguments_before_touching_the_gpu(kernels_lib):
     bad = c_params(NMSParams(), 1, 50, 3)
     bad.max_output_boxes = 0
     assert call(bad) == -1
-    assert call(p, size=need - 257) == -1  # the size includes 256 bytes of slack for aligning the pointer
-    assert call(p, workspace=fake + 8, size=need - 9) == -1  # aligned up by 248 bytes: 8 short
+    # smaller than edgedet's own buffers (+ the alignment skip): refused on the host. CUB's scratch, the
+    # rest of the workspace, is no longer sized per call (one size query per shape): SortPairs refuses it.
+    assert call(p, size=1024) == -1
+    assert call(p, workspace=fake + 8, size=1024 + 248) == -1
     assert call(p, workspace=None) == -1
     assert call(p, boxes=None) == -1
     anchored = c_params(NMSParams(), 1, 50, 3, anchors_batch=1)

@@ -119,10 +119,14 @@ def _float_classes(m):
     m.outputs = [*m.outputs[:3], TensorSpec("det_classes", "float32", (1, 4))]
 
 
+def _classifier(m):  # a consistent classifier manifest (task, output kind and outputs agree)
+    m.task, m.output_kind, m.outputs = "classify", "classify", [TensorSpec("probs", "float32", (1, 4))]
+
+
 @pytest.mark.parametrize("edit,reason", [
     (_reorder, "by position"), (_masks, "extra output"), (_float_classes, "int32"),
     (lambda m: setattr(m.input, "dtype", "uint8"), "float tensors"),
-    (lambda m: setattr(m, "task", "classify"), "detectors"),
+    (_classifier, "detectors"),
 ])
 def test_refuses_what_the_parser_cannot_read(tiny_nms, edit_manifest, tmp_path, edit, reason):
     from edgedet.deploy import onnx_outputs
