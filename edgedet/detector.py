@@ -267,6 +267,8 @@ def check_manifest_matches(m: Manifest, backend, where) -> None:
                                     f"graph takes {spec.shape[axis]}; the manifest belongs to another model")
     outs = {o.name: o for o in backend.outputs}
     scores = outs.get(contract.RAW_SCORES) if m.output_kind == contract.KIND_RAW else outs.get(contract.CLASS_PROBS)
+    if contract.RAW_LABELS in outs:  # an end-to-end head that picked each box's class: scores [B, N, 1]
+        scores = None
     if scores is not None and scores.shape and (scores.shape[-1] or 0) > 0 and scores.shape[-1] != m.num_classes:
         raise ManifestError(f"manifest {where}: field 'class_names' lists {m.num_classes} classes but the graph "
                             f"scores {scores.shape[-1]}; fix the class names or re-export the model")

@@ -69,7 +69,7 @@ def convert_final(model, final: FinalSpec, spec: ByoSpec, height: int, width: in
     """Expose the end-to-end raw form (boxes, scores[, labels]); returns (classes if known, has labels)."""
     import onnx
 
-    from exporters.byo import _boxes_to_pixels_xyxy, _Builder, output_shape
+    from exporters.byo import Head, _boxes_to_pixels_xyxy, _Builder, output_shape
 
     model.CopyFrom(onnx.shape_inference.infer_shapes(model))
     b = _Builder(model)
@@ -77,14 +77,14 @@ def convert_final(model, final: FinalSpec, spec: ByoSpec, height: int, width: in
         raise InputError("give either --final (rows) or --detr-boxes/--detr-logits, not both")
     if final.rows:
         boxes, scores, labels, classes, (batch, n) = _rows(b, model, final, spec)
-        box_spec = ByoSpec(box_format=parse_columns(final.columns, bool(final.labels))["box_format"],
-                           normalized=spec.normalized)
+        box_format, normalized = parse_columns(final.columns, bool(final.labels))["box_format"], spec.normalized
     else:
         if not (final.detr_boxes and final.detr_logits):
             raise InputError("a DETR-style model needs both --detr-boxes (pred_boxes) and --detr-logits (logits)")
         boxes, scores, labels, classes, (batch, n) = _detr(b, model, final, output_shape)
-        box_spec = ByoSpec(box_format="cxcywh", normalized=True)
-    tensors = {contract.RAW_BOXES: _boxes_to_pixels_xyxy(b, boxes, box_spec, height, width),
+        box_format, normalized = "cxcywh", True
+    head = Head(boxes, scores, n, classes, box_format, normalized)
+    tensors = {contract.RAW_BOXES: _boxes_to_pixels_xyxy(b, head, height, width),
                contract.RAW_SCORES: scores}
     if labels is not None:
         tensors[contract.RAW_LABELS] = labels
@@ -266,10 +266,10 @@ def attach_final(model, final: FinalSpec, spec: ByoSpec, params: NMSParams, in_g
     names = spec.class_names or metadata_class_names(model)
     model = upgrade_opset(model)
     dropped = drop_initializer_inputs(model)
-    old_input, height, width = image_input(model, spec.imgsz)
+    old_input, height, width, elem = image_input(model, spec.imgsz)
     old_input = _free_input_name(model, old_input)
     final = _free_output_names(model, final)
-    prepend_input_transform(model, old_input, spec)
+    prepend_input_transform(model, old_input, spec, elem)
     classes, has_labels = convert_final(model, final, spec, height, width)
     toposort(model)
     classes = classes or final.num_classes or len(names) or None

@@ -26,7 +26,7 @@ from exporters.registry import MODELS  # noqa: E402
 CHEAPEST = {"nano": ("nano", None), "ssd": ("ssdlite320_mobilenet_v3_large", 64),
             "retinanet": ("retinanet_resnet50_fpn", 64), "fcos": ("fcos_resnet50_fpn", 64),
             "rcnn": ("fasterrcnn_mobilenet_v3_large_320_fpn", 64), "efficientdet": ("tf_efficientdet_d0", 128),
-            "classifier": ("mobilenet_v3_large", 64)}
+            "classifier": ("mobilenet_v3_large", 64), "detr": ("detr_hf", None)}
 
 
 def stand_in_raw_graph(em, o):

@@ -269,7 +269,9 @@ def ultralytics_like(h=64, w=64):
 def end2end_yolo(h=64, w=64):
     """Ultralytics' end2end export (YOLO26 / YOLOv10): ``images`` -> ``output0`` [1, 30, 6]."""
     m = EndToEndYolo(size=h)
-    return m, _export(m, torch.rand(1, 3, h, w), "images", ["output0"])
+    model = _export(m, torch.rand(1, 3, h, w), "images", ["output0"])
+    onnx.helper.set_model_props(model, {"names": str({i: f"class{i}" for i in range(m.nc)}), "task": "detect"})
+    return m, model
 
 
 @_cached
