@@ -1,0 +1,300 @@
+"""Which quantised layers move the boxes: per-layer sensitivity and fallback under an accuracy budget.
+
+Everything here works on one calibrated Q/DQ graph: a layer is "dequantised" by rewiring its
+inputs around their Q/DQ pairs (activations to the float tensor, weights to the FP32 initializer),
+so no variant needs a new calibration. Agreement is measured on detection outputs (after NMS)
+against the FP32 model on held-out images, with edgedet's compare matching:
+
+  matched     min(matched_a, matched_b) at IoU 0.9 (a box that moved is a box lost)
+  iou_drift   1 - mean IoU of the pairs matched at IoU 0.5
+  score_drift mean |score delta| of those pairs
+
+Sensitivity modes (``mode``):
+  exclude  start from the full INT8 graph and dequantise one layer: what falling back that one
+           layer buys in the context of every other layer quantised (what the budget search needs);
+  alone    start from FP32 and quantise one layer: its isolated error.
+Both cost one ONNX Runtime session and one pass over the held-out images per layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgedet import contract
+from edgedet.eval.compare import ParityAccumulator
+from edgedet.manifest import Manifest
+
+LAYER_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add")  # what int8.TRT_OPS puts Q/DQ on
+MODES = ("exclude", "alone")
+MATCH_IOU = 0.9
+
+
+@dataclass
+class _Dets:
+    """Detections of one image in letterboxed pixels (IoU does not change under the letterbox map)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+class DetectionProbe:
+    """Runs ModelProtos on prepared input batches and returns their detections."""
+
+    def __init__(self, manifest: Manifest, feeds: list[dict[str, np.ndarray]], min_score: float = 0.25) -> None:
+        self.manifest = manifest
+        self.feeds = feeds
+        self.min_score = min_score
+        self.runs = 0
+
+    def detections(self, model) -> list[_Dets]:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        sess = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        names = [o.name for o in sess.get_outputs()]
+        out: list[_Dets] = []
+        for feed in self.feeds:
+            outputs = dict(zip(names, sess.run(None, feed)))
+            out.extend(self._split(outputs))
+        self.runs += 1
+        return out
+
+    def _split(self, outputs) -> list[_Dets]:
+        if self.manifest.output_kind == contract.KIND_RAW:
+            from edgedet.nms.host import batched_nms
+
+            res = batched_nms(outputs[contract.RAW_BOXES], outputs[contract.RAW_SCORES], self.manifest.nms)
+            outputs = {contract.NUM_DETS: res.num_dets, contract.DET_BOXES: res.det_boxes,
+                       contract.DET_SCORES: res.det_scores, contract.DET_CLASSES: res.det_classes}
+        dets = []
+        for b in range(outputs[contract.NUM_DETS].shape[0]):
+            n = int(outputs[contract.NUM_DETS][b, 0])
+            scores = outputs[contract.DET_SCORES][b, :n].astype(np.float32)
+            keep = np.flatnonzero(scores >= self.min_score)
+            dets.append(_Dets(outputs[contract.DET_BOXES][b, keep].astype(np.float32), scores[keep],
+                              outputs[contract.DET_CLASSES][b, keep].astype(np.int32)))
+        return dets
+
+
+def agreement(ref: list[_Dets], got: list[_Dets]) -> dict:
+    """Detection agreement of ``got`` with the FP32 reference ``ref`` (see module docstring)."""
+    tight, loose = ParityAccumulator(MATCH_IOU), ParityAccumulator(0.5)
+    for a, b in zip(ref, got):
+        tight.add(a, b)
+        loose.add(a, b)
+    t, lo = tight.result(), loose.result()
+    return {"matched": min(t["matched_a"], t["matched_b"]), "matched_a": t["matched_a"], "matched_b": t["matched_b"],
+            "matched_at_0.5": min(lo["matched_a"], lo["matched_b"]), "iou_drift": 1.0 - lo["iou"]["mean"],
+            "score_drift": lo["score_delta"]["mean"], "score_delta_max": lo["score_delta"]["max"],
+            "detections_fp32": t["detections_a"], "detections_int8": t["detections_b"], "images": t["images"]}
+
+
+def quantized_layers(qmodel) -> list[str]:
+    """Names of the nodes (Conv/Gemm/MatMul/Add...) that read at least one DequantizeLinear output."""
+    dq_out = {n.output[0] for n in qmodel.graph.node if n.op_type == "DequantizeLinear"}
+    return [n.name for n in qmodel.graph.node if n.op_type in LAYER_OPS and any(i in dq_out for i in n.input)]
+
+
+def dequantize_layers(qmodel, fp32, names) -> "onnx.ModelProto":  # noqa: F821
+    """A copy of ``qmodel`` with no Q/DQ on the inputs of the nodes ``names``: they read the float
+    activation and the FP32 weights. Data-movement nodes feeding only such nodes (Concat, Resize,
+    MaxPool ... whose inputs carry Q/DQ for TensorRT's INT8 concatenation) lose their Q/DQ too, or
+    the fallen-back layer would still read rounded values. Q/DQ pairs other nodes still read stay;
+    orphaned ones go, so every remaining QuantizeLinear still feeds only DequantizeLinear."""
+    import onnx
+
+    model = onnx.ModelProto()
+    model.CopyFrom(qmodel)
+    producer = {o: n for n in model.graph.node for o in n.output}
+    fp32_nodes = {n.name: n for n in fp32.graph.node}
+    fp32_inits = {i.name: i for i in fp32.graph.initializer}
+    inits = {i.name for i in model.graph.initializer}
+    done: set[str] = set()
+    todo = [n for n in model.graph.node if n.name in set(names)]
+    while todo:
+        node = todo.pop()
+        if node.name in done:
+            continue
+        done.add(node.name)
+        for k, tensor in enumerate(node.input):
+            dq = producer.get(tensor)
+            if dq is not None and dq.op_type == "DequantizeLinear":
+                q = producer.get(dq.input[0])
+                if q is not None and q.op_type == "QuantizeLinear":
+                    node.input[k] = q.input[0]  # activation (or Constant): the float tensor the pair wrapped
+                else:  # a quantised weight: take the FP32 initializer
+                    node.input[k] = fp32_nodes[node.name].input[k]
+                    if node.input[k] not in inits:
+                        model.graph.initializer.append(fp32_inits[node.input[k]])
+                        inits.add(node.input[k])
+            src = producer.get(node.input[k])
+            if src is not None and src.op_type not in LAYER_OPS and src.op_type not in ("QuantizeLinear", "DequantizeLinear") \
+                    and not _read_elsewhere(model, node.input[k], done):
+                todo.append(src)  # a data-movement node only fallen-back layers read
+    _prune(model)
+    return model
+
+
+def _read_elsewhere(model, tensor: str, done: set[str]) -> bool:
+    """Whether a node outside ``done`` (or a graph output) reads ``tensor``, directly or through Q/DQ."""
+    if tensor in {o.name for o in model.graph.output}:
+        return True
+    for n in model.graph.node:
+        if tensor in n.input:
+            if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+                if _read_elsewhere(model, n.output[0], done):
+                    return True
+            elif n.name not in done:
+                return True
+    return False
+
+
+def _prune(model) -> None:
+    """Drop Q/DQ nodes nobody reads (DQ first, then the Q feeding them) and unused initializers."""
+    outputs = {o.name for o in model.graph.output}
+    for op in ("DequantizeLinear", "QuantizeLinear"):
+        used = {i for n in model.graph.node for i in n.input} | outputs
+        dead = [n for n in model.graph.node if n.op_type == op and n.output[0] not in used]
+        for n in dead:
+            model.graph.node.remove(n)
+    used = {i for n in model.graph.node for i in n.input}
+    for init in [i for i in model.graph.initializer if i.name not in used]:
+        model.graph.initializer.remove(init)
+
+
+def sensitivity(fp32, qmodel, probe: DetectionProbe, mode: str = "exclude", ref=None, progress=None) -> dict:
+    """Per-layer agreement, ranked most sensitive first. ``ref``: FP32 detections if already computed."""
+    if mode not in MODES:
+        raise ValueError(f"sensitivity mode {mode} is not one of {MODES}")
+    ref = ref if ref is not None else probe.detections(fp32)
+    layers = quantized_layers(qmodel)
+    full = agreement(ref, probe.detections(qmodel))
+    ops = {n.name: n.op_type for n in qmodel.graph.node}
+    rows = []
+    for i, name in enumerate(layers):
+        others = [n for n in layers if n != name]
+        variant = dequantize_layers(qmodel, fp32, [name] if mode == "exclude" else others)
+        row = {"layer": name, "op_type": ops[name], **agreement(ref, probe.detections(variant))}
+        # exclude: the gain from falling back this layer; alone: the loss from quantising it
+        row["effect"] = (row["matched"] - full["matched"]) if mode == "exclude" else (1.0 - row["matched"])
+        rows.append(row)
+        if progress:
+            progress(i + 1, len(layers))
+    rows.sort(key=lambda r: _rank_key(r, mode))
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank
+    return {"mode": mode, "match_iou": MATCH_IOU, "layers": len(layers), "full_int8": full, "ranking": rows}
+
+
+def _rank_key(row: dict, mode: str):
+    """Most sensitive first: the matched-fraction effect, then the continuous drifts break ties
+    (at one layer the matched fraction often does not move; the box IoU drift still does)."""
+    drift = row["iou_drift"] + row["score_drift"]
+    return (-round(row["effect"], 6), drift if mode == "exclude" else -drift)
+
+
+@dataclass
+class FallbackResult:
+    model: object
+    fallback: list[str]
+    agreement: dict
+    history: list[dict]
+    met: bool
+
+
+def fallback_search(fp32, qmodel, probe: DetectionProbe, order: list[str], budget: float, ref=None,
+                    prune: bool = True) -> FallbackResult:
+    """Greedy: dequantise layers in ``order`` (most sensitive first) until matched >= ``budget``;
+    then, with ``prune``, re-quantise each fallen-back layer whose fallback the budget does not need
+    (last added first), so an early, over-ranked layer does not stay in higher precision."""
+    ref = ref if ref is not None else probe.detections(fp32)
+    fallen: list[str] = []
+    current = agreement(ref, probe.detections(qmodel))
+    history = [{"step": "int8", "fallback": 0, "matched": current["matched"]}]
+    for name in order:
+        if current["matched"] >= budget:
+            break
+        fallen.append(name)
+        current = agreement(ref, probe.detections(dequantize_layers(qmodel, fp32, fallen)))
+        history.append({"step": f"+{name}", "fallback": len(fallen), "matched": current["matched"]})
+    met = current["matched"] >= budget
+    if met and prune:
+        for name in list(reversed(fallen[:-1])):
+            trial = [n for n in fallen if n != name]
+            result = agreement(ref, probe.detections(dequantize_layers(qmodel, fp32, trial)))
+            history.append({"step": f"-{name}", "fallback": len(trial), "matched": result["matched"],
+                            "kept": result["matched"] >= budget})
+            if result["matched"] >= budget:
+                fallen, current = trial, result
+    model = dequantize_layers(qmodel, fp32, fallen) if fallen else qmodel
+    return FallbackResult(model, fallen, current, history, met)
+
+
+def range_coverage(fp32, qmodel, feeds: list[dict[str, np.ndarray]]) -> dict:
+    """How well the calibrated INT8 ranges cover the held-out images' activations.
+
+    For every quantised activation, ratio = held-out max |x| / INT8 range (127 * scale). Images like
+    the calibration set stay near or below 1; a different domain (other lighting, sizes, content)
+    pushes activations past the range, where INT8 clips them.
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    consts = {i.name for i in qmodel.graph.initializer} | {o for n in qmodel.graph.node if n.op_type == "Constant"
+                                                         for o in n.output}
+    scales = {i.name: numpy_helper.to_array(i) for i in qmodel.graph.initializer}
+    fp32_tensors = {o for n in fp32.graph.node for o in n.output}
+    ranges = {}
+    for node in qmodel.graph.node:
+        if node.op_type == "QuantizeLinear" and node.input[0] not in consts and node.input[0] in fp32_tensors:
+            ranges[node.input[0]] = 127.0 * float(np.max(scales[node.input[1]]))
+    if not ranges:
+        return {"tensors": 0}
+    probe = onnx.ModelProto()
+    probe.CopyFrom(fp32)
+    graph_outputs = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None)
+                              for t in ranges if t not in graph_outputs)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    sess = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    names = list(ranges)
+    amax = np.zeros(len(names))
+    clipped = total = 0
+    for feed in feeds:
+        for k, value in enumerate(sess.run(names, feed)):
+            a = np.abs(value)
+            amax[k] = max(amax[k], float(a.max(initial=0)))
+            clipped += int((a > ranges[names[k]]).sum())
+            total += a.size
+    ratio = amax / np.array([ranges[n] for n in names])
+    worst = int(ratio.argmax())
+    return {"tensors": len(names), "ratio_median": float(np.median(ratio)), "ratio_max": float(ratio.max()),
+            "worst_tensor": names[worst], "tensors_over_1.5x": float((ratio > 1.5).mean()),
+            "clipped_fraction": clipped / max(1, total)}
+
+
+# A held-out set whose activations leave the calibrated ranges this much looks unlike the calibration
+# images (measured in benchmarks/precision_budget.py: synthetic calibration vs synthetic held-out
+# stays well below, vs real photos well above).
+SHIFT_TENSOR_FRACTION = 0.2
+SHIFT_CLIPPED_FRACTION = 1e-3
+
+
+def shift_warning(coverage: dict) -> str | None:
+    if not coverage.get("tensors"):
+        return None
+    if coverage["tensors_over_1.5x"] > SHIFT_TENSOR_FRACTION or coverage["clipped_fraction"] > SHIFT_CLIPPED_FRACTION:
+        return (f"the held-out images look unlike the calibration images: on {coverage['tensors_over_1.5x']:.0%} of "
+                f"the quantised tensors their activations exceed the calibrated INT8 range by over 1.5x "
+                f"({coverage['clipped_fraction']:.2%} of values clipped; worst {coverage['worst_tensor']} at "
+                f"{coverage['ratio_max']:.1f}x); calibrate on images from the deployment domain")
+    return None
