@@ -171,16 +171,16 @@ def _int8(model, manifest, placement, options, progress):
     info["calibration_set"] = {"folder": str(options.calib_dir), "fingerprint": calib.fingerprint()[:16]}
     report = None
     if analysis:
-        result, extra, report = _analyse(model, result, manifest, holdout, options)
+        result, extra, report = _analyse(model, result, manifest, calib, holdout, options)
         info.update(extra)
     return result, info, report
 
 
-def _analyse(fp32, qmodel, manifest, holdout, options):
+def _analyse(fp32, qmodel, manifest, calib, holdout, options):
     """Agreement on held-out images, calibration coverage, sensitivity ranking and the budget search."""
     import warnings
 
-    from exporters.quantize.calibration import evenly_spaced
+    from exporters.quantize.calibration import CalibrationSet, evenly_spaced
     from exporters.quantize.sensitivity import (DetectionProbe, agreement, fallback_search, range_coverage,
                                                 sensitivity, shift_warning)
 
@@ -191,7 +191,8 @@ def _analyse(fp32, qmodel, manifest, holdout, options):
         raise InputError(f"the FP32 model finds no detections above score {options.min_score} on the "
                          f"{len(feeds)} held-out images: agreement cannot be measured; use images with objects "
                          "the model detects")
-    coverage = range_coverage(fp32, qmodel, feeds)
+    calib_feeds = list(CalibrationSet(evenly_spaced(calib.files, 32), calib.input).batches())
+    coverage = range_coverage(fp32, qmodel, feeds, calib_feeds)
     message = shift_warning(coverage)
     if message:
         warnings.warn(message, stacklevel=4)

@@ -44,14 +44,13 @@ def fragile_export(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    """40 structured 64x64 images: enough for a 16-image held-out split and 24 to calibrate."""
+def make_images(d, n, seed):
+    """Structured 64x64 images: a gradient and three coloured blocks."""
     from PIL import Image
 
-    d = tmp_path_factory.mktemp("imgs")
-    rng = np.random.default_rng(7)
-    for i in range(40):
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
         img = np.full((64, 64, 3), rng.integers(0, 120), np.uint8)
         img[:] += np.linspace(0, 100, 64, dtype=np.uint8)[None, :, None]
         for _ in range(3):
@@ -60,6 +59,12 @@ def images(tmp_path_factory):
             img[y:y + h, x:x + w] = rng.integers(0, 256, 3)
         Image.fromarray(img).save(d / f"{i:02d}.png")
     return d
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """40 images: enough for a 16-image held-out split and 24 to calibrate."""
+    return make_images(tmp_path_factory.mktemp("imgs"), 40, 7)
 
 
 def opts(images, tmp_path, **kw):
@@ -121,3 +126,28 @@ def test_holdout_too_small_split_is_refused(fragile_export, calib_dir, tmp_path)
     with pytest.raises(InputError, match="too few to hold"):
         quantize(fragile_export, tmp_path / "x.onnx", opts(calib_dir, tmp_path, budget=0.97))
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_calibration_unlike_holdout_warns(fragile_export, images, tmp_path):
+    from PIL import Image
+
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(16):  # saturated colour noise: nothing like the smooth gradients calibrated on
+        Image.fromarray(rng.integers(0, 2, (64, 64, 3)).astype(np.uint8) * 255).save(noise / f"{i}.png")
+    with pytest.warns(UserWarning, match="look unlike the calibration images"):
+        res = quantize(fragile_export, tmp_path / "n.onnx", opts(images, tmp_path, holdout_dir=str(noise)))
+    assert res.precision["range_coverage"]["shift_median"] > 0.6
+    assert res.precision["calibration_images"] == 40  # a separate held-out folder: all of --calib calibrates
+
+
+def test_similar_holdout_does_not_warn(fragile_export, images, tmp_path):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = quantize(fragile_export, tmp_path / "s.onnx", opts(images, tmp_path, sensitivity=None, budget=None,
+                                                                 holdout_dir=str(make_images(tmp_path / "h", 16, 8))))
+    assert not any("look unlike" in str(w.message) for w in caught), str(res.precision["range_coverage"])
+    assert res.precision["range_coverage"]["shift_median"] < 0.6
