@@ -210,26 +210,41 @@ class FallbackResult:
 
 
 def fallback_search(fp32, qmodel, probe: DetectionProbe, order: list[str], budget: float, ref=None,
-                    prune: bool = True) -> FallbackResult:
-    """Greedy: dequantise layers in ``order`` (most sensitive first) until matched >= ``budget``;
-    then, with ``prune``, re-quantise each fallen-back layer whose fallback the budget does not need
-    (last added first), so an early, over-ranked layer does not stay in higher precision."""
+                    max_prune: int = 12) -> FallbackResult:
+    """The shortest prefix of ``order`` (most sensitive first) whose fallback meets ``budget``, found by
+    doubling then bisecting its length (log2(layers) + a few evaluations instead of one per layer);
+    then up to ``max_prune`` of the fallen-back layers, least sensitive first, are re-quantised where the
+    budget still holds, so a layer the ranking over-rated does not stay in higher precision."""
     ref = ref if ref is not None else probe.detections(fp32)
-    fallen: list[str] = []
-    current = agreement(ref, probe.detections(qmodel))
-    history = [{"step": "int8", "fallback": 0, "matched": current["matched"]}]
-    for name in order:
-        if current["matched"] >= budget:
-            break
-        fallen.append(name)
-        current = agreement(ref, probe.detections(dequantize_layers(qmodel, fp32, fallen)))
-        history.append({"step": f"+{name}", "fallback": len(fallen), "matched": current["matched"]})
+    history: list[dict] = []
+    measured: dict[int, dict] = {}
+
+    def measure(k: int) -> dict:
+        if k not in measured:
+            model = dequantize_layers(qmodel, fp32, order[:k]) if k else qmodel
+            measured[k] = agreement(ref, probe.detections(model))
+            history.append({"step": f"prefix {k}", "fallback": k, "matched": measured[k]["matched"]})
+        return measured[k]
+
+    lo, hi = 0, 1  # invariant once found: prefix lo fails, prefix hi meets the budget
+    if measure(0)["matched"] >= budget:
+        hi = 0
+    else:
+        while hi < len(order) and measure(hi)["matched"] < budget:
+            lo, hi = hi, min(2 * hi, len(order))
+        while hi - lo > 1 and measure(hi)["matched"] >= budget:
+            mid = (lo + hi) // 2
+            if measure(mid)["matched"] >= budget:
+                hi = mid
+            else:
+                lo = mid
+    fallen, current = list(order[:hi]), measure(hi)
     met = current["matched"] >= budget
-    if met and prune:
-        for name in list(reversed(fallen[:-1])):
+    if met:
+        for name in list(reversed(fallen[:-1]))[:max_prune]:
             trial = [n for n in fallen if n != name]
             result = agreement(ref, probe.detections(dequantize_layers(qmodel, fp32, trial)))
-            history.append({"step": f"-{name}", "fallback": len(trial), "matched": result["matched"],
+            history.append({"step": f"re-quantise {name}", "fallback": len(trial), "matched": result["matched"],
                             "kept": result["matched"] >= budget})
             if result["matched"] >= budget:
                 fallen, current = trial, result
