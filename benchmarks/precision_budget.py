@@ -128,7 +128,7 @@ def run_nano(work: Path, args) -> dict:
               f"{p['int8_agreement']['matched']:.3f}, {secs:.0f} s", flush=True)
     out.update(rows)
     out["sweep"] = calib_sweep(fp32, work, common, test_feeds, args)
-    out["range_coverage_vs_photos"] = photo_coverage(fp32, work / f"nano.{'int8'}.onnx", info)
+    out["range_coverage_vs_photos"] = photo_coverage(fp32, work / "nano.int8.onnx", info, feeds_of(calib, info, 32))
     return out
 
 
@@ -145,13 +145,13 @@ def calib_sweep(fp32: Path, work: Path, common: dict, test_feeds, args) -> dict:
     return out
 
 
-def photo_coverage(fp32: Path, int8: Path, info) -> dict:
+def photo_coverage(fp32: Path, int8: Path, info, calib_feeds) -> dict:
     """The distribution-shift check with real photos as the held-out set (calibrated on synthetic images)."""
     import onnx
 
     from exporters.quantize.sensitivity import range_coverage, shift_warning
 
-    cov = range_coverage(onnx.load(fp32), onnx.load(int8), feeds_of(PHOTOS, info))
+    cov = range_coverage(onnx.load(fp32), onnx.load(int8), feeds_of(PHOTOS, info), calib_feeds)
     cov["warns"] = shift_warning(cov) is not None
     return cov
 
@@ -214,7 +214,7 @@ def ssd_train_head(em, train_root: Path, args, log=print) -> dict:
         opt.step()
         losses.append(float(total.detach()))
         if step % 50 == 0 or step == args.ssd_steps - 1:
-            log(f"  ssdlite head step {step}: loss {float(total):.3f}")
+            log(f"  ssdlite head step {step}: loss {losses[-1]:.3f}")
     return {"train_images": n, "feature_cache_s": cache_s, "train_s": time.perf_counter() - t0, "steps": args.ssd_steps,
             "batch": args.ssd_batch, "loss_first": losses[0], "loss_last": float(np.mean(losses[-20:]))}
 
