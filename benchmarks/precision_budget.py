@@ -244,6 +244,7 @@ def run_ssdlite(work: Path, args) -> dict:
     train_root = synthetic(work / "train", args.ssd_train, 1).parent
     opts = ExportOptions(model=name, num_classes=len(CLASS_NAMES) + 1,
                          nms_overrides={"score_threshold": 0.05, "max_output_boxes": 100})
+    torch.manual_seed(0)  # the random initialisation (the runs recorded so far were not seeded here)
     em = build_exportable(opts)
     training = ssd_train_head(em, train_root, args)
     fp32 = work / "ssdlite.onnx"
@@ -254,8 +255,10 @@ def run_ssdlite(work: Path, args) -> dict:
     test_feeds = feeds_of(test, read_manifest(fp32).input)
     out: dict = {"training": training}
     common = dict(calib_dir=str(calib), holdout_dir=str(held), cache_dir=str(work / "cache"), min_score=args.ssd_min_score)
-    for variant, kw in (("int8", {}), (f"budget_{args.budget}", {"budget": args.budget,
-                                                                 "sensitivity": str(work / "ssd_sens.json")})):
+    variants = [("int8", {})] + [(f"budget_{args.budget}_{mode}", {"budget": args.budget, "sensitivity_mode": mode,
+                                                                    "sensitivity": str(work / f"ssd_sens_{mode}.json")})
+                                 for mode in args.ssd_modes]
+    for variant, kw in variants:
         path = work / f"ssdlite.{variant}.onnx"
         p, secs = quantize_timed(fp32, path, **common, sensitivity_images=args.ssd_sens_images, **kw)
         out[variant] = {**summary(p), "quantize_s": secs, "check_qdq_violations": check(path),
@@ -284,6 +287,7 @@ def main() -> None:
     ap.add_argument("--ssd-calib", type=int, default=150)
     ap.add_argument("--ssd-sens-images", type=int, default=16)
     ap.add_argument("--ssd-min-score", type=float, default=0.25)
+    ap.add_argument("--ssd-modes", nargs="*", default=["exclude", "alone"], help="sensitivity modes to rank by")
     ap.add_argument("--json", default="benchmarks/results/precision_budget.json")
     args = ap.parse_args()
     results = {"load_average_at_start": os.getloadavg()}

@@ -42,6 +42,6 @@ def _plot(report: dict, png: Path) -> Path:
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     with atomic_path(png, ".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
     plt.close(fig)
     return png
