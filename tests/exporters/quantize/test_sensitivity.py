@@ -151,3 +151,22 @@ def test_similar_holdout_does_not_warn(fragile_export, images, tmp_path):
                                                                  holdout_dir=str(make_images(tmp_path / "h", 16, 8))))
     assert not any("look unlike" in str(w.message) for w in caught), str(res.precision["range_coverage"])
     assert res.precision["range_coverage"]["shift_median"] < 0.6
+
+
+def test_split_keeps_holdout_apart(images, tmp_path):
+    import shutil
+
+    from edgedet.manifest import InputInfo
+    from exporters.quantize.calibration import split_holdout
+
+    info = InputInfo("images", (1, 3, 64, 64), "float32")
+    with pytest.warns(UserWarning, match="300 or more"):
+        calib, held = split_holdout(images, info, size=10)
+    assert len(held.files) == 16 and len(calib.files) == 10 and not set(calib.files) & set(held.files)
+    copy = tmp_path / "held"
+    copy.mkdir()
+    for f in sorted(images.iterdir())[:5]:  # the same images under other names: still held out
+        shutil.copy(f, copy / f"copy_{f.name}")
+    with pytest.warns(UserWarning):
+        calib, held = split_holdout(images, info, holdout_dir=copy)
+    assert len(held.files) == 5 and len(calib.files) == 35
