@@ -29,8 +29,8 @@ from edgedet.errors import InputError, require
                    "match at IoU 0.9 on held-out images (e.g. 0.97).")
 @click.option("--holdout", "holdout_dir", type=click.Path(file_okay=False),
               help="Held-out images for --budget/--sensitivity (default: every 5th --calib image, not calibrated on).")
-@click.option("--sensitivity-mode", type=click.Choice(["exclude", "alone"]), default="exclude", show_default=True,
-              help="exclude: each layer back to FP32 from full INT8; alone: each layer alone in INT8.")
+@click.option("--sensitivity-mode", type=click.Choice(["alone", "exclude"]), default="alone", show_default=True,
+              help="alone: each layer alone in INT8, rest FP32; exclude: each layer back to FP32 from full INT8.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
 def quantize_cmd(model, mode, calib_dir, calib_size, method, exclude, target, quantize_head, cache_dir, no_speed_check,
                  sensitivity, budget, holdout_dir, sensitivity_mode, output):

@@ -30,7 +30,7 @@ class QuantizeOptions:
     sensitivity: str | None = None  # write the per-layer sensitivity report (JSON) here
     budget: float | None = None  # fall layers back until matched@IoU0.9 vs FP32 on held-out >= budget
     holdout_dir: str | None = None  # held-out images (default: a fifth of --calib, never calibrated on)
-    sensitivity_mode: str = "exclude"  # exclude: one layer out of full INT8; alone: one layer in FP32
+    sensitivity_mode: str = "alone"  # alone: one layer INT8 in FP32 (measured better); exclude: one out of full INT8
     sensitivity_images: int = 32  # held-out images used per sensitivity variant (the budget uses all)
     min_score: float = 0.25  # detections compared above this score (as `edgedet compare`)
 
@@ -215,7 +215,8 @@ def _analyse(fp32, qmodel, manifest, calib, holdout, options):
                           f"matched fraction is {found.agreement['matched']:.3f}", stacklevel=4)
         info["budget"] = {"matched_at_iou_0.9": options.budget, "met": found.met, "fallback_layers": found.fallback,
                           "fallback_precision": "FP32 (no Q/DQ on their inputs)", "agreement": found.agreement,
-                          "int8_layers": report["layers"] - len(found.fallback), "search": found.history}
+                          "int8_layers": report["layers"] - len(found.fallback), "ranking": options.sensitivity_mode,
+                          "search": found.history}
         report["budget"] = info["budget"]
         qmodel = found.model
     return qmodel, info, report

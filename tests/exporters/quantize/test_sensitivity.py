@@ -73,7 +73,8 @@ def opts(images, tmp_path, **kw):
 
 def test_fragile_layer_ranks_first_and_alone_falls_back(fragile_export, images, tmp_path, recwarn):
     out, report = tmp_path / "q.onnx", tmp_path / "sens.json"
-    res = quantize(fragile_export, out, opts(images, tmp_path, sensitivity=str(report), budget=0.97))
+    res = quantize(fragile_export, out, opts(images, tmp_path, sensitivity=str(report), budget=0.97,
+                                             sensitivity_mode="exclude"))
     p = res.precision
     assert p["holdout"]["images"] == 16 and p["calibration_images"] == 24  # held-out never calibrates
     assert p["int8_agreement"]["detections_fp32"] > 16, "nothing to compare: the test would prove nothing"
@@ -89,10 +90,11 @@ def test_fragile_layer_ranks_first_and_alone_falls_back(fragile_export, images, 
 
 def test_alone_mode_also_finds_the_fragile_layer(fragile_export, images, tmp_path):
     report = tmp_path / "alone.json"
-    quantize(fragile_export, tmp_path / "q.onnx", opts(images, tmp_path, sensitivity=str(report),
-                                                        sensitivity_mode="alone"))
+    res = quantize(fragile_export, tmp_path / "q.onnx", opts(images, tmp_path, sensitivity=str(report), budget=0.97))
     rows = json.loads(report.read_text())["ranking"]
+    assert json.loads(report.read_text())["mode"] == "alone"  # the default
     assert rows[0]["layer"] == FRAGILE and rows[0]["effect"] > 0.2 and rows[-1]["effect"] < 0.1
+    assert res.precision["budget"]["fallback_layers"] == [FRAGILE]
 
 
 def test_dequantize_restores_fp32_weights_and_activation(fragile_export, images, tmp_path):
