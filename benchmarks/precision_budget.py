@@ -115,7 +115,7 @@ def run_nano(work: Path, args) -> dict:
     info = read_manifest(fp32).input
     test_feeds = feeds_of(val.parent / "images", info, args.test_images)
     out: dict = {"fp32": nano_map(fp32, dataset)}
-    common = dict(calib_dir=str(calib), holdout_dir=str(held), cache_dir=str(work / "cache"))
+    common = {"calib_dir": str(calib), "holdout_dir": str(held), "cache_dir": str(work / "cache")}
     rows = {}
     for name, kw in (("int8", {}), (f"budget_{args.nano_budget}", {"budget": args.nano_budget,
                                                                     "sensitivity": str(work / "nano_sens.json")})):
@@ -254,7 +254,8 @@ def run_ssdlite(work: Path, args) -> dict:
     test = synthetic(work / "test", args.test_images, 2)
     test_feeds = feeds_of(test, read_manifest(fp32).input)
     out: dict = {"training": training}
-    common = dict(calib_dir=str(calib), holdout_dir=str(held), cache_dir=str(work / "cache"), min_score=args.ssd_min_score)
+    common = {"calib_dir": str(calib), "holdout_dir": str(held), "cache_dir": str(work / "cache"),
+              "min_score": args.ssd_min_score}
     variants = [("int8", {})] + [(f"budget_{args.budget}_{mode}", {"budget": args.budget, "sensitivity_mode": mode,
                                                                     "sensitivity": str(work / f"ssd_sens_{mode}.json")})
                                  for mode in args.ssd_modes]

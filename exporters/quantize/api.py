@@ -181,8 +181,14 @@ def _analyse(fp32, qmodel, manifest, calib, holdout, options):
     import warnings
 
     from exporters.quantize.calibration import CalibrationSet, evenly_spaced
-    from exporters.quantize.sensitivity import (DetectionProbe, agreement, fallback_search, range_coverage,
-                                                sensitivity, shift_warning)
+    from exporters.quantize.sensitivity import (
+        DetectionProbe,
+        agreement,
+        fallback_search,
+        range_coverage,
+        sensitivity,
+        shift_warning,
+    )
 
     feeds = list(holdout.batches())
     probe = DetectionProbe(manifest, feeds, options.min_score)

@@ -34,7 +34,7 @@ class CalibrationSet:
 
     @classmethod
     def from_files(cls, files: list[Path], input_info: InputInfo, size: int | None = None,
-                   where: str = "") -> "CalibrationSet":
+                   where: str = "") -> CalibrationSet:
         if size is not None:
             if size < 1:
                 raise InputError(f"--calib-size must be >= 1, got {size}")

@@ -22,12 +22,16 @@ fallback changes the matched fraction, so ``exclude`` ranks on noise (90 of 96 l
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgedet import contract
 from edgedet.eval.compare import ParityAccumulator
 from edgedet.manifest import Manifest
+
+if TYPE_CHECKING:
+    import onnx
 
 LAYER_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add")  # what int8.TRT_OPS puts Q/DQ on
 MODES = ("exclude", "alone")
@@ -105,7 +109,7 @@ def quantized_layers(qmodel) -> list[str]:
     return [n.name for n in qmodel.graph.node if n.op_type in LAYER_OPS and any(i in dq_out for i in n.input)]
 
 
-def dequantize_layers(qmodel, fp32, names) -> "onnx.ModelProto":  # noqa: F821
+def dequantize_layers(qmodel, fp32, names) -> onnx.ModelProto:
     """A copy of ``qmodel`` with no Q/DQ on the inputs of the nodes ``names``: they read the float
     activation and the FP32 weights. Data-movement nodes feeding only such nodes (Concat, Resize,
     MaxPool ... whose inputs carry Q/DQ for TensorRT's INT8 concatenation) lose their Q/DQ too, or

@@ -14,13 +14,13 @@ import pytest
 ort = pytest.importorskip("onnxruntime")
 torch = pytest.importorskip("torch")
 
-from click.testing import CliRunner  # noqa: E402
+from click.testing import CliRunner
 
-from edgedet.errors import InputError  # noqa: E402
-from edgedet.manifest import read_manifest  # noqa: E402
-from exporters.quantize.api import QuantizeOptions, quantize  # noqa: E402
-from exporters.quantize.check import check_qdq  # noqa: E402
-from exporters.quantize.sensitivity import dequantize_layers, quantized_layers  # noqa: E402
+from edgedet.errors import InputError
+from edgedet.manifest import read_manifest
+from exporters.quantize.api import QuantizeOptions, quantize
+from exporters.quantize.check import check_qdq
+from exporters.quantize.sensitivity import dequantize_layers, quantized_layers
 
 FRAGILE = "/down/down.2/Conv"
 
