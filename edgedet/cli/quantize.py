@@ -23,9 +23,18 @@ from edgedet.errors import InputError, require
 @click.option("--quantize-head", is_flag=True, help="Also quantise the last head convolutions (not recommended).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Calibration range cache (default ~/.cache/edgedet).")
 @click.option("--no-speed-check", is_flag=True, help="--target cpu: write even if INT8 is not faster than FP32 here.")
+@click.option("--sensitivity", "sensitivity", type=click.Path(dir_okay=False),
+              help="--int8: write a per-layer sensitivity report (JSON, ranked; a .png beside it with matplotlib).")
+@click.option("--budget", type=float,
+              help="--int8: keep the most sensitive layers out of INT8 until this fraction of FP32's detections "
+                   "match at IoU 0.9 on held-out images (e.g. 0.97).")
+@click.option("--holdout", "holdout_dir", type=click.Path(file_okay=False),
+              help="Held-out images for --budget/--sensitivity (default: every 5th --calib image, not calibrated on).")
+@click.option("--sensitivity-mode", type=click.Choice(["alone", "exclude"]), default="alone", show_default=True,
+              help="alone: each layer alone in INT8, rest FP32; exclude: each layer back to FP32 from full INT8.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
 def quantize_cmd(model, mode, calib_dir, calib_size, method, exclude, target, quantize_head, cache_dir, no_speed_check,
-                 output):
+                 sensitivity, budget, holdout_dir, sensitivity_mode, output):
     """Write an FP16 or INT8 copy of MODEL (an FP32 edgedet ONNX) with its manifest."""
     require("onnx", "export", "edgedet quantize")
     from exporters.quantize.api import QuantizeOptions, quantize
@@ -33,7 +42,8 @@ def quantize_cmd(model, mode, calib_dir, calib_size, method, exclude, target, qu
     if mode is None:
         raise InputError("choose --fp16 or --int8")
     opts = QuantizeOptions(mode, calib_dir, calib_size, method, target, tuple(exclude), not quantize_head, cache_dir,
-                           speed_check=not no_speed_check)
+                           speed_check=not no_speed_check, sensitivity=sensitivity, budget=budget,
+                           holdout_dir=holdout_dir, sensitivity_mode=sensitivity_mode)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = quantize(model, output, opts, _progress() if mode == "int8" else None)
@@ -48,6 +58,21 @@ def quantize_cmd(model, mode, calib_dir, calib_size, method, exclude, target, qu
         c = p["cpu_speed_check"]
         extra += f"; CPU INT8 {c['int8_ms']:.1f} ms vs FP32 {c['fp32_ms']:.1f} ms here (x{c['speedup']:.2f})"
     click.echo(f"wrote {result.path} ({mode}, target {p.get('target', 'tensorrt')}); kept FP32: {kept}{extra}")
+    _echo_analysis(p)
+
+
+def _echo_analysis(p: dict) -> None:
+    """Held-out agreement, the budget's fallback layers, the report path (when they were measured)."""
+    if "int8_agreement" in p:
+        a = p["int8_agreement"]
+        click.echo(f"  held-out ({p['holdout']['images']} images): plain INT8 matches {a['matched']:.1%} of FP32's "
+                   f"detections at IoU 0.9 ({a['matched_at_0.5']:.1%} at 0.5)")
+    if "budget" in p:
+        b = p["budget"]
+        click.echo(f"  --budget {b['matched_at_iou_0.9']}: {b['agreement']['matched']:.1%} matched with "
+                   f"{len(b['fallback_layers'])} layer(s) in FP32: {', '.join(b['fallback_layers']) or 'none needed'}")
+    if "sensitivity_report" in p:
+        click.echo(f"  sensitivity report: {', '.join(p['sensitivity_report'])}")
 
 
 def _progress():

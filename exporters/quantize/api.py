@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgedet.errors import InputError, ModelError
-from edgedet.fileio import check_output, sha256_file
+from edgedet.fileio import check_output, check_writable, sha256_file
 from edgedet.manifest import manifest_path, read_manifest, write_onnx_artifact
 from exporters.onnx_tools import check_model, load_onnx
 from exporters.quantize.placement import detection_placement
@@ -27,6 +27,12 @@ class QuantizeOptions:
     keep_last_convs: bool = True
     cache_dir: str | None = None
     speed_check: bool = True  # --target cpu: write only if INT8 measured faster than FP32 here
+    sensitivity: str | None = None  # write the per-layer sensitivity report (JSON) here
+    budget: float | None = None  # fall layers back until matched@IoU0.9 vs FP32 on held-out >= budget
+    holdout_dir: str | None = None  # held-out images (default: a fifth of --calib, never calibrated on)
+    sensitivity_mode: str = "alone"  # alone: one layer INT8 in FP32 (measured better); exclude: one out of full INT8
+    sensitivity_images: int = 32  # held-out images used per sensitivity variant (the budget uses all)
+    min_score: float = 0.25  # detections compared above this score (as `edgedet compare`)
 
 
 @dataclass
@@ -43,7 +49,9 @@ def quantize(source: str | os.PathLike, output: str | os.PathLike, options: Quan
         raise InputError(f"precision mode {options.mode} is not one of {', '.join(MODES)}")
     if options.mode == "int8" and not options.calib_dir:
         raise InputError("--int8 needs --calib DIR: a folder of representative images (300+ recommended)")
+    _check_analysis_options(options)
     output = check_output(output, [source])
+    report_path = check_writable(options.sensitivity) if options.sensitivity else None
     model = load_onnx(source)
     _refuse_quantized(model, source)
     manifest = read_manifest(source)
@@ -56,7 +64,7 @@ def quantize(source: str | os.PathLike, output: str | os.PathLike, options: Quan
 
         result = to_fp16(model, placement)
     else:
-        result, info = _int8(model, manifest, placement, options, progress)
+        result, info, report = _int8(model, manifest, placement, options, progress)
         precision.update(info)
     violations = []
     if options.mode == "int8" and options.target == "tensorrt":
@@ -71,6 +79,10 @@ def quantize(source: str | os.PathLike, output: str | os.PathLike, options: Quan
     if options.mode == "int8" and options.target == "cpu" and options.speed_check:
         precision["cpu_speed_check"] = _cpu_speed_check(model, result, manifest.input, output)
     _write(result, output, manifest, precision, source)
+    if report_path is not None:
+        from exporters.quantize.report import write_report
+
+        precision["sensitivity_report"] = [str(p) for p in write_report(report, report_path)]
     return QuantizeResult(output, precision, violations)
 
 
@@ -83,6 +95,20 @@ def _check_manifest(model, manifest, source) -> None:
 
     inputs, outputs = io_specs(model)
     check_manifest_matches(manifest, SimpleNamespace(inputs=inputs, outputs=outputs), manifest_path(source))
+
+
+def _check_analysis_options(options: QuantizeOptions) -> None:
+    from exporters.quantize.sensitivity import MODES
+
+    analysis = options.sensitivity or options.budget is not None or options.holdout_dir
+    if analysis and options.mode != "int8":
+        raise InputError("--sensitivity, --budget and --holdout measure INT8 layers: use them with --int8")
+    if analysis and options.target != "tensorrt":
+        raise InputError("--sensitivity / --budget work on the TensorRT Q/DQ layout (--target tensorrt)")
+    if options.budget is not None and not 0.0 < options.budget <= 1.0:
+        raise InputError(f"--budget is the matched fraction at IoU 0.9 to keep, in (0, 1]; got {options.budget}")
+    if options.sensitivity_mode not in MODES:
+        raise InputError(f"--sensitivity-mode {options.sensitivity_mode} is not one of {', '.join(MODES)}")
 
 
 def _refuse_quantized(model, source) -> None:
@@ -143,16 +169,76 @@ def _measure_cpu(models, input_info, iters: int) -> list[float]:
 
 
 def _int8(model, manifest, placement, options, progress):
-    from exporters.quantize.calibration import CalibrationSet
+    from exporters.quantize.calibration import CalibrationSet, split_holdout
     from exporters.quantize.int8 import Int8Config, quantize_int8
     from exporters.quantize.passes import unify_concat_scales
 
-    calib = CalibrationSet.from_folder(options.calib_dir, manifest.input, options.calib_size)
+    analysis = bool(options.sensitivity or options.budget is not None or options.holdout_dir)
+    if analysis:
+        calib, holdout = split_holdout(options.calib_dir, manifest.input, options.calib_size, options.holdout_dir)
+    else:
+        calib, holdout = CalibrationSet.from_folder(options.calib_dir, manifest.input, options.calib_size), None
     config = Int8Config(options.method, options.target, Path(options.cache_dir) if options.cache_dir else None)
     result, info = quantize_int8(model, calib, placement, config, progress)
     info["concats_unified"] = unify_concat_scales(result) if options.target == "tensorrt" else 0
     info["calibration_set"] = {"folder": str(options.calib_dir), "fingerprint": calib.fingerprint()[:16]}
-    return result, info
+    report = None
+    if analysis:
+        result, extra, report = _analyse(model, result, manifest, calib, holdout, options)
+        info.update(extra)
+    return result, info, report
+
+
+def _analyse(fp32, qmodel, manifest, calib, holdout, options):
+    """Agreement on held-out images, calibration coverage, sensitivity ranking and the budget search."""
+    import warnings
+
+    from exporters.quantize.calibration import CalibrationSet, evenly_spaced
+    from exporters.quantize.sensitivity import (
+        DetectionProbe,
+        agreement,
+        fallback_search,
+        range_coverage,
+        sensitivity,
+        shift_warning,
+    )
+
+    feeds = list(holdout.batches())
+    probe = DetectionProbe(manifest, feeds, options.min_score)
+    ref = probe.detections(fp32)
+    if sum(len(d) for d in ref) == 0:
+        raise InputError(f"the FP32 model finds no detections above score {options.min_score} on the "
+                         f"{len(feeds)} held-out images: agreement cannot be measured; use images with objects "
+                         "the model detects")
+    calib_feeds = list(CalibrationSet(evenly_spaced(calib.files, 32), calib.input).batches())
+    coverage = range_coverage(fp32, qmodel, feeds, calib_feeds)
+    message = shift_warning(coverage)
+    if message:
+        warnings.warn(message, stacklevel=4)
+    plain = agreement(ref, probe.detections(qmodel))
+    info = {"holdout": {"images": len(feeds), "folder": str(options.holdout_dir or options.calib_dir),
+                        "split": "folder" if options.holdout_dir else "every 5th of --calib, not calibrated on",
+                        "min_score": options.min_score},
+            "int8_agreement": plain, "range_coverage": coverage}
+    if not (options.sensitivity or options.budget is not None):
+        return qmodel, info, None
+    idx = evenly_spaced(list(range(len(feeds))), options.sensitivity_images)
+    small = DetectionProbe(manifest, [feeds[i] for i in idx], options.min_score)
+    report = sensitivity(fp32, qmodel, small, options.sensitivity_mode, ref=[ref[i] for i in idx])
+    report["holdout_images"] = len(idx)
+    info["sensitivity_top"] = [r["layer"] for r in report["ranking"][:5]]
+    if options.budget is not None:
+        found = fallback_search(fp32, qmodel, probe, [r["layer"] for r in report["ranking"]], options.budget, ref=ref)
+        if not found.met:
+            warnings.warn(f"--budget {options.budget}: even with every quantised layer in higher precision the "
+                          f"matched fraction is {found.agreement['matched']:.3f}", stacklevel=4)
+        info["budget"] = {"matched_at_iou_0.9": options.budget, "met": found.met, "fallback_layers": found.fallback,
+                          "fallback_precision": "FP32 (no Q/DQ on their inputs)", "agreement": found.agreement,
+                          "int8_layers": report["layers"] - len(found.fallback), "ranking": options.sensitivity_mode,
+                          "search": found.history}
+        report["budget"] = info["budget"]
+        qmodel = found.model
+    return qmodel, info, report
 
 
 def _write(model, output: Path, manifest, precision: dict, source) -> None:

@@ -32,16 +32,18 @@ class CalibrationSet:
     @classmethod
     def from_folder(cls, folder: str | os.PathLike, input_info: InputInfo, size: int | None = None) -> "CalibrationSet":
         """Sorted image files; with ``size``, an evenly spaced subset (covers the whole folder)."""
-        files = list_images(folder)
+        return cls.from_files(list_images(folder), input_info, size, str(folder))
+
+    @classmethod
+    def from_files(cls, files: list[Path], input_info: InputInfo, size: int | None = None,
+                   where: str = "") -> CalibrationSet:
         if size is not None:
             if size < 1:
                 raise InputError(f"--calib-size must be >= 1, got {size}")
-            if size < len(files):
-                idx = np.linspace(0, len(files) - 1, size).round().astype(int)
-                files = [files[i] for i in idx]
+            files = evenly_spaced(files, size)
         if len(files) < RECOMMENDED_IMAGES:
-            warnings.warn(f"calibrating with {len(files)} images from {folder}; {RECOMMENDED_IMAGES} or more are "
-                          "recommended for stable INT8 ranges", stacklevel=2)
+            warnings.warn(f"calibrating with {len(files)} images from {where}; {RECOMMENDED_IMAGES} or more are "
+                          "recommended for stable INT8 ranges", stacklevel=3)
         return cls(files, input_info)
 
     def fingerprint(self) -> str:
@@ -71,6 +73,49 @@ class CalibrationSet:
         self.used = used
         if used == 0:
             raise InputError(f"none of the {len(self.files)} calibration images could be read")
+
+
+def evenly_spaced(files: list, count: int) -> list:
+    """``count`` items spread over the whole list (keeps its order); all of them if fewer."""
+    if count >= len(files):
+        return list(files)
+    idx = np.linspace(0, len(files) - 1, count).round().astype(int)
+    return [files[i] for i in idx]
+
+
+# Held-out images for measuring agreement: a fifth of the folder, at least 16 (a smaller set moves
+# the matched fraction in steps of several percent), at most 200 (the measurement runs per variant).
+HOLDOUT_FRACTION, HOLDOUT_MIN, HOLDOUT_MAX = 0.2, 16, 200
+
+
+def split_holdout(folder: str | os.PathLike, input_info: InputInfo, size: int | None = None,
+                  holdout_dir: str | os.PathLike | None = None) -> tuple[CalibrationSet, CalibrationSet]:
+    """(calibration, held-out): held-out images never calibrate.
+
+    Without ``holdout_dir``, an evenly spaced fifth of ``folder`` is held out and ``size`` applies to
+    the rest; with it, that folder is the held-out set and any of its images (same bytes) that also
+    sit in ``folder`` are dropped from calibration.
+    """
+    files = list_images(folder)
+    if holdout_dir is not None:
+        held = list_images(holdout_dir)
+        digests = {hashlib.sha256(f.read_bytes()).digest() for f in held}
+        rest = [f for f in files if hashlib.sha256(f.read_bytes()).digest() not in digests]
+        if not rest:
+            raise InputError(f"every calibration image in {folder} is also in the held-out folder {holdout_dir}; "
+                             "calibrate on different images")
+    else:
+        n = min(HOLDOUT_MAX, max(HOLDOUT_MIN, round(len(files) * HOLDOUT_FRACTION)))
+        if len(files) < 2 * n:
+            raise InputError(f"{folder} holds {len(files)} images: too few to hold {n} out for measuring agreement "
+                             f"and calibrate on the rest; add images (300+ recommended) or pass --holdout DIR")
+        held = evenly_spaced(files, n)
+        taken = set(held)
+        rest = [f for f in files if f not in taken]
+    if len(held) < HOLDOUT_MIN:
+        warnings.warn(f"measuring agreement on {len(held)} held-out images; with fewer than {HOLDOUT_MIN} one "
+                      "detection moves the matched fraction by several percent", stacklevel=2)
+    return CalibrationSet.from_files(rest, input_info, size, str(folder)), CalibrationSet(held, input_info)
 
 
 class OrtCalibrationReader(CalibrationDataReader):
