@@ -43,9 +43,10 @@ test-serve: serve-env $(SERVE_MODEL)
 demo: env
 	$(VENV)/bin/edgedet demo --out demo-output
 
+# the serve tests (their own numpy<2 venv) first, so the last summary line is the main suite's
 test: env serve-env $(SERVE_MODEL)
-	$(PY) -m pytest -q $(PYTEST_ARGS) --ignore=tests/serve --cov --cov-report=term
 	EDGEDET_SERVE_MODEL=$(SERVE_MODEL) $(SERVE_PY) -m pytest -q $(PYTEST_ARGS) tests/serve
+	$(PY) -m pytest -q $(PYTEST_ARGS) --ignore=tests/serve --durations=25 --cov --cov-report=term
 
 test-fast: env
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) --ignore=tests/serve
