@@ -424,7 +424,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--work", default="data/e2e")
-    ap.add_argument("--photo", default="/work/shared/data/images/photo01.jpg")
+    ap.add_argument("--photo", default="../shared/data/images/photo01.jpg")
     ap.add_argument("--folder", help="time every JPEG of this folder instead of the two generated photos")
     ap.add_argument("--skip", nargs="*", default=[], choices=["nano", "yolov8n", "frcnn", "first"])
     ap.add_argument("--json", default="benchmarks/results/e2e.json")

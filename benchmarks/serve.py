@@ -143,7 +143,7 @@ def photos(folder: str) -> list[bytes]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="edgedet ONNX file with a dynamic batch (nano)")
-    ap.add_argument("--images", default="/work/shared/data/images", help="folder of .jpg files to send")
+    ap.add_argument("--images", default="../shared/data/images", help="folder of .jpg files to send")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--requests", type=int, default=24, help="requests per client per round")
     ap.add_argument("--rounds", type=int, default=2)
