@@ -177,7 +177,9 @@ def rcnn_model(work: Path) -> Path:
         for a in final.attribute:
             if a.name == "score_threshold":
                 a.f = 0.001
-        onnx.save(model, str(path))
+        from edgedet.manifest import read_manifest, write_onnx_artifact
+
+        write_onnx_artifact(model, path, read_manifest(tmp, verify=False))  # re-hashed manifest beside it
     return path
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import socket
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,17 @@ def make_infer_func(detector, k: int):
         return pack(detector.predict(images), k)
 
     return infer
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` TCP ports on the loopback that nothing listens on now (for --http-port/--grpc-port/...)."""
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
 
 
 def library_path_env() -> None:

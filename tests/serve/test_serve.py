@@ -24,6 +24,7 @@ from tritonclient.utils import InferenceServerException  # noqa: E402
 import edgedet  # noqa: E402
 from edgedet.client import DetectorClient  # noqa: E402
 from edgedet.preprocess import read_image  # noqa: E402
+from edgedet.serve import free_ports  # noqa: E402
 
 CLIENTS, PER_CLIENT = 8, 6
 
@@ -31,16 +32,6 @@ CLIENTS, PER_CLIENT = 8, 6
 def server_grpc_port(log_text, port):
     assert f"gRPC 127.0.0.1:{port}" in log_text
     return port
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 @pytest.fixture(scope="module")
