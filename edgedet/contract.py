@@ -36,12 +36,12 @@ RAW_BOXES = "boxes"
 RAW_SCORES = "scores"
 RAW_OUTPUTS = (RAW_BOXES, RAW_SCORES)
 # End-to-end heads (DETR family, YOLOv10/YOLO26 end-to-end) need no NMS: score threshold + top-k
-# (edgedet.nms.topk, exporters/nms/topk.py). A manifest says so with nms_implementation END_TO_END;
+# (edgedet.nms.topk, edgedet/onnx/nms/topk.py). A manifest says so with nms_implementation END_TO_END;
 # their raw form may add ``labels`` int [B, N] (one class per box; ``scores`` is then [B, N, 1]).
 RAW_LABELS = "labels"
 END_TO_END = "end-to-end"
 
-# Where NMS comes from in an exported model (exporters.nms registry, in order of preference):
+# Where NMS comes from in an exported model (edgedet.onnx.nms registry, in order of preference):
 # edgedet (our op: TensorRT plugin / ONNX local function), graph (standard ONNX ops),
 # efficient (NVIDIA EfficientNMS_TRT, TensorRT only), none (raw outputs, NMS on the host).
 NMS_IMPLEMENTATIONS = ("edgedet", "graph", "efficient", "none")

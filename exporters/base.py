@@ -54,6 +54,6 @@ class ExportableModel:
     # (fused decode); families that do this also offer a decode-in-graph module for --nms none.
     anchors: object | None = None
     # An end-to-end head (DETR family): outputs boxes, scores [B, N, C] or [B, N, 1] + labels [B, N]
-    # are final; the pipeline adds score threshold + top-k (exporters/nms/topk.py), never NMS.
+    # are final; the pipeline adds score threshold + top-k (edgedet/onnx/nms/topk.py), never NMS.
     end_to_end: bool = False
     notes: dict = field(default_factory=dict)

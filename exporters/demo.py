@@ -33,7 +33,7 @@ class Variant:
 
 
 CALIB_SEED = 3  # synthetic split for INT8 calibration: disjoint from train (1) and validation (2)
-CALIB_SIZE = 300  # exporters.quantize.calibration.RECOMMENDED_IMAGES: fewer calibrate with a warning
+CALIB_SIZE = 300  # edgedet.onnx.quantize.calibration.RECOMMENDED_IMAGES: fewer calibrate with a warning
 
 
 @dataclass
@@ -90,7 +90,7 @@ def build_variants(out: Path, calib_images: Path, say) -> list[Variant]:
 
     import edgedet
     from exporters.pipeline import ExportOptions, build_exportable, export
-    from exporters.quantize.api import QuantizeOptions, quantize
+    from edgedet.onnx.quantize.api import QuantizeOptions, quantize
     from exporters.torch_backend import torch_detector
 
     options = ExportOptions(model="nano")

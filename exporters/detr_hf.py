@@ -1,7 +1,7 @@
 """DETR through the optional HuggingFace ``transformers`` package: an end-to-end head, no NMS.
 
 The graph ends in the end-to-end raw form and then the contract outputs by score threshold + top-k
-(exporters/nms/topk.py): ``boxes`` [B, Q, 4] xyxy input pixels (pred_boxes cx, cy, w, h in 0..1 of the
+(edgedet/onnx/nms/topk.py): ``boxes`` [B, Q, 4] xyxy input pixels (pred_boxes cx, cy, w, h in 0..1 of the
 input, scaled), ``scores`` [B, Q, 1] each query's best softmax probability over the real classes (the
 last, "no object", column dropped) and ``labels`` [B, Q] its class: exactly what
 ``DetrImageProcessor.post_process_object_detection`` computes, in the same order of operations.

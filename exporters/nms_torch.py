@@ -3,7 +3,7 @@
 Two-stage detectors need NMS in the middle of the network (RPN proposals) with fixed output
 shapes. ``edgedet_nms`` runs edgedet's own NMS in eager mode (so parity checks compare like
 with like) and, under the TorchScript ONNX exporter, emits one ``edgedet::EdgeDetNMS`` node
-carrying the parameters as attributes. ``exporters.nms`` then gives every such node its
+carrying the parameters as attributes. ``edgedet.onnx.nms`` then gives every such node its
 standard-ops function body (ONNX Runtime) or leaves it for the TensorRT plugin.
 """
 

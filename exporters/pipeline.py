@@ -20,9 +20,9 @@ from edgedet.errors import ExportError, InputError
 from edgedet.fileio import check_output
 from edgedet.manifest import InputInfo, Manifest, write_onnx_artifact
 from exporters.base import ExportableModel
-from exporters.onnx_tools import check_model, io_specs, opset_of, simplify
+from edgedet.onnx.tools import check_model, io_specs, opset_of, simplify
 
-NMS_CHOICES = contract.NMS_IMPLEMENTATIONS  # exporters.nms registry names (a test keeps them equal)
+NMS_CHOICES = contract.NMS_IMPLEMENTATIONS  # edgedet.onnx.nms registry names (a test keeps them equal)
 
 
 IN_NETWORK_NMS = ("{name} runs NMS inside the network (RPN proposals and final detections); export it with "
@@ -135,7 +135,7 @@ def torch_to_onnx(em: ExportableModel, o: ExportOptions):
 
     from exporters.torch_export import export_module
 
-    from exporters.nms.edgedet_op import add_function_bodies
+    from edgedet.onnx.nms.edgedet_op import add_function_bodies
 
     x = example_input(em, o)
     model = export_module(em.module, x, em.output_names, o.opset, o.dynamic_batch, o.exporter)
@@ -228,11 +228,11 @@ def attach(raw, em: ExportableModel, o: ExportOptions):
     if o.nms == "none" or em.nms is None:
         return raw
     if em.end_to_end:  # no NMS: threshold + top-k in the graph (any --nms but none)
-        from exporters.nms.topk import attach_topk
+        from edgedet.onnx.nms.topk import attach_topk
 
         labels = contract.RAW_LABELS if contract.RAW_LABELS in em.output_names else None
         return attach_topk(raw, nms_params(em, o), labels=labels, runtime_threshold=o.runtime_thresholds)
-    from exporters.nms import attach_nms
+    from edgedet.onnx.nms import attach_nms
 
     return attach_nms(raw, nms_params(em, o), implementation=o.nms, anchors=em.anchors,
                       runtime_thresholds=o.runtime_thresholds)

@@ -52,3 +52,11 @@ def torch_detector(exportable: ExportableModel, threads: int | None = None) -> D
         normalization=exportable.normalization, source=exportable.source, notes={"backend": "torch"},
     )
     return Detector(Path(f"<torch:{exportable.name}>"), TorchBackend(exportable, threads), manifest)
+
+
+def open_torch_operand(spec: str) -> Detector:
+    """'NAME[@weights.pt]' (what follows `torch:` in `edgedet compare`) -> the PyTorch model as a Detector."""
+    from exporters.pipeline import ExportOptions, build_exportable
+
+    name, _, weights = spec.partition("@")
+    return torch_detector(build_exportable(ExportOptions(model=name, weights=weights or None)))

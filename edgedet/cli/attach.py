@@ -104,11 +104,11 @@ def attach_cmd(model, boxes, scores, combined, objectness, box_format, normalize
     """Make MODEL (any ONNX detector) follow the edgedet contract so it quantises, builds and runs like ours."""
     require("onnx", "export", "edgedet attach-nms")
     from edgedet.nms.params import NMSParams
-    from exporters.byo import ByoSpec, attach_file
+    from edgedet.onnx.byo.attach import ByoSpec, attach_file
 
     if inspect:
-        from exporters.byo_inspect import inspect_model
-        from exporters.onnx_tools import load_onnx
+        from edgedet.onnx.byo.inspect import inspect_model
+        from edgedet.onnx.tools import load_onnx
 
         click.echo("\n".join(inspect_model(load_onnx(model)).lines(model)))
         return

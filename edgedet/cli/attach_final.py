@@ -1,7 +1,7 @@
 """`edgedet attach-nms` options for models whose outputs are already final detections (end-to-end heads).
 
 Kept apart from edgedet/cli/attach.py: that command applies :func:`final_options` and hands over to
-:func:`run_final` when one of them is given (library: exporters/byo_final.py).
+:func:`run_final` when one of them is given (library: edgedet/onnx/byo/final.py).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def run_final(model: str, output: str, spec, implementation: str, score_threshol
     """attach-nms for final outputs: threshold + top-k in the graph (or on the host with --nms none)."""
     require("onnx", "export", "edgedet attach-nms")
     from edgedet.nms.topk import end_to_end_params
-    from exporters.byo_final import FinalSpec, attach_final_file
+    from edgedet.onnx.byo.final import FinalSpec, attach_final_file
 
     fs = FinalSpec(final["final_rows"], final["final_columns"], final["final_labels"], final["detr_boxes"],
                    final["detr_logits"], final["detr_activation"], final["num_classes"])

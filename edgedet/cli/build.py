@@ -31,8 +31,8 @@ from edgedet.errors import InputError, require
 def build_cmd(model, output, batch, workspace, timing_cache, opt_level, version_compatible, exclude_lean_runtime,
               hardware_compat, plugins, dla_core, legacy, verbose):
     """Build MODEL (ONNX; precision comes from the file) into a TensorRT engine on this GPU."""
-    from exporters.trt.flags import BuildOptions, parse_size, validate
-    from exporters.trt.profiles import parse_batch
+    from edgedet.onnx.engine.flags import BuildOptions, parse_size, validate
+    from edgedet.onnx.engine.profiles import parse_batch
 
     opts = BuildOptions(parse_batch(batch), parse_size(workspace), timing_cache, opt_level, version_compatible,
                         exclude_lean_runtime, hardware_compat, list(plugins), dla_core, legacy, verbose)
@@ -40,7 +40,7 @@ def build_cmd(model, output, batch, workspace, timing_cache, opt_level, version_
     if not Path(model).is_file():
         raise InputError(f"ONNX file {model} does not exist")
     require("onnx", "build", "edgedet build")  # onnx only: the device needs no torch (edgedet[build])
-    from exporters.trt.build import build_engine
+    from edgedet.onnx.engine.build import build_engine
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

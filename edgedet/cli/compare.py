@@ -20,11 +20,8 @@ def open_operand(spec: str, providers: str | None):
         from edgedet.errors import require
 
         require("torch", "export", "comparing against the PyTorch model")
-        from exporters.pipeline import ExportOptions, build_exportable
-        from exporters.torch_backend import torch_detector
-
-        name, _, weights = spec[len(TORCH_PREFIX):].partition("@")
-        return torch_detector(build_exportable(ExportOptions(model=name, weights=weights or None))), None
+        torch_tier = require("exporters.torch_backend", "export", "comparing against the PyTorch model")
+        return torch_tier.open_torch_operand(spec[len(TORCH_PREFIX):]), None
     return edgedet.load(spec, **({"providers": providers} if providers else {})), spec
 
 
@@ -76,7 +73,7 @@ def compare_cmd(a, b, image_dir, limit, iou_threshold, min_score, min_match, max
 def _raw_pair(det_a, path_a, det_b, path_b):
     """Raw-tensor taps for both sides when available (needs the host toolchain's onnx)."""
     try:
-        from exporters.raw_tap import raw_tap
+        from edgedet.onnx.raw_tap import raw_tap
     except ImportError:
         return None
     ta, tb = raw_tap(det_a, path_a), raw_tap(det_b, path_b)

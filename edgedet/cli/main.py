@@ -16,12 +16,14 @@ import click
 from edgedet import __version__
 from edgedet.errors import EdgeDetError
 
+# name -> "module:attribute", imported only when the command runs. `exporters.*` entries are the torch
+# tier: named here as strings, so the runtime package never imports it (tests/test_tiers.py).
 COMMANDS = {
-    "export": "edgedet.cli.export:export_cmd",
+    "export": "exporters.cli:export_cmd",
     "infer": "edgedet.cli.infer:infer_cmd",
     "eval": "edgedet.cli.evaluate:eval_cmd",
     "bench": "edgedet.cli.bench:bench_cmd",
-    "demo": "edgedet.cli.demo:demo_cmd",
+    "demo": "exporters.cli:demo_cmd",
     "doctor": "edgedet.cli.doctor:doctor_cmd",
     "compare": "edgedet.cli.compare:compare_cmd",
     "quantize": "edgedet.cli.quantize:quantize_cmd",

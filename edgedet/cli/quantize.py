@@ -37,7 +37,7 @@ def quantize_cmd(model, mode, calib_dir, calib_size, method, exclude, target, qu
                  sensitivity, budget, holdout_dir, sensitivity_mode, output):
     """Write an FP16 or INT8 copy of MODEL (an FP32 edgedet ONNX) with its manifest."""
     require("onnx", "export", "edgedet quantize")
-    from exporters.quantize.api import QuantizeOptions, quantize
+    from edgedet.onnx.quantize.api import QuantizeOptions, quantize
 
     if mode is None:
         raise InputError("choose --fp16 or --int8")
@@ -89,8 +89,8 @@ def _progress():
 def check_qdq_cmd(model, list_nodes):
     """Check MODEL's Q/DQ nodes against TensorRT's ONNX parser rules; exit 1 naming each violation."""
     require("onnx", "export", "edgedet check-qdq")
-    from exporters.onnx_tools import load_onnx
-    from exporters.quantize.check import check_qdq
+    from edgedet.onnx.tools import load_onnx
+    from edgedet.onnx.quantize.check import check_qdq
 
     m = load_onnx(model)
     if list_nodes:

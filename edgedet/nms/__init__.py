@@ -1,6 +1,15 @@
-"""Non-maximum suppression: the specification's reference oracle and the host path.
+"""Non-maximum suppression: one specification, every implementation findable from here.
 
-See docs/nms.md for the semantics every implementation follows.
+The semantics every implementation follows are in docs/nms.md.
+
+    specification  params.py (NMSParams), opdef.py (the EdgeDetNMS op's name, domain, attributes),
+                   reference.py (the executable oracle)
+    host           host.py (numpy, the runtime's NMS), topk.py (NMS-free top-k selection), boxes.py
+    ONNX graph     edgedet/onnx/nms/ (the EdgeDetNMS node and its function, standard-op body,
+                   EfficientNMS_TRT, top-k), ONNX/TensorRT tier
+    CUDA           edgedet/csrc/nms_kernels.cu (+ .h): the kernels the TensorRT plugin runs
+    plugin         edgedet/csrc/plugin/edgedet_nms_plugin.cpp, built by edgedet/trt/plugin_build.py
+    torch          exporters/nms_torch.py: the op as seen by torch.onnx.export (torch tier)
 """
 
 from edgedet.nms.boxes import NMSOutput

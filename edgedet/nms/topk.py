@@ -1,5 +1,5 @@
 """Score threshold + top-k, no NMS: the selection for end-to-end heads (DETR family, YOLOv10 / YOLO26
-end-to-end, RT-DETR), on the host. exporters/nms/topk.py builds the same function from standard ONNX ops.
+end-to-end, RT-DETR), on the host. edgedet/onnx/nms/topk.py builds the same function from standard ONNX ops.
 
 Semantics (docs/nms.md, "End-to-end heads"), per image:
   1. boxes are decoded and canonicalised as EdgeDetNMS steps 1-2 (corners or centre-size, no anchors);

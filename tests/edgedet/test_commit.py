@@ -283,7 +283,7 @@ def test_ctrl_c_rewrapped_by_a_library_still_exits_130(tmp_path, monkeypatch, re
     pytest.importorskip("onnxruntime")
     from click.testing import CliRunner
 
-    import exporters.quantize.api as qapi
+    import edgedet.onnx.quantize.api as qapi
     from edgedet.cli.main import cli
 
     def interrupted_import(*args, **kwargs):

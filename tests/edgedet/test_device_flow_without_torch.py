@@ -106,7 +106,7 @@ def contract_onnx(folder: Path) -> Path:
 
     from edgedet.manifest import InputInfo, Manifest, write_manifest
     from edgedet.nms import NMSParams
-    from exporters.nms import attach_nms
+    from edgedet.onnx.nms import attach_nms
 
     vi = helper.make_tensor_value_info
     nodes = [helper.make_node("Constant", [], ["shape"], value=helper.make_tensor("s", TensorProto.INT64, [3], [1, 48, 4])),

@@ -16,8 +16,8 @@ from edgedet.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
 from edgedet.backends.ort_split import HostNMS, Slice  # noqa: E402
 from edgedet.errors import InputError  # noqa: E402
 from edgedet.nms import NMSParams  # noqa: E402
-from exporters.nms import attach_nms  # noqa: E402
-from exporters.nms.edgedet_op import add_function_bodies, make_node  # noqa: E402
+from edgedet.onnx.nms import attach_nms  # noqa: E402
+from edgedet.onnx.nms.edgedet_op import add_function_bodies, make_node  # noqa: E402
 
 N, LEVELS, K1, C, K2, SIZE = 64, 3, 16, 5, 30, 32
 
@@ -136,7 +136,7 @@ def test_wire_reader_agrees_with_onnx(tmp_path):
     """The protobuf wire reader (no onnx import at run time) reads what the onnx package wrote."""
     from edgedet.backends import onnx_wire
     from edgedet.backends.ort_split import nms_params
-    from exporters.nms.edgedet_op import nms_nodes, params_from_node
+    from edgedet.onnx.nms.edgedet_op import nms_nodes, params_from_node
 
     model = two_stage_model()
     params = NMSParams(score_threshold=-0.5, iou_threshold=0.3, max_output_boxes=7, top_k=5000, background_class=-1,

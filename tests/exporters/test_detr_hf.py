@@ -129,8 +129,8 @@ def test_hf_onnx_export_through_attach_nms(detr, tmp_path):
 def test_fp16_and_int8_with_attention_kept_out(detr, tmp_path, calib_dir):
     import onnx
 
-    from exporters.quantize.api import QuantizeOptions, quantize
-    from exporters.quantize.check import check_qdq
+    from edgedet.onnx.quantize.api import QuantizeOptions, quantize
+    from edgedet.onnx.quantize.check import check_qdq
 
     em, res = detr
     img = scene(3)

@@ -59,7 +59,7 @@ def assert_raw_parity(em, path, size):
     noise in a ResNet-50 reaches 0.03 px on a 72 px coordinate of RetinaNet's largest anchors
     (exporters.pipeline.raw_tolerance applies the same rule when exporting).
     """
-    from exporters.raw_tap import onnx_raw_session
+    from edgedet.onnx.raw_tap import onnx_raw_session
 
     sess, names = onnx_raw_session(path)
     x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(7))

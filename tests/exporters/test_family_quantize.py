@@ -10,8 +10,8 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
 from exporters.pipeline import ExportOptions, export  # noqa: E402
-from exporters.quantize.api import QuantizeOptions, quantize  # noqa: E402
-from exporters.quantize.check import check_qdq  # noqa: E402
+from edgedet.onnx.quantize.api import QuantizeOptions, quantize  # noqa: E402
+from edgedet.onnx.quantize.check import check_qdq  # noqa: E402
 
 FAMILIES = [("ssdlite320_mobilenet_v3_large", 160), ("ssd300_vgg16", 300), ("retinanet_resnet50_fpn", 128),
             ("fcos_resnet50_fpn", 128), ("resnet18", 64), ("mobilenet_v3_large", 64), ("nano", 320),

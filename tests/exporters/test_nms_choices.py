@@ -10,7 +10,7 @@ pytest.importorskip("onnxruntime")
 import edgedet  # noqa: E402
 from edgedet import contract  # noqa: E402
 from edgedet.errors import InputError  # noqa: E402
-from exporters.nms import IMPLEMENTATIONS  # noqa: E402
+from edgedet.onnx.nms import IMPLEMENTATIONS  # noqa: E402
 from exporters.pipeline import NMS_CHOICES, ExportOptions, build_exportable, export  # noqa: E402
 
 SIZE = 160

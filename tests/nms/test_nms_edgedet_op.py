@@ -16,9 +16,9 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper  # noqa: E402
 
-from exporters.nms import attach_nms  # noqa: E402
-from exporters.nms.edgedet_op import add_function_bodies, make_node, nms_nodes, params_from_node  # noqa: E402
-from exporters.trt.strip import inspect_nms, strip_nms_function  # noqa: E402
+from edgedet.onnx.nms import attach_nms  # noqa: E402
+from edgedet.onnx.nms.edgedet_op import add_function_bodies, make_node, nms_nodes, params_from_node  # noqa: E402
+from edgedet.onnx.engine.strip import inspect_nms, strip_nms_function  # noqa: E402
 
 CONTRACT = list(contract.NMS_OUTPUTS)
 

@@ -17,8 +17,8 @@ from onnx import TensorProto, helper
 from edgedet import contract
 from edgedet.errors import ExportError, ModelError
 from edgedet.nms.params import NMSParams
-from exporters.nms import RawOutputs, raw_outputs
-from exporters.nms import efficient
+from edgedet.onnx.nms import RawOutputs, raw_outputs
+from edgedet.onnx.nms import efficient
 
 
 def attach(model, params=NMSParams(), anchors=None, **kwargs):

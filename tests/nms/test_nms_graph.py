@@ -1,4 +1,4 @@
-"""The standard-ops ONNX NMS graph (exporters/nms, implementation "graph") in ONNX Runtime equals the
+"""The standard-ops ONNX NMS graph (edgedet/onnx/nms, implementation "graph") in ONNX Runtime equals the
 reference: bit for bit where the spec is pure float32 arithmetic, to float tolerance where exp is
 involved (sigmoid, centre-size anchor decode), and it passes the ONNX checker."""
 
@@ -13,9 +13,9 @@ from edgedet.nms import NMSParams, reference_nms
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
-from exporters.nms import IMPLEMENTATIONS, attach_nms  # noqa: E402
-from exporters.nms.builder import NodeBuilder  # noqa: E402
-from exporters.nms.graph import build_nms  # noqa: E402
+from edgedet.onnx.nms import IMPLEMENTATIONS, attach_nms  # noqa: E402
+from edgedet.onnx.builder import NodeBuilder  # noqa: E402
+from edgedet.onnx.nms.body import build_nms  # noqa: E402
 
 CONTRACT = list(contract.NMS_OUTPUTS)
 

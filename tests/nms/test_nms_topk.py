@@ -1,5 +1,5 @@
 """End-to-end heads: score threshold + top-k without NMS, on the host (edgedet.nms.topk) and in the graph
-(exporters/nms/topk.py). The host path equals the NMS oracle with IoU 1.0 (nothing is suppressed); the
+(edgedet/onnx/nms/topk.py). The host path equals the NMS oracle with IoU 1.0 (nothing is suppressed); the
 graph equals the host path bit for bit, ties, thresholds and K > candidates included."""
 
 import numpy as np
@@ -14,7 +14,7 @@ from edgedet.nms.topk import TRT_MAX_TOPK, end_to_end_params, select_topk
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
-from exporters.nms.topk import attach_topk  # noqa: E402
+from edgedet.onnx.nms.topk import attach_topk  # noqa: E402
 
 CONTRACT = list(contract.NMS_OUTPUTS)
 

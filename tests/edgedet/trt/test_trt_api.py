@@ -76,7 +76,7 @@ def test_logger_subclass_collects_messages():
 
 
 def test_progress_monitor_subclass_on_real_base():
-    from exporters.trt.progress import ProgressLog, make_progress_monitor
+    from edgedet.onnx.engine.progress import ProgressLog, make_progress_monitor
 
     trt = _real_trt()
     said = []
@@ -96,7 +96,7 @@ def test_builder_flag_names_for_11x_exist_and_weak_typing_is_gone():
     """The lean 11.x bindings carry BuilderFlag/HardwareCompatibilityLevel: the names select_flags
     emits for 11.x must exist there, and the weak-typing flags must not (removed in 11.0)."""
     from edgedet.trt.version import TRTVersion
-    from exporters.trt.flags import BuildOptions, select_flags
+    from edgedet.onnx.engine.flags import BuildOptions, select_flags
 
     trt = _real_trt()
     version = TRTVersion.parse(trt.__version__)

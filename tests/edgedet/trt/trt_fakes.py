@@ -395,7 +395,7 @@ class FakeTRTModule:
 
 
 def tensorrt_section(version="10.3.0.30", cc="8.7", gpu="Fake GPU", **extra) -> dict:
-    """A manifest `tensorrt` section as exporters/trt/build.py writes it."""
+    """A manifest `tensorrt` section as edgedet/onnx/engine/build.py writes it."""
     return {"version": version, "module": "tensorrt", "precision": "strongly-typed", "version_compatible": False,
             "exclude_lean_runtime": False, "hardware_compatibility_level": "NONE",
             "gpu": {"name": gpu, "compute_capability": cc}, "profiles": [], "plugins": [], "dla_core": None, **extra}
