@@ -135,7 +135,7 @@ def yolov8n_like(work: Path) -> Path:
 
 def yolo_models(work: Path) -> tuple[dict[str, Path], Path | None]:
     from edgedet.nms.params import NMSParams
-    from exporters.byo import ByoSpec, attach_file
+    from edgedet.onnx.byo.attach import ByoSpec, attach_file
 
     source = ultralytics_onnx(work)
     base = _rename_input(source or yolov8n_like(work), work / "yolo_base.onnx")
@@ -148,7 +148,7 @@ def yolo_models(work: Path) -> tuple[dict[str, Path], Path | None]:
 
 
 def _rename_input(src: Path, out: Path, new: str = "source_images") -> Path:
-    """Copy of ``src`` whose image input is renamed: attach-nms (exporters/byo.py) currently emits a
+    """Copy of ``src`` whose image input is renamed: attach-nms (edgedet/onnx/byo/attach.py) currently emits a
     duplicate 'images' tensor when the input already has the contract's name (Ultralytics' does)."""
     import onnx
 

@@ -74,7 +74,7 @@ def bench_family(name: str, imgsz: int | None, iters: int, warmup: int, workdir:
            "inference_p50_ms": round(stats["inference"]["p50"], 2),
            "end_to_end_p50_ms": round(stats["end_to_end"]["p50"], 2), "stats": stats}
     if fp16:
-        from exporters.quantize.api import QuantizeOptions, quantize
+        from edgedet.onnx.quantize.api import QuantizeOptions, quantize
 
         half = workdir / f"{name}.fp16.onnx"
         t0 = time.perf_counter()
@@ -85,7 +85,7 @@ def bench_family(name: str, imgsz: int | None, iters: int, warmup: int, workdir:
                            "speedup_vs_fp32": round(stats["inference"]["p50"] / h["inference"]["p50"], 2),
                            "vs_fp32_on_photos": agreement(res.path, half, PHOTOS) if PHOTOS.is_dir() else None}
     if calib is not None:
-        from exporters.quantize.api import QuantizeOptions, quantize
+        from edgedet.onnx.quantize.api import QuantizeOptions, quantize
 
         int8 = workdir / f"{name}.int8-cpu.onnx"
         t0 = time.perf_counter()

@@ -43,7 +43,7 @@ def build_family(name: str, photos, imgsz: int | None):
 
 def make_variants(em, name: str, work: Path, calib_dir: Path) -> dict[str, Path]:
     from exporters.pipeline import ExportOptions, export
-    from exporters.quantize.api import QuantizeOptions, quantize
+    from edgedet.onnx.quantize.api import QuantizeOptions, quantize
 
     fp32 = work / f"{name}.onnx"
     # random torchvision heads score below their families' 0.05 NMS threshold: keep low-scoring boxes in the
@@ -78,7 +78,7 @@ def agreement(ref: Path, other: Path, images, per_image: int = 10) -> dict:
 
     import edgedet
     from edgedet.eval.compare import compare_detectors
-    from exporters.raw_tap import raw_tap
+    from edgedet.onnx.raw_tap import raw_tap
 
     with edgedet.load(ref) as a, edgedet.load(other) as b:
         tops = [np.sort(d.scores)[::-1] for d in a.predict(images)]

@@ -40,14 +40,14 @@ def synthetic(folder: Path, n: int, seed: int) -> Path:
 
 
 def feeds_of(folder: Path, input_info, limit: int | None = None):
-    from exporters.quantize.calibration import CalibrationSet
+    from edgedet.onnx.quantize.calibration import CalibrationSet
 
     return list(CalibrationSet(_files(folder, limit), input_info).batches())
 
 
 def _files(folder: Path, limit: int | None):
     from edgedet.preprocess import list_images
-    from exporters.quantize.calibration import evenly_spaced
+    from edgedet.onnx.quantize.calibration import evenly_spaced
 
     files = list_images(folder)
     return evenly_spaced(files, limit) if limit else files
@@ -58,14 +58,14 @@ def agreement_on(fp32: Path, variant: Path, feeds, min_score: float) -> dict:
     import onnx
 
     from edgedet.manifest import read_manifest
-    from exporters.quantize.sensitivity import DetectionProbe, agreement
+    from edgedet.onnx.quantize.sensitivity import DetectionProbe, agreement
 
     probe = DetectionProbe(read_manifest(fp32), feeds, min_score)
     return agreement(probe.detections(onnx.load(fp32)), probe.detections(onnx.load(variant)))
 
 
 def quantize_timed(src: Path, dst: Path, **kw) -> tuple[dict, float]:
-    from exporters.quantize.api import QuantizeOptions, quantize
+    from edgedet.onnx.quantize.api import QuantizeOptions, quantize
 
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -78,7 +78,7 @@ def quantize_timed(src: Path, dst: Path, **kw) -> tuple[dict, float]:
 def check(path: Path) -> int:
     import onnx
 
-    from exporters.quantize.check import check_qdq
+    from edgedet.onnx.quantize.check import check_qdq
 
     return len(check_qdq(onnx.load(path)))
 
@@ -149,7 +149,7 @@ def photo_coverage(fp32: Path, int8: Path, info, calib_feeds) -> dict:
     """The distribution-shift check with real photos as the held-out set (calibrated on synthetic images)."""
     import onnx
 
-    from exporters.quantize.sensitivity import range_coverage, shift_warning
+    from edgedet.onnx.quantize.sensitivity import range_coverage, shift_warning
 
     cov = range_coverage(onnx.load(fp32), onnx.load(int8), feeds_of(PHOTOS, info), calib_feeds)
     cov["warns"] = shift_warning(cov) is not None
