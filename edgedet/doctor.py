@@ -50,7 +50,8 @@ def tensorrt_info() -> dict:
             return {"module": module, "version": getattr(trt, "__version__", "?"),
                     "builder": hasattr(trt, "Builder"), "error": None}
         except Exception as exc:  # placeholder wheels and missing libnvinfer fail at import
-            return {"module": module, "version": None, "builder": False, "error": first_line(exc, 200)}
+            return {"module": module, "version": None, "builder": False,
+                    "error": first_line(exc, 200)}
     return {"module": None, "version": None, "builder": False, "error": "not installed"}
 
 

@@ -75,7 +75,6 @@ def read_class_names(path: str) -> list[str]:
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 BACKEND_ALIASES = {"ort": "onnxruntime", "trt": "tensorrt"}
-PROVIDER_SHORT_NAMES = ("cpu", "cuda", "gpu", "trt", "tensorrt")
 
 
 class Backend(click.ParamType):
@@ -87,29 +86,36 @@ class Backend(click.ParamType):
         name = str(value).strip().lower()
         name = BACKEND_ALIASES.get(name, name)
         if name not in BACKENDS:
-            self.fail(f"unknown backend '{value}'; choose auto, onnxruntime or tensorrt", param, ctx)
+            self.fail(f"unknown backend '{value}'; choose auto, onnxruntime or tensorrt",
+                      param, ctx)
         return name
 
 
 class Providers(click.ParamType):
-    """'cuda,cpu' -> ('cuda', 'cpu'): short names or full ONNX Runtime provider names, in order."""
+    """'cuda,cpu' -> ('cuda', 'cpu'): short names or full ONNX Runtime provider names, in order.
+    Whether each is installed here is checked when the model opens."""
 
     name = "providers"
 
     def convert(self, value, param, ctx):
+        from edgedet.backends.onnxruntime import PROVIDER_ALIASES  # the short names' one home
+
         if isinstance(value, tuple):
             return value
         names = tuple(n.strip() for n in str(value).split(",") if n.strip())
         if not names:
             self.fail(f"'{value}' names no provider; give e.g. cpu or cuda,cpu", param, ctx)
         for n in names:
-            if n.lower() not in PROVIDER_SHORT_NAMES and not n.endswith("ExecutionProvider"):
-                self.fail(f"'{n}' is not an ONNX Runtime provider; use {', '.join(PROVIDER_SHORT_NAMES)} or a full "
-                          "name such as CPUExecutionProvider", param, ctx)
+            if n.lower() not in PROVIDER_ALIASES and not n.endswith("ExecutionProvider"):
+                short = ", ".join(PROVIDER_ALIASES)
+                self.fail(f"'{n}' is not an ONNX Runtime provider; use {short} or a full name "
+                          "such as CPUExecutionProvider", param, ctx)
         return names
 
 
-PROVIDERS_HELP = "ONNX Runtime providers in order of preference: cpu, cuda, trt, or full names (e.g. cuda,cpu)."
+PROVIDERS_HELP = ("ONNX Runtime providers in order of preference: cpu, cuda, trt, or full names "
+                  "(e.g. cuda,cpu).")
+BACKEND_HELP = "auto (from the file type: .engine/.plan/.trt -> tensorrt), onnxruntime or tensorrt."
 
 
 def providers_option(fn):
@@ -121,7 +127,7 @@ def backend_options(fn):
     """--backend and --providers: which runtime opens the artifact, and ONNX Runtime's providers."""
     fn = providers_option(fn)
     return click.option("--backend", type=Backend(), default="auto", show_default=True,
-                        help="auto (from the file type: .engine/.plan/.trt -> tensorrt), onnxruntime or tensorrt.")(fn)
+                        help=BACKEND_HELP)(fn)
 
 
 def load_options(artifact, backend: str = "auto", providers: tuple[str, ...] | None = None) -> dict:
@@ -133,9 +139,10 @@ def load_options(artifact, backend: str = "auto", providers: tuple[str, ...] | N
 
     if not providers:
         return {"backend": backend}
-    if backend == "tensorrt" or (backend == "auto" and Path(str(artifact)).suffix.lower() in ENGINE_SUFFIXES):
-        raise InputError(f"--providers applies to ONNX Runtime, but {artifact} runs on TensorRT; drop --providers "
-                         "or open an ONNX model")
+    engine = Path(str(artifact)).suffix.lower() in ENGINE_SUFFIXES
+    if backend == "tensorrt" or (backend == "auto" and engine):
+        raise InputError(f"--providers applies to ONNX Runtime, but {artifact} runs on TensorRT; "
+                         "drop --providers or open an ONNX model")
     return {"backend": backend, "providers": list(providers)}
 
 
@@ -147,11 +154,12 @@ def json_report_option(fn):
 
 def print_json_option(fn):
     """--print-json: the report as JSON on stdout instead of text (for scripts)."""
-    return click.option("--print-json", is_flag=True, help="Print the report as JSON on stdout instead of text.")(fn)
+    return click.option("--print-json", is_flag=True,
+                        help="Print the report as JSON on stdout instead of text.")(fn)
 
 
 def check_json_path(json_path, inputs) -> None:
-    """Fail before the run, not after it: --json must be writable and none of the command's inputs."""
+    """Fail before the run, not after it: --json writable, and none of the command's inputs."""
     if json_path:
         from edgedet.fileio import check_not_input, check_writable
 
@@ -159,7 +167,7 @@ def check_json_path(json_path, inputs) -> None:
 
 
 def write_json_report(json_path, report: dict, err: bool = False) -> None:
-    """Write --json's report atomically and say where (on stderr with ``err``, when stdout carries JSON)."""
+    """Write --json's report atomically and say where (on stderr with ``err``: stdout is JSON)."""
     import json
 
     from edgedet.fileio import write_text_atomic

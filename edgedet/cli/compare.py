@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from edgedet.cli.common import (FRACTION, POSITIVE, check_json_path, json_report_option, load_options,
-                                providers_option, write_json_report)
+from edgedet.cli.common import (FRACTION, POSITIVE, check_json_path, json_report_option,
+                                load_options, providers_option, write_json_report)
 from edgedet.errors import InputError
 
 TORCH_PREFIX = "torch:"
@@ -41,7 +41,7 @@ def compare_cmd(a, b, image_dir, limit, iou_threshold, min_score, min_match, max
     from edgedet.manifest import random_weights_note
     from edgedet.preprocess import list_images, read_image
 
-    check_json_path(json_path, [a, b, f"{a}.json", f"{b}.json"])  # fail before the run, not after it
+    check_json_path(json_path, [a, b, f"{a}.json", f"{b}.json"])  # before the run, not after it
     images = [read_image(p) for p in list_images(image_dir, limit)]
     det_a, path_a = open_operand(a, providers)
     det_b, path_b = open_operand(b, providers)

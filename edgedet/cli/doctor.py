@@ -6,7 +6,8 @@ import json
 
 import click
 
-from edgedet.cli.common import check_json_path, json_report_option, print_json_option, write_json_report
+from edgedet.cli.common import (check_json_path, json_report_option, print_json_option,
+                                write_json_report)
 
 
 @click.command("doctor")

@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from edgedet.cli.common import (POSITIVE, backend_options, check_json_path, json_report_option, load_options,
-                                write_json_report)
+from edgedet.cli.common import (POSITIVE, backend_options, check_json_path, json_report_option,
+                                load_options, write_json_report)
 
 
 @click.command("eval")

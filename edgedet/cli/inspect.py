@@ -6,7 +6,8 @@ import json
 
 import click
 
-from edgedet.cli.common import check_json_path, json_report_option, print_json_option, write_json_report
+from edgedet.cli.common import (check_json_path, json_report_option, print_json_option,
+                                write_json_report)
 
 
 @click.command("inspect")
@@ -19,7 +20,7 @@ def inspect_cmd(engine, layers, plugins, json_path, print_json):
     """Report on ENGINE: how it was built, whether this machine can load it (and why not)."""
     from edgedet.trt.inspect import inspect_engine
 
-    check_json_path(json_path, [engine, f"{engine}.json"])  # fail before the inspection, not after it
+    check_json_path(json_path, [engine, f"{engine}.json"])  # before the inspection, not after
     r = inspect_engine(engine, layers=layers, plugin_paths=list(plugins))
     if print_json:
         click.echo(json.dumps(r, indent=2, default=str))

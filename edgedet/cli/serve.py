@@ -26,7 +26,7 @@ def serve_cmd(model, name, address, http_port, grpc_port, metrics_port, instance
     """Serve MODEL over HTTP and gRPC with Triton's dynamic batching, until Ctrl-C."""
     from edgedet.serve import ServeOptions, serve
 
-    load_options(model, backend, providers)  # --providers for an engine fails now, not in each instance
+    load_options(model, backend, providers)  # --providers for an engine: refused now, once
     opts = ServeOptions(name, address, http_port, grpc_port, metrics_port, instances, max_batch,
                         not no_dynamic_batching, queue_delay_us, backend,
                         ",".join(providers) if providers else None, log_verbose)

@@ -138,23 +138,31 @@ def test_backend_options_are_one_group(name):
     params = {o.name: o for o in group.get_command(None, name).params}
     ref = {o.name: o for o in group.get_command(None, "infer").params}
     for opt in ("backend", "providers"):
-        assert params[opt].help == ref[opt].help and type(params[opt].type) is type(ref[opt].type), (name, opt)
+        assert params[opt].help == ref[opt].help, (name, opt)
+        assert type(params[opt].type) is type(ref[opt].type), (name, opt)
 
 
 def test_backend_and_providers_parse_and_refuse_the_same_way(tiny_nms, image_dir, tmp_path):
     from edgedet.cli.common import load_options
 
-    assert load_options(tiny_nms, "onnxruntime", ("cpu",)) == {"backend": "onnxruntime", "providers": ["cpu"]}
-    r = run("bench", tiny_nms, "--iters", 1, "--warmup", 0, "--backend", "ORT", "--providers", " cpu, ")
+    want = {"backend": "onnxruntime", "providers": ["cpu"]}
+    assert load_options(tiny_nms, "onnxruntime", ("cpu",)) == want
+    r = run("bench", tiny_nms, "--iters", 1, "--warmup", 0, "--backend", "ORT",
+            "--providers", " cpu, ")
     assert r.exit_code == 0, r.output
-    for cmd in (["bench", tiny_nms], ["eval", tiny_nms, "--data", tmp_path], ["infer", tiny_nms, tmp_path]):
+    cmds = (["bench", tiny_nms], ["eval", tiny_nms, "--data", tmp_path],
+            ["infer", tiny_nms, tmp_path])
+    for cmd in cmds:
         one_line_error(run(*cmd, "--backend", "openvino"), "unknown backend 'openvino'")
-        one_line_error(run(*cmd, "--providers", "openvino"), "'openvino' is not an ONNX Runtime provider")
+        one_line_error(run(*cmd, "--providers", "openvino"),
+                       "'openvino' is not an ONNX Runtime provider")
         one_line_error(run(*cmd, "--providers", ","), "names no provider")
     eng = tmp_path / "m.engine"
     eng.write_bytes(b"plan")
-    one_line_error(run("bench", eng, "--providers", "cpu"), "--providers applies to ONNX Runtime", "m.engine")
-    one_line_error(run("compare", eng, tiny_nms, "--images", image_dir, "--providers", "cpu"), "runs on TensorRT")
+    one_line_error(run("bench", eng, "--providers", "cpu"),
+                   "--providers applies to ONNX Runtime", "m.engine")
+    one_line_error(run("compare", eng, tiny_nms, "--images", image_dir, "--providers", "cpu"),
+                   "runs on TensorRT")
 
 
 def test_cli_entry_point_runs_as_module():
