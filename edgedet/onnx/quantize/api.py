@@ -247,10 +247,3 @@ def _write(model, output: Path, manifest, precision: dict, source) -> None:
     m.source = {"onnx": str(source), "sha256": sha256_file(source), "from": manifest.source}
     m.artifact, m.created, m.tools = {}, "", {}
     write_onnx_artifact(model, output, m)  # artifact + manifest as one transaction
-
-
-def fp32_sibling(path: str | os.PathLike) -> Path | None:
-    """The FP32 ONNX a quantised artifact came from (for compare), if its manifest records it."""
-    m = read_manifest(path, verify=False)
-    src = m.source.get("onnx")
-    return Path(src) if src and manifest_path(src).exists() else None
