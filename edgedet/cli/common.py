@@ -82,6 +82,9 @@ class Backend(click.ParamType):
 
     name = "backend"
 
+    def get_metavar(self, param, ctx=None):
+        return "[" + "|".join(BACKENDS) + "]"
+
     def convert(self, value, param, ctx):
         name = str(value).strip().lower()
         name = BACKEND_ALIASES.get(name, name)
