@@ -55,8 +55,15 @@ test-fast: env
 nano-weights: env
 	$(PY) -m exporters.nano.train
 
+# the CPU benchmarks that need only this repository (benchmarks/run_all.py says which); results in BENCH_OUT
+BENCH_OUT ?= bench-output
 bench: env
-	$(PY) benchmarks/run_all.py --out benchmarks/results
+	$(PY) benchmarks/run_all.py --out $(BENCH_OUT)
+
+# on a machine with an NVIDIA GPU and nvcc: CUDA builds, cuda-marked tests, GPU benchmarks (its own python3)
+GPU_OUT ?= gpu-output
+gpu:
+	OUT=$(abspath $(GPU_OUT)) PYTHON=$(PYTHON) bash benchmarks/gpu/run.sh
 
 clean:
 	rm -rf $(VENV) $(SERVE_VENV) demo-output .pytest_cache .coverage

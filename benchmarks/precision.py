@@ -20,7 +20,6 @@ from pathlib import Path
 from benchmarks.common import photo_crops, realistic_random_model, write_results
 
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
-VARIANTS = ("fp32", "fp16", "int8", "int8-cpu")
 
 
 def load_photos(folder: Path):

@@ -9,6 +9,7 @@ import platform
 import shutil
 import subprocess
 
+from edgedet.errors import first_line
 from edgedet.trt.loader import HOWTO as TRT_INSTALL  # one install text for doctor, build and the backend
 
 TRT_HOWTO = "TensorRT is not importable. Get it: " + TRT_INSTALL
@@ -49,7 +50,8 @@ def tensorrt_info() -> dict:
             return {"module": module, "version": getattr(trt, "__version__", "?"),
                     "builder": hasattr(trt, "Builder"), "error": None}
         except Exception as exc:  # placeholder wheels and missing libnvinfer fail at import
-            return {"module": module, "version": None, "builder": False, "error": str(exc).splitlines()[0][:200]}
+            return {"module": module, "version": None, "builder": False,
+                    "error": first_line(exc, 200)}
     return {"module": None, "version": None, "builder": False, "error": "not installed"}
 
 

@@ -55,3 +55,13 @@ def require(module: str, extra: str, purpose: str):
             f"{purpose} needs the Python package '{module.split('.')[0]}', which is not installed "
             f"({exc}); install it with: pip install 'edgedet[{extra}]'"
         ) from None
+
+
+def first_line(error: BaseException | str, limit: int | None = 200) -> str:
+    """The first non-blank line of an exception's (or a log message's) text, stripped and cut to
+    ``limit`` characters, for one-line error messages. An exception with no text
+    (``str(KeyError())`` is '') gives its type name; an empty string gives ''."""
+    line = next((part.strip() for part in str(error).splitlines() if part.strip()), "")
+    if not line and isinstance(error, BaseException):
+        line = type(error).__name__
+    return line[:limit] if limit is not None else line

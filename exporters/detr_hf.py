@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgedet.errors import ExportError, InputError
+from edgedet.errors import ExportError, InputError, first_line
 from edgedet.nms.topk import end_to_end_params
 from exporters.base import ExportableModel, Normalize
 
@@ -82,7 +82,7 @@ def load_detr(weights: str | None, num_classes: int | None):
         try:
             model = tf.DetrForObjectDetection.from_pretrained(str(folder), local_files_only=True)
         except (OSError, ValueError) as exc:
-            raise InputError(f"cannot load DETR from {folder}: {str(exc).splitlines()[0][:200]}") from None
+            raise InputError(f"cannot load DETR from {folder}: {first_line(exc, 200)}") from None
         return model.eval(), False
     torch.manual_seed(0)
     return tf.DetrForObjectDetection(tiny_config(num_classes)).eval(), True

@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from edgedet.errors import ExportError
+from edgedet.errors import ExportError, first_line
 from edgedet.nms.params import NMSParams
 from exporters.base import ExportableModel, Normalize
 from exporters.nms_torch import edgedet_nms
@@ -179,7 +179,7 @@ def build_two_stage(name: str, state, imgsz, num_classes, uint8_input, source, s
     try:
         module = TwoStageDetector(model, size, uint8_input).eval()
     except RuntimeError as exc:
-        raise ExportError(f"{name} cannot run at --imgsz {size} ({str(exc).splitlines()[0][:120]})") from None
+        raise ExportError(f"{name} cannot run at --imgsz {size} ({first_line(exc, 120)})") from None
     outputs = ("num_dets", "det_boxes", "det_scores", "det_classes") + (("det_masks",) if module.masks else ())
     t = model.transform
     return ExportableModel(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgedet.errors import ExportError
+from edgedet.errors import ExportError, first_line
 from edgedet.nms.params import NMSParams
 from exporters.base import ExportableModel, Normalize
 
@@ -120,7 +120,7 @@ def build_torchvision(name: str, state: dict | None, imgsz: int | None, num_clas
     try:
         module = wrapper(model, (size, size), uint8_input).eval()
     except RuntimeError as exc:  # e.g. SSD300's VGG extras collapse below ~270 px
-        raise ExportError(f"{name} cannot run at --imgsz {size} ({str(exc).splitlines()[0][:120]}); "
+        raise ExportError(f"{name} cannot run at --imgsz {size} ({first_line(exc, 120)}); "
                           f"use a larger size (default {default_size})") from None
     names = coco_categories() if classes == 91 else [f"class{i}" for i in range(classes)]
     nms = NMSParams(score_threshold=model.score_thresh, iou_threshold=model.nms_thresh,

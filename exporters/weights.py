@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edgedet.errors import InputError
+from edgedet.errors import InputError, first_line
 from edgedet.fileio import sha256_file
 
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "ema")
@@ -24,7 +24,7 @@ def load_state_dict(path: str | os.PathLike) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, zip errors, unsupported globals
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc, 200)
         raise InputError(f"cannot read weights {path}: {first}. edgedet needs a state_dict saved with "
                          "torch.save(model.state_dict(), path); full pickled models are refused for safety") from None
     if isinstance(obj, dict):

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from edgedet.errors import InputError
 
-ONNX_SUFFIXES = (".onnx",)
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
 

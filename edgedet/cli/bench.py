@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from edgedet.cli.common import NON_NEGATIVE, POSITIVE, int_list
+from edgedet.cli.common import (NON_NEGATIVE, POSITIVE, backend_options, check_json_path, int_list,
+                                json_report_option, load_options, write_json_report)
 from edgedet.errors import InputError
 
 
@@ -17,11 +16,10 @@ from edgedet.errors import InputError
 @click.option("--iters", type=POSITIVE, default=50, show_default=True)
 @click.option("--warmup", type=NON_NEGATIVE, default=10, show_default=True)
 @click.option("--images", "image_dir", type=click.Path(file_okay=False), help="Folder of real images (else random 640x480 frames).")
-@click.option("--backend", default="auto", show_default=True)
-@click.option("--providers", help="ONNX Runtime providers, e.g. cpu.")
+@backend_options
 @click.option("--cuda-graph", type=click.Choice(["on", "off", "both"]),
               help="TensorRT engines: replay CUDA graphs (on), not (off), or measure both.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the statistics here.")
+@json_report_option
 @click.option("--max-frames", type=int, help="With SOURCE: stop after this many frames per stream.")
 @click.option("--duration", type=float, help="With SOURCE: stop after this many seconds (live sources).")
 @click.pass_context
@@ -32,6 +30,8 @@ def bench_cmd(ctx, artifact, source, batches, iters, warmup, image_dir, backend,
     With SOURCE (a video, URL, camera or source list): the stream pipeline end to end (pipeline
     FPS, per-stage times, capture-to-result latency, dropped frames), see docs/streams.md.
     """
+    opts = load_options(artifact, backend, providers)
+    check_json_path(json_path, [artifact, f"{artifact}.json"])  # fail before the run, not after it
     if source:
         from edgedet.streams.cli import bench_stream
 
@@ -39,17 +39,13 @@ def bench_cmd(ctx, artifact, source, batches, iters, warmup, image_dir, backend,
         return bench_stream(artifact, source, backend, providers, batch, max_frames, duration, json_path)
     import edgedet
     from edgedet.bench import BenchConfig, bench_detector, format_table, machine_info, synthetic_images
-    from edgedet.fileio import check_not_input, check_writable, write_text_atomic
     from edgedet.preprocess import list_images, read_image
 
-    if json_path:  # fail before the run, not after it
-        check_not_input([check_writable(json_path)], [artifact, f"{artifact}.json"])
     sizes = int_list(batches, "--batch")
     if iters < 1 or warmup < 0:
         raise InputError("--iters must be >= 1 and --warmup >= 0")
     images = [read_image(p) for p in list_images(image_dir)] if image_dir else synthetic_images(8)
-    opts = {"providers": providers} if providers else {}
-    with edgedet.load(artifact, backend=backend, **opts) as det:
+    with edgedet.load(artifact, **opts) as det:
         fixed = det.backend.inputs[0].shape[0]
         if fixed and any(b != fixed for b in sizes):
             raise InputError(f"{artifact} has a fixed batch of {fixed}; use --batch {fixed} or export with --dynamic-batch")
@@ -76,8 +72,7 @@ def bench_cmd(ctx, artifact, source, batches, iters, warmup, image_dir, backend,
         click.echo(format_table(res))
     click.echo("includes: " + "; ".join(f"{k} = {v}" for k, v in report["stages"].items()))
     if json_path:
-        write_text_atomic(json_path, json.dumps(report, indent=2) + "\n")
-        click.echo(f"wrote {json_path}")
+        write_json_report(json_path, report)
 
 
 def _graph_runs(det, cuda_graph: str | None, run) -> list[tuple[str | None, dict]]:

@@ -1,4 +1,13 @@
-"""Option parsing helpers shared by CLI commands."""
+"""Option groups and parsing helpers shared by CLI commands.
+
+One decorator per option that several commands take (Polygraphy's tools/args argument groups are the
+model): the same name, help text, parsing and validation everywhere.
+- ``backend_options``: ``--backend`` and ``--providers`` (which runtime opens the artifact);
+  ``providers_option`` alone where the backend follows the file type.
+- ``json_report_option``: ``--json PATH`` writes the command's report as JSON to PATH, in every
+  command (as trtexec's ``--exportTimes=<file>``); ``print_json_option``: ``--print-json`` prints it
+  to stdout instead of the text report (commands whose report is quick to make: doctor, inspect).
+"""
 
 from __future__ import annotations
 
@@ -62,3 +71,109 @@ def read_class_names(path: str) -> list[str]:
     if not names:
         raise InputError(f"--class-names file {path} holds no names; give one name per line")
     return names
+
+
+BACKENDS = ("auto", "onnxruntime", "tensorrt")
+BACKEND_ALIASES = {"ort": "onnxruntime", "trt": "tensorrt"}
+
+
+class Backend(click.ParamType):
+    """auto, onnxruntime or tensorrt (ort and trt accepted), case-insensitive."""
+
+    name = "backend"
+
+    def get_metavar(self, param, ctx=None):
+        return "[" + "|".join(BACKENDS) + "]"
+
+    def convert(self, value, param, ctx):
+        name = str(value).strip().lower()
+        name = BACKEND_ALIASES.get(name, name)
+        if name not in BACKENDS:
+            self.fail(f"unknown backend '{value}'; choose auto, onnxruntime or tensorrt",
+                      param, ctx)
+        return name
+
+
+class Providers(click.ParamType):
+    """'cuda,cpu' -> ('cuda', 'cpu'): short names or full ONNX Runtime provider names, in order.
+    Whether each is installed here is checked when the model opens."""
+
+    name = "providers"
+
+    def convert(self, value, param, ctx):
+        from edgedet.backends.onnxruntime import PROVIDER_ALIASES  # the short names' one home
+
+        if isinstance(value, tuple):
+            return value
+        names = tuple(n.strip() for n in str(value).split(",") if n.strip())
+        if not names:
+            self.fail(f"'{value}' names no provider; give e.g. cpu or cuda,cpu", param, ctx)
+        for n in names:
+            if n.lower() not in PROVIDER_ALIASES and not n.endswith("ExecutionProvider"):
+                short = ", ".join(PROVIDER_ALIASES)
+                self.fail(f"'{n}' is not an ONNX Runtime provider; use {short} or a full name "
+                          "such as CPUExecutionProvider", param, ctx)
+        return names
+
+
+PROVIDERS_HELP = ("ONNX Runtime providers in order of preference: cpu, cuda, trt, or full names "
+                  "(e.g. cuda,cpu).")
+BACKEND_HELP = "auto (from the file type: .engine/.plan/.trt -> tensorrt), onnxruntime or tensorrt."
+
+
+def providers_option(fn):
+    """--providers, for commands whose backend follows the artifact's file type."""
+    return click.option("--providers", type=Providers(), help=PROVIDERS_HELP)(fn)
+
+
+def backend_options(fn):
+    """--backend and --providers: which runtime opens the artifact, and ONNX Runtime's providers."""
+    fn = providers_option(fn)
+    return click.option("--backend", type=Backend(), default="auto", show_default=True,
+                        help=BACKEND_HELP)(fn)
+
+
+def load_options(artifact, backend: str = "auto", providers: tuple[str, ...] | None = None) -> dict:
+    """Keyword arguments for edgedet.load from --backend/--providers; InputError when --providers is
+    given for an artifact that runs on TensorRT (it has no providers)."""
+    from pathlib import Path
+
+    from edgedet.backends import ENGINE_SUFFIXES
+
+    if not providers:
+        return {"backend": backend}
+    engine = Path(str(artifact)).suffix.lower() in ENGINE_SUFFIXES
+    if backend == "tensorrt" or (backend == "auto" and engine):
+        raise InputError(f"--providers applies to ONNX Runtime, but {artifact} runs on TensorRT; "
+                         "drop --providers or open an ONNX model")
+    return {"backend": backend, "providers": list(providers)}
+
+
+def json_report_option(fn):
+    """--json PATH: also write the command's report as JSON to PATH (checked before the run)."""
+    return click.option("--json", "json_path", type=click.Path(dir_okay=False),
+                        help="Also write the report as JSON to this file.")(fn)
+
+
+def print_json_option(fn):
+    """--print-json: the report as JSON on stdout instead of text (for scripts)."""
+    return click.option("--print-json", is_flag=True,
+                        help="Print the report as JSON on stdout instead of text.")(fn)
+
+
+def check_json_path(json_path, inputs) -> None:
+    """Fail before the run, not after it: --json writable, and none of the command's inputs."""
+    if json_path:
+        from edgedet.fileio import check_not_input, check_writable
+
+        check_not_input([check_writable(json_path)], inputs)
+
+
+def write_json_report(json_path, report: dict, err: bool = False) -> None:
+    """Write --json's report atomically and say where (on stderr with ``err``: stdout is JSON)."""
+    import json
+
+    from edgedet.fileio import write_text_atomic
+
+    write_text_atomic(json_path, json.dumps(report, indent=2, default=str) + "\n")
+    click.echo(f"wrote {json_path}", err=err)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from edgedet.cli.common import FRACTION, POSITIVE
+from edgedet.cli.common import (FRACTION, POSITIVE, check_json_path, json_report_option,
+                                load_options, providers_option, write_json_report)
 from edgedet.errors import InputError
 
 TORCH_PREFIX = "torch:"
 
 
-def open_operand(spec: str, providers: str | None):
+def open_operand(spec: str, providers: tuple[str, ...] | None):
     """'model.onnx' / 'model.engine' / 'torch:NAME[@weights.pt]' -> (Detector, artifact path or None)."""
     import edgedet
 
@@ -22,7 +21,7 @@ def open_operand(spec: str, providers: str | None):
         require("torch", "export", "comparing against the PyTorch model")
         torch_tier = require("exporters.torch_backend", "export", "comparing against the PyTorch model")
         return torch_tier.open_torch_operand(spec[len(TORCH_PREFIX):]), None
-    return edgedet.load(spec, **({"providers": providers} if providers else {})), spec
+    return edgedet.load(spec, **load_options(spec, "auto", providers)), spec
 
 
 @click.command("compare")
@@ -34,17 +33,15 @@ def open_operand(spec: str, providers: str | None):
 @click.option("--min-score", type=FRACTION, default=0.25, show_default=True, help="Compare detections above this score.")
 @click.option("--min-match", type=FRACTION, help="Fail (exit 1) if matched fraction (either side) is below this.")
 @click.option("--max-score-delta", type=FRACTION, help="Fail (exit 1) if the mean score delta exceeds this.")
-@click.option("--providers", help="ONNX Runtime providers, e.g. cpu.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report here.")
+@providers_option
+@json_report_option
 def compare_cmd(a, b, image_dir, limit, iou_threshold, min_score, min_match, max_score_delta, providers, json_path):
     """Compare detector B against reference A (files, or torch:NAME for the PyTorch model)."""
     from edgedet.eval.compare import compare_classifiers, compare_detectors
-    from edgedet.fileio import check_not_input, check_writable, write_text_atomic
     from edgedet.manifest import random_weights_note
     from edgedet.preprocess import list_images, read_image
 
-    if json_path:  # fail before the run, not after it
-        check_not_input([check_writable(json_path)], [a, b, f"{a}.json", f"{b}.json"])
+    check_json_path(json_path, [a, b, f"{a}.json", f"{b}.json"])  # before the run, not after it
     images = [read_image(p) for p in list_images(image_dir, limit)]
     det_a, path_a = open_operand(a, providers)
     det_b, path_b = open_operand(b, providers)
@@ -63,7 +60,7 @@ def compare_cmd(a, b, image_dir, limit, iou_threshold, min_score, min_match, max
     report.update({"a": a, "b": b, "images_dir": image_dir})
     click.echo(format_classify(report) if report.get("task") == "classify" else format_report(report))
     if json_path:
-        write_text_atomic(json_path, json.dumps(report, indent=2) + "\n")
+        write_json_report(json_path, report)
     failures = gate(report, min_match, max_score_delta)
     if failures:
         click.echo(f"edgedet: error: parity gate failed: {'; '.join(failures)}", err=True)

@@ -6,17 +6,29 @@ import json
 
 import click
 
+from edgedet.cli.common import (check_json_path, json_report_option, print_json_option,
+                                write_json_report)
+
 
 @click.command("doctor")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def doctor_cmd(as_json):
+@json_report_option
+@print_json_option
+def doctor_cmd(json_path, print_json):
     """Report what this machine has and what edgedet can do on it."""
     from edgedet.doctor import advice, report
 
+    check_json_path(json_path, [])  # fail before the probes, not after them
     r = report()
-    if as_json:
-        click.echo(json.dumps({**r, "advice": advice(r)}, indent=2))
-        return
+    tips = advice(r)
+    if print_json:
+        click.echo(json.dumps({**r, "advice": tips}, indent=2))
+    else:
+        _print_text(r, tips)
+    if json_path:
+        write_json_report(json_path, {**r, "advice": tips}, err=print_json)
+
+
+def _print_text(r: dict, tips: list[str]) -> None:
     click.echo(f"edgedet {r['edgedet']}  python {r['python']}  {r['platform']}")
     for name, version in r["packages"].items():
         click.echo(f"  {name:24s} {version or '-'}")
@@ -33,7 +45,6 @@ def doctor_cmd(as_json):
     click.echo("can:")
     for what, ok in r["can"].items():
         click.echo(f"  [{'x' if ok else ' '}] {what}")
-    tips = advice(r)
     if tips:
         click.echo("to do:")
         for t in tips:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from edgedet.cli.common import FRACTION
+from edgedet.cli.common import FRACTION, backend_options, load_options
 from edgedet.errors import EdgeDetError, InputError
 from edgedet.streams.cli import stream_options
 
@@ -61,8 +61,7 @@ def output_names(files: list[Path], out: Path) -> list[Path]:
 @click.option("--score-threshold", type=FRACTION, help="NMS score threshold (host NMS, or a model exported with "
               "--runtime-thresholds); the manifest's value otherwise.")
 @click.option("--iou-threshold", type=FRACTION, help="NMS IoU threshold (same conditions as --score-threshold).")
-@click.option("--backend", default="auto", show_default=True, help="auto, onnxruntime or tensorrt.")
-@click.option("--providers", help="ONNX Runtime providers, e.g. cpu or cuda,cpu.")
+@backend_options
 @click.option("--no-draw", is_flag=True, help="Write only the JSON, no annotated images.")
 @click.option("--skip-bad", is_flag=True, help="Warn about unreadable images and go on instead of stopping.")
 @stream_options
@@ -75,6 +74,7 @@ def infer_cmd(model, images, out_dir, min_score, score_threshold, iou_threshold,
     """
     from edgedet.streams.cli import infer_streams, wants_streams
 
+    opts = load_options(model, backend, providers)
     if wants_streams(images):
         return infer_streams(model, images, out_dir, min_score, score_threshold, iou_threshold, backend, providers,
                              no_draw, **stream)
@@ -82,8 +82,7 @@ def infer_cmd(model, images, out_dir, min_score, score_threshold, iou_threshold,
     from edgedet.fileio import check_not_input, check_writable
 
     out = Path(out_dir)
-    opts = {"providers": providers} if providers else {}
-    with edgedet.load(model, backend=backend, **opts) as det:
+    with edgedet.load(model, **opts) as det:
         files = collect_images(images)
         targets = [] if no_draw else output_names(files, out)
         json_out = check_writable(out / "detections.json")  # fail before the run, not after it

@@ -6,20 +6,31 @@ import json
 
 import click
 
+from edgedet.cli.common import (check_json_path, json_report_option, print_json_option,
+                                write_json_report)
+
 
 @click.command("inspect")
 @click.argument("engine", type=click.Path(dir_okay=False))
 @click.option("--layers", is_flag=True, help="Per-layer information from TensorRT's engine inspector (full TensorRT).")
 @click.option("--plugin", "plugins", multiple=True, type=click.Path(), help="Extra plugin library or folder to search.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def inspect_cmd(engine, layers, plugins, as_json):
+@json_report_option
+@print_json_option
+def inspect_cmd(engine, layers, plugins, json_path, print_json):
     """Report on ENGINE: how it was built, whether this machine can load it (and why not)."""
     from edgedet.trt.inspect import inspect_engine
 
+    check_json_path(json_path, [engine, f"{engine}.json"])  # before the inspection, not after
     r = inspect_engine(engine, layers=layers, plugin_paths=list(plugins))
-    if as_json:
+    if print_json:
         click.echo(json.dumps(r, indent=2, default=str))
-        return
+    else:
+        _print_text(r, layers)
+    if json_path:
+        write_json_report(json_path, r, err=print_json)
+
+
+def _print_text(r: dict, layers: bool) -> None:
     b, m = r["built"], r["manifest"]
     click.echo(f"{r['engine']}: {r['bytes'] / 1e6:.1f} MB")
     if m:

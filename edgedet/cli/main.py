@@ -14,7 +14,7 @@ import warnings
 import click
 
 from edgedet import __version__
-from edgedet.errors import EdgeDetError
+from edgedet.errors import EdgeDetError, first_line
 
 # name -> "module:attribute", imported only when the command runs. `exporters.*` entries are the torch
 # tier: named here as strings, so the runtime package never imports it (tests/test_tiers.py).
@@ -121,7 +121,7 @@ def _one_line_warnings():
     """Warnings reach the terminal as one `edgedet: warning:` line each, without source lines; library
     deprecation notices and numpy floating-point chatter are not the user's concern."""
     def show(message, category, filename, lineno, file=None, line=None):
-        click.echo(f"edgedet: warning: {str(message).splitlines()[0] if str(message) else category.__name__}", err=True)
+        click.echo(f"edgedet: warning: {first_line(message, None) or category.__name__}", err=True)
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")

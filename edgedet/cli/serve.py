@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from edgedet.cli.common import backend_options, load_options
+
 
 @click.command("serve")
 @click.argument("model", type=click.Path(dir_okay=False))
@@ -17,16 +19,17 @@ import click
 @click.option("--no-dynamic-batching", is_flag=True, help="One request per model call (for comparison).")
 @click.option("--queue-delay-us", type=int, default=2000, show_default=True,
               help="How long Triton may hold a request to fill a batch.")
-@click.option("--backend", default="auto", show_default=True, help="auto, onnxruntime or tensorrt.")
-@click.option("--providers", help="ONNX Runtime providers, e.g. cpu or cuda,cpu.")
+@backend_options
 @click.option("--log-verbose", type=int, default=0, help="Triton's verbose log level.")
 def serve_cmd(model, name, address, http_port, grpc_port, metrics_port, instances, max_batch, no_dynamic_batching,
               queue_delay_us, backend, providers, log_verbose):
     """Serve MODEL over HTTP and gRPC with Triton's dynamic batching, until Ctrl-C."""
     from edgedet.serve import ServeOptions, serve
 
+    load_options(model, backend, providers)  # --providers for an engine: refused now, once
     opts = ServeOptions(name, address, http_port, grpc_port, metrics_port, instances, max_batch,
-                        not no_dynamic_batching, queue_delay_us, backend, providers, log_verbose)
+                        not no_dynamic_batching, queue_delay_us, backend,
+                        ",".join(providers) if providers else None, log_verbose)
 
     def ready():
         click.echo(f"serving {model} as '{name}': gRPC {address}:{grpc_port}, HTTP {address}:{http_port}, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edgedet.errors import ModelError, require
+from edgedet.errors import ModelError, first_line, require
 
 
 def load_onnx(path: str | os.PathLike, load_external: bool = True):
@@ -19,7 +19,7 @@ def load_onnx(path: str | os.PathLike, load_external: bool = True):
     try:
         model = onnx.load(str(path), load_external_data=load_external)
     except Exception as exc:  # DecodeError, OSError for missing external data
-        raise ModelError(f"{path} is not a readable ONNX model ({str(exc).splitlines()[0][:200]}); "
+        raise ModelError(f"{path} is not a readable ONNX model ({first_line(exc, 200)}); "
                          "it may be truncated or another file type: re-export it") from None
     if not model.graph.node:
         raise ModelError(f"{path} parsed but holds an empty graph; it is probably truncated or not ONNX")
@@ -33,7 +33,7 @@ def check_model(model, where: str = "model") -> None:
     try:
         onnx.checker.check_model(model, full_check=True)
     except Exception as exc:
-        raise ModelError(f"{where} fails the ONNX checker: {str(exc).splitlines()[0][:300]}") from None
+        raise ModelError(f"{where} fails the ONNX checker: {first_line(exc, 300)}") from None
 
 
 def simplify(model):

@@ -14,7 +14,7 @@ import importlib
 import importlib.util
 from dataclasses import dataclass, field
 
-from edgedet.errors import DependencyError
+from edgedet.errors import DependencyError, first_line
 from edgedet.trt.version import TRTVersion
 
 TRT_MODULES = ("tensorrt", "tensorrt_lean", "tensorrt_lean_bindings")
@@ -56,7 +56,7 @@ def import_tensorrt(need_builder: bool = False, modules: tuple[str, ...] = TRT_M
         try:
             mod = importlib.import_module(name)
         except Exception as exc:  # placeholder wheels and a missing libnvinfer fail at import time
-            errors.append(f"{name}: {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}")
+            errors.append(f"{name}: {first_line(exc, 160)}")
             continue
         trt = TensorRT(mod, name, TRTVersion.parse(getattr(mod, "__version__", "0")),
                        "full" if hasattr(mod, "Builder") else "lean")
@@ -88,7 +88,7 @@ class LogBook:
 
     def last_error(self, default: str = "no error was logged") -> str:
         errs = self.errors()
-        return errs[-1].strip().splitlines()[0][:400] if errs else default
+        return first_line(errs[-1], 400) if errs else default
 
 
 def make_logger(trt: TensorRT, book: LogBook, echo=None, min_severity: int = 2):

@@ -223,7 +223,3 @@ class NanoDet(nn.Module):
                 module[0] = nn.utils.fusion.fuse_conv_bn_eval(module[0], module[1])
                 module[1] = nn.Identity()
         return self.eval()
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

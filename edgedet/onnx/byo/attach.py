@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from edgedet import contract
-from edgedet.errors import InputError
+from edgedet.errors import InputError, first_line
 from edgedet.nms.params import NMSParams
 
 MIN_OPSET = 13  # below this, Slice/Split/Squeeze take attributes and our surgery would differ
@@ -74,7 +74,7 @@ def upgrade_opset(model, target: int = 17):
         return onnx.version_converter.convert_version(model, target)
     except Exception as exc:
         raise InputError(f"cannot upgrade the model from opset {opset_of(model)} to {target} "
-                         f"({str(exc).splitlines()[0][:160]}); re-export it at opset >= 13") from None
+                         f"({first_line(exc, 160)}); re-export it at opset >= 13") from None
 
 
 def drop_initializer_inputs(model) -> int:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgedet.errors import InputError
+from edgedet.errors import InputError, first_line
 
 PROBE_SEED = 0  # the probe image: uniform noise in 0..1, the same on every run
 
@@ -40,7 +40,7 @@ def run_once(model, names: list[str]) -> dict[str, np.ndarray]:
         sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         return dict(zip(names, sess.run(names, {inp.name: probe_image(shape, dtype)})))
     except Exception as exc:  # the model itself is the user's: say why we could not run it
-        why = str(exc).splitlines()[0][:200]
+        why = first_line(exc, 200)
         raise InputError(f"ONNX Runtime cannot run the model to read its outputs ({why})") from None
 
 

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgedet.errors import InputError, ModelError
+from edgedet.errors import InputError, ModelError, first_line
 from edgedet.fileio import check_output, check_writable, sha256_file
 from edgedet.manifest import manifest_path, read_manifest, write_onnx_artifact
 from edgedet.onnx.tools import check_model, load_onnx
@@ -128,7 +128,7 @@ def _check_runs(model, where) -> None:
     try:
         ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise ModelError(f"ONNX Runtime cannot run {where} ({str(exc).splitlines()[0][:240]}); "
+        raise ModelError(f"ONNX Runtime cannot run {where} ({first_line(exc, 240)}); "
                          "an unsupported or custom op without a function body cannot be calibrated") from None
 
 
@@ -247,10 +247,3 @@ def _write(model, output: Path, manifest, precision: dict, source) -> None:
     m.source = {"onnx": str(source), "sha256": sha256_file(source), "from": manifest.source}
     m.artifact, m.created, m.tools = {}, "", {}
     write_onnx_artifact(model, output, m)  # artifact + manifest as one transaction
-
-
-def fp32_sibling(path: str | os.PathLike) -> Path | None:
-    """The FP32 ONNX a quantised artifact came from (for compare), if its manifest records it."""
-    m = read_manifest(path, verify=False)
-    src = m.source.get("onnx")
-    return Path(src) if src and manifest_path(src).exists() else None

@@ -109,10 +109,60 @@ def test_export_list():
 
 
 def test_doctor_json():
-    r = run("doctor", "--json")
+    r = run("doctor", "--print-json")
     data = json.loads(r.output)
     assert data["can"]["run ONNX on CPU"] is True
     assert "python" in data and isinstance(data["advice"], list)
+
+
+def test_json_means_a_report_file_in_every_command(tmp_path):
+    """--json PATH writes the report and the text still prints; --print-json puts JSON on stdout."""
+    js = tmp_path / "doctor.json"
+    r = run("doctor", "--json", js)
+    assert r.exit_code == 0 and "can:" in r.output and f"wrote {js}" in r.output
+    assert json.loads(js.read_text())["can"]["run ONNX on CPU"] is True
+    one_line_error(run("doctor", "--json"), "--json")  # a path is required, never a flag
+    one_line_error(run("doctor", "--json", "/proc/d.json"), "/proc/d.json")
+    from edgedet.cli.main import COMMANDS, cli as group
+
+    for name in ("bench", "eval", "compare", "doctor", "inspect"):
+        opt = next(o for o in group.get_command(None, name).params if "--json" in o.opts)
+        assert not opt.is_flag and opt.help == "Also write the report as JSON to this file.", name
+    assert "export" in COMMANDS
+
+
+@pytest.mark.parametrize("name", ["infer", "bench", "eval", "serve"])
+def test_backend_options_are_one_group(name):
+    from edgedet.cli.main import cli as group
+
+    params = {o.name: o for o in group.get_command(None, name).params}
+    ref = {o.name: o for o in group.get_command(None, "infer").params}
+    for opt in ("backend", "providers"):
+        assert params[opt].help == ref[opt].help, (name, opt)
+        assert type(params[opt].type) is type(ref[opt].type), (name, opt)
+
+
+def test_backend_and_providers_parse_and_refuse_the_same_way(tiny_nms, image_dir, tmp_path):
+    from edgedet.cli.common import load_options
+
+    want = {"backend": "onnxruntime", "providers": ["cpu"]}
+    assert load_options(tiny_nms, "onnxruntime", ("cpu",)) == want
+    r = run("bench", tiny_nms, "--iters", 1, "--warmup", 0, "--backend", "ORT",
+            "--providers", " cpu, ")
+    assert r.exit_code == 0, r.output
+    cmds = (["bench", tiny_nms], ["eval", tiny_nms, "--data", tmp_path],
+            ["infer", tiny_nms, tmp_path])
+    for cmd in cmds:
+        one_line_error(run(*cmd, "--backend", "openvino"), "unknown backend 'openvino'")
+        one_line_error(run(*cmd, "--providers", "openvino"),
+                       "'openvino' is not an ONNX Runtime provider")
+        one_line_error(run(*cmd, "--providers", ","), "names no provider")
+    eng = tmp_path / "m.engine"
+    eng.write_bytes(b"plan")
+    one_line_error(run("bench", eng, "--providers", "cpu"),
+                   "--providers applies to ONNX Runtime", "m.engine")
+    one_line_error(run("compare", eng, tiny_nms, "--images", image_dir, "--providers", "cpu"),
+                   "runs on TensorRT")
 
 
 def test_cli_entry_point_runs_as_module():

@@ -71,7 +71,7 @@ def test_inspect_engine_from_elsewhere_here(tmp_path):
     r = run("inspect", eng)
     assert r.exit_code == 0, r.output
     assert "TensorRT 10.3.0.30" in r.output and "Orin" in r.output and "can load  no" in r.output
-    data = json.loads(run("inspect", eng, "--json").output)
+    data = json.loads(run("inspect", eng, "--print-json").output)
     assert data["can_load_here"] is False and data["reasons"]
     if not tensorrt_info()["version"]:
         assert "TensorRT" in data["reasons"][0]
@@ -130,6 +130,6 @@ def test_inspect_names_a_plugin_without_code_for_this_gpu(fake_trt, tmp_path):
     (tmp_path / "libedgedet_nms_plugin.so.json").write_text(json.dumps({"architectures": {"sass": ["sm_90"], "ptx": []}}))
     rec = {"file": lib.name, "sha256": sha256_file(lib), "creators": [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}]}
     eng = write_engine(tmp_path / "p.engine", trt_fakes.plan_bytes(), tensorrt_section(plugins=[rec]))
-    data = json.loads(run("inspect", eng, "--json").output)
+    data = json.loads(run("inspect", eng, "--print-json").output)
     assert data["can_load_here"] is False
     assert any("holds GPU code for sm_90 only" in r and "8.7" in r for r in data["reasons"]), data["reasons"]
