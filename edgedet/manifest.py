@@ -23,7 +23,7 @@ from edgedet.nms.params import NMSParams
 
 SCHEMA = "edgedet.manifest/1"
 
-NMS_WHERE = ("graph", "host", "none")
+NMS_WHERE = contract.NMSWhere.values()
 
 
 def manifest_path(artifact: str | os.PathLike) -> Path:
@@ -37,11 +37,11 @@ class InputInfo:
 
     name: str = contract.INPUT_NAME
     shape: tuple[int, int, int, int] = (1, 3, 320, 320)
-    dtype: str = "float32"
+    dtype: str = contract.InputDType.FLOAT32
     pad_value: int = contract.DEFAULT_PAD_VALUE
-    resize: str = "letterbox"  # letterbox (keep aspect, pad) | stretch (resize to H x W, aspect not kept)
-    padding: str = "center"  # letterbox padding: center (split on both sides) | top-left (YOLOX: all right/bottom)
-    channel_order: str = "RGB"  # what the runtime feeds: RGB (the contract) | BGR
+    resize: str = contract.Resize.LETTERBOX  # letterbox (keep aspect, pad) | stretch (resize to H x W, aspect not kept)
+    padding: str = contract.Padding.CENTER  # letterbox: center (split on both sides) | top-left (YOLOX: all right/bottom)
+    channel_order: str = contract.ChannelOrder.RGB  # what the runtime feeds: RGB (the contract) | BGR
 
     @property
     def height(self) -> int:
@@ -72,14 +72,14 @@ class Manifest:
     model: str
     class_names: list[str]
     input: InputInfo
-    output_kind: str  # contract.KIND_NMS | contract.KIND_RAW
+    output_kind: str  # contract.OutputKind
     outputs: list[contract.TensorSpec] = field(default_factory=list)
-    task: str = "detect"
+    task: str = contract.Task.DETECT
     # COCO category id of each class index (torchvision models: the index itself; nano: index + 1)
     category_ids: list[int] | None = None
     nms: NMSParams | None = None
-    nms_where: str = "graph"  # graph | host | none
-    nms_implementation: str = "graph"  # graph | edgedet | efficient | host
+    nms_where: str = contract.NMSWhere.GRAPH  # contract.NMSWhere
+    nms_implementation: str = contract.NMSImplementation.GRAPH  # contract.NMSImplementation
     normalization: dict = field(default_factory=lambda: {"mean": [0.0] * 3, "std": [1.0] * 3, "in_graph": True})
     precision: dict = field(default_factory=lambda: {"mode": "fp32"})
     source: dict = field(default_factory=dict)
@@ -113,6 +113,9 @@ class Manifest:
             known = {f.name for f in dataclasses.fields(cls)}
             kw = {k: v for k, v in d.items() if k in known}
             kw["input"] = InputInfo.from_dict(d["input"])
+            for name, vocab in VOCABULARIES.items():  # validated above: the values are members
+                if name in kw:
+                    kw[name] = vocab(kw[name])
             kw["outputs"] = [contract.TensorSpec.from_dict(o) for o in d.get("outputs", [])]
             try:
                 kw["nms"] = NMSParams.from_dict(d["nms"]) if d.get("nms") else None
@@ -125,7 +128,10 @@ class Manifest:
             raise ManifestError(f"{where}: malformed manifest ({type(exc).__name__}: {exc}); re-export the model") from None
 
 
-TASKS = {"detect": (contract.KIND_NMS, contract.KIND_RAW), "classify": (contract.KIND_CLASSIFY,)}
+VOCABULARIES = {"task": contract.Task, "output_kind": contract.OutputKind, "nms_where": contract.NMSWhere,
+                "nms_implementation": contract.NMSImplementation}
+TASKS = {contract.Task.DETECT: (contract.OutputKind.NMS, contract.OutputKind.RAW),
+         contract.Task.CLASSIFY: (contract.OutputKind.CLASSIFY,)}
 
 
 def _field_error(where: str, name: str, problem: str) -> ManifestError:
@@ -182,6 +188,9 @@ def validate(d, where: str = "manifest") -> None:
                            f"got {len(ids) if isinstance(ids, list) else type(ids).__name__}")
     if d.get("nms_where", "graph") not in NMS_WHERE:
         raise _field_error(where, "nms_where", f"is {d.get('nms_where')!r}, not one of {', '.join(NMS_WHERE)}")
+    if d.get("nms_implementation", "graph") not in contract.NMSImplementation.values():
+        raise _field_error(where, "nms_implementation", f"is {d.get('nms_implementation')!r}, not one of "
+                           f"{', '.join(contract.NMSImplementation.values())}")
     if d.get("nms") is not None and not isinstance(d["nms"], dict):
         raise _field_error(where, "nms", "must be an object or null")
     if not isinstance(d.get("outputs", []), list) or not all(isinstance(o, dict) for o in d.get("outputs", [])):

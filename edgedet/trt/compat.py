@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgedet.contract import HardwareCompatibility
 from edgedet.errors import CompatibilityError
 from edgedet.trt.plugins import PluginRecord
 from edgedet.trt.version import TRTVersion, parse_compute_capability
 
 REBUILD = "rebuild the engine on this device from its ONNX file (`edgedet build model.onnx -o model.engine`)"
-HW_LEVELS = ("NONE", "AMPERE_PLUS", "SAME_COMPUTE_CAPABILITY")
+HW_LEVELS = HardwareCompatibility.values()
 
 
 @dataclass
