@@ -20,6 +20,7 @@ from edgedet import contract
 from edgedet.errors import EdgeDetError, ManifestError
 from edgedet.fileio import commit_pair, journal_path, recover_pair, sha256_file, write_text_atomic
 from edgedet.nms.params import NMSParams
+from edgedet.trt.plugins import PluginRecord
 
 SCHEMA = "edgedet.manifest/1"
 
@@ -67,6 +68,58 @@ class InputInfo:
 
 
 @dataclass
+class TensorRTSection:
+    """The ``tensorrt`` section of an engine's manifest (written by ``edgedet build``): what decides
+    whether the plan loads on a machine (release, GPU, compatibility flags, plugins) and how it was built.
+    Keys a newer edgedet may add are kept in ``extra`` so a round trip loses nothing."""
+
+    version: str  # TensorRT release that built the plan, e.g. 10.3.0.30
+    module: str = "tensorrt"  # the Python module that built it
+    precision: str = contract.EnginePrecision.STRONGLY_TYPED  # contract.EnginePrecision
+    network_flags: list[str] = field(default_factory=list)  # NetworkDefinitionCreationFlag names
+    builder_flags: list[str] = field(default_factory=list)  # BuilderFlag names
+    version_compatible: bool = False
+    exclude_lean_runtime: bool = False
+    hardware_compatibility_level: str = contract.HardwareCompatibility.NONE  # contract.HardwareCompatibility
+    gpu: dict = field(default_factory=dict)  # name, compute_capability ("8.7"), integrated
+    profiles: list[list[dict]] = field(default_factory=list)  # per profile: [{name, min, opt, max}] per input
+    plugins: list[PluginRecord] = field(default_factory=list)
+    plugin_layers: int = 0  # layers TensorRT built from a plugin (0: the NMS function body ran as standard ops)
+    nms_function_stripped: bool = False  # the EdgeDetNMS local function was removed before parsing
+    dla_core: int | None = None
+    builder_optimization_level: int | None = None
+    workspace_bytes: int | None = None
+    timing_cache: str | None = None  # file name of the timing cache used
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        d["plugins"] = [p.to_dict() for p in self.plugins]
+        return {**d, **self.extra}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TensorRTSection":
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["plugins"] = [PluginRecord.from_dict(p) for p in d.get("plugins", [])]
+        return cls(**kw, extra={k: v for k, v in d.items() if k not in known})
+
+
+def _check_tensorrt(t: dict, where: str) -> None:
+    """The ``tensorrt`` section's schema (an empty object means none)."""
+    if not t:
+        return
+    if not isinstance(t.get("version"), str):
+        raise _field_error(where, "tensorrt.version", "is missing or not a string")
+    for name, kind in (("gpu", dict), ("profiles", list), ("plugins", list), ("network_flags", list),
+                       ("builder_flags", list)):
+        if not isinstance(t.get(name, kind()), kind):
+            raise _field_error(where, f"tensorrt.{name}", f"must be {'an object' if kind is dict else 'a list'}")
+    if not all(isinstance(p, dict) and isinstance(p.get("file"), str) for p in t.get("plugins", [])):
+        raise _field_error(where, "tensorrt.plugins", "must be a list of objects, each with a 'file' string")
+
+
+@dataclass
 class Manifest:
     family: str
     model: str
@@ -87,9 +140,13 @@ class Manifest:
     tools: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
     # TensorRT engines only (`edgedet build`): version, GPU, profiles, plugins; see docs/tensorrt.md
-    tensorrt: dict = field(default_factory=dict)
+    tensorrt: TensorRTSection | None = None
     created: str = ""
     schema: str = SCHEMA
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tensorrt, dict):  # the section as JSON holds it ({} = none)
+            self.tensorrt = TensorRTSection.from_dict(self.tensorrt) if self.tensorrt else None
 
     @property
     def num_classes(self) -> int:
@@ -100,7 +157,9 @@ class Manifest:
         d["input"] = self.input.to_dict()
         d["outputs"] = [o.to_dict() for o in self.outputs]
         d["nms"] = self.nms.to_dict() if self.nms else None
-        if not d["tensorrt"]:
+        if self.tensorrt:
+            d["tensorrt"] = self.tensorrt.to_dict()
+        else:
             del d["tensorrt"]  # ONNX manifests stay as they were
         return d
 
@@ -121,6 +180,10 @@ class Manifest:
                 kw["nms"] = NMSParams.from_dict(d["nms"]) if d.get("nms") else None
             except (EdgeDetError, TypeError, ValueError) as exc:
                 raise _field_error(where, "nms", f"is invalid ({exc})") from None
+            try:
+                kw["tensorrt"] = TensorRTSection.from_dict(d["tensorrt"]) if d.get("tensorrt") else None
+            except (KeyError, TypeError, ValueError) as exc:
+                raise _field_error(where, "tensorrt", f"is invalid ({type(exc).__name__}: {exc})") from None
             return cls(**kw)
         except ManifestError:
             raise
@@ -198,6 +261,7 @@ def validate(d, where: str = "manifest") -> None:
     for name in ("normalization", "precision", "source", "artifact", "tools", "notes", "tensorrt"):
         if not isinstance(d.get(name, {}), dict):
             raise _field_error(where, name, "must be an object")
+    _check_tensorrt(d.get("tensorrt", {}), where)
 
 
 def tool_versions(extra: tuple[str, ...] = ()) -> dict:

@@ -306,7 +306,7 @@ class TensorRTBackend(Backend):
             warnings.warn(f"releasing CUDA resources of {self.path}: {errors[0]}", stacklevel=2)
 
     def describe(self) -> dict:
-        built = (self.manifest.tensorrt or {}).get("version") if self.manifest else None
+        built = self.manifest.tensorrt.version if self.manifest and self.manifest.tensorrt else None
         return {"backend": self.name, "tensorrt": str(self.trt.version), "module": self.trt.name,
                 "flavour": self.trt.flavour, "device": self.device.name,
                 "compute_capability": "%d.%d" % self.device.compute_capability,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from edgedet.contract import HardwareCompatibility
 from edgedet.errors import CompatibilityError
+from edgedet.manifest import TensorRTSection
 from edgedet.trt.plugins import PluginRecord
 from edgedet.trt.version import TRTVersion, parse_compute_capability
 
@@ -42,13 +43,12 @@ class EngineNeeds:
     dla_core: int | None = None
 
     @classmethod
-    def from_manifest(cls, section: dict) -> "EngineNeeds":
-        gpu = section.get("gpu") or {}
-        return cls(TRTVersion.parse(section["version"]), bool(section.get("version_compatible")),
-                   bool(section.get("exclude_lean_runtime")),
-                   str(section.get("hardware_compatibility_level") or "NONE").upper(),
+    def from_manifest(cls, section: TensorRTSection) -> "EngineNeeds":
+        gpu = section.gpu or {}
+        return cls(TRTVersion.parse(section.version), bool(section.version_compatible),
+                   bool(section.exclude_lean_runtime), str(section.hardware_compatibility_level or "NONE").upper(),
                    parse_compute_capability(gpu.get("compute_capability")), gpu.get("name"),
-                   [PluginRecord.from_dict(p) for p in section.get("plugins", [])], section.get("dla_core"))
+                   list(section.plugins), section.dla_core)
 
 
 @dataclass

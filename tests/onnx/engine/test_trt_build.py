@@ -84,12 +84,12 @@ def test_trt_10_3_strips_function_parses_bytes_and_writes_everything(use, tmp_pa
     assert cache.read_bytes() == b"+tuned"
     m = read_manifest(engine)
     t = m.tensorrt
-    assert t["version"] == "10.3.0.30" and t["precision"] == "strongly-typed" and t["network_flags"] == ["STRONGLY_TYPED"]
-    assert t["nms_function_stripped"] and t["plugin_layers"] == 1 and t["gpu"]["compute_capability"] == "8.7"
-    assert t["profiles"] == [[{"name": "images", "min": [1, 3, 8, 8], "opt": [2, 3, 8, 8], "max": [4, 3, 8, 8]}]]
-    (p,) = t["plugins"]
-    assert p["file"] == opdef.PLUGIN_LIBRARY and p["sha256"] == sha256_file(lib) and not p["serialized"]
-    assert p["creators"] == [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}]
+    assert t.version == "10.3.0.30" and t.precision == "strongly-typed" and t.network_flags == ["STRONGLY_TYPED"]
+    assert t.nms_function_stripped and t.plugin_layers == 1 and t.gpu["compute_capability"] == "8.7"
+    assert t.profiles == [[{"name": "images", "min": [1, 3, 8, 8], "opt": [2, 3, 8, 8], "max": [4, 3, 8, 8]}]]
+    (p,) = t.plugins
+    assert p.file == opdef.PLUGIN_LIBRARY and p.sha256 == sha256_file(lib) and not p.serialized
+    assert p.to_dict()["creators"] == [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}]
     assert m.input.shape == (-1, 3, 8, 8) and m.precision == {"mode": "fp16", "engine": "strongly-typed"}
     assert m.source["sha256"] == sha256_file(onnx_path) and m.source["upstream"]["weights"] == "w.pt"
     assert m.tools["tensorrt"] == "10.3.0.30" and m.artifact["sha256"] == sha256_file(engine)
@@ -105,7 +105,7 @@ def test_trt_11_keeps_function_and_parses_the_file(use, tmp_path):
     assert trt.config.flags == ["VERSION_COMPATIBLE"]
     assert trt.config.plugins_to_serialize == [str(lib.resolve())]
     t = read_manifest(tmp_path / "m.engine").tensorrt
-    assert not t["nms_function_stripped"] and t["version_compatible"] and t["plugins"][0]["serialized"]
+    assert not t.nms_function_stripped and t.version_compatible and t.plugins[0].serialized
 
 
 def test_no_plugin_keeps_the_standard_op_body(use, tmp_path):
@@ -166,7 +166,7 @@ def test_hardware_compat_needs_a_plugin_with_code_for_other_gpus(use, tmp_path, 
     portable = {"sass": ["sm_80", "sm_86", "sm_87", "sm_89", "sm_90"], "ptx": ["compute_80"]}
     sidecar.write_text(json.dumps({"architectures": portable}))
     result = build_engine(nms_onnx(tmp_path), tmp_path / "m.engine", opts)
-    assert result.manifest.tensorrt["plugins"][0]["architectures"] == portable
+    assert result.manifest.tensorrt.plugins[0].architectures == portable
     sidecar.unlink()  # unknown code: built, with a note saying so
     notes = build_engine(nms_onnx(tmp_path), tmp_path / "m.engine", opts).notes
     assert any("not recorded" in n and "--arch portable" in n for n in notes)
