@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedet import contract
-from edgedet.backends.base import Backend, IOSpec
+from edgedet.backends.base import Backend, Capabilities, IOSpec
 from edgedet.errors import CompatibilityError, InputError, ManifestError, ModelError
 from edgedet.fileio import sha256_bytes
 from edgedet.manifest import Manifest, manifest_path, read_manifest
@@ -190,6 +190,10 @@ class TensorRTBackend(Backend):
     def engine(self):
         """The deserialised ``ICudaEngine`` (for inspection; owned by this backend)."""
         return self._engine
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(batch_range=(self.min_batch, self.max_batch), stage_timings=True, cuda_graph=True)
 
     @property
     def cuda_graph(self) -> bool:
