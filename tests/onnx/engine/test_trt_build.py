@@ -7,6 +7,7 @@ the stand-in returns fixed bytes. Real builds are in test_trt_integration.py (ma
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from test_trt_strip import model_with_local_function
 
 from edgedet.errors import DependencyError, ExportError, InputError
 from edgedet.fileio import sha256_file
-from edgedet.manifest import InputInfo, Manifest, read_manifest, write_manifest
+from edgedet.manifest import InputInfo, Manifest, manifest_path, read_manifest, write_manifest
 from edgedet.nms import opdef
 from edgedet.trt.loader import TensorRT
 from edgedet.trt.version import TRTVersion
@@ -83,6 +84,12 @@ def test_trt_10_3_strips_function_parses_bytes_and_writes_everything(use, tmp_pa
     assert engine.read_bytes() == trt_build_fakes.PLAN  # a plain plan: no header bytes
     assert cache.read_bytes() == b"+tuned"
     m = read_manifest(engine)
+    raw = manifest_path(engine).read_bytes()  # the dataclass writes back exactly what the build wrote
+    assert (json.dumps(m.to_dict(), indent=2) + "\n").encode() == raw
+    assert list(json.loads(raw)["tensorrt"]) == [  # the keys, in order, of the section before it was a dataclass
+        "version", "module", "precision", "network_flags", "builder_flags", "version_compatible",
+        "exclude_lean_runtime", "hardware_compatibility_level", "gpu", "profiles", "plugins", "plugin_layers",
+        "nms_function_stripped", "dla_core", "builder_optimization_level", "workspace_bytes", "timing_cache"]
     t = m.tensorrt
     assert t.version == "10.3.0.30" and t.precision == "strongly-typed" and t.network_flags == ["STRONGLY_TYPED"]
     assert t.nms_function_stripped and t.plugin_layers == 1 and t.gpu["compute_capability"] == "8.7"
