@@ -27,9 +27,9 @@ from edgedet.errors import ModelError
 
 class Vocabulary(str, enum.Enum):
     """A closed set of manifest strings. Members are the strings themselves: equal to, hashed,
-    formatted, repr'd and JSON-encoded like their value, so manifests, messages and comparisons with
-    plain strings stay byte-for-byte what they were. (``click.Choice`` gets the ``*_VALUES`` tuples of
-    plain strings: click >= 8.2 would offer an Enum's member *names*.)"""
+    formatted, repr'd and JSON-encoded like their value, so manifests, messages and comparisons
+    with plain strings stay byte-for-byte what they were. (``click.Choice`` gets tuples of plain
+    strings such as NMS_IMPLEMENTATIONS: click >= 8.2 would offer an Enum's member *names*.)"""
 
     __hash__ = str.__hash__
 
@@ -125,7 +125,8 @@ class Precision(Vocabulary):
 
 
 class EnginePrecision(Vocabulary):
-    """Manifest ``tensorrt.precision`` (and ``precision.engine``): how TensorRT typed the network."""
+    """Manifest ``tensorrt.precision`` (and ``precision.engine``): how TensorRT typed the
+    network."""
 
     STRONGLY_TYPED = "strongly-typed"
     LEGACY_FP16 = "legacy-fp16"
@@ -158,7 +159,7 @@ RAW_OUTPUTS = (RAW_BOXES, RAW_SCORES)
 RAW_LABELS = "labels"
 END_TO_END = NMSImplementation.END_TO_END
 
-# The `--nms` choices (edgedet.onnx.nms registry names, in order of preference; see NMSImplementation)
+# The `--nms` choices: edgedet.onnx.nms registry names, in order of preference (NMSImplementation)
 NMS_IMPLEMENTATIONS = tuple(m.value for m in (NMSImplementation.EDGEDET, NMSImplementation.GRAPH,
                                               NMSImplementation.EFFICIENT, NMSImplementation.NONE))
 

@@ -17,8 +17,8 @@ from edgedet.errors import InputError, ManifestError
 from edgedet.manifest import made_by_edgedet, manifest_path, read_manifest, recover
 
 
-def load(path: str | os.PathLike, backend: str = "auto", verify: bool = True, full_decode: bool = False,
-         **options) -> Detector | Classifier:
+def load(path: str | os.PathLike, backend: str = "auto", verify: bool = True,
+         full_decode: bool = False, **options) -> Detector | Classifier:
     """Open an edgedet artifact (ONNX file or TensorRT engine) for inference.
 
     The sidecar manifest (``<path>.json``) supplies class names, input spec and NMS
@@ -28,7 +28,8 @@ def load(path: str | os.PathLike, backend: str = "auto", verify: bool = True, fu
     """
     path = Path(path)
     if path.is_dir():
-        raise InputError(f"{path} is a folder; give the model file inside it (e.g. {path / 'model.onnx'})")
+        raise InputError(f"{path} is a folder; give the model file inside it "
+                         f"(e.g. {path / 'model.onnx'})")
     if not path.exists():
         raise InputError(f"model file {path} does not exist")
     manifest = read_manifest(path, verify=verify) if _has_manifest(path) else None
@@ -39,19 +40,22 @@ def load(path: str | os.PathLike, backend: str = "auto", verify: bool = True, fu
         except BaseException:
             runner.close()
             raise
-    model_class = Classifier if manifest is not None and manifest.task == contract.Task.CLASSIFY else Detector
+    classify = manifest is not None and manifest.task == contract.Task.CLASSIFY
+    model_class = Classifier if classify else Detector
     model = model_class(path, runner, manifest)
     model.full_decode = full_decode
     return model
 
 
 def _has_manifest(path: Path) -> bool:
-    """A manifest is expected: present, or the artifact says edgedet made it (then its loss is an error)."""
+    """A manifest is expected: present, or the artifact says edgedet made it (then its loss is
+    an error)."""
     recover(path)  # a write cut short: put the previous complete pair back first
     if manifest_path(path).exists():
         return True
     why = made_by_edgedet(path)
     if why:
-        raise ManifestError(f"{path} was made by edgedet ({why}) but its manifest {manifest_path(path)} is missing; "
-                            "copy the .json beside it or re-export (without it, class names and NMS settings are unknown)")
+        raise ManifestError(f"{path} was made by edgedet ({why}) but its manifest "
+                            f"{manifest_path(path)} is missing; copy the .json beside it or "
+                            "re-export (without it, class names and NMS settings are unknown)")
     return False

@@ -40,9 +40,11 @@ class InputInfo:
     shape: tuple[int, int, int, int] = (1, 3, 320, 320)
     dtype: str = contract.InputDType.FLOAT32
     pad_value: int = contract.DEFAULT_PAD_VALUE
-    resize: str = contract.Resize.LETTERBOX  # letterbox (keep aspect, pad) | stretch (resize to H x W, aspect not kept)
-    padding: str = contract.Padding.CENTER  # letterbox: center (split on both sides) | top-left (YOLOX: all right/bottom)
-    channel_order: str = contract.ChannelOrder.RGB  # what the runtime feeds: RGB (the contract) | BGR
+    # letterbox (keep aspect, pad) | stretch (resize to H x W, aspect not kept)
+    resize: str = contract.Resize.LETTERBOX
+    # letterbox padding: center (split on both sides) | top-left (YOLOX: all right/bottom)
+    padding: str = contract.Padding.CENTER
+    channel_order: str = contract.ChannelOrder.RGB  # what the runtime feeds: RGB (contract) | BGR
 
     @property
     def height(self) -> int:
@@ -69,9 +71,10 @@ class InputInfo:
 
 @dataclass
 class TensorRTSection:
-    """The ``tensorrt`` section of an engine's manifest (written by ``edgedet build``): what decides
-    whether the plan loads on a machine (release, GPU, compatibility flags, plugins) and how it was built.
-    Keys a newer edgedet may add are kept in ``extra`` so a round trip loses nothing."""
+    """The ``tensorrt`` section of an engine's manifest (written by ``edgedet build``): what
+    decides whether the plan loads on a machine (release, GPU, compatibility flags, plugins) and
+    how it was built. Keys a newer edgedet may add are kept in ``extra``: a round trip loses
+    nothing."""
 
     version: str  # TensorRT release that built the plan, e.g. 10.3.0.30
     module: str = "tensorrt"  # the Python module that built it
@@ -80,11 +83,13 @@ class TensorRTSection:
     builder_flags: list[str] = field(default_factory=list)  # BuilderFlag names
     version_compatible: bool = False
     exclude_lean_runtime: bool = False
-    hardware_compatibility_level: str = contract.HardwareCompatibility.NONE  # contract.HardwareCompatibility
+    hardware_compatibility_level: str = contract.HardwareCompatibility.NONE
     gpu: dict = field(default_factory=dict)  # name, compute_capability ("8.7"), integrated
-    profiles: list[list[dict]] = field(default_factory=list)  # per profile: [{name, min, opt, max}] per input
+    # per optimisation profile: [{name, min, opt, max}] per dynamic input
+    profiles: list[list[dict]] = field(default_factory=list)
     plugins: list[PluginRecord] = field(default_factory=list)
-    plugin_layers: int = 0  # layers TensorRT built from a plugin (0: the NMS function body ran as standard ops)
+    # layers TensorRT built from a plugin (0: the NMS function body ran as standard ops)
+    plugin_layers: int = 0
     nms_function_stripped: bool = False  # the EdgeDetNMS local function was removed before parsing
     dla_core: int | None = None
     builder_optimization_level: int | None = None
@@ -111,12 +116,15 @@ def _check_tensorrt(t: dict, where: str) -> None:
         return
     if not isinstance(t.get("version"), str):
         raise _field_error(where, "tensorrt.version", "is missing or not a string")
-    for name, kind in (("gpu", dict), ("profiles", list), ("plugins", list), ("network_flags", list),
-                       ("builder_flags", list)):
+    for name, kind in (("gpu", dict), ("profiles", list), ("plugins", list),
+                       ("network_flags", list), ("builder_flags", list)):
         if not isinstance(t.get(name, kind()), kind):
-            raise _field_error(where, f"tensorrt.{name}", f"must be {'an object' if kind is dict else 'a list'}")
-    if not all(isinstance(p, dict) and isinstance(p.get("file"), str) for p in t.get("plugins", [])):
-        raise _field_error(where, "tensorrt.plugins", "must be a list of objects, each with a 'file' string")
+            what = "an object" if kind is dict else "a list"
+            raise _field_error(where, f"tensorrt.{name}", f"must be {what}")
+    plugins = t.get("plugins", [])
+    if not all(isinstance(p, dict) and isinstance(p.get("file"), str) for p in plugins):
+        raise _field_error(where, "tensorrt.plugins",
+                           "must be a list of objects, each with a 'file' string")
 
 
 @dataclass
@@ -181,9 +189,11 @@ class Manifest:
             except (EdgeDetError, TypeError, ValueError) as exc:
                 raise _field_error(where, "nms", f"is invalid ({exc})") from None
             try:
-                kw["tensorrt"] = TensorRTSection.from_dict(d["tensorrt"]) if d.get("tensorrt") else None
+                section = d.get("tensorrt")
+                kw["tensorrt"] = TensorRTSection.from_dict(section) if section else None
             except (KeyError, TypeError, ValueError) as exc:
-                raise _field_error(where, "tensorrt", f"is invalid ({type(exc).__name__}: {exc})") from None
+                raise _field_error(where, "tensorrt",
+                                   f"is invalid ({type(exc).__name__}: {exc})") from None
             return cls(**kw)
         except ManifestError:
             raise
@@ -191,8 +201,8 @@ class Manifest:
             raise ManifestError(f"{where}: malformed manifest ({type(exc).__name__}: {exc}); re-export the model") from None
 
 
-VOCABULARIES = {"task": contract.Task, "output_kind": contract.OutputKind, "nms_where": contract.NMSWhere,
-                "nms_implementation": contract.NMSImplementation}
+VOCABULARIES = {"task": contract.Task, "output_kind": contract.OutputKind,
+                "nms_where": contract.NMSWhere, "nms_implementation": contract.NMSImplementation}
 TASKS = {contract.Task.DETECT: (contract.OutputKind.NMS, contract.OutputKind.RAW),
          contract.Task.CLASSIFY: (contract.OutputKind.CLASSIFY,)}
 
@@ -252,8 +262,8 @@ def validate(d, where: str = "manifest") -> None:
     if d.get("nms_where", "graph") not in NMS_WHERE:
         raise _field_error(where, "nms_where", f"is {d.get('nms_where')!r}, not one of {', '.join(NMS_WHERE)}")
     if d.get("nms_implementation", "graph") not in contract.NMSImplementation.values():
-        raise _field_error(where, "nms_implementation", f"is {d.get('nms_implementation')!r}, not one of "
-                           f"{', '.join(contract.NMSImplementation.values())}")
+        raise _field_error(where, "nms_implementation", f"is {d.get('nms_implementation')!r}, "
+                           f"not one of {', '.join(contract.NMSImplementation.values())}")
     if d.get("nms") is not None and not isinstance(d["nms"], dict):
         raise _field_error(where, "nms", "must be an object or null")
     if not isinstance(d.get("outputs", []), list) or not all(isinstance(o, dict) for o in d.get("outputs", [])):

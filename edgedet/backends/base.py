@@ -33,7 +33,8 @@ class Capabilities:
     # (smallest, largest) batch the loaded artifact runs, when the backend knows a limit the graph's
     # input shape does not show (a TensorRT optimisation profile); None: any batch the shape allows
     batch_range: tuple[int, int] | None = None
-    stage_timings: bool = False  # ``last_timings``: per-stage ms of the last infer (h2d_ms, gpu_compute_ms, d2h_ms)
+    # ``last_timings`` holds per-stage ms of the last infer (h2d_ms, gpu_compute_ms, d2h_ms)
+    stage_timings: bool = False
     cuda_graph: bool = False  # the ``cuda_graph`` attribute switches CUDA graph replay on and off
 
 

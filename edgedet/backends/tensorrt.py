@@ -193,7 +193,8 @@ class TensorRTBackend(Backend):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(batch_range=(self.min_batch, self.max_batch), stage_timings=True, cuda_graph=True)
+        return Capabilities(batch_range=(self.min_batch, self.max_batch), stage_timings=True,
+                            cuda_graph=True)
 
     @property
     def cuda_graph(self) -> bool:

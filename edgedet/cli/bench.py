@@ -58,7 +58,8 @@ def bench_cmd(ctx, artifact, source, batches, iters, warmup, image_dir, backend,
         if top and any(b > top for b in sizes):
             raise InputError(f"{artifact} was built for batches up to {top}; use --batch <= {top} or rebuild with "
                              "`edgedet build --batch min,opt,max`")
-        if cuda_graph and not det.backend.capabilities.cuda_graph:  # before the banner: one line when refused
+        # before the banner: one line when refused
+        if cuda_graph and not det.backend.capabilities.cuda_graph:
             raise InputError(f"--cuda-graph applies to TensorRT engines; this artifact runs on {det.backend.name}")
         report = {"artifact": str(artifact), "model": f"{det.manifest.family}/{det.manifest.model}",
                   "input": list(det.manifest.input.shape), "backend": det.backend.describe(), "machine": machine_info(),

@@ -88,7 +88,8 @@ def plugin_problem(manifest: Manifest, host: str) -> str | None:
     find no creator. A version-compatible plan carries the library (plugins_to_serialize) and
     needs nothing loaded.
     """
-    missing = [p for p in (manifest.tensorrt.plugins if manifest.tensorrt else []) if not p.serialized]
+    plugins = manifest.tensorrt.plugins if manifest.tensorrt else []
+    missing = [p for p in plugins if not p.serialized]
     if not missing:
         return None
     files = ", ".join(p.file for p in missing)

@@ -129,7 +129,8 @@ def server_notes(art: Artifact, repo: Path) -> str:
     lines = ["tritonserver " + " ".join(flags)]
     if version:
         lines.append(f"# the plan was built by TensorRT {version}: the server's TensorRT must be that release"
-                     + (" or later (version-compatible plan)" if section.version_compatible else ""))
+                     + (" or later (version-compatible plan)" if section.version_compatible
+                        else ""))
     return "\n".join(lines) + "\n"
 
 

@@ -46,7 +46,8 @@ class EngineNeeds:
     def from_manifest(cls, section: TensorRTSection) -> "EngineNeeds":
         gpu = section.gpu or {}
         return cls(TRTVersion.parse(section.version), bool(section.version_compatible),
-                   bool(section.exclude_lean_runtime), str(section.hardware_compatibility_level or "NONE").upper(),
+                   bool(section.exclude_lean_runtime),
+                   str(section.hardware_compatibility_level or "NONE").upper(),
                    parse_compute_capability(gpu.get("compute_capability")), gpu.get("name"),
                    list(section.plugins), section.dla_core)
 

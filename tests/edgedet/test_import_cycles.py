@@ -1,5 +1,6 @@
-"""The runtime's model modules import in one direction: loading -> classifier -> detector, and the
-contract/manifest modules below them, in no import cycle (read from every import statement, lazy ones too)."""
+"""The runtime's model modules import in one direction: loading -> classifier -> detector, and
+the contract/manifest modules below them, in no import cycle (read from every import statement,
+lazy ones too)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-ACYCLIC = ("edgedet.contract", "edgedet.manifest", "edgedet.detector", "edgedet.classifier", "edgedet.loading")
+ACYCLIC = ("edgedet.contract", "edgedet.manifest", "edgedet.detector", "edgedet.classifier",
+           "edgedet.loading")
 
 
 def module_files() -> dict[str, Path]:
@@ -28,7 +30,8 @@ def import_graph() -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 deps.update(a.name for a in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                subs = [f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in files]
+                subs = [f"{node.module}.{a.name}" for a in node.names
+                        if f"{node.module}.{a.name}" in files]
                 deps.update(subs if len(subs) == len(node.names) else [node.module, *subs])
         graph[name] = {d for d in deps if d in files and d != name}
     return graph

@@ -384,7 +384,8 @@ def _save_timing_cache(config, path: str | None, say) -> None:
 
 
 def _tensorrt_section(trt: TensorRT, plan: trt_flags.FlagPlan, o: trt_flags.BuildOptions, gpu: dict,
-                      profile: list[ProfileShape], records, stripped: bool, plugin_layers: int) -> TensorRTSection:
+                      profile: list[ProfileShape], records, stripped: bool,
+                      plugin_layers: int) -> TensorRTSection:
     """The manifest's `tensorrt` section: what decides where the plan loads, and how it was built."""
     return TensorRTSection(
         version=str(trt.version), module=trt.name, precision=plan.precision,
@@ -401,5 +402,6 @@ def _tensorrt_section(trt: TensorRT, plan: trt_flags.FlagPlan, o: trt_flags.Buil
 
 def _write(output: Path, plan, manifest: Manifest) -> None:
     """The plain plan (IHostMemory supports the buffer protocol), then its manifest, atomically."""
-    manifest.tools = {"tensorrt": manifest.tensorrt.version, "tensorrt_module": manifest.tensorrt.module}
+    section = manifest.tensorrt
+    manifest.tools = {"tensorrt": section.version, "tensorrt_module": section.module}
     write_artifact(output, plan, manifest)  # plan + manifest as one transaction

@@ -38,8 +38,8 @@ def manifest_from_onnx_io(onnx_path: Path, inputs, outputs) -> Manifest:
     return m
 
 
-def engine_manifest(source: Manifest, onnx_path: Path, onnx_sha256: str, dynamic: bool, section: TensorRTSection,
-                    build_notes: dict) -> Manifest:
+def engine_manifest(source: Manifest, onnx_path: Path, onnx_sha256: str, dynamic: bool,
+                    section: TensorRTSection, build_notes: dict) -> Manifest:
     """``source`` (the ONNX manifest) re-targeted at the engine: batch, source link, tensorrt section."""
     shape = list(source.input.shape)
     shape[0] = -1 if dynamic else (shape[0] if shape[0] > 0 else 1)

@@ -39,7 +39,8 @@ def test_io_specs_profile_and_describe(fake_trt, fake_engine):
 
 
 def test_other_backends_declare_no_extras(tiny_nms):
-    """Callers read `capabilities` instead of probing: ONNX Runtime has no profile, timings or graphs."""
+    """Callers read `capabilities` instead of probing: ONNX Runtime has no profile, timings or
+    CUDA graphs."""
     from edgedet.backends.base import Backend, Capabilities
     from edgedet.loading import load
 

@@ -88,7 +88,8 @@ def test_all_reasons_in_one_error():
 
 def test_from_manifest_section():
     n = EngineNeeds.from_manifest(TensorRTSection.from_dict(
-        {"version": "10.3.0.30", "version_compatible": True, "hardware_compatibility_level": "ampere_plus",
+        {"version": "10.3.0.30", "version_compatible": True,
+         "hardware_compatibility_level": "ampere_plus",
          "gpu": {"name": "Orin", "compute_capability": "8.7"},
          "plugins": [{"file": "libp.so", "sha256": "ab", "creators": [{"name": "P"}]}]}))
     assert n.compute_capability == (8, 7) and n.hardware_compatibility == "AMPERE_PLUS" and n.version_compatible

@@ -84,19 +84,23 @@ def test_trt_10_3_strips_function_parses_bytes_and_writes_everything(use, tmp_pa
     assert engine.read_bytes() == trt_build_fakes.PLAN  # a plain plan: no header bytes
     assert cache.read_bytes() == b"+tuned"
     m = read_manifest(engine)
-    raw = manifest_path(engine).read_bytes()  # the dataclass writes back exactly what the build wrote
+    raw = manifest_path(engine).read_bytes()  # the dataclass writes back what the build wrote
     assert (json.dumps(m.to_dict(), indent=2) + "\n").encode() == raw
-    assert list(json.loads(raw)["tensorrt"]) == [  # the keys, in order, of the section before it was a dataclass
+    assert list(json.loads(raw)["tensorrt"]) == [  # the keys, in order, before the dataclass
         "version", "module", "precision", "network_flags", "builder_flags", "version_compatible",
-        "exclude_lean_runtime", "hardware_compatibility_level", "gpu", "profiles", "plugins", "plugin_layers",
-        "nms_function_stripped", "dla_core", "builder_optimization_level", "workspace_bytes", "timing_cache"]
+        "exclude_lean_runtime", "hardware_compatibility_level", "gpu", "profiles", "plugins",
+        "plugin_layers", "nms_function_stripped", "dla_core", "builder_optimization_level",
+        "workspace_bytes", "timing_cache"]
     t = m.tensorrt
-    assert t.version == "10.3.0.30" and t.precision == "strongly-typed" and t.network_flags == ["STRONGLY_TYPED"]
+    assert t.version == "10.3.0.30" and t.precision == "strongly-typed"
+    assert t.network_flags == ["STRONGLY_TYPED"]
     assert t.nms_function_stripped and t.plugin_layers == 1 and t.gpu["compute_capability"] == "8.7"
-    assert t.profiles == [[{"name": "images", "min": [1, 3, 8, 8], "opt": [2, 3, 8, 8], "max": [4, 3, 8, 8]}]]
+    assert t.profiles == [[{"name": "images", "min": [1, 3, 8, 8], "opt": [2, 3, 8, 8],
+                            "max": [4, 3, 8, 8]}]]
     (p,) = t.plugins
     assert p.file == opdef.PLUGIN_LIBRARY and p.sha256 == sha256_file(lib) and not p.serialized
-    assert p.to_dict()["creators"] == [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}]
+    creators = p.to_dict()["creators"]
+    assert creators == [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}]
     assert m.input.shape == (-1, 3, 8, 8) and m.precision == {"mode": "fp16", "engine": "strongly-typed"}
     assert m.source["sha256"] == sha256_file(onnx_path) and m.source["upstream"]["weights"] == "w.pt"
     assert m.tools["tensorrt"] == "10.3.0.30" and m.artifact["sha256"] == sha256_file(engine)

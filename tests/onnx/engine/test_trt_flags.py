@@ -120,7 +120,7 @@ def test_validate_messages():
 
 
 def test_flag_plans_use_the_contract_vocabularies():
-    """What the builder writes into the manifest's tensorrt section is one of the documented values."""
+    """What the builder writes into the manifest's tensorrt section is a documented value."""
     from edgedet.contract import EnginePrecision, HardwareCompatibility
 
     precisions = {plan("10.12.0.36", legacy=mode).precision for mode in (None, "fp16", "int8")}
