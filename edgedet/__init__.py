@@ -15,10 +15,14 @@ __all__ = ["__version__", "load", "Detector", "Detections"]
 
 
 def __getattr__(name):  # lazy: `import edgedet` stays cheap and never pulls a backend
-    if name in ("load", "Detector"):
-        from edgedet import detector
+    if name == "load":
+        from edgedet.loading import load
 
-        return getattr(detector, name)
+        return load
+    if name == "Detector":
+        from edgedet.detector import Detector
+
+        return Detector
     if name == "Detections":
         from edgedet.detections import Detections
 

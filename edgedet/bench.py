@@ -88,7 +88,7 @@ def bench_detector(detector, images: list[np.ndarray], config: BenchConfig, prog
 
 def _collect_gpu(backend, gpu: dict) -> None:
     """Append the backend's GPU-side timings of its last call (ms -> s), when it reports any."""
-    last = getattr(backend, "last_timings", None) or {}
+    last = backend.last_timings if backend.capabilities.stage_timings else {}
     for s in GPU_STAGES:
         if f"{s}_ms" in last:
             gpu[s].append(last[f"{s}_ms"] / 1e3)

@@ -17,11 +17,129 @@ See docs/contract.md for the prose version.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 import numpy as np
 
 from edgedet.errors import ModelError
+
+
+class Vocabulary(str, enum.Enum):
+    """A closed set of manifest strings. Members are the strings themselves: equal to, hashed,
+    formatted, repr'd and JSON-encoded like their value, so manifests, messages and comparisons
+    with plain strings stay byte-for-byte what they were. (``click.Choice`` gets tuples of plain
+    strings such as NMS_IMPLEMENTATIONS: click >= 8.2 would offer an Enum's member *names*.)"""
+
+    __hash__ = str.__hash__
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+    @classmethod
+    def values(cls) -> tuple[str, ...]:
+        return tuple(m.value for m in cls)
+
+
+class Task(Vocabulary):
+    """Manifest ``task``: which runtime class opens the artifact."""
+
+    DETECT = "detect"
+    CLASSIFY = "classify"
+
+
+class OutputKind(Vocabulary):
+    """Manifest ``output_kind``: which output form the graph follows."""
+
+    NMS = "nms"  # num_dets, det_boxes, det_scores, det_classes (NMS in the graph)
+    RAW = "raw"  # boxes, scores (NMS on the host)
+    CLASSIFY = "classify"  # probs
+
+
+class NMSWhere(Vocabulary):
+    """Manifest ``nms_where``: where NMS runs."""
+
+    GRAPH = "graph"
+    HOST = "host"
+    NONE = "none"  # classifiers: no NMS anywhere
+
+
+class NMSImplementation(Vocabulary):
+    """NMS implementations: export/attach ``--nms`` choices (edgedet.onnx.nms registry, in order of
+    preference) and the manifest's ``nms_implementation``.
+
+    ``--nms``: edgedet (our op: TensorRT plugin / ONNX local function), graph (standard ONNX ops),
+    efficient (NVIDIA EfficientNMS_TRT, TensorRT only), none (raw outputs, NMS on the host).
+    The manifest records the in-graph one, ``host`` for raw outputs, or ``end-to-end`` for heads
+    that need no NMS (threshold + top-k).
+    """
+
+    EDGEDET = "edgedet"
+    GRAPH = "graph"
+    EFFICIENT = "efficient"
+    NONE = "none"
+    HOST = "host"
+    END_TO_END = "end-to-end"
+
+
+class InputDType(Vocabulary):
+    """Manifest ``input.dtype``."""
+
+    FLOAT32 = "float32"  # 0..1
+    UINT8 = "uint8"  # 0..255, the /255 inside the graph
+
+
+class Resize(Vocabulary):
+    """Manifest ``input.resize``."""
+
+    LETTERBOX = "letterbox"  # keep aspect, pad
+    STRETCH = "stretch"  # resize to H x W, aspect not kept
+
+
+class Padding(Vocabulary):
+    """Manifest ``input.padding`` (letterbox only)."""
+
+    CENTER = "center"  # split on both sides
+    TOP_LEFT = "top-left"  # YOLOX: image top-left, all padding right/bottom
+
+
+class ChannelOrder(Vocabulary):
+    """Manifest ``input.channel_order``: what the runtime feeds."""
+
+    RGB = "RGB"  # the contract
+    BGR = "BGR"
+
+
+class Precision(Vocabulary):
+    """Manifest ``precision.mode``: the ONNX graph's precision."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"
+
+
+class EnginePrecision(Vocabulary):
+    """Manifest ``tensorrt.precision`` (and ``precision.engine``): how TensorRT typed the
+    network."""
+
+    STRONGLY_TYPED = "strongly-typed"
+    LEGACY_FP16 = "legacy-fp16"
+    LEGACY_INT8 = "legacy-int8"
+
+
+class HardwareCompatibility(Vocabulary):
+    """Manifest ``tensorrt.hardware_compatibility_level`` (TensorRT HardwareCompatibilityLevel)."""
+
+    NONE = "NONE"
+    AMPERE_PLUS = "AMPERE_PLUS"
+    SAME_COMPUTE_CAPABILITY = "SAME_COMPUTE_CAPABILITY"
+
 
 INPUT_NAME = "images"
 
@@ -39,12 +157,11 @@ RAW_OUTPUTS = (RAW_BOXES, RAW_SCORES)
 # (edgedet.nms.topk, edgedet/onnx/nms/topk.py). A manifest says so with nms_implementation END_TO_END;
 # their raw form may add ``labels`` int [B, N] (one class per box; ``scores`` is then [B, N, 1]).
 RAW_LABELS = "labels"
-END_TO_END = "end-to-end"
+END_TO_END = NMSImplementation.END_TO_END
 
-# Where NMS comes from in an exported model (edgedet.onnx.nms registry, in order of preference):
-# edgedet (our op: TensorRT plugin / ONNX local function), graph (standard ONNX ops),
-# efficient (NVIDIA EfficientNMS_TRT, TensorRT only), none (raw outputs, NMS on the host).
-NMS_IMPLEMENTATIONS = ("edgedet", "graph", "efficient", "none")
+# The `--nms` choices: edgedet.onnx.nms registry names, in order of preference (NMSImplementation)
+NMS_IMPLEMENTATIONS = tuple(m.value for m in (NMSImplementation.EDGEDET, NMSImplementation.GRAPH,
+                                              NMSImplementation.EFFICIENT, NMSImplementation.NONE))
 
 # Optional float32 [1] graph inputs of a model exported with run-time NMS thresholds
 # (--nms edgedet --runtime-thresholds); a runtime feeds them, defaulting to the manifest's values.
@@ -54,11 +171,11 @@ THRESHOLD_INPUTS = (SCORE_THRESHOLD_INPUT, IOU_THRESHOLD_INPUT)
 
 CLASS_PROBS = "probs"  # classifiers: float32 [B, C] softmax probabilities
 
-KIND_NMS = "nms"
-KIND_RAW = "raw"
-KIND_CLASSIFY = "classify"
+KIND_NMS = OutputKind.NMS
+KIND_RAW = OutputKind.RAW
+KIND_CLASSIFY = OutputKind.CLASSIFY
 
-INPUT_DTYPES = ("float32", "uint8")
+INPUT_DTYPES = InputDType.values()
 DEFAULT_PAD_VALUE = 114  # letterbox grey, the value YOLO-family tools use
 
 OUTPUT_DTYPES = {

@@ -9,61 +9,14 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from edgedet import contract
-from edgedet.backends import open_backend
 from edgedet.detections import Detections
 from edgedet.errors import InputError, ManifestError
-from edgedet.manifest import InputInfo, Manifest, manifest_path, read_manifest
+from edgedet.manifest import InputInfo, Manifest
 from edgedet.nms.params import NMSParams
 from edgedet.preprocess import (LetterboxInfo, as_rgb8, fit_to_input, read_image, read_image_for_input, to_input,
                                 unletterbox_boxes)
 
 ImageLike = str | os.PathLike | np.ndarray
-
-
-def load(path: str | os.PathLike, backend: str = "auto", verify: bool = True, full_decode: bool = False,
-         **options) -> "Detector":
-    """Open an edgedet artifact (ONNX file or TensorRT engine) for inference.
-
-    The sidecar manifest (``<path>.json``) supplies class names, input spec and NMS
-    settings; without one, they are inferred from the graph (generic class names).
-    ``options`` go to the backend (e.g. ``providers=["cpu"]`` for ONNX Runtime). JPEGs much larger
-    than the input decode at reduced scale (``read_image_for_input``) unless ``full_decode``.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path} is a folder; give the model file inside it (e.g. {path / 'model.onnx'})")
-    if not path.exists():
-        raise InputError(f"model file {path} does not exist")
-    manifest = read_manifest(path, verify=verify) if _has_manifest(path) else None
-    runner = open_backend(path, backend, **options)
-    if manifest is not None:
-        try:
-            check_manifest_matches(manifest, runner, manifest_path(path))
-        except BaseException:
-            runner.close()
-            raise
-    if manifest is not None and manifest.task == "classify":
-        from edgedet.classifier import Classifier
-
-        model = Classifier(path, runner, manifest)
-    else:
-        model = Detector(path, runner, manifest)
-    model.full_decode = full_decode
-    return model
-
-
-def _has_manifest(path: Path) -> bool:
-    """A manifest is expected: present, or the artifact says edgedet made it (then its loss is an error)."""
-    from edgedet.manifest import made_by_edgedet, recover
-
-    recover(path)  # a write cut short: put the previous complete pair back first
-    if manifest_path(path).exists():
-        return True
-    why = made_by_edgedet(path)
-    if why:
-        raise ManifestError(f"{path} was made by edgedet ({why}) but its manifest {manifest_path(path)} is missing; "
-                            "copy the .json beside it or re-export (without it, class names and NMS settings are unknown)")
-    return False
 
 
 class Model:

@@ -20,10 +20,11 @@ from edgedet import contract
 from edgedet.errors import EdgeDetError, ManifestError
 from edgedet.fileio import commit_pair, journal_path, recover_pair, sha256_file, write_text_atomic
 from edgedet.nms.params import NMSParams
+from edgedet.trt.plugins import PluginRecord
 
 SCHEMA = "edgedet.manifest/1"
 
-NMS_WHERE = ("graph", "host", "none")
+NMS_WHERE = contract.NMSWhere.values()
 
 
 def manifest_path(artifact: str | os.PathLike) -> Path:
@@ -37,11 +38,13 @@ class InputInfo:
 
     name: str = contract.INPUT_NAME
     shape: tuple[int, int, int, int] = (1, 3, 320, 320)
-    dtype: str = "float32"
+    dtype: str = contract.InputDType.FLOAT32
     pad_value: int = contract.DEFAULT_PAD_VALUE
-    resize: str = "letterbox"  # letterbox (keep aspect, pad) | stretch (resize to H x W, aspect not kept)
-    padding: str = "center"  # letterbox padding: center (split on both sides) | top-left (YOLOX: all right/bottom)
-    channel_order: str = "RGB"  # what the runtime feeds: RGB (the contract) | BGR
+    # letterbox (keep aspect, pad) | stretch (resize to H x W, aspect not kept)
+    resize: str = contract.Resize.LETTERBOX
+    # letterbox padding: center (split on both sides) | top-left (YOLOX: all right/bottom)
+    padding: str = contract.Padding.CENTER
+    channel_order: str = contract.ChannelOrder.RGB  # what the runtime feeds: RGB (contract) | BGR
 
     @property
     def height(self) -> int:
@@ -67,19 +70,77 @@ class InputInfo:
 
 
 @dataclass
+class TensorRTSection:
+    """The ``tensorrt`` section of an engine's manifest (written by ``edgedet build``): what
+    decides whether the plan loads on a machine (release, GPU, compatibility flags, plugins) and
+    how it was built. Keys a newer edgedet may add are kept in ``extra``: a round trip loses
+    nothing."""
+
+    version: str  # TensorRT release that built the plan, e.g. 10.3.0.30
+    module: str = "tensorrt"  # the Python module that built it
+    precision: str = contract.EnginePrecision.STRONGLY_TYPED  # contract.EnginePrecision
+    network_flags: list[str] = field(default_factory=list)  # NetworkDefinitionCreationFlag names
+    builder_flags: list[str] = field(default_factory=list)  # BuilderFlag names
+    version_compatible: bool = False
+    exclude_lean_runtime: bool = False
+    hardware_compatibility_level: str = contract.HardwareCompatibility.NONE
+    gpu: dict = field(default_factory=dict)  # name, compute_capability ("8.7"), integrated
+    # per optimisation profile: [{name, min, opt, max}] per dynamic input
+    profiles: list[list[dict]] = field(default_factory=list)
+    plugins: list[PluginRecord] = field(default_factory=list)
+    # layers TensorRT built from a plugin (0: the NMS function body ran as standard ops)
+    plugin_layers: int = 0
+    nms_function_stripped: bool = False  # the EdgeDetNMS local function was removed before parsing
+    dla_core: int | None = None
+    builder_optimization_level: int | None = None
+    workspace_bytes: int | None = None
+    timing_cache: str | None = None  # file name of the timing cache used
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        d["plugins"] = [p.to_dict() for p in self.plugins]
+        return {**d, **self.extra}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TensorRTSection":
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["plugins"] = [PluginRecord.from_dict(p) for p in d.get("plugins", [])]
+        return cls(**kw, extra={k: v for k, v in d.items() if k not in known})
+
+
+def _check_tensorrt(t: dict, where: str) -> None:
+    """The ``tensorrt`` section's schema (an empty object means none)."""
+    if not t:
+        return
+    if not isinstance(t.get("version"), str):
+        raise _field_error(where, "tensorrt.version", "is missing or not a string")
+    for name, kind in (("gpu", dict), ("profiles", list), ("plugins", list),
+                       ("network_flags", list), ("builder_flags", list)):
+        if not isinstance(t.get(name, kind()), kind):
+            what = "an object" if kind is dict else "a list"
+            raise _field_error(where, f"tensorrt.{name}", f"must be {what}")
+    plugins = t.get("plugins", [])
+    if not all(isinstance(p, dict) and isinstance(p.get("file"), str) for p in plugins):
+        raise _field_error(where, "tensorrt.plugins",
+                           "must be a list of objects, each with a 'file' string")
+
+
+@dataclass
 class Manifest:
     family: str
     model: str
     class_names: list[str]
     input: InputInfo
-    output_kind: str  # contract.KIND_NMS | contract.KIND_RAW
+    output_kind: str  # contract.OutputKind
     outputs: list[contract.TensorSpec] = field(default_factory=list)
-    task: str = "detect"
+    task: str = contract.Task.DETECT
     # COCO category id of each class index (torchvision models: the index itself; nano: index + 1)
     category_ids: list[int] | None = None
     nms: NMSParams | None = None
-    nms_where: str = "graph"  # graph | host | none
-    nms_implementation: str = "graph"  # graph | edgedet | efficient | host
+    nms_where: str = contract.NMSWhere.GRAPH  # contract.NMSWhere
+    nms_implementation: str = contract.NMSImplementation.GRAPH  # contract.NMSImplementation
     normalization: dict = field(default_factory=lambda: {"mean": [0.0] * 3, "std": [1.0] * 3, "in_graph": True})
     precision: dict = field(default_factory=lambda: {"mode": "fp32"})
     source: dict = field(default_factory=dict)
@@ -87,9 +148,13 @@ class Manifest:
     tools: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
     # TensorRT engines only (`edgedet build`): version, GPU, profiles, plugins; see docs/tensorrt.md
-    tensorrt: dict = field(default_factory=dict)
+    tensorrt: TensorRTSection | None = None
     created: str = ""
     schema: str = SCHEMA
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tensorrt, dict):  # the section as JSON holds it ({} = none)
+            self.tensorrt = TensorRTSection.from_dict(self.tensorrt) if self.tensorrt else None
 
     @property
     def num_classes(self) -> int:
@@ -100,7 +165,9 @@ class Manifest:
         d["input"] = self.input.to_dict()
         d["outputs"] = [o.to_dict() for o in self.outputs]
         d["nms"] = self.nms.to_dict() if self.nms else None
-        if not d["tensorrt"]:
+        if self.tensorrt:
+            d["tensorrt"] = self.tensorrt.to_dict()
+        else:
             del d["tensorrt"]  # ONNX manifests stay as they were
         return d
 
@@ -113,11 +180,20 @@ class Manifest:
             known = {f.name for f in dataclasses.fields(cls)}
             kw = {k: v for k, v in d.items() if k in known}
             kw["input"] = InputInfo.from_dict(d["input"])
+            for name, vocab in VOCABULARIES.items():  # validated above: the values are members
+                if name in kw:
+                    kw[name] = vocab(kw[name])
             kw["outputs"] = [contract.TensorSpec.from_dict(o) for o in d.get("outputs", [])]
             try:
                 kw["nms"] = NMSParams.from_dict(d["nms"]) if d.get("nms") else None
             except (EdgeDetError, TypeError, ValueError) as exc:
                 raise _field_error(where, "nms", f"is invalid ({exc})") from None
+            try:
+                section = d.get("tensorrt")
+                kw["tensorrt"] = TensorRTSection.from_dict(section) if section else None
+            except (KeyError, TypeError, ValueError) as exc:
+                raise _field_error(where, "tensorrt",
+                                   f"is invalid ({type(exc).__name__}: {exc})") from None
             return cls(**kw)
         except ManifestError:
             raise
@@ -125,7 +201,10 @@ class Manifest:
             raise ManifestError(f"{where}: malformed manifest ({type(exc).__name__}: {exc}); re-export the model") from None
 
 
-TASKS = {"detect": (contract.KIND_NMS, contract.KIND_RAW), "classify": (contract.KIND_CLASSIFY,)}
+VOCABULARIES = {"task": contract.Task, "output_kind": contract.OutputKind,
+                "nms_where": contract.NMSWhere, "nms_implementation": contract.NMSImplementation}
+TASKS = {contract.Task.DETECT: (contract.OutputKind.NMS, contract.OutputKind.RAW),
+         contract.Task.CLASSIFY: (contract.OutputKind.CLASSIFY,)}
 
 
 def _field_error(where: str, name: str, problem: str) -> ManifestError:
@@ -182,6 +261,9 @@ def validate(d, where: str = "manifest") -> None:
                            f"got {len(ids) if isinstance(ids, list) else type(ids).__name__}")
     if d.get("nms_where", "graph") not in NMS_WHERE:
         raise _field_error(where, "nms_where", f"is {d.get('nms_where')!r}, not one of {', '.join(NMS_WHERE)}")
+    if d.get("nms_implementation", "graph") not in contract.NMSImplementation.values():
+        raise _field_error(where, "nms_implementation", f"is {d.get('nms_implementation')!r}, "
+                           f"not one of {', '.join(contract.NMSImplementation.values())}")
     if d.get("nms") is not None and not isinstance(d["nms"], dict):
         raise _field_error(where, "nms", "must be an object or null")
     if not isinstance(d.get("outputs", []), list) or not all(isinstance(o, dict) for o in d.get("outputs", [])):
@@ -189,6 +271,7 @@ def validate(d, where: str = "manifest") -> None:
     for name in ("normalization", "precision", "source", "artifact", "tools", "notes", "tensorrt"):
         if not isinstance(d.get(name, {}), dict):
             raise _field_error(where, name, "must be an object")
+    _check_tensorrt(d.get("tensorrt", {}), where)
 
 
 def tool_versions(extra: tuple[str, ...] = ()) -> dict:

@@ -25,18 +25,34 @@ class IOSpec:
     shape: tuple[int | None, ...]
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend offers beyond ``infer``, declared so that callers (bench, streams, the CLI)
+    read it instead of probing for attributes."""
+
+    # (smallest, largest) batch the loaded artifact runs, when the backend knows a limit the graph's
+    # input shape does not show (a TensorRT optimisation profile); None: any batch the shape allows
+    batch_range: tuple[int, int] | None = None
+    # ``last_timings`` holds per-stage ms of the last infer (h2d_ms, gpu_compute_ms, d2h_ms)
+    stage_timings: bool = False
+    cuda_graph: bool = False  # the ``cuda_graph`` attribute switches CUDA graph replay on and off
+
+
 class Backend(abc.ABC):
     """Context-managed inference over one artifact.
 
     Subclasses implement ``_infer_impl`` and ``_close_impl``; the public methods do
-    the checks, so every backend refuses a wrong feed the same way.
+    the checks, so every backend refuses a wrong feed the same way. A backend with
+    more to offer overrides ``capabilities``.
     """
 
     name = "backend"
+    capabilities = Capabilities()
 
     def __init__(self) -> None:
         self.inputs: list[IOSpec] = []
         self.outputs: list[IOSpec] = []
+        self.last_timings: dict[str, float] = {}  # filled when capabilities.stage_timings
         self._closed = False
 
     def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

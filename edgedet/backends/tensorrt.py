@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedet import contract
-from edgedet.backends.base import Backend, IOSpec
+from edgedet.backends.base import Backend, Capabilities, IOSpec
 from edgedet.errors import CompatibilityError, InputError, ManifestError, ModelError
 from edgedet.fileio import sha256_bytes
 from edgedet.manifest import Manifest, manifest_path, read_manifest
@@ -192,6 +192,11 @@ class TensorRTBackend(Backend):
         return self._engine
 
     @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(batch_range=(self.min_batch, self.max_batch), stage_timings=True,
+                            cuda_graph=True)
+
+    @property
     def cuda_graph(self) -> bool:
         return self._cuda_graph
 
@@ -306,7 +311,7 @@ class TensorRTBackend(Backend):
             warnings.warn(f"releasing CUDA resources of {self.path}: {errors[0]}", stacklevel=2)
 
     def describe(self) -> dict:
-        built = (self.manifest.tensorrt or {}).get("version") if self.manifest else None
+        built = self.manifest.tensorrt.version if self.manifest and self.manifest.tensorrt else None
         return {"backend": self.name, "tensorrt": str(self.trt.version), "module": self.trt.name,
                 "flavour": self.trt.flavour, "device": self.device.name,
                 "compute_capability": "%d.%d" % self.device.compute_capability,

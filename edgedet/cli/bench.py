@@ -49,11 +49,13 @@ def bench_cmd(ctx, artifact, source, batches, iters, warmup, image_dir, backend,
         fixed = det.backend.inputs[0].shape[0]
         if fixed and any(b != fixed for b in sizes):
             raise InputError(f"{artifact} has a fixed batch of {fixed}; use --batch {fixed} or export with --dynamic-batch")
-        top = getattr(det.backend, "max_batch", None)  # TensorRT: the optimisation profile's largest batch
+        limit = det.backend.capabilities.batch_range  # TensorRT: the optimisation profile's batches
+        top = limit[1] if limit else None
         if top and any(b > top for b in sizes):
             raise InputError(f"{artifact} was built for batches up to {top}; use --batch <= {top} or rebuild with "
                              "`edgedet build --batch min,opt,max`")
-        if cuda_graph and not hasattr(det.backend, "cuda_graph"):  # before the banner: one line when refused
+        # before the banner: one line when refused
+        if cuda_graph and not det.backend.capabilities.cuda_graph:
             raise InputError(f"--cuda-graph applies to TensorRT engines; this artifact runs on {det.backend.name}")
         report = {"artifact": str(artifact), "model": f"{det.manifest.family}/{det.manifest.model}",
                   "input": list(det.manifest.input.shape), "backend": det.backend.describe(), "machine": machine_info(),
@@ -79,7 +81,7 @@ def _graph_runs(det, cuda_graph: str | None, run) -> list[tuple[str | None, dict
     """[(mode, results)]: one plain run, or one per CUDA graph setting (TensorRT backend only)."""
     if not cuda_graph:
         return [(None, run())]
-    if not hasattr(det.backend, "cuda_graph"):
+    if not det.backend.capabilities.cuda_graph:
         raise InputError(f"--cuda-graph applies to TensorRT engines; this artifact runs on {det.backend.name}")
     out = []
     for mode in (["off", "on"] if cuda_graph == "both" else [cuda_graph]):

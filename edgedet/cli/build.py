@@ -51,6 +51,7 @@ def build_cmd(model, output, batch, workspace, timing_cache, opt_level, version_
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     t = result.manifest.tensorrt
-    click.echo(f"wrote {result.path} ({result.path.stat().st_size / 1e6:.1f} MB) with TensorRT {t['version']} on "
-               f"{t['gpu'].get('name', '?')} (compute {t['gpu'].get('compute_capability', '?')}), {t['precision']}, "
+    click.echo(f"wrote {result.path} ({result.path.stat().st_size / 1e6:.1f} MB) with TensorRT "
+               f"{t.version} on {t.gpu.get('name', '?')} "
+               f"(compute {t.gpu.get('compute_capability', '?')}), {t.precision}, "
                f"input {list(result.manifest.input.shape)}, {result.seconds:.0f} s; manifest {result.path}.json")

@@ -88,10 +88,11 @@ def plugin_problem(manifest: Manifest, host: str) -> str | None:
     find no creator. A version-compatible plan carries the library (plugins_to_serialize) and
     needs nothing loaded.
     """
-    missing = [p for p in manifest.tensorrt.get("plugins", []) if not p.get("serialized")]
+    plugins = manifest.tensorrt.plugins if manifest.tensorrt else []
+    missing = [p for p in plugins if not p.serialized]
     if not missing:
         return None
-    files = ", ".join(p["file"] for p in missing)
+    files = ", ".join(p.file for p in missing)
     return (f"the engine needs the plugin library {files} loaded into {host}, which loads plugin libraries with "
             f"dlopen only; edgedet's library registers its EdgeDetNMS creator through getCreators() "
             f"(IPluginRegistry::loadLibrary), not at load time. Rebuild the engine with "

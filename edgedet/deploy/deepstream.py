@@ -110,7 +110,7 @@ def batch_size(art: Artifact, requested: int | None = None) -> int:
 
 def profile_max_batch(manifest: Manifest) -> int:
     """The largest batch of the engine's first optimisation profile for ``images`` (1 without one)."""
-    for profile in manifest.tensorrt.get("profiles", [])[:1]:
+    for profile in (manifest.tensorrt.profiles if manifest.tensorrt else [])[:1]:
         for shape in profile:
             if shape.get("name", contract.INPUT_NAME) == manifest.input.name:
                 return int(shape["max"][0])

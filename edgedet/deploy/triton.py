@@ -122,13 +122,15 @@ def model_config(art: Artifact, name: str, max_batch: int | None = None, instanc
 def server_notes(art: Artifact, repo: Path) -> str:
     """How to start tritonserver on this repository (the flags this model needs)."""
     flags = [f"--model-repository={repo}"]
-    if art.is_engine and art.manifest.tensorrt.get("version_compatible"):
+    section = art.manifest.tensorrt
+    if art.is_engine and section and section.version_compatible:
         flags.append("--backend-config=tensorrt,version-compatible=true")
-    version = art.manifest.tensorrt.get("version")
+    version = section.version if section else None
     lines = ["tritonserver " + " ".join(flags)]
     if version:
         lines.append(f"# the plan was built by TensorRT {version}: the server's TensorRT must be that release"
-                     + (" or later (version-compatible plan)" if art.manifest.tensorrt.get("version_compatible") else ""))
+                     + (" or later (version-compatible plan)" if section.version_compatible
+                        else ""))
     return "\n".join(lines) + "\n"
 
 

@@ -120,7 +120,8 @@ class Pipeline:
 
     def _batch_size(self, batch: int | None) -> int:
         fixed = self.detector.backend.inputs[0].shape[0]
-        top = min(self.detector.max_batch, getattr(self.detector.backend, "max_batch", None) or 1 << 30)
+        limit = self.detector.backend.capabilities.batch_range  # TensorRT: the optimisation profile
+        top = min(self.detector.max_batch, limit[1] if limit else 1 << 30)
         if fixed:
             if batch not in (None, fixed):
                 raise InputError(f"{self.detector.path.name} has a fixed batch of {fixed}; use batch {fixed} "

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgedet.contract import HardwareCompatibility
 from edgedet.errors import CompatibilityError
+from edgedet.manifest import TensorRTSection
 from edgedet.trt.plugins import PluginRecord
 from edgedet.trt.version import TRTVersion, parse_compute_capability
 
 REBUILD = "rebuild the engine on this device from its ONNX file (`edgedet build model.onnx -o model.engine`)"
-HW_LEVELS = ("NONE", "AMPERE_PLUS", "SAME_COMPUTE_CAPABILITY")
+HW_LEVELS = HardwareCompatibility.values()
 
 
 @dataclass
@@ -41,13 +43,13 @@ class EngineNeeds:
     dla_core: int | None = None
 
     @classmethod
-    def from_manifest(cls, section: dict) -> "EngineNeeds":
-        gpu = section.get("gpu") or {}
-        return cls(TRTVersion.parse(section["version"]), bool(section.get("version_compatible")),
-                   bool(section.get("exclude_lean_runtime")),
-                   str(section.get("hardware_compatibility_level") or "NONE").upper(),
+    def from_manifest(cls, section: TensorRTSection) -> "EngineNeeds":
+        gpu = section.gpu or {}
+        return cls(TRTVersion.parse(section.version), bool(section.version_compatible),
+                   bool(section.exclude_lean_runtime),
+                   str(section.hardware_compatibility_level or "NONE").upper(),
                    parse_compute_capability(gpu.get("compute_capability")), gpu.get("name"),
-                   [PluginRecord.from_dict(p) for p in section.get("plugins", [])], section.get("dla_core"))
+                   list(section.plugins), section.dla_core)
 
 
 @dataclass

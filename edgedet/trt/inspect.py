@@ -24,8 +24,9 @@ def inspect_engine(path: str | os.PathLike, layers: bool = False, plugin_paths=(
     path = Path(path)
     plan = read_plan(path)
     manifest = read_manifest(path) if manifest_path(path).exists() else None
-    section = (manifest.tensorrt if manifest else None) or {}
-    report = {"engine": str(path), "bytes": len(plan), "manifest": _manifest_summary(manifest), "built": section}
+    section = manifest.tensorrt if manifest else None
+    report = {"engine": str(path), "bytes": len(plan), "manifest": _manifest_summary(manifest),
+              "built": section.to_dict() if section else {}}
     machine, reasons = _machine()
     report["machine"], report["notes"] = machine, []
     if section and "trt_version" in machine:

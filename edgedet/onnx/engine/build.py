@@ -23,7 +23,7 @@ from typing import Callable
 
 from edgedet.errors import ExportError, InputError, ManifestError
 from edgedet.fileio import check_output, sha256_file, write_bytes_atomic
-from edgedet.manifest import Manifest, manifest_path, read_manifest, write_artifact
+from edgedet.manifest import Manifest, TensorRTSection, manifest_path, read_manifest, write_artifact
 from edgedet.trt import plugins as trt_plugins
 from edgedet.trt.loader import LogBook, TensorRT, import_tensorrt, make_logger
 from edgedet.onnx.engine import flags as trt_flags
@@ -384,22 +384,24 @@ def _save_timing_cache(config, path: str | None, say) -> None:
 
 
 def _tensorrt_section(trt: TensorRT, plan: trt_flags.FlagPlan, o: trt_flags.BuildOptions, gpu: dict,
-                      profile: list[ProfileShape], records, stripped: bool, plugin_layers: int) -> dict:
+                      profile: list[ProfileShape], records, stripped: bool,
+                      plugin_layers: int) -> TensorRTSection:
     """The manifest's `tensorrt` section: what decides where the plan loads, and how it was built."""
-    return {
-        "version": str(trt.version), "module": trt.name, "precision": plan.precision,
-        "network_flags": list(plan.network_flags), "builder_flags": list(plan.builder_flags),
-        "version_compatible": o.version_compatible, "exclude_lean_runtime": o.exclude_lean_runtime,
-        "hardware_compatibility_level": plan.hardware_level or "NONE", "gpu": gpu,
-        "profiles": [[p.to_dict() for p in profile]] if profile else [],
-        "plugins": [r.to_dict() for r in records], "plugin_layers": plugin_layers,
-        "nms_function_stripped": stripped, "dla_core": o.dla_core,
-        "builder_optimization_level": o.opt_level, "workspace_bytes": o.workspace,
-        "timing_cache": Path(o.timing_cache).name if o.timing_cache else None,
-    }
+    return TensorRTSection(
+        version=str(trt.version), module=trt.name, precision=plan.precision,
+        network_flags=list(plan.network_flags), builder_flags=list(plan.builder_flags),
+        version_compatible=o.version_compatible, exclude_lean_runtime=o.exclude_lean_runtime,
+        hardware_compatibility_level=plan.hardware_level or "NONE", gpu=gpu,
+        profiles=[[p.to_dict() for p in profile]] if profile else [],
+        plugins=list(records), plugin_layers=plugin_layers,
+        nms_function_stripped=stripped, dla_core=o.dla_core,
+        builder_optimization_level=o.opt_level, workspace_bytes=o.workspace,
+        timing_cache=Path(o.timing_cache).name if o.timing_cache else None,
+    )
 
 
 def _write(output: Path, plan, manifest: Manifest) -> None:
     """The plain plan (IHostMemory supports the buffer protocol), then its manifest, atomically."""
-    manifest.tools = {"tensorrt": manifest.tensorrt["version"], "tensorrt_module": manifest.tensorrt["module"]}
+    section = manifest.tensorrt
+    manifest.tools = {"tensorrt": section.version, "tensorrt_module": section.module}
     write_artifact(output, plan, manifest)  # plan + manifest as one transaction

@@ -6,7 +6,7 @@ import pytest
 
 import tiny_models
 from edgedet.contract import TensorSpec
-from edgedet.manifest import read_manifest, write_manifest
+from edgedet.manifest import TensorRTSection, read_manifest, write_manifest
 
 NMS_SPECS = [TensorSpec("num_dets", "int32", (-1, 1)), TensorSpec("det_boxes", "float32", (-1, 4, 4)),
              TensorSpec("det_scores", "float32", (-1, 4)), TensorSpec("det_classes", "int32", (-1, 4))]
@@ -19,14 +19,14 @@ def make_engine(tmp_path, name="model.engine", batch=(1, 4, 8), plugins=(), vers
     manifest = read_manifest(src)
     manifest.outputs = list(outputs)
     manifest.precision = {"mode": precision}
-    manifest.tensorrt = {
+    manifest.tensorrt = TensorRTSection.from_dict({
         "version": "10.13.0", "precision": "strongly-typed", "version_compatible": version_compatible,
         "profiles": [[{"name": "images", "min": [batch[0], 3, 64, 64], "opt": [batch[1], 3, 64, 64],
                        "max": [batch[2], 3, 64, 64]}]],
         "plugins": [{"file": "libedgedet_nms_plugin.so", "sha256": None, "path": None,
                      "creators": [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}],
                      "serialized": s} for s in plugins],
-    }
+    })
     path = tmp_path / name
     path.write_bytes(b"plan bytes as TensorRT wrote them")
     write_manifest(path, manifest)

@@ -34,6 +34,19 @@ def test_io_specs_profile_and_describe(fake_trt, fake_engine):
         assert be.outputs[3].dtype == np.int32 and (be.min_batch, be.max_batch) == (1, 4)
         d = be.describe()
         assert d["tensorrt"] == "10.3.0.30" and d["compute_capability"] == "8.7" and d["batch_range"] == [1, 4]
+        caps = be.capabilities
+        assert caps.batch_range == (1, 4) and caps.stage_timings and caps.cuda_graph
+
+
+def test_other_backends_declare_no_extras(tiny_nms):
+    """Callers read `capabilities` instead of probing: ONNX Runtime has no profile, timings or
+    CUDA graphs."""
+    from edgedet.backends.base import Backend, Capabilities
+    from edgedet.loading import load
+
+    assert Backend.capabilities == Capabilities(None, False, False)
+    with load(tiny_nms) as det:
+        assert det.backend.capabilities == Capabilities() and det.backend.last_timings == {}
 
 
 @pytest.mark.parametrize("n", [1, 3, 4, 6, 9])

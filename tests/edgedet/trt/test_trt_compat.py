@@ -3,6 +3,7 @@
 import pytest
 
 from edgedet.errors import CompatibilityError
+from edgedet.manifest import TensorRTSection
 from edgedet.trt.compat import EngineNeeds, Machine, check, hardware_warnings, require_compatible
 from edgedet.trt.version import TRTVersion
 
@@ -86,9 +87,10 @@ def test_all_reasons_in_one_error():
 
 
 def test_from_manifest_section():
-    n = EngineNeeds.from_manifest({"version": "10.3.0.30", "version_compatible": True,
-                                   "hardware_compatibility_level": "ampere_plus",
-                                   "gpu": {"name": "Orin", "compute_capability": "8.7"},
-                                   "plugins": [{"file": "libp.so", "sha256": "ab", "creators": [{"name": "P"}]}]})
+    n = EngineNeeds.from_manifest(TensorRTSection.from_dict(
+        {"version": "10.3.0.30", "version_compatible": True,
+         "hardware_compatibility_level": "ampere_plus",
+         "gpu": {"name": "Orin", "compute_capability": "8.7"},
+         "plugins": [{"file": "libp.so", "sha256": "ab", "creators": [{"name": "P"}]}]}))
     assert n.compute_capability == (8, 7) and n.hardware_compatibility == "AMPERE_PLUS" and n.version_compatible
     assert n.plugins[0].file == "libp.so" and n.plugins[0].creators[0].version == "1"

@@ -7,6 +7,7 @@ the stand-in returns fixed bytes. Real builds are in test_trt_integration.py (ma
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from test_trt_strip import model_with_local_function
 
 from edgedet.errors import DependencyError, ExportError, InputError
 from edgedet.fileio import sha256_file
-from edgedet.manifest import InputInfo, Manifest, read_manifest, write_manifest
+from edgedet.manifest import InputInfo, Manifest, manifest_path, read_manifest, write_manifest
 from edgedet.nms import opdef
 from edgedet.trt.loader import TensorRT
 from edgedet.trt.version import TRTVersion
@@ -83,13 +84,23 @@ def test_trt_10_3_strips_function_parses_bytes_and_writes_everything(use, tmp_pa
     assert engine.read_bytes() == trt_build_fakes.PLAN  # a plain plan: no header bytes
     assert cache.read_bytes() == b"+tuned"
     m = read_manifest(engine)
+    raw = manifest_path(engine).read_bytes()  # the dataclass writes back what the build wrote
+    assert (json.dumps(m.to_dict(), indent=2) + "\n").encode() == raw
+    assert list(json.loads(raw)["tensorrt"]) == [  # the keys, in order, before the dataclass
+        "version", "module", "precision", "network_flags", "builder_flags", "version_compatible",
+        "exclude_lean_runtime", "hardware_compatibility_level", "gpu", "profiles", "plugins",
+        "plugin_layers", "nms_function_stripped", "dla_core", "builder_optimization_level",
+        "workspace_bytes", "timing_cache"]
     t = m.tensorrt
-    assert t["version"] == "10.3.0.30" and t["precision"] == "strongly-typed" and t["network_flags"] == ["STRONGLY_TYPED"]
-    assert t["nms_function_stripped"] and t["plugin_layers"] == 1 and t["gpu"]["compute_capability"] == "8.7"
-    assert t["profiles"] == [[{"name": "images", "min": [1, 3, 8, 8], "opt": [2, 3, 8, 8], "max": [4, 3, 8, 8]}]]
-    (p,) = t["plugins"]
-    assert p["file"] == opdef.PLUGIN_LIBRARY and p["sha256"] == sha256_file(lib) and not p["serialized"]
-    assert p["creators"] == [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}]
+    assert t.version == "10.3.0.30" and t.precision == "strongly-typed"
+    assert t.network_flags == ["STRONGLY_TYPED"]
+    assert t.nms_function_stripped and t.plugin_layers == 1 and t.gpu["compute_capability"] == "8.7"
+    assert t.profiles == [[{"name": "images", "min": [1, 3, 8, 8], "opt": [2, 3, 8, 8],
+                            "max": [4, 3, 8, 8]}]]
+    (p,) = t.plugins
+    assert p.file == opdef.PLUGIN_LIBRARY and p.sha256 == sha256_file(lib) and not p.serialized
+    creators = p.to_dict()["creators"]
+    assert creators == [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}]
     assert m.input.shape == (-1, 3, 8, 8) and m.precision == {"mode": "fp16", "engine": "strongly-typed"}
     assert m.source["sha256"] == sha256_file(onnx_path) and m.source["upstream"]["weights"] == "w.pt"
     assert m.tools["tensorrt"] == "10.3.0.30" and m.artifact["sha256"] == sha256_file(engine)
@@ -105,7 +116,7 @@ def test_trt_11_keeps_function_and_parses_the_file(use, tmp_path):
     assert trt.config.flags == ["VERSION_COMPATIBLE"]
     assert trt.config.plugins_to_serialize == [str(lib.resolve())]
     t = read_manifest(tmp_path / "m.engine").tensorrt
-    assert not t["nms_function_stripped"] and t["version_compatible"] and t["plugins"][0]["serialized"]
+    assert not t.nms_function_stripped and t.version_compatible and t.plugins[0].serialized
 
 
 def test_no_plugin_keeps_the_standard_op_body(use, tmp_path):
@@ -166,7 +177,7 @@ def test_hardware_compat_needs_a_plugin_with_code_for_other_gpus(use, tmp_path, 
     portable = {"sass": ["sm_80", "sm_86", "sm_87", "sm_89", "sm_90"], "ptx": ["compute_80"]}
     sidecar.write_text(json.dumps({"architectures": portable}))
     result = build_engine(nms_onnx(tmp_path), tmp_path / "m.engine", opts)
-    assert result.manifest.tensorrt["plugins"][0]["architectures"] == portable
+    assert result.manifest.tensorrt.plugins[0].architectures == portable
     sidecar.unlink()  # unknown code: built, with a note saying so
     notes = build_engine(nms_onnx(tmp_path), tmp_path / "m.engine", opts).notes
     assert any("not recorded" in n and "--arch portable" in n for n in notes)

@@ -117,3 +117,21 @@ def test_validate_messages():
         validate(BuildOptions(dla_core=-1))
     with pytest.raises(InputError, match="--hardware-compat"):
         validate(BuildOptions(hardware_compatibility="any"))
+
+
+def test_flag_plans_use_the_contract_vocabularies():
+    """What the builder writes into the manifest's tensorrt section is a documented value."""
+    from edgedet.contract import EnginePrecision, HardwareCompatibility
+
+    precisions = {plan("10.12.0.36", legacy=mode).precision for mode in (None, "fp16", "int8")}
+    assert precisions == set(EnginePrecision.values())
+    levels = {plan("11.4.0.106", hardware_compatibility=h).hardware_level or "NONE"
+              for h in ("none", "ampere_plus", "same_cc")}
+    assert levels == set(HardwareCompatibility.values())
+
+
+def test_nms_registry_is_the_cli_vocabulary():
+    from edgedet.contract import NMS_IMPLEMENTATIONS
+    from edgedet.onnx.nms import IMPLEMENTATIONS
+
+    assert tuple(IMPLEMENTATIONS) == NMS_IMPLEMENTATIONS

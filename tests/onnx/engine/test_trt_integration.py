@@ -136,7 +136,8 @@ def test_nms_plugin_engine_matches_onnxruntime(tmp_path):
     model = attach_nms(raw, NMSParams(score_threshold=0.05, iou_threshold=0.5, max_output_boxes=4), implementation="edgedet")
     onnx_path = tiny_models.save(model, tmp_path / "nms.onnx", batch=-1)
     result = build_engine(onnx_path, tmp_path / "nms.engine", BuildOptions(batch=BatchRange(1, 2, 4), plugins=[lib]))
-    assert result.manifest.tensorrt["plugin_layers"] >= 1  # the parser used the plugin, not the function body
+    # the parser used the plugin, not the function body
+    assert result.manifest.tensorrt.plugin_layers >= 1
     from edgedet.backends.tensorrt import TensorRTBackend
 
     x = _batch(3, seed=2)
