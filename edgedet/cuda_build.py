@@ -17,7 +17,7 @@ from pathlib import Path
 from edgedet.errors import DependencyError, EdgeDetError
 
 CSRC = Path(__file__).parent / "csrc"
-KERNEL_SOURCES = ("letterbox.cu", "nms_kernels.cu")
+KERNEL_SOURCES = ("nms_kernels.cu",)
 CXX_STD = "c++17"
 # docs/nms.md: no fused multiply-add, so IoU and decode round exactly as the spec writes them
 SPEC_FLAGS = ("-fmad=false",)
