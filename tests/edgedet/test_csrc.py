@@ -10,8 +10,6 @@ import shutil
 import numpy as np
 import pytest
 
-from benchmarks.gpu.letterbox import SOURCE as LETTERBOX_SOURCE
-from benchmarks.gpu.letterbox import Params as LetterboxParams
 from edgedet.cuda_build import KERNEL_SOURCES, compile_library
 from edgedet.preprocess import letterbox
 
@@ -21,6 +19,8 @@ needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA
 @pytest.fixture(scope="module")
 def kernels_lib(tmp_path_factory):
     """The kernels + letterbox library, compiled once for this module (CUB makes a build take ~25 s)."""
+    from benchmarks.gpu.letterbox import SOURCE as LETTERBOX_SOURCE
+
     if shutil.which("nvcc") is None:
         pytest.skip("nvcc (CUDA compiler) not on PATH")
     return compile_library(tmp_path_factory.mktemp("csrc") / "libedgedet_kernels.so",
@@ -123,6 +123,8 @@ def test_compile_error_is_reported(tmp_path):
 @pytest.mark.parametrize("shape", [(480, 640), (720, 1280), (300, 200), (320, 320)])
 def test_gpu_letterbox_matches_cpu(kernels_lib, shape):
     cp = pytest.importorskip("cupy", reason="the GPU tests use CuPy for device buffers")
+    from benchmarks.gpu.letterbox import Params as LetterboxParams
+
     lib = ctypes.CDLL(str(kernels_lib))
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
@@ -137,3 +139,16 @@ def test_gpu_letterbox_matches_cpu(kernels_lib, shape):
     got = cp.asnumpy(dst)[0].transpose(1, 2, 0) * 255
     diff = np.abs(got - ref.astype(np.float32))
     assert diff.max() <= 1.0 + 1e-3 and (diff > 0.5).mean() < 0.05
+
+
+def test_one_nvcc_command_line(tmp_path):
+    """Shared library (kernels, plugin) and executable (plugin harness) come from the same command builder."""
+    from edgedet.cuda_build import nvcc_command
+
+    lib = nvcc_command("nvcc", ["k.cu"], tmp_path / "k.so", ["-arch=sm_87"], [tmp_path], extra=["-lineinfo"])
+    assert lib == ["nvcc", "-O3", "-std=c++17", "-fmad=false", "-shared", "-arch=sm_87", "-Xcompiler", "-fPIC",
+                   f"-I{tmp_path}", "-lineinfo", "-o", str(tmp_path / "k.so"), "k.cu"]
+    exe = nvcc_command("nvcc", ["h.cpp", "k.cu"], "h", optimize="-O2", shared=False, host_flags=("-Wno-x",),
+                       linker_flags=("--no-undefined",), defines=["REAL"])
+    assert exe == ["nvcc", "-O2", "-std=c++17", "-fmad=false", "-Xcompiler", "-Wno-x", "-Xlinker", "--no-undefined",
+                   "-DREAL", "-o", "h", "h.cpp", "k.cu"]
