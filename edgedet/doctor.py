@@ -95,7 +95,8 @@ def advice(r: dict) -> list[str]:
     if not r["can"]["export (torch -> ONNX)"]:
         tips.append("to export models: pip install 'edgedet[export]'")
     if not r["packages"]["onnx"]:
-        tips.append("to build TensorRT engines from ONNX (on a Jetson too): pip install 'edgedet[build]' (onnx, no torch)")
+        tips.append("for attach-nms, quantize, check-qdq and TensorRT engine builds (on a Jetson too): "
+                    "pip install 'edgedet[ort,build]' (onnx, onnxslim, ONNX Runtime; no torch)")
     if not r["onnxruntime"]["version"]:
         tips.append("to run ONNX models: pip install 'edgedet[ort]' (CPU) or 'edgedet[gpu]' (CUDA)")
     if not r["gpus"]:

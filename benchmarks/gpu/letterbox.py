@@ -1,4 +1,4 @@
-"""GPU letterbox kernel (edgedet/csrc/letterbox.cu) vs the CPU path (OpenCV resize + NCHW float), same run.
+"""GPU letterbox kernel (benchmarks/gpu/letterbox.cu) vs the CPU path (OpenCV resize + NCHW float), same run.
 
 CPU: edgedet.preprocess.letterbox + to_input on a decoded frame (what the runtime does per image).
 GPU: the uint8 frame copied host->device (pageable memory) + one kernel writing NCHW float32, timed
@@ -21,9 +21,12 @@ from edgedet.cuda_build import compile_library
 from edgedet.preprocess import letterbox, to_input
 
 SIZES = [(480, 640), (720, 1280), (1080, 1920)]
+SOURCE = Path(__file__).with_name("letterbox.cu")
 
 
 class Params(ctypes.Structure):
+    """Mirror of the C struct EdgedetLetterbox in letterbox.cu (field order and types are the ABI)."""
+
     _fields_ = [(n, ctypes.c_int) for n in ("src_h", "src_w", "src_pitch", "dst_h", "dst_w", "new_h", "new_w",
                                             "pad_x", "pad_y")] + [("pad_value", ctypes.c_float), ("out_uint8", ctypes.c_int)]
 
@@ -69,7 +72,7 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=200)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        lib = ctypes.CDLL(str(compile_library(Path(tmp) / "libedgedet_kernels.so")))
+        lib = ctypes.CDLL(str(compile_library(Path(tmp) / "libedgedet_letterbox.so", sources=[SOURCE])))
         results = {f"{h}x{w}": run(lib, (h, w), args.size, args.iters) for h, w in SIZES}
     for k, r in results.items():
         print(f"{k:>10} -> {args.size}: CPU {r['cpu_ms']:.3f} ms, GPU copy+kernel {r['gpu_copy_plus_kernel_ms']:.3f} ms "

@@ -28,7 +28,7 @@ import numpy as np
 from benchmarks.common import write_results
 from benchmarks.nms_host import make_candidates
 from edgedet.nms import NMSParams, batched_nms
-from edgedet.nms.cuda import bind, c_params, prepare_nms_cuda, workspace_size
+from benchmarks.gpu.nms_kernels import bind, c_params, prepare_nms_cuda, workspace_size
 
 CASES = [(8400, 80, 0.25, 1000), (8400, 80, 0.001, 4096), (25200, 80, 0.25, 1000), (25200, 80, 0.001, 4096),
          (25200, 80, 0.001, 10000)]

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import write_results
+from edgedet.cuda_build import nvcc_command
 from edgedet.errors import EdgeDetError
 from edgedet.nms import NMSParams, reference_nms
 from edgedet.trt import plugin_build as pb
@@ -33,9 +34,9 @@ HARNESS = Path(__file__).resolve().parents[2] / "tests" / "edgedet" / "trt" / "p
 def compile_command(include: Path, exe: Path, arch: list[str] | None = None, real_kernels: bool = True) -> list[str]:
     """nvcc command for the harness: real kernels (GPU run) or stub kernels (CPU, what the tests run)."""
     sources = [HARNESS, pb.CSRC / pb.SOURCES[1]] + ([pb.CSRC / pb.SOURCES[0]] if real_kernels else [])
-    return [pb.nvcc_for(), "-O2", "-std=c++17", "-fmad=false", *(arch or []), "-Xcompiler", "-Wno-deprecated-declarations",
-            *(["-DEDGEDET_REAL_KERNELS"] if real_kernels else []), f"-I{include}", f"-I{pb.CSRC}", "-o", str(exe),
-            *map(str, sources)]
+    return nvcc_command(pb.nvcc_for(), sources, exe, arch or [], [include, pb.CSRC], shared=False, optimize="-O2",
+                        host_flags=("-Wno-deprecated-declarations",),
+                        defines=["EDGEDET_REAL_KERNELS"] if real_kernels else [])
 
 
 def read_case(folder: Path, line: str) -> dict:

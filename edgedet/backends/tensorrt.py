@@ -36,32 +36,7 @@ from edgedet.trt.cuda import Cuda, CudaError, DeviceBuffer, Event, GraphExec, Pi
 from edgedet.trt.engine_file import read_plan
 from edgedet.trt.loader import LogBook, TensorRT, import_tensorrt, make_logger
 
-# Every TensorRT attribute this module (and edgedet.trt.*) touches at run time, as dotted names
-# on the module. tests/edgedet/trt/test_trt_api.py checks each exists on the real lean 11.4
-# classes installed on the dev machine; the same names exist in 10.3's bindings
-# (python/src/infer/pyCore.cpp at tag v10.3.0).
-TRT_API = (
-    "__version__", "ILogger", "ILogger.Severity", "ILogger.Severity.ERROR", "ILogger.Severity.WARNING",
-    "Runtime", "Runtime.deserialize_cuda_engine", "Runtime.engine_host_code_allowed",
-    "Runtime.DLA_core", "Runtime.num_DLA_cores",
-    "ICudaEngine.num_io_tensors", "ICudaEngine.get_tensor_name", "ICudaEngine.get_tensor_mode",
-    "ICudaEngine.get_tensor_dtype", "ICudaEngine.get_tensor_shape", "ICudaEngine.get_tensor_profile_shape",
-    "ICudaEngine.num_optimization_profiles", "ICudaEngine.create_execution_context",
-    "ICudaEngine.device_memory_size_v2", "ICudaEngine.num_layers", "ICudaEngine.name",
-    "ICudaEngine.create_engine_inspector", "ICudaEngine.profiling_verbosity",
-    "IExecutionContext.set_input_shape", "IExecutionContext.get_tensor_shape",
-    "IExecutionContext.set_tensor_address", "IExecutionContext.execute_async_v3",
-    "TensorIOMode.INPUT", "TensorIOMode.OUTPUT",
-    "DataType.FLOAT", "DataType.HALF", "DataType.INT8", "DataType.INT32", "DataType.INT64",
-    "DataType.UINT8", "DataType.BOOL",
-    "LayerInformationFormat.JSON", "ProfilingVerbosity.DETAILED",
-    "get_plugin_registry", "IPluginRegistry.load_library", "IPluginRegistry.get_creator",
-    "IPluginRegistry.all_creators",
-)
-# Used when present; the lean bindings do not bind IEngineInspector (it sits under
-# EXPORT_ALL_BINDINGS in pyCore.cpp), so `edgedet inspect` falls back to I/O + manifest there.
-TRT_API_OPTIONAL = ("EngineInspector", "EngineInspector.get_engine_information")
-
+# The TensorRT names this module and edgedet.trt.* call are listed in edgedet.trt.api.RUNTIME.
 _NUMPY_DTYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32,
                  "INT64": np.int64, "UINT8": np.uint8, "BOOL": np.bool_}
 

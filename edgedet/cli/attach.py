@@ -102,7 +102,7 @@ def attach_cmd(model, boxes, scores, combined, objectness, box_format, normalize
                input_scale, mean, std,
                class_names, implementation, score_threshold, iou_threshold, max_det, top_k, output, **final):
     """Make MODEL (any ONNX detector) follow the edgedet contract so it quantises, builds and runs like ours."""
-    require("onnx", "export", "edgedet attach-nms")
+    require("onnx", "build", "edgedet attach-nms")
     from edgedet.nms.params import NMSParams
     from edgedet.onnx.byo.attach import ByoSpec, attach_file
 

@@ -41,7 +41,7 @@ def requested(final: dict) -> bool:
 def run_final(model: str, output: str, spec, implementation: str, score_threshold: float, max_det: int,
               background_class: int, **final) -> None:
     """attach-nms for final outputs: threshold + top-k in the graph (or on the host with --nms none)."""
-    require("onnx", "export", "edgedet attach-nms")
+    require("onnx", "build", "edgedet attach-nms")
     from edgedet.nms.topk import end_to_end_params
     from edgedet.onnx.byo.final import FinalSpec, attach_final_file
 

@@ -36,7 +36,8 @@ from edgedet.errors import InputError, require
 def quantize_cmd(model, mode, calib_dir, calib_size, method, exclude, target, quantize_head, cache_dir, no_speed_check,
                  sensitivity, budget, holdout_dir, sensitivity_mode, output):
     """Write an FP16 or INT8 copy of MODEL (an FP32 edgedet ONNX) with its manifest."""
-    require("onnx", "export", "edgedet quantize")
+    require("onnx", "build", "edgedet quantize")
+    require("onnxruntime", "ort", "edgedet quantize")  # calibration, FP16 conversion, the speed check
     from edgedet.onnx.quantize.api import QuantizeOptions, quantize
 
     if mode is None:
@@ -88,7 +89,7 @@ def _progress():
 @click.option("--list-nodes", is_flag=True, help="List node names and op types (for --exclude patterns).")
 def check_qdq_cmd(model, list_nodes):
     """Check MODEL's Q/DQ nodes against TensorRT's ONNX parser rules; exit 1 naming each violation."""
-    require("onnx", "export", "edgedet check-qdq")
+    require("onnx", "build", "edgedet check-qdq")
     from edgedet.onnx.tools import load_onnx
     from edgedet.onnx.quantize.check import check_qdq
 

@@ -56,7 +56,7 @@ def open_artifact(path: str | os.PathLike) -> Artifact:
 
 def onnx_outputs(path: Path) -> list[TensorSpec]:
     """The ONNX graph's outputs as TensorSpecs (-1 for symbolic dims), without loading weights."""
-    onnx = require("onnx", "export", f"reading the outputs of {path.name}")
+    onnx = require("onnx", "build", f"reading the outputs of {path.name}")
     try:
         graph = onnx.load(str(path), load_external_data=False).graph
     except Exception as exc:  # onnx raises DecodeError and others for a corrupt file

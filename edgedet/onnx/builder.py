@@ -1,9 +1,11 @@
-"""A tiny ONNX node builder whose nodes work both inline in a graph and as a FunctionProto body.
+"""The one ONNX node builder: nodes for a FunctionProto body, a list to splice in, or a graph.
 
-Constants are Constant nodes (functions cannot hold initializers) and names carry a prefix, so the
-NMS nodes never collide with the model they are appended to. The same builder code therefore
-yields the ``graph`` implementation (nodes appended to the model) and the body of the EdgeDetNMS
-local function (``function``).
+Names carry a prefix, so the added nodes never collide with the model they are appended to.
+Without a ``graph`` the nodes collect in ``nodes`` and constants are Constant nodes (functions
+cannot hold initializers): the same builder code yields the ``graph`` NMS implementation (nodes
+appended to the model) and the body of the EdgeDetNMS local function (``function``). With a
+``graph`` (attach-nms editing a third-party model) nodes are appended to it directly and
+constants become its initializers.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import numpy as np
 
 
 class NodeBuilder:
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, graph=None) -> None:
         from onnx import TensorProto, helper, numpy_helper
 
         self.helper, self.numpy_helper, self.float_type = helper, numpy_helper, TensorProto.FLOAT
         self.prefix = prefix
-        self.nodes: list = []
+        self.nodes = graph.node if graph is not None else []
+        self._initializers = graph.initializer if graph is not None else None
         self._count = 0
 
     def name(self, hint: str) -> str:
@@ -27,6 +30,9 @@ class NodeBuilder:
     def const(self, value, dtype=np.int64, hint: str = "c") -> str:
         out = self.name(hint)
         tensor = self.numpy_helper.from_array(np.asarray(value, dtype=dtype), out)
+        if self._initializers is not None:
+            self._initializers.append(tensor)
+            return out
         self.nodes.append(self.helper.make_node("Constant", [], [out], name=out, value=tensor))
         return out
 
@@ -37,7 +43,7 @@ class NodeBuilder:
         return outs[0] if outputs == 1 else outs
 
     def as_float(self, x: str, elem_type: int) -> str:
-        """``x`` as float32: a Cast for float16 / double inputs (NMS always computes in float32)."""
+        """``x`` as float32: a Cast for float16 / double inputs (decode and NMS compute in float32)."""
         return x if elem_type == self.float_type else self.op("Cast", [x], to=self.float_type)
 
     def function(self, domain: str, name: str, inputs: list[str], outputs: list[str], opset: int = 17):

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from edgedet.cuda_build import CSRC, default_arch, nvcc_command, nvcc_path, run_nvcc
 from edgedet.errors import DependencyError, EdgeDetError, InputError
 from edgedet.fileio import atomic_path, check_writable, sha256_file, write_text_atomic
 from edgedet.nms import opdef
 from edgedet.trt.version import TRTVersion
 
-CSRC = Path(__file__).resolve().parent.parent / "csrc"
 SOURCES = ("nms_kernels.cu", "plugin/edgedet_nms_plugin.cpp")  # relative to CSRC
 HEADERS = ("NvInfer.h", "NvInferVersion.h")
 MANIFEST_SCHEMA = "edgedet.plugin/1"
@@ -131,8 +131,6 @@ def nvcc_for(cuda_home: str | os.PathLike | None = None) -> str:
             raise DependencyError(f"nvcc was not found at {nvcc} (--cuda-home {cuda_home}); give the CUDA toolkit's "
                                   "folder, e.g. /usr/local/cuda")
         return str(nvcc)
-    from edgedet.cuda_build import nvcc_path
-
     return nvcc_path()
 
 
@@ -140,8 +138,6 @@ def arch_flags(arch: str | None) -> list[str]:
     """``--arch sm_87`` -> ['-arch=sm_87']; ``portable`` -> -gencode for PORTABLE_SASS + PORTABLE_PTX;
     None -> -arch=native with a GPU, else nvcc's default."""
     if arch is None:
-        from edgedet.cuda_build import default_arch
-
         return default_arch()
     if not _ARCH.fullmatch(arch):
         raise InputError(f"--arch '{arch}' is not a CUDA architecture (e.g. sm_87 for Jetson Orin, sm_90, native, "
@@ -177,16 +173,15 @@ def architectures(flags: list[str], gpu_capabilities: list[str] | None = None) -
     return {"sass": sorted(set(sass)), "ptx": sorted(set(ptx))} if sass or ptx else None
 
 
-def nvcc_command(nvcc: str, include: Path, output: Path, arch: list[str], csrc: Path = CSRC) -> list[str]:
-    """The one nvcc call that compiles and links the plugin (pure: nothing is run or checked).
+def plugin_nvcc_command(nvcc: str, include: Path, output: Path, arch: list[str], csrc: Path = CSRC) -> list[str]:
+    """The nvcc call that compiles and links the plugin (edgedet.cuda_build.nvcc_command; pure).
 
-    -fmad=false keeps IoU and decode rounding as docs/nms.md specifies; hidden visibility leaves
-    only getCreators/setLoggerFinder exported; --no-undefined turns a missing symbol into a build
-    error instead of a dlopen failure on the device.
+    Hidden visibility leaves only getCreators/setLoggerFinder exported; --no-undefined turns a
+    missing symbol into a build error instead of a dlopen failure on the device.
     """
-    return [nvcc, "-O3", "-std=c++17", "-fmad=false", "-shared", *arch,
-            "-Xcompiler", "-fPIC,-fvisibility=hidden,-Wno-deprecated-declarations", "-Xlinker", "--no-undefined",
-            f"-I{include}", f"-I{csrc}", "-o", str(output), *(str(csrc / s) for s in SOURCES)]
+    return nvcc_command(nvcc, [csrc / s for s in SOURCES], output, arch, [include, csrc],
+                        host_flags=("-fvisibility=hidden", "-Wno-deprecated-declarations"),
+                        linker_flags=("--no-undefined",))
 
 
 def nvcc_version(nvcc: str) -> str | None:
@@ -226,11 +221,8 @@ def build_plugin(tensorrt_include: str | os.PathLike | None = None, output: str 
         f"({' '.join(flags) or 'default architecture: no GPU visible'})")
     t0 = time.perf_counter()
     with atomic_path(output, suffix=".so") as tmp:
-        cmd = nvcc_command(nvcc, headers.include, tmp, flags)
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            tail = " | ".join(line.strip() for line in proc.stderr.strip().splitlines()[-6:])
-            raise EdgeDetError(f"nvcc failed building {output.name}: {tail}")
+        cmd = plugin_nvcc_command(nvcc, headers.include, tmp, flags)
+        run_nvcc(cmd, output)
     manifest = _manifest(output, headers, nvcc, flags, round(time.perf_counter() - t0, 1))
     write_text_atomic(manifest_path(output), json.dumps(manifest, indent=2) + "\n")
     return PluginBuild(output, manifest, cmd, notes)

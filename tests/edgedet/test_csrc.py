@@ -1,4 +1,8 @@
-"""CUDA sources: compiled with nvcc wherever it exists (CI included); run on a GPU when there is one."""
+"""CUDA sources: compiled with nvcc wherever it exists (CI included); run on a GPU when there is one.
+
+The NMS kernels (edgedet/csrc, linked into the TensorRT plugin) and the GPU letterbox kernel that
+benchmarks/gpu/letterbox.py measures (benchmarks/gpu/letterbox.cu, not part of the runtime) build as one
+library here."""
 
 import ctypes
 import shutil
@@ -6,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from edgedet.cuda_build import compile_library
+from edgedet.cuda_build import KERNEL_SOURCES, compile_library
 from edgedet.preprocess import letterbox
 
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA compiler) not on PATH")
@@ -14,10 +18,13 @@ needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA
 
 @pytest.fixture(scope="module")
 def kernels_lib(tmp_path_factory):
-    """The kernels library, compiled once for this module (CUB makes a build take ~25 s)."""
+    """The kernels + letterbox library, compiled once for this module (CUB makes a build take ~25 s)."""
+    from benchmarks.gpu.letterbox import SOURCE as LETTERBOX_SOURCE
+
     if shutil.which("nvcc") is None:
         pytest.skip("nvcc (CUDA compiler) not on PATH")
-    return compile_library(tmp_path_factory.mktemp("csrc") / "libedgedet_kernels.so")
+    return compile_library(tmp_path_factory.mktemp("csrc") / "libedgedet_kernels.so",
+                           sources=[*KERNEL_SOURCES, LETTERBOX_SOURCE])
 
 
 @needs_nvcc
@@ -34,7 +41,7 @@ def test_kernels_compile(kernels_lib):
 def test_nms_workspace_size_on_host(kernels_lib):
     """edgedet_nms_workspace_size runs on the host: > 0 for valid parameters, 0 for invalid ones."""
     from edgedet.nms import NMSParams
-    from edgedet.nms.cuda import EdgeDetNMSParams, c_params, workspace_size
+    from benchmarks.gpu.nms_kernels import EdgeDetNMSParams, c_params, workspace_size
 
     lib = ctypes.CDLL(str(kernels_lib))
     p = NMSParams(max_output_boxes=300, top_k=1000)
@@ -57,7 +64,7 @@ def test_nms_workspace_size_on_host(kernels_lib):
 def test_nms_rejects_bad_arguments_before_touching_the_gpu(kernels_lib):
     """-1 for invalid parameters, a small or misaligned workspace, missing pointers (checked on the host)."""
     from edgedet.nms import NMSParams
-    from edgedet.nms.cuda import bind, c_params, workspace_size
+    from benchmarks.gpu.nms_kernels import bind, c_params, workspace_size
 
     lib = bind(ctypes.CDLL(str(kernels_lib)))
     p = c_params(NMSParams(max_output_boxes=10, top_k=100), 1, 50, 3)
@@ -84,7 +91,7 @@ def test_nms_rejects_bad_arguments_before_touching_the_gpu(kernels_lib):
 def test_nms_params_struct_matches_header(tmp_path):
     """The ctypes mirror has the C struct's size and field offsets (host C compiler, no CUDA needed)."""
     from edgedet.cuda_build import CSRC
-    from edgedet.nms.cuda import EdgeDetNMSParams
+    from benchmarks.gpu.nms_kernels import EdgeDetNMSParams
 
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
@@ -111,16 +118,13 @@ def test_compile_error_is_reported(tmp_path):
         compile_library(tmp_path / "bad.so", sources=[bad])
 
 
-class _Params(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_int) for n in ("src_h", "src_w", "src_pitch", "dst_h", "dst_w", "new_h", "new_w",
-                                            "pad_x", "pad_y")] + [("pad_value", ctypes.c_float), ("out_uint8", ctypes.c_int)]
-
-
 @pytest.mark.cuda
 @needs_nvcc
 @pytest.mark.parametrize("shape", [(480, 640), (720, 1280), (300, 200), (320, 320)])
 def test_gpu_letterbox_matches_cpu(kernels_lib, shape):
     cp = pytest.importorskip("cupy", reason="the GPU tests use CuPy for device buffers")
+    from benchmarks.gpu.letterbox import Params as LetterboxParams
+
     lib = ctypes.CDLL(str(kernels_lib))
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
@@ -128,10 +132,23 @@ def test_gpu_letterbox_matches_cpu(kernels_lib, shape):
     new_w, new_h = round(shape[1] * info.scale), round(shape[0] * info.scale)
     src = cp.asarray(img)
     dst = cp.zeros((1, 3, 320, 320), cp.float32)
-    p = _Params(shape[0], shape[1], shape[1] * 3, 320, 320, new_h, new_w, int(info.pad_x), int(info.pad_y), 114.0, 0)
+    p = LetterboxParams(shape[0], shape[1], shape[1] * 3, 320, 320, new_h, new_w, int(info.pad_x), int(info.pad_y), 114.0, 0)
     rc = lib.edgedet_letterbox(ctypes.c_void_p(src.data.ptr), ctypes.c_void_p(dst.data.ptr), 1, p, ctypes.c_void_p(0))
     cp.cuda.runtime.deviceSynchronize()
     assert rc == 0
     got = cp.asnumpy(dst)[0].transpose(1, 2, 0) * 255
     diff = np.abs(got - ref.astype(np.float32))
     assert diff.max() <= 1.0 + 1e-3 and (diff > 0.5).mean() < 0.05
+
+
+def test_one_nvcc_command_line(tmp_path):
+    """Shared library (kernels, plugin) and executable (plugin harness) come from the same command builder."""
+    from edgedet.cuda_build import nvcc_command
+
+    lib = nvcc_command("nvcc", ["k.cu"], tmp_path / "k.so", ["-arch=sm_87"], [tmp_path], extra=["-lineinfo"])
+    assert lib == ["nvcc", "-O3", "-std=c++17", "-fmad=false", "-shared", "-arch=sm_87", "-Xcompiler", "-fPIC",
+                   f"-I{tmp_path}", "-lineinfo", "-o", str(tmp_path / "k.so"), "k.cu"]
+    exe = nvcc_command("nvcc", ["h.cpp", "k.cu"], "h", optimize="-O2", shared=False, host_flags=("-Wno-x",),
+                       linker_flags=("--no-undefined",), defines=["REAL"])
+    assert exe == ["nvcc", "-O2", "-std=c++17", "-fmad=false", "-Xcompiler", "-Wno-x", "-Xlinker", "--no-undefined",
+                   "-DREAL", "-o", "h", "h.cpp", "k.cu"]

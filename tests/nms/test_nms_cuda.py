@@ -1,7 +1,7 @@
 """The CUDA NMS kernels (edgedet/csrc/nms_kernels.cu) equal the oracle bit for bit (docs/nms.md).
 
-The cuda-marked tests run the kernels through edgedet.nms.cuda on CuPy arrays (the device machine);
-elsewhere they skip. Every call gets a workspace and outputs filled with garbage, so nothing relies on
+The cuda-marked tests run the kernels through benchmarks/gpu/nms_kernels.py (ctypes) on CuPy arrays (the
+device machine); elsewhere they skip. Every call gets a workspace and outputs filled with garbage, so nothing relies on
 zeroed memory. Where exp is involved (sigmoid, centre-size anchor decode) the oracle's numpy exp and
 CUDA's expf may differ by a few ulp: the sigmoid is then computed on the GPU with CuPy (the same libdevice
 expf) and fed to the oracle as plain scores (decisions exact, scores within 4 ulp), and centre-size decode
@@ -56,7 +56,7 @@ GARBAGE = 0xAB
 def lib(tmp_path_factory):
     pytest.importorskip("cupy", reason="the CUDA NMS tests use CuPy for device buffers")
     from edgedet.cuda_build import compile_library
-    from edgedet.nms.cuda import bind
+    from benchmarks.gpu.nms_kernels import bind
 
     return bind(ctypes.CDLL(str(compile_library(tmp_path_factory.mktemp("nms") / "libedgedet_kernels.so"))))
 
@@ -65,7 +65,7 @@ def run_gpu(lib, boxes, scores, p: NMSParams, anchors=None, dtype=np.float32, **
     """The kernels on host arrays (converted to ``dtype``), dirty workspace and outputs; numpy NMSOutput."""
     import cupy as cp
 
-    from edgedet.nms.cuda import c_params, run_nms_cuda, workspace_size
+    from benchmarks.gpu.nms_kernels import c_params, run_nms_cuda, workspace_size
 
     dev = [None if a is None else cp.asarray(np.ascontiguousarray(a, dtype)) for a in (boxes, scores, anchors)]
     b, n, c = scores.shape
@@ -267,7 +267,7 @@ def test_gpu_refuses_too_many_candidates(lib):
     import cupy as cp
 
     from edgedet.errors import EdgeDetError
-    from edgedet.nms.cuda import run_nms_cuda
+    from benchmarks.gpu.nms_kernels import run_nms_cuda
 
     with pytest.raises(EdgeDetError, match="refused"):
         run_nms_cuda(lib, cp.zeros((1, 25200, 4), cp.float32), cp.zeros((1, 25200, 80), cp.float32), NMSParams(top_k=0))
@@ -402,7 +402,7 @@ class _RecordingLib:
 
 def test_wrapper_passes_pointers_in_abi_order():
     from edgedet.errors import EdgeDetError
-    from edgedet.nms.cuda import run_nms_cuda
+    from benchmarks.gpu.nms_kernels import run_nms_cuda
 
     lib, p = _RecordingLib(), NMSParams(max_output_boxes=5, top_k=7, background_class=2, box_coding=1)
     outs = NMSOutput(*(_FakeDeviceArray(s, t, ptr) for ptr, (s, t) in enumerate(

@@ -18,6 +18,7 @@ import numpy as np
 from edgedet import contract
 from edgedet.errors import InputError, first_line
 from edgedet.nms.params import NMSParams
+from edgedet.onnx.builder import NodeBuilder
 
 MIN_OPSET = 13  # below this, Slice/Split/Squeeze take attributes and our surgery would differ
 # Names edgedet gives its own tensors: a third-party tensor carrying one is renamed first.
@@ -87,15 +88,15 @@ def drop_initializer_inputs(model) -> int:
     return removed
 
 
-def free_reserved_names(model) -> dict[str, str]:
-    """Rename the model's tensors named like contract tensors (``images``, ``boxes``, ...) to
+def free_reserved_names(model, reserved: frozenset[str] = RESERVED_NAMES) -> dict[str, str]:
+    """Rename the model's tensors named like ``reserved`` contract tensors (``images``, ``boxes``, ...) to
     ``byo_src_<name>``: every Ultralytics/YOLOX export names its input ``images`` and SSD-style
     models name their outputs ``boxes``/``scores``, which would collide with the tensors we add
     (a name produced twice fails the ONNX checker, and the cycle it makes sent onnxslim into
     unbounded recursion). Returns {old: new}; the user keeps naming outputs by their old names."""
     names = _tensor_names(model.graph)
     renames = {}
-    for old in sorted(RESERVED_NAMES & names):
+    for old in sorted(reserved & names):
         new, i = f"byo_src_{old}", 1
         while new in names:
             new, i = f"byo_src{i}_{old}", i + 1
@@ -220,51 +221,21 @@ def output_type(model, name: str) -> int:
     return next(o.type.tensor_type.elem_type for o in model.graph.output if o.name == name)
 
 
-class _Builder:
-    """Appends nodes and constants to a graph with unique 'byo_' names."""
-
-    def __init__(self, model) -> None:
-        self.onnx, self.helper, self.nh = _helper()
-        self.graph = model.graph
-        self.count = 0
-
-    def const(self, value, dtype=np.int64) -> str:
-        name = self._name("c")
-        self.graph.initializer.append(self.nh.from_array(np.asarray(value, dtype), name))
-        return name
-
-    def node(self, op: str, inputs: list[str], **attrs) -> str:
-        out = self._name(op.lower())
-        self.graph.node.append(self.helper.make_node(op, inputs, [out], name=out, **attrs))
-        return out
-
-    def slice_last(self, x: str, start: int, end: int) -> str:
-        return self.node("Slice", [x, self.const([start]), self.const([end]), self.const([-1])])
-
-    def float32(self, x: str, elem_type: int) -> str:
-        """FP16 heads: decode and NMS run in float32 (the contract's raw outputs are float32)."""
-        return x if elem_type == FLOAT else self.node("Cast", [x], to=FLOAT)
-
-    def _name(self, kind: str) -> str:
-        self.count += 1
-        return f"byo_{kind}_{self.count}"
-
-
-def _to_bnk(b: _Builder, name: str, shape: list, k: int | None, n: int | None, what: str) -> tuple[str, int]:
+def _to_bnk(b: NodeBuilder, name: str, shape: list, k: int | None, n: int | None, what: str) -> tuple[str, int]:
     """Bring an output to [B, N, K] (K = 4 for boxes); returns (tensor, N)."""
     if any(d is None for d in shape[1:]):
         raise InputError(f"output '{name}' has dynamic dims {shape}; pin the input size with --imgsz")
     if len(shape) == 2:  # [N, K] without batch
         if k is not None and shape[1] != k:
             raise InputError(f"output '{name}' has shape {shape}: no axis of size {k} last; it does not hold {what}")
-        return b.node("Unsqueeze", [name, b.const([0])]), shape[0]
+        return b.op("Unsqueeze", [name, b.const([0])]), shape[0]
     if len(shape) == 4 and shape[2] == 1:  # [B, N, 1, 4] (TF / TAO style)
-        return _to_bnk(b, b.node("Squeeze", [name, b.const([2])]), [shape[0], shape[1], shape[3]], k, n, what)
+        return _to_bnk(b, b.op("Squeeze", [name, b.const([2])]), [shape[0], shape[1], shape[3]], k, n, what)
     if len(shape) != 3:
         raise InputError(f"output '{name}' has shape {shape}; {what} must be [B, N, K] or [B, K, N]")
     channels_first = (k is not None and shape[1] == k and shape[2] != k) or (n is not None and shape[2] == n and shape[1] != n)
     if channels_first:
-        return b.node("Transpose", [name], perm=[0, 2, 1]), shape[2]
+        return b.op("Transpose", [name], perm=[0, 2, 1]), shape[2]
     if k is not None and shape[2] != k:
         raise InputError(f"output '{name}' has shape {shape}: no axis of size {k}; it does not hold {what}")
     return name, shape[1]
@@ -282,14 +253,14 @@ class Head:
     normalized: bool
 
 
-def read_combined(model, b: _Builder, spec: ByoSpec, shapes: dict, height: int, width: int) -> Head:
+def read_combined(model, b: NodeBuilder, spec: ByoSpec, shapes: dict, height: int, width: int) -> Head:
     """One YOLO-style output [B, 4(+1)+C, N] or [B, N, 4(+1)+C]; a raw grid is decoded first."""
     shape = shapes[spec.combined]
     if len(shape) != 3 or None in shape[1:]:
         raise InputError(f"combined output '{spec.combined}' has shape {shape}; expected [B, 4+C, N] or [B, N, 4+C]")
     first = shape[1] < shape[2]
-    t = b.node("Transpose", [spec.combined], perm=[0, 2, 1]) if first else spec.combined
-    t = b.float32(t, output_type(model, spec.combined))
+    t = b.op("Transpose", [spec.combined], perm=[0, 2, 1]) if first else spec.combined
+    t = b.as_float(t, output_type(model, spec.combined))
     k, n = (shape[1], shape[2]) if first else (shape[2], shape[1])
     objectness = spec.objectness or spec.decode == "yolox"
     extra = 5 if objectness else 4
@@ -304,11 +275,11 @@ def read_combined(model, b: _Builder, spec: ByoSpec, shapes: dict, height: int, 
             b, boxes, spec, n, height, width)
     scores = _activate(b, scores, spec.score_activation)
     if objectness:
-        scores = b.node("Mul", [scores, _activate(b, b.slice_last(t, 4, 5), spec.score_activation)])
+        scores = b.op("Mul", [scores, _activate(b, b.slice_last(t, 4, 5), spec.score_activation)])
     return Head(boxes, scores, n, k - extra, box_format, spec.normalized)
 
 
-def read_split(model, b: _Builder, spec: ByoSpec, shapes: dict, height: int, width: int) -> Head:
+def read_split(model, b: NodeBuilder, spec: ByoSpec, shapes: dict, height: int, width: int) -> Head:
     """Separate box and score outputs, in any of the layouts :func:`_to_bnk` accepts."""
     if spec.decode not in ("none", "ssd"):
         raise InputError(f"--decode {spec.decode} reads one combined output (--combined OUT), not --boxes/--scores")
@@ -318,7 +289,7 @@ def read_split(model, b: _Builder, spec: ByoSpec, shapes: dict, height: int, wid
     if n2 != n:
         raise InputError(f"boxes have {n} candidates but scores '{spec.scores}' has shape {sshape}")
     classes = sshape[-1] if sshape[-2] == n or len(sshape) == 2 else sshape[1]
-    boxes, scores = b.float32(boxes, output_type(model, spec.boxes)), b.float32(scores, output_type(model, spec.scores))
+    boxes, scores = b.as_float(boxes, output_type(model, spec.boxes)), b.as_float(scores, output_type(model, spec.scores))
     box_format = spec.box_format
     if spec.decode == "ssd":
         from edgedet.onnx.byo.decode import decode_ssd
@@ -340,11 +311,11 @@ def head_kind(spec: ByoSpec) -> str:
                      "(`edgedet attach-nms MODEL --inspect` suggests them)")
 
 
-def _activate(b: _Builder, scores: str, activation: str) -> str:
+def _activate(b: NodeBuilder, scores: str, activation: str) -> str:
     if activation == "sigmoid":
-        return b.node("Sigmoid", [scores])
+        return b.op("Sigmoid", [scores])
     if activation == "softmax":
-        return b.node("Softmax", [scores], axis=-1)
+        return b.op("Softmax", [scores], axis=-1)
     return scores
 
 
@@ -371,37 +342,37 @@ def head_shapes(model, spec: ByoSpec) -> dict[str, list]:
 def convert_outputs(model, spec: ByoSpec, height: int, width: int) -> int:
     """Add ``boxes`` [B, N, 4] xyxy pixels and ``scores`` [B, N, C] float32 probs; return C."""
     shapes = head_shapes(model, spec)
-    b = _Builder(model)
+    b = NodeBuilder("byo_", model.graph)
     head = HEADS[head_kind(spec)](model, b, spec, shapes, height, width)
-    boxes = _boxes_to_pixels_xyxy(b, head, height, width)
+    boxes = boxes_to_pixels_xyxy(b, head, height, width)
     scores, classes = _drop_background(b, head.scores, head.classes, spec.background_class)
     _set_outputs(model, b, {contract.RAW_BOXES: (boxes, 4), contract.RAW_SCORES: (scores, classes)}, head.n)
     return classes
 
 
-def _drop_background(b: _Builder, scores: str, classes: int, background: int) -> tuple[str, int]:
+def _drop_background(b: NodeBuilder, scores: str, classes: int, background: int) -> tuple[str, int]:
     """SSD-style heads score "no object" in one column: remove it, so class ids are the user's."""
     if background < 0:
         return scores, classes
     if background >= classes or classes < 2:
         raise InputError(f"--background-class {background} is not a column of the {classes} score columns")
     parts = [b.slice_last(scores, lo, hi) for lo, hi in ((0, background), (background + 1, classes)) if hi > lo]
-    return (parts[0] if len(parts) == 1 else b.node("Concat", parts, axis=-1)), classes - 1
+    return (parts[0] if len(parts) == 1 else b.op("Concat", parts, axis=-1)), classes - 1
 
 
-def _boxes_to_pixels_xyxy(b: _Builder, head: Head, height: int, width: int) -> str:
+def boxes_to_pixels_xyxy(b: NodeBuilder, head: Head, height: int, width: int) -> str:
     if head.box_format not in ("xyxy", "cxcywh"):
         raise InputError(f"--box-format {head.box_format} is not xyxy or cxcywh")
     boxes = head.boxes
     if head.normalized:
-        boxes = b.node("Mul", [boxes, b.const([width, height, width, height], np.float32)])
+        boxes = b.op("Mul", [boxes, b.const([width, height, width, height], np.float32)])
     if head.box_format == "cxcywh":
-        c, half = b.slice_last(boxes, 0, 2), b.node("Mul", [b.slice_last(boxes, 2, 4), b.const(0.5, np.float32)])
-        boxes = b.node("Concat", [b.node("Sub", [c, half]), b.node("Add", [c, half])], axis=-1)
+        c, half = b.slice_last(boxes, 0, 2), b.op("Mul", [b.slice_last(boxes, 2, 4), b.const(0.5, np.float32)])
+        boxes = b.op("Concat", [b.op("Sub", [c, half]), b.op("Add", [c, half])], axis=-1)
     return boxes
 
 
-def _set_outputs(model, b: _Builder, tensors: dict[str, tuple[str, int]], n: int) -> None:
+def _set_outputs(model, b: NodeBuilder, tensors: dict[str, tuple[str, int]], n: int) -> None:
     """Expose ``tensors`` ({name: (source, last dim)}) as float32 [B, n, last] graph outputs.
 
     The shapes are declared from what the head reader established, not from ONNX shape

@@ -63,9 +63,9 @@ def decode_ssd(b, boxes: str, spec, n: int) -> tuple[str, str]:
     centre, size = b.const(priors[None, :, :2], np.float32), b.const(priors[None, :, 2:], np.float32)
     var_xy, var_wh = (b.const(np.float32(v), np.float32) for v in spec.variances)
     d_xy, d_wh = b.slice_last(boxes, 0, 2), b.slice_last(boxes, 2, 4)
-    xy = b.node("Add", [centre, b.node("Mul", [b.node("Mul", [d_xy, var_xy]), size])])
-    wh = b.node("Mul", [size, b.node("Exp", [b.node("Mul", [d_wh, var_wh])])])
-    return b.node("Concat", [xy, wh], axis=-1), "cxcywh"
+    xy = b.op("Add", [centre, b.op("Mul", [b.op("Mul", [d_xy, var_xy]), size])])
+    wh = b.op("Mul", [size, b.op("Exp", [b.op("Mul", [d_wh, var_wh])])])
+    return b.op("Concat", [xy, wh], axis=-1), "cxcywh"
 
 
 def decode_grid(b, boxes: str, spec, n: int, height: int, width: int) -> tuple[str, str]:
@@ -79,10 +79,10 @@ def decode_grid(b, boxes: str, spec, n: int, height: int, width: int) -> tuple[s
     grid, stride = b.const(cells[None], np.float32), b.const(strides[None], np.float32)
     first, second = b.slice_last(boxes, 0, 2), b.slice_last(boxes, 2, 4)
     if spec.decode == "yolox":
-        xy = b.node("Mul", [b.node("Add", [first, grid]), stride])
-        wh = b.node("Mul", [b.node("Exp", [second]), stride])
-        return b.node("Concat", [xy, wh], axis=-1), "cxcywh"
-    centre = b.node("Mul", [b.node("Add", [grid, b.const(0.5, np.float32)]), stride])
-    top_left = b.node("Sub", [centre, b.node("Mul", [first, stride])])
-    bottom_right = b.node("Add", [centre, b.node("Mul", [second, stride])])
-    return b.node("Concat", [top_left, bottom_right], axis=-1), "xyxy"
+        xy = b.op("Mul", [b.op("Add", [first, grid]), stride])
+        wh = b.op("Mul", [b.op("Exp", [second]), stride])
+        return b.op("Concat", [xy, wh], axis=-1), "cxcywh"
+    centre = b.op("Mul", [b.op("Add", [grid, b.const(0.5, np.float32)]), stride])
+    top_left = b.op("Sub", [centre, b.op("Mul", [first, stride])])
+    bottom_right = b.op("Add", [centre, b.op("Mul", [second, stride])])
+    return b.op("Concat", [top_left, bottom_right], axis=-1), "xyxy"

@@ -18,15 +18,20 @@ side (one image input, pinned size, scaling, mean/std) is edgedet/onnx/byo/attac
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from edgedet import contract
 from edgedet.errors import InputError
 from edgedet.nms.params import NMSParams
-from edgedet.onnx.byo.attach import ByoSpec
+from edgedet.onnx.builder import NodeBuilder
+from edgedet.onnx.byo.attach import (RESERVED_NAMES, ByoSpec, Head, boxes_to_pixels_xyxy, drop_initializer_inputs,
+                                     free_reserved_names, image_input, output_shape, prepend_input_transform,
+                                     upgrade_opset)
 
 BOX_TOKENS = ("xyxy", "cxcywh")
 DETR_ACTIVATIONS = ("softmax", "sigmoid")
+# the conversion also writes a ``labels`` output (mmdeploy names its own class output so)
+FINAL_RESERVED_NAMES = RESERVED_NAMES | {contract.RAW_LABELS}
 
 
 @dataclass
@@ -42,6 +47,11 @@ class FinalSpec:
     @property
     def requested(self) -> bool:
         return bool(self.rows or self.detr_boxes or self.detr_logits)
+
+    def renamed(self, renames: dict[str, str]) -> "FinalSpec":
+        """The same spec with output names moved by :func:`free_reserved_names`."""
+        fields = ("rows", "labels", "detr_boxes", "detr_logits")
+        return replace(self, **{f: renames.get(getattr(self, f), getattr(self, f)) for f in fields})
 
 
 def parse_columns(text: str, separate_labels: bool) -> dict[str, int]:
@@ -69,10 +79,8 @@ def convert_final(model, final: FinalSpec, spec: ByoSpec, height: int, width: in
     """Expose the end-to-end raw form (boxes, scores[, labels]); returns (classes if known, has labels)."""
     import onnx
 
-    from edgedet.onnx.byo.attach import Head, _boxes_to_pixels_xyxy, _Builder, output_shape
-
     model.CopyFrom(onnx.shape_inference.infer_shapes(model))
-    b = _Builder(model)
+    b = NodeBuilder("byo_", model.graph)
     if final.rows and (final.detr_boxes or final.detr_logits):
         raise InputError("give either --final (rows) or --detr-boxes/--detr-logits, not both")
     if final.rows:
@@ -84,7 +92,7 @@ def convert_final(model, final: FinalSpec, spec: ByoSpec, height: int, width: in
         boxes, scores, labels, classes, (batch, n) = _detr(b, model, final, output_shape)
         box_format, normalized = "cxcywh", True
     head = Head(boxes, scores, n, classes, box_format, normalized)
-    tensors = {contract.RAW_BOXES: _boxes_to_pixels_xyxy(b, head, height, width),
+    tensors = {contract.RAW_BOXES: boxes_to_pixels_xyxy(b, head, height, width),
                contract.RAW_SCORES: scores}
     if labels is not None:
         tensors[contract.RAW_LABELS] = labels
@@ -113,7 +121,7 @@ def _expose(model, b, tensors: dict[str, str], batch, n: int, c: int) -> None:
 def _batched(b, name: str, shape: list, rank: int) -> tuple[str, list]:
     """[K, ...] without a batch axis -> [1, K, ...]; dynamic non-batch dims are refused."""
     if len(shape) == rank - 1:
-        name, shape = b.node("Unsqueeze", [name, b.const([0])]), [1] + shape
+        name, shape = b.op("Unsqueeze", [name, b.const([0])]), [1] + shape
     if len(shape) != rank or any(d is None for d in shape[1:]):
         raise InputError(f"output '{name}' has shape {shape}; expected rank {rank} with static sizes past the batch "
                          "(pin the input size with --imgsz)")
@@ -121,8 +129,6 @@ def _batched(b, name: str, shape: list, rank: int) -> tuple[str, list]:
 
 
 def _rows(b, model, final: FinalSpec, spec: ByoSpec):
-    from edgedet.onnx.byo.attach import output_shape
-
     cols = parse_columns(final.columns, bool(final.labels))
     t, shape = _batched(b, final.rows, output_shape(model, final.rows), 3)
     if shape[2] < cols["width"]:
@@ -134,12 +140,12 @@ def _rows(b, model, final: FinalSpec, spec: ByoSpec):
     if final.labels:
         lab, lshape = _batched(b, final.labels, output_shape(model, final.labels), 2)
         if lshape[1:] == [shape[1], 1]:
-            lab = b.node("Squeeze", [lab, b.const([2])])
+            lab = b.op("Squeeze", [lab, b.const([2])])
         elif lshape[1:] != [shape[1]]:
             raise InputError(f"labels '{final.labels}' have shape {lshape}; expected [B, {shape[1]}]")
     else:
-        lab = b.node("Squeeze", [b.slice_last(t, cols["class"], cols["class"] + 1), b.const([2])])
-    labels = b.node("Cast", [b.node("Round", [_float(b, model, None, lab)])], to=7)  # float class ids -> int64
+        lab = b.op("Squeeze", [b.slice_last(t, cols["class"], cols["class"] + 1), b.const([2])])
+    labels = b.op("Cast", [b.op("Round", [_float(b, model, None, lab)])], to=7)  # float class ids -> int64
     return boxes, scores, labels, _metadata_classes(model), shape[:2]
 
 
@@ -153,17 +159,17 @@ def _detr(b, model, final: FinalSpec, output_shape):
                          "[B, Q, 4] and [B, Q, C] for the same Q queries")
     boxes, logits = _float(b, model, final.detr_boxes, boxes), _float(b, model, final.detr_logits, logits)
     if final.detr_activation == "sigmoid":
-        return boxes, b.node("Sigmoid", [logits]), None, lshape[2], bshape[:2]
+        return boxes, b.op("Sigmoid", [logits]), None, lshape[2], bshape[:2]
     if lshape[2] < 2:
         raise InputError(f"softmax logits '{final.detr_logits}' {lshape} need C classes + the no-object column")
-    probs = b.slice_last(b.node("Softmax", [logits], axis=-1), 0, lshape[2] - 1)  # drop "no object"
+    probs = b.slice_last(b.op("Softmax", [logits], axis=-1), 0, lshape[2] - 1)  # drop "no object"
     from edgedet.onnx.tools import opset_of
 
     if opset_of(model) >= 18:  # ReduceMax takes its axes as an input from opset 18
-        scores = b.node("ReduceMax", [probs, b.const([-1])], keepdims=1)  # each query's best real class
+        scores = b.op("ReduceMax", [probs, b.const([-1])], keepdims=1)  # each query's best real class
     else:
-        scores = b.node("ReduceMax", [probs], axes=[-1], keepdims=1)
-    labels = b.node("ArgMax", [probs], axis=-1, keepdims=0, select_last_index=0)  # first of equal maxima
+        scores = b.op("ReduceMax", [probs], axes=[-1], keepdims=1)
+    labels = b.op("ArgMax", [probs], axis=-1, keepdims=0, select_last_index=0)  # first of equal maxima
     return boxes, scores, labels, lshape[2] - 1, bshape[:2]
 
 
@@ -175,7 +181,7 @@ def _float(b, model, name: str | None, tensor: str) -> str:
         types = {o.name: o.type.tensor_type.elem_type for o in model.graph.output}
         if types.get(name) == onnx.TensorProto.FLOAT:
             return tensor
-    return b.node("Cast", [tensor], to=onnx.TensorProto.FLOAT)
+    return b.op("Cast", [tensor], to=onnx.TensorProto.FLOAT)
 
 
 def _metadata_classes(model) -> int | None:
@@ -221,54 +227,17 @@ def metadata_class_names(model) -> list[str]:
     return []
 
 
-def _free_input_name(model, name: str) -> str:
-    """Ultralytics names its input ``images`` already: rename it inside the graph so the contract input
-    ``images`` can feed the prepended scaling nodes without two tensors of one name."""
-    if name != contract.INPUT_NAME:
-        return name
-    new = "byo_source_images"
-    for node in model.graph.node:
-        node.input[:] = [new if i == name else i for i in node.input]
-    model.graph.input[0].name = new
-    return new
-
-
-RESERVED = contract.RAW_OUTPUTS + (contract.RAW_LABELS,) + contract.NMS_OUTPUTS
-
-
-def _free_output_names(model, final: FinalSpec) -> FinalSpec:
-    """mmdeploy names its class output ``labels``, other tools ``boxes`` / ``scores``: rename tensors that
-    carry a name the conversion writes, so the graph keeps one producer per name (returns the spec with
-    the new names)."""
-    import dataclasses
-
-    produced = {o for n in model.graph.node for o in n.output} | {o.name for o in model.graph.output}
-    renames = {name: f"byo_source_{name}" for name in RESERVED if name in produced}
-    if not renames:
-        return final
-    for node in model.graph.node:
-        node.input[:] = [renames.get(i, i) for i in node.input]
-        node.output[:] = [renames.get(o, o) for o in node.output]
-    for out in model.graph.output:
-        out.name = renames.get(out.name, out.name)
-    for vi in model.graph.value_info:
-        vi.name = renames.get(vi.name, vi.name)
-    fields = ("rows", "labels", "detr_boxes", "detr_logits")
-    return dataclasses.replace(final, **{f: renames.get(getattr(final, f), getattr(final, f)) for f in fields})
-
-
 def attach_final(model, final: FinalSpec, spec: ByoSpec, params: NMSParams, in_graph: bool = True,
                  runtime_threshold: bool = False):
     """The whole conversion on a loaded ModelProto; returns (model, info for the manifest)."""
-    from edgedet.onnx.byo.attach import drop_initializer_inputs, image_input, prepend_input_transform, upgrade_opset
     from edgedet.onnx.graph import toposort
 
     names = spec.class_names or metadata_class_names(model)
     model = upgrade_opset(model)
     dropped = drop_initializer_inputs(model)
+    # Ultralytics names its input ``images``, mmdeploy its class output ``labels``: names we write
+    final = final.renamed(free_reserved_names(model, FINAL_RESERVED_NAMES))
     old_input, height, width, elem = image_input(model, spec.imgsz)
-    old_input = _free_input_name(model, old_input)
-    final = _free_output_names(model, final)
     prepend_input_transform(model, old_input, spec, elem)
     classes, has_labels = convert_final(model, final, spec, height, width)
     toposort(model)

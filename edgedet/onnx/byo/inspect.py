@@ -29,7 +29,7 @@ def run_once(model, names: list[str]) -> dict[str, np.ndarray]:
 
     from edgedet.errors import require
 
-    ort = require("onnxruntime", "export", "Checking a converted model")
+    ort = require("onnxruntime", "ort", "Checking a converted model")
     inp = model.graph.input[0]
     shape = [d.dim_value if d.dim_value > 0 else (1 if i == 0 else 640)
              for i, d in enumerate(inp.type.tensor_type.shape.dim)]

@@ -8,7 +8,7 @@ Stages (each a small function; nothing touches the output until the final atomic
   build_serialized_network -> plan file (plain, no header) + manifest + timing cache.
 
 The TensorRT calls follow the Python API of 10.3 and 11.x (python/src at tags v10.3.0 and v11.0
-of NVIDIA/TensorRT; docs cited beside each call). None of them has run in this project: no
+of NVIDIA/TensorRT; docs cited beside each call); edgedet.trt.api.BUILDER lists them. None of them has run in this project: no
 machine here has full TensorRT (docs/tensorrt.md).
 """
 
@@ -31,25 +31,6 @@ from edgedet.onnx.engine import strip
 from edgedet.onnx.engine.engine_manifest import engine_manifest, manifest_from_onnx_io
 from edgedet.onnx.engine.profiles import ProfileShape, optimization_profile
 from edgedet.onnx.engine.progress import ProgressLog, make_progress_monitor
-
-# TensorRT attributes the builder uses (full TensorRT only; the lean bindings have no Builder,
-# so unlike edgedet.backends.tensorrt.TRT_API these cannot be checked on this project's machines).
-BUILD_TRT_API = (
-    "Builder", "Builder.create_network", "Builder.create_builder_config", "Builder.create_optimization_profile",
-    "Builder.build_serialized_network", "Builder.num_DLA_cores", "NetworkDefinitionCreationFlag",
-    "INetworkDefinition.num_layers", "INetworkDefinition.get_layer", "ILayer.type", "LayerType.PLUGIN_V2",
-    "LayerType.PLUGIN_V3", "OnnxParser", "OnnxParser.parse", "OnnxParser.parse_from_file", "OnnxParser.num_errors",
-    "OnnxParser.get_error", "OnnxParser.get_used_vc_plugin_libraries", "ParserError.code", "ParserError.desc",
-    "ParserError.node", "ParserError.node_name", "ParserError.node_operator", "IBuilderConfig.set_memory_pool_limit",
-    "MemoryPoolType.WORKSPACE", "IBuilderConfig.builder_optimization_level", "IBuilderConfig.profiling_verbosity",
-    "ProfilingVerbosity.DETAILED", "IBuilderConfig.progress_monitor", "IProgressMonitor", "IBuilderConfig.set_flag",
-    "BuilderFlag", "IBuilderConfig.hardware_compatibility_level", "HardwareCompatibilityLevel",
-    "IBuilderConfig.plugins_to_serialize", "IBuilderConfig.default_device_type", "IBuilderConfig.DLA_core",
-    "DeviceType.DLA", "IBuilderConfig.add_optimization_profile", "IOptimizationProfile.set_shape",
-    "IBuilderConfig.create_timing_cache", "IBuilderConfig.set_timing_cache", "IBuilderConfig.get_timing_cache",
-    "ITimingCache.serialize",
-)
-
 
 @dataclass
 class BuildResult:

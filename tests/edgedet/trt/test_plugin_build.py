@@ -133,7 +133,7 @@ def test_missing_headers_name_every_folder_and_the_fix(tmp_path):
 
 
 def test_nvcc_command(tmp_path):
-    cmd = pb.nvcc_command("/cuda/bin/nvcc", tmp_path / "inc", tmp_path / "out.so", ["-arch=sm_87"])
+    cmd = pb.plugin_nvcc_command("/cuda/bin/nvcc", tmp_path / "inc", tmp_path / "out.so", ["-arch=sm_87"])
     assert cmd[0] == "/cuda/bin/nvcc"
     for flag in ("-shared", "-std=c++17", "-fmad=false", "-arch=sm_87", f"-I{tmp_path / 'inc'}", f"-I{pb.CSRC}"):
         assert flag in cmd

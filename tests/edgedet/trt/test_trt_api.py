@@ -10,7 +10,7 @@ import importlib
 
 import pytest
 
-from edgedet.backends.tensorrt import TRT_API, TRT_API_OPTIONAL
+from edgedet.trt.api import BUILDER, RUNTIME, RUNTIME_OPTIONAL
 from edgedet.trt.loader import TRT_MODULES, LogBook, import_tensorrt, make_logger
 
 
@@ -33,7 +33,7 @@ def _resolve(module, dotted: str):
 def test_every_runtime_attribute_exists_on_the_installed_bindings():
     trt = _real_trt()
     missing = []
-    for name in TRT_API:
+    for name in RUNTIME:
         try:
             _resolve(trt, name)
         except AttributeError:
@@ -41,10 +41,27 @@ def test_every_runtime_attribute_exists_on_the_installed_bindings():
     assert not missing, f"TensorRT {trt.__version__} ({trt.__name__}) lacks {missing}"
 
 
+def test_every_builder_attribute_exists_on_full_tensorrt():
+    trt = _real_trt()
+    if not hasattr(trt, "Builder"):
+        pytest.skip(f"{trt.__name__} {trt.__version__} is the lean runtime: no Builder to check BUILDER against")
+    missing = [name for name in BUILDER if not _has(trt, name)]
+    assert not missing, f"TensorRT {trt.__version__} lacks {missing}"
+
+
+def test_one_list_per_tier_in_one_module():
+    """The runtime backend and the builder keep no lists of their own (edgedet/trt/api.py is the one)."""
+    import edgedet.backends.tensorrt as backend
+    import edgedet.onnx.engine.build as build
+
+    assert not [n for n in vars(backend) if "TRT_API" in n] and not [n for n in vars(build) if "TRT_API" in n]
+    assert not set(RUNTIME) & set(RUNTIME_OPTIONAL) and len(set(BUILDER)) == len(BUILDER)
+
+
 def test_engine_inspector_is_optional_on_lean():
     trt = _real_trt()
     if hasattr(trt, "Builder"):
-        assert all(_has(trt, n) for n in TRT_API_OPTIONAL)
+        assert all(_has(trt, n) for n in RUNTIME_OPTIONAL)
     else:  # the lean bindings leave IEngineInspector unbound; edgedet inspect degrades to I/O only
         assert not hasattr(trt, "EngineInspector")
 

@@ -349,7 +349,7 @@ def fake_plugin_library(path, creators=(("EdgeDetNMS", "1", "edgedet"),)):
 
 
 class FakeTRTModule:
-    """The module-level names the backend touches (edgedet.backends.tensorrt.TRT_API)."""
+    """The module-level names the backend touches (edgedet.trt.api.RUNTIME)."""
 
     __version__ = "10.3.0.30"
     ILogger = ILogger

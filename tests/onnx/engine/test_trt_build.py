@@ -249,4 +249,4 @@ def test_doctor_names_the_build_extra_when_onnx_is_missing(monkeypatch):
               "tensorrt": {"version": "10.3.0", "builder": True, "error": None}, "nms_plugin": {"library": "x.so"},
               "packages": {"onnx": None, "cuda-python": "12.6"}}  # a Jetson with edgedet[ort] only
     tips = doctor.advice(report)
-    assert any("pip install 'edgedet[build]'" in t and "no torch" in t for t in tips)
+    assert any("pip install 'edgedet[ort,build]'" in t and "no torch" in t for t in tips)

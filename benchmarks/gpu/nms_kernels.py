@@ -1,5 +1,9 @@
 """ctypes binding of the CUDA NMS kernels (edgedet/csrc/nms_kernels.h), shared by tests and benchmarks.
 
+Test and benchmark code, not runtime: the TensorRT plugin runs the kernels in deployment; this binding
+serves tests/nms/test_nms_cuda.py, tests/edgedet/test_csrc.py and benchmarks/gpu/nms_cuda.py. CuPy is
+on the device machine (benchmarks/gpu/run.sh), not an edgedet dependency.
+
 No torch: the struct mirror and ``workspace_size`` need only ctypes (the size query runs on the
 host); ``run_nms_cuda`` takes device arrays through __cuda_array_interface__ (CuPy, torch CUDA
 tensors) and imports CuPy only to allocate a workspace or outputs the caller did not pass.

@@ -6,6 +6,8 @@
 // may differ from the CPU path by at most 1/255 (checked by tests/edgedet/test_csrc.py on a GPU).
 //
 // C ABI, no TensorRT include: compiled by nvcc alone (CI compiles it; the device machine runs it).
+// Not part of the runtime: edgedet.preprocess letterboxes on the CPU; this kernel is measured against
+// it by benchmarks/gpu/letterbox.py (wiring it into the TensorRT backend is a decision for that figure).
 
 #include <cuda_runtime.h>
 #include <stdint.h>
