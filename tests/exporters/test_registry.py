@@ -131,3 +131,24 @@ def test_adding_a_family_as_the_docs_say(tmp_path, monkeypatch, forget_gridnet):
         got.boxes, want.det_boxes[0, :n].clip(0, 64), atol=1e-3
     )  # the runtime clips
     np.testing.assert_allclose(got.scores, want.det_scores[0, :n], atol=1e-5)
+
+
+def test_a_family_file_in_the_package_is_found_without_importing_it(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    package = tmp_path / "families"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "gridnet.py").write_text(walkthrough_file())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "PACKAGE", package)  # stands in for exporters/
+    monkeypatch.setattr(registry, "_MODELS", {})
+    monkeypatch.setattr(registry, "_scanned", False)
+    try:
+        entry = registry.get_model("gridnet")
+        assert entry.build == "families.gridnet:build_gridnet"
+        assert "families.gridnet" not in sys.modules
+        assert entry(registry.BuildRequest("gridnet", imgsz=32)).imgsz == (32, 32)
+        assert registry.get_model("gridnet").build is sys.modules["families.gridnet"].build_gridnet
+    finally:
+        sys.modules.pop("families.gridnet", None)
+        sys.modules.pop("families", None)
