@@ -7,6 +7,7 @@ from torch import nn
 
 from edgedet.errors import ExportError
 from exporters.base import ExportableModel, Normalize
+from exporters.registry import BuildRequest, register_model
 
 # name -> (builder kwargs, weights enum name for the category list)
 CLASSIFIERS = {
@@ -33,12 +34,25 @@ class Classifier(nn.Module):
         return torch.softmax(self.model(self.normalize(images)), dim=-1)
 
 
-def build_classifier(name: str, state: dict | None, imgsz: int | None, num_classes: int | None,
-                     uint8_input: bool, source: dict) -> ExportableModel:
+@register_model("alexnet", family="classifier", task="classify", size_multiple=1,
+                description="torchvision alexnet (ImageNet classifier)")
+@register_model("vgg16", family="classifier", task="classify", size_multiple=1,
+                description="torchvision vgg16 (ImageNet classifier)")
+@register_model("googlenet", family="classifier", task="classify", size_multiple=1,
+                description="torchvision googlenet (ImageNet classifier)")
+@register_model("resnet18", family="classifier", task="classify", size_multiple=1,
+                description="torchvision resnet18 (ImageNet classifier)")
+@register_model("resnet50", family="classifier", task="classify", size_multiple=1,
+                description="torchvision resnet50 (ImageNet classifier)")
+@register_model("mobilenet_v3_large", family="classifier", task="classify", size_multiple=1,
+                description="torchvision mobilenet_v3_large (ImageNet classifier)")
+def build_classifier(request: BuildRequest) -> ExportableModel:
     import torchvision.models as tvm
 
     from exporters.weights import apply_state_dict
 
+    name, state, imgsz = request.name, request.state, request.imgsz
+    num_classes, uint8_input, source = request.num_classes, request.uint8_input, request.source
     kwargs, weights_enum = CLASSIFIERS[name]
     classes = num_classes or 1000
     model = getattr(tvm, name)(weights=None, num_classes=classes, **kwargs).eval()

@@ -42,16 +42,19 @@ from edgedet.errors import require
 def export_cmd(model_name, weights, imgsz, batch, dynamic_batch, nms, runtime_thresholds, opset, uint8_input, num_classes,
                score_threshold, iou_threshold, max_det, top_k, exporter, no_simplify, no_verify, list_models, output):
     """Export a detector to ONNX (fixed shapes, NMS in graph) with a sidecar manifest."""
-    require("torch", "export", "edgedet export")
-    from exporters.pipeline import ExportOptions, export
-    from exporters.registry import MODELS, get_model
+    from exporters.registry import get_model
+    from exporters.registry import list_models as registered
 
-    if list_models:
-        width = max(len(n) for n in MODELS) + 2
-        for entry in MODELS.values():
+    if list_models:  # read from the family modules' source: imports neither torch nor any family
+        entries = registered()
+        width = max(len(e.name) for e in entries) + 2
+        for entry in entries:
             click.echo(f"{entry.name:{width}s} {entry.family:13s} {entry.description}")
         return
     get_model(model_name)  # unknown names fail before anything slow
+    require("torch", "export", "edgedet export")
+    from exporters.pipeline import ExportOptions, export
+
     if not output:
         raise click.UsageError("missing -o/--output (the .onnx file to write)")
     opts = ExportOptions(model=model_name, weights=weights, imgsz=imgsz, batch=batch, dynamic_batch=dynamic_batch,

@@ -24,6 +24,7 @@ from torch import nn
 from edgedet.errors import ExportError, InputError, first_line
 from edgedet.nms.topk import end_to_end_params
 from exporters.base import ExportableModel, Normalize
+from exporters.registry import BuildRequest, register_model
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 DEFAULT_SIZE = 320
@@ -113,8 +114,14 @@ def calibrate_random_heads(model: nn.Module, pixel_values: torch.Tensor, class_s
         layer.bias.copy_(offset - layer.weight @ mean)
 
 
-def build_detr(state, imgsz, num_classes, uint8_input, source) -> ExportableModel:
-    model, random_init = load_detr(source.get("weights"), num_classes)
+@register_model("detr_hf", family="detr", own_weights=True,
+                description="DETR (end-to-end, no NMS) via the optional transformers package: "
+                            "--weights FILE in a save_pretrained directory, "
+                            "else a tiny random model")
+def build_detr(request: BuildRequest) -> ExportableModel:
+    imgsz, num_classes, uint8_input = request.imgsz, request.num_classes, request.uint8_input
+    source = request.source
+    model, random_init = load_detr(request.weights, num_classes)
     size = imgsz or DEFAULT_SIZE
     if random_init:
         g = torch.Generator().manual_seed(1)

@@ -19,6 +19,7 @@ from torch import nn
 from edgedet.errors import ExportError
 from edgedet.nms.params import BOX_CENTER_SIZE, BOX_CORNERS, DEFAULT_BBOX_XFORM_CLIP, NMSParams
 from exporters.base import ExportableModel, Normalize
+from exporters.registry import BuildRequest, register_model
 
 EFFDET_MODELS = ("tf_efficientdet_d0", "tf_efficientdet_d1", "tf_efficientdet_d2", "efficientdet_d0", "efficientdet_d1")
 
@@ -55,7 +56,17 @@ class DecodedEffDet(nn.Module):
         return torch.cat([c - wh / 2, c + wh / 2], -1), scores
 
 
-def build_effdet(name: str, state, imgsz, num_classes, uint8_input, source, decode_in_graph: bool) -> ExportableModel:
+@register_model("tf_efficientdet_d0", family="efficientdet", size_multiple=128,
+                description="EfficientDet tf_efficientdet_d0 (needs the optional effdet package)")
+@register_model("tf_efficientdet_d1", family="efficientdet", size_multiple=128,
+                description="EfficientDet tf_efficientdet_d1 (needs the optional effdet package)")
+@register_model("tf_efficientdet_d2", family="efficientdet", size_multiple=128,
+                description="EfficientDet tf_efficientdet_d2 (needs the optional effdet package)")
+def build_effdet(request: BuildRequest) -> ExportableModel:
+    """Fused decode needs NMS in the graph; for ``--nms none`` the graph decodes the boxes."""
+    name, state, imgsz = request.name, request.state, request.imgsz
+    num_classes, uint8_input, source = request.num_classes, request.uint8_input, request.source
+    decode_in_graph = request.nms == "none"
     try:
         from effdet import create_model, get_efficientdet_config
         from effdet.anchors import Anchors

@@ -94,7 +94,7 @@ def _validate(o: ExportOptions) -> None:
     from exporters.registry import get_model
 
     entry = get_model(o.model)
-    if entry.family == "rcnn" and (o.nms not in ("edgedet", "graph") or o.runtime_thresholds):
+    if entry.nms_in_network and (o.nms not in ("edgedet", "graph") or o.runtime_thresholds):
         raise InputError(IN_NETWORK_NMS.format(name=o.model))
     multiple = entry.size_multiple
     if o.imgsz is not None and (o.imgsz < 32 or o.imgsz > 4096 or o.imgsz % multiple):
@@ -112,13 +112,18 @@ def build_exportable(o: ExportOptions) -> ExportableModel:
     if o.weights and not Path(o.weights).is_file():
         raise InputError(f"weights file {o.weights} does not exist")
     state = load_state_dict(o.weights) if o.weights and not entry.own_weights else None
-    args = (state, o.imgsz, o.num_classes, o.input_dtype == "uint8", weights_record(o.weights))
-    if entry.family == "efficientdet":  # fused decode needs NMS in the graph; otherwise decode in graph
-        em = entry.build(*args, decode_in_graph=o.nms == "none")
-    else:
-        em = entry.build(*args)
+    em = entry(build_request(o, state, weights_record(o.weights)))
     em.nms = nms_params(em, o)  # command-line overrides apply everywhere (manifest, torch reference)
     return em
+
+
+def build_request(o: ExportOptions, state: dict | None, source: dict):
+    """The options a builder sees (exporters.registry.BuildRequest)."""
+    from exporters.registry import BuildRequest
+
+    return BuildRequest(name=o.model, imgsz=o.imgsz, num_classes=o.num_classes,
+                        uint8_input=o.input_dtype == "uint8", state=state,
+                        weights=o.weights or None, source=source, nms=o.nms)
 
 
 def example_input(em: ExportableModel, o: ExportOptions, seed: int = 0):

@@ -24,6 +24,7 @@ from edgedet.errors import ExportError, first_line
 from edgedet.nms.params import NMSParams
 from exporters.base import ExportableModel, Normalize
 from exporters.nms_torch import edgedet_nms
+from exporters.registry import BuildRequest, register_model
 from exporters.torchvision_det import _match_transform, coco_categories
 
 TWO_STAGE = {
@@ -163,11 +164,29 @@ class TwoStageDetector(nn.Module):
         return torch.sigmoid(torch.gather(logits, 1, idx)).reshape(b, k, m, m)
 
 
-def build_two_stage(name: str, state, imgsz, num_classes, uint8_input, source, score_threshold=None) -> ExportableModel:
+@register_model("fasterrcnn_resnet50_fpn", family="rcnn", nms_in_network=True,
+                description="torchvision fasterrcnn_resnet50_fpn "
+                            "(two-stage, NMS inside the network)")
+@register_model("fasterrcnn_resnet50_fpn_v2", family="rcnn", nms_in_network=True,
+                description="torchvision fasterrcnn_resnet50_fpn_v2 "
+                            "(two-stage, NMS inside the network)")
+@register_model("fasterrcnn_mobilenet_v3_large_fpn", family="rcnn", nms_in_network=True,
+                description="torchvision fasterrcnn_mobilenet_v3_large_fpn "
+                            "(two-stage, NMS inside the network)")
+@register_model("fasterrcnn_mobilenet_v3_large_320_fpn", family="rcnn", nms_in_network=True,
+                description="torchvision fasterrcnn_mobilenet_v3_large_320_fpn "
+                            "(two-stage, NMS inside the network)")
+@register_model("maskrcnn_resnet50_fpn", family="rcnn", nms_in_network=True,
+                description="torchvision maskrcnn_resnet50_fpn "
+                            "(two-stage, NMS inside the network)")
+def build_two_stage(request: BuildRequest, score_threshold: float | None = None) -> ExportableModel:
+    """``score_threshold`` overrides the box head's (tests lower it for random weights)."""
     import torchvision.models.detection as tvd
 
     from exporters.weights import apply_state_dict
 
+    name, state, imgsz = request.name, request.state, request.imgsz
+    num_classes, uint8_input, source = request.num_classes, request.uint8_input, request.source
     classes = num_classes or 91
     model = getattr(tvd, name)(weights=None, weights_backbone=None, num_classes=classes).eval()
     if state is not None:

@@ -1,115 +1,203 @@
-"""Model names the exporter knows, and how to build each one."""
+"""The model registry: each family module registers its models beside its builder.
+
+    from exporters.registry import BuildRequest, register_model
+
+    @register_model("mynet_s", family="mynet", description="MyNet small")
+    def build_mynet(request: BuildRequest) -> ExportableModel:
+        ...
+
+:func:`get_model` finds a name, :func:`list_models` lists them all (``edgedet export --list``).
+Families inside the ``exporters`` package are found without importing them: the registry reads
+their ``@register_model(...)`` lines (literal arguments only) and keeps a lazy ``"module:function"``
+entry, so listing pulls in neither torch nor a family's optional package; the module is imported
+when a model of it is built, and its decorators then check that they say what was read. A module
+outside the package (a user's family, a test's) registers itself when it is imported.
+Adding a family is one new file: docs/models.md, "Adding a model family".
+"""
 
 from __future__ import annotations
 
+import ast
 import difflib
-from dataclasses import dataclass
-from typing import Callable
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 from edgedet.errors import InputError
+
+PACKAGE = Path(__file__).resolve().parent
+MARKER = "@register_model("
+# --list shows these modules' models first, in this order (the order it has always had); any other
+# family module in the package follows, by path. Adding a family does not need a line here.
+LIST_ORDER = (
+    "exporters.nano.export",
+    "exporters.torchvision_det",
+    "exporters.yolo",
+    "exporters.rcnn",
+    "exporters.effdet_det",
+    "exporters.detr_hf",
+    "exporters.classifiers",
+)
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What a builder is asked for: the registered name and the export options a model needs."""
+
+    name: str
+    imgsz: int | None = None  # square input side; None: the family's default
+    num_classes: int | None = None  # a custom-trained head's classes; None: the family's default
+    uint8_input: bool = False  # the graph takes uint8 0..255 instead of float32 0..1
+    state: dict | None = None  # the --weights state_dict (entries with own_weights: None)
+    weights: str | None = None  # the --weights path (own_weights entries open it themselves)
+    source: dict = field(default_factory=dict)  # weights record for the manifest
+    nms: str = "edgedet"  # the NMS the export will attach; "none" means raw boxes leave the graph
 
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """One registered model name and what the pipeline must know about it before building."""
+
     name: str
     family: str
-    task: str
     description: str
-    build: Callable  # (state_dict | None, imgsz, num_classes, uint8_input, source) -> ExportableModel
-    size_multiple: int = 32  # FPN / stride-32 networks; SSD's fixed-size heads take any size
-    own_weights: bool = False  # the builder reads --weights itself (e.g. Ultralytics pickled checkpoints)
+    build: Callable | str  # (BuildRequest) -> ExportableModel, or "module:function" until imported
+    task: str = "detect"
+    size_multiple: int = 32  # --imgsz must divide by it (stride 32); SSD's fixed heads: 1
+    own_weights: bool = False  # the builder opens request.weights itself (Ultralytics, DETR)
+    # The network ends in EdgeDetNMS nodes (two-stage: RPN + final NMS): only --nms edgedet or graph
+    # can express that, and its thresholds are not graph inputs.
+    nms_in_network: bool = False
+
+    @property
+    def target(self) -> str:
+        """The builder as "module:function"."""
+        if isinstance(self.build, str):
+            return self.build
+        return f"{self.build.__module__}:{self.build.__qualname__}"
+
+    def builder(self) -> Callable:
+        """The builder function, importing its module now if the entry is lazy."""
+        if callable(self.build):
+            return self.build
+        module, attr = self.build.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def __call__(self, request: BuildRequest):
+        return self.builder()(request)
 
 
-def _nano(state, imgsz, num_classes, uint8_input, source):
-    from exporters.nano.export import build_exportable
-
-    return build_exportable(state, imgsz, num_classes, uint8_input, source)
-
-
-def _tv(name):
-    def build(state, imgsz, num_classes, uint8_input, source):
-        from exporters.torchvision_det import build_torchvision
-
-        return build_torchvision(name, state, imgsz, num_classes, uint8_input, source)
-
-    return build
+# register_model's keyword options
+OPTIONS = tuple(
+    f.name for f in fields(ModelEntry) if f.name not in ("name", "family", "description", "build")
+)
+_MODELS: dict[str, ModelEntry] = {}
+_scanned = False
 
 
-def _cls(name):
-    def build(state, imgsz, num_classes, uint8_input, source):
-        from exporters.classifiers import build_classifier
+def register_model(name: str, *, family: str, description: str, **options) -> Callable:
+    """Decorator: register ``name``, built by the decorated ``builder(request) -> ExportableModel``.
 
-        return build_classifier(name, state, imgsz, num_classes, uint8_input, source)
+    ``options`` are ModelEntry's: task, size_multiple, own_weights, nms_in_network. Stack one
+    decorator per name when a builder serves several models (it reads ``request.name``)."""
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise TypeError(
+            f"register_model({name!r}): unknown option(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(OPTIONS)}"
+        )
 
-    return build
+    def decorate(fn: Callable) -> Callable:
+        _add(ModelEntry(name, family, description, fn, **options))
+        return fn
 
-
-def _rcnn(name):
-    def build(state, imgsz, num_classes, uint8_input, source):
-        from exporters.rcnn import build_two_stage
-
-        return build_two_stage(name, state, imgsz, num_classes, uint8_input, source)
-
-    return build
-
-
-_TWO_STAGE = ("fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",
-              "fasterrcnn_mobilenet_v3_large_320_fpn", "maskrcnn_resnet50_fpn")
+    return decorate
 
 
-def _ultralytics(state, imgsz, num_classes, uint8_input, source):
-    from exporters.yolo import build_ultralytics
-
-    return build_ultralytics(source.get("weights"), imgsz, uint8_input, source)
-
-
-def _effdet(name):
-    def build(state, imgsz, num_classes, uint8_input, source, decode_in_graph=False):
-        from exporters.effdet_det import build_effdet
-
-        return build_effdet(name, state, imgsz, num_classes, uint8_input, source, decode_in_graph)
-
-    return build
-
-
-def _detr(state, imgsz, num_classes, uint8_input, source):
-    from exporters.detr_hf import build_detr
-
-    return build_detr(state, imgsz, num_classes, uint8_input, source)
+def _add(entry: ModelEntry) -> None:
+    _scan()
+    old = _MODELS.get(entry.name)
+    if old is not None and old.target != entry.target:
+        raise ValueError(
+            f"model '{entry.name}' is registered twice: by {old.target} and by {entry.target}"
+        )
+    if old is not None and isinstance(old.build, str) and _declared(old) != _declared(entry):
+        raise ValueError(
+            f"model '{entry.name}': {entry.target}'s decorator says {_declared(entry)}, its source "
+            f"was read as {_declared(old)} (decorator arguments must be literals)"
+        )
+    _MODELS[entry.name] = entry  # a re-imported module re-registers the same builder
 
 
-_CLASSIFIERS = ("alexnet", "vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v3_large")
-
-_ENTRIES = [
-    ModelEntry("nano", "nano", "detect", "edgedet's built-in anchor-free detector (synthetic shapes, 320x320)", _nano),
-    ModelEntry("ssdlite320_mobilenet_v3_large", "ssd", "detect", "torchvision SSDlite320 MobileNetV3-Large",
-               _tv("ssdlite320_mobilenet_v3_large"), size_multiple=1),
-    ModelEntry("ssd300_vgg16", "ssd", "detect", "torchvision SSD300 VGG16", _tv("ssd300_vgg16"), size_multiple=1),
-    ModelEntry("retinanet_resnet50_fpn", "retinanet", "detect", "torchvision RetinaNet ResNet-50 FPN", _tv("retinanet_resnet50_fpn")),
-    ModelEntry("retinanet_resnet50_fpn_v2", "retinanet", "detect", "torchvision RetinaNet ResNet-50 FPN v2", _tv("retinanet_resnet50_fpn_v2")),
-    ModelEntry("fcos_resnet50_fpn", "fcos", "detect", "torchvision FCOS ResNet-50 FPN", _tv("fcos_resnet50_fpn")),
-    ModelEntry("ultralytics", "yolo", "detect", "Ultralytics YOLOv5u/v8/11 checkpoint given with --weights "
-               "(needs the optional ultralytics package)", _ultralytics, own_weights=True),
-] + [ModelEntry(n, "rcnn", "detect", f"torchvision {n} (two-stage, NMS inside the network)", _rcnn(n))
-     for n in _TWO_STAGE
-     ] + [ModelEntry(n, "efficientdet", "detect", f"EfficientDet {n} (needs the optional effdet package)", _effdet(n),
-                size_multiple=128) for n in ("tf_efficientdet_d0", "tf_efficientdet_d1", "tf_efficientdet_d2")
-     ] + [ModelEntry("detr_hf", "detr", "detect", "DETR (end-to-end, no NMS) via the optional transformers package: "
-                "--weights FILE in a save_pretrained directory, else a tiny random model", _detr, own_weights=True)
-     ] + [ModelEntry(n, "classifier", "classify", f"torchvision {n} (ImageNet classifier)", _cls(n), size_multiple=1)
-     for n in _CLASSIFIERS]
-MODELS: dict[str, ModelEntry] = {e.name: e for e in _ENTRIES}
-
-
-def register(entry: ModelEntry) -> None:
-    """Add a model family (used by the families that live in their own modules)."""
-    MODELS[entry.name] = entry
+def _declared(entry: ModelEntry) -> dict:
+    return {k: getattr(entry, k) for k in ("family", "description", *OPTIONS)}
 
 
 def get_model(name: str) -> ModelEntry:
     """Look a model up by name; an unknown name suggests the nearest known ones."""
-    if name in MODELS:
-        return MODELS[name]
-    near = difflib.get_close_matches(name, list(MODELS), n=3, cutoff=0.4)
+    _scan()
+    if name in _MODELS:
+        return _MODELS[name]
+    near = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.4)
     hint = f"; did you mean {', '.join(near)}?" if near else ""
     raise InputError(f"unknown model '{name}'{hint} (`edgedet export --list` shows all)")
+
+
+def list_models() -> list[ModelEntry]:
+    """Every registered model, in --list order."""
+    _scan()
+    return list(_MODELS.values())
+
+
+def _scan() -> None:
+    """Register the package's family modules lazily, from their source (once per process)."""
+    global _scanned
+    if _scanned:
+        return
+    _scanned = True
+    found = [(m, p) for m, p in _package_modules() if MARKER in p.read_text(encoding="utf-8")]
+    rank = {m: i for i, m in enumerate(LIST_ORDER)}
+    for module, path in sorted(found, key=lambda mp: (rank.get(mp[0], len(rank)), mp[0])):
+        for entry in declarations(module, path):
+            if entry.name in _MODELS:
+                raise ValueError(
+                    f"model '{entry.name}' is registered twice: by {_MODELS[entry.name].target} "
+                    f"and by {entry.target}"
+                )
+            _MODELS[entry.name] = entry
+
+
+def _package_modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name != "registry.py":
+            parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+            yield ".".join(p for p in parts if p != "__init__"), path
+
+
+def declarations(module: str, path: Path) -> list[ModelEntry]:
+    """The ``@register_model(...)`` decorators of a module's functions, as lazy entries."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    return [
+        _declared_entry(module, path, node, dec)
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        for dec in node.decorator_list
+        if isinstance(dec, ast.Call) and _called(dec) == "register_model"
+    ]
+
+
+def _called(call: ast.Call) -> str:
+    return getattr(call.func, "id", getattr(call.func, "attr", ""))
+
+
+def _declared_entry(module: str, path: Path, node: ast.FunctionDef, dec: ast.Call) -> ModelEntry:
+    try:
+        args = [ast.literal_eval(a) for a in dec.args]
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in dec.keywords}
+    except ValueError:
+        raise ValueError(
+            f"{path}:{dec.lineno}: register_model arguments must be literals "
+            "(the registry reads them without importing the module)"
+        ) from None
+    return ModelEntry(*args, build=f"{module}:{node.name}", **kwargs)

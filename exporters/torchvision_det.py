@@ -21,6 +21,7 @@ from torch import nn
 from edgedet.errors import ExportError, first_line
 from edgedet.nms.params import NMSParams
 from exporters.base import ExportableModel, Normalize
+from exporters.registry import BuildRequest, register_model
 
 
 class SingleStageDetector(nn.Module):
@@ -102,13 +103,23 @@ def coco_categories() -> list[str]:
     return list(SSD300_VGG16_Weights.COCO_V1.meta["categories"])
 
 
-def build_torchvision(name: str, state: dict | None, imgsz: int | None, num_classes: int | None,
-                      uint8_input: bool, source: dict) -> ExportableModel:
-    """Construct torchvision ``name`` (randomly initialised unless ``state``) and wrap it."""
+@register_model("ssdlite320_mobilenet_v3_large", family="ssd", size_multiple=1,
+                description="torchvision SSDlite320 MobileNetV3-Large")
+@register_model("ssd300_vgg16", family="ssd", size_multiple=1,
+                description="torchvision SSD300 VGG16")
+@register_model("retinanet_resnet50_fpn", family="retinanet",
+                description="torchvision RetinaNet ResNet-50 FPN")
+@register_model("retinanet_resnet50_fpn_v2", family="retinanet",
+                description="torchvision RetinaNet ResNet-50 FPN v2")
+@register_model("fcos_resnet50_fpn", family="fcos", description="torchvision FCOS ResNet-50 FPN")
+def build_torchvision(request: BuildRequest) -> ExportableModel:
+    """Construct torchvision ``request.name`` (random init unless ``request.state``) and wrap it."""
     import torchvision.models.detection as tvd
 
     from exporters.weights import apply_state_dict
 
+    name, state, imgsz = request.name, request.state, request.imgsz
+    num_classes, uint8_input, source = request.num_classes, request.uint8_input, request.source
     builder, wrapper, family, background, default_size = FAMILIES[name]
     classes = num_classes or 91
     # weights_backbone=None: never download; a user's state_dict carries everything.

@@ -22,6 +22,7 @@ from torch import nn
 from edgedet.errors import ExportError, InputError
 from edgedet.nms.params import NMSParams
 from exporters.base import ExportableModel
+from exporters.registry import BuildRequest, register_model
 
 YOLO_NMS = NMSParams(score_threshold=0.25, iou_threshold=0.45, max_output_boxes=300, top_k=1000)
 KINDS = ("dfl", "anchor")
@@ -129,8 +130,13 @@ class UltralyticsDetector(nn.Module):
         return torch.cat([cxcy - wh / 2, cxcy + wh / 2], -1), y[..., 4:]
 
 
-def build_ultralytics(path, imgsz: int | None, uint8_input: bool, source: dict) -> ExportableModel:
+@register_model("ultralytics", family="yolo", own_weights=True,
+                description="Ultralytics YOLOv5u/v8/11 checkpoint given with --weights "
+                            "(needs the optional ultralytics package)")
+def build_ultralytics(request: BuildRequest) -> ExportableModel:
     """Load an Ultralytics checkpoint (.pt) or config (.yaml, random init) with the ultralytics package."""
+    path, imgsz, uint8_input, source = (request.weights, request.imgsz, request.uint8_input,
+                                        request.source)
     try:
         from ultralytics import YOLO
     except ImportError:

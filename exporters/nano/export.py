@@ -1,4 +1,4 @@
-"""The nano model as an ExportableModel (the registry's 'nano' entry)."""
+"""The nano model as an ExportableModel: the registry's 'nano' entry."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from torch import nn
 from edgedet.errors import InputError
 from edgedet.nms.params import NMSParams
 from exporters.base import ExportableModel
+from exporters.registry import BuildRequest, register_model
 
 # Deployment defaults; mAP in docs/nano.md is measured with these in the graph.
 NANO_NMS = NMSParams(score_threshold=0.05, iou_threshold=0.6, max_output_boxes=100, top_k=1000)
@@ -24,11 +25,14 @@ class _Uint8Input(nn.Module):
         return self.model(images.float() * (1.0 / 255.0))
 
 
-def build_exportable(state: dict | None, imgsz: int | None, num_classes: int | None, uint8_input: bool,
-                     source: dict) -> ExportableModel:
+@register_model("nano", family="nano",
+                description="edgedet's built-in anchor-free detector (synthetic shapes, 320x320)")
+def build_exportable(request: BuildRequest) -> ExportableModel:
     from exporters import nano
     from exporters.weights import apply_state_dict, weights_record
 
+    state, imgsz, source = request.state, request.imgsz, request.source
+    num_classes, uint8_input = request.num_classes, request.uint8_input
     if num_classes not in (None, len(nano.CLASS_NAMES)):
         raise InputError(f"nano has {len(nano.CLASS_NAMES)} classes; --num-classes {num_classes} does not apply")
     model = nano.build_model(weights=None if state is not None else nano.WEIGHTS_PATH)

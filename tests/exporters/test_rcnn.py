@@ -9,13 +9,15 @@ from edgedet.detections import Detections  # noqa: E402
 from edgedet.eval.compare import ParityAccumulator  # noqa: E402
 from edgedet.masks import paste_masks  # noqa: E402
 from exporters.rcnn import build_two_stage  # noqa: E402
+from exporters.registry import BuildRequest  # noqa: E402
 
 
 def build(name, size=320):
     from torch_fixtures import calibrate_logits, wake_up
 
     torch.manual_seed(0)
-    em = build_two_stage(name, None, size, None, False, {"random_init": True}, score_threshold=0.05)
+    request = BuildRequest(name, imgsz=size, source={"random_init": True})
+    em = build_two_stage(request, score_threshold=0.05)
     wake_up(em.module.model.backbone, size)
     x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(5))
     calibrate_logits(em.module, em.module.model.roi_heads.box_predictor.cls_score, lambda: em.module(x), 3.0)

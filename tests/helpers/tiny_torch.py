@@ -1,4 +1,7 @@
-"""A tiny torch detector (conv + residual Add + Concat + head + in-graph decode) for exporter tests."""
+"""A tiny torch detector (conv + residual Add + Concat + head + in-graph decode) for exporter tests.
+
+Importing this module registers the test-only model 'tiny' (family 'tiny'), as any family module
+outside the ``exporters`` package does (docs/models.md, "Adding a model family")."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from torch import nn
 
 from edgedet.nms.params import NMSParams
 from exporters.base import ExportableModel
-from exporters.registry import ModelEntry, register
+from exporters.registry import BuildRequest, get_model, register_model
 
 CLASSES = ["a", "b", "c"]
 
@@ -37,16 +40,19 @@ class TinyDet(nn.Module):
         return boxes, scores
 
 
-def build(state, imgsz, num_classes, uint8_input, source) -> ExportableModel:
+@register_model("tiny", family="tiny", description="test-only tiny detector", size_multiple=64)
+def build(request: BuildRequest) -> ExportableModel:
     torch.manual_seed(0)
     module = TinyDet().eval()
-    if state is not None:
-        module.load_state_dict(state)
+    if request.state is not None:
+        module.load_state_dict(request.state)
     return ExportableModel(module=module, family="tiny", name="tiny", class_names=list(CLASSES), imgsz=(64, 64),
                            nms=NMSParams(score_threshold=0.3, iou_threshold=0.5, max_output_boxes=20, top_k=64),
-                           normalization={"in_graph": True}, source=source or {"random_init": True},
+                           normalization={"in_graph": True},
+                           source=request.source or {"random_init": True},
                            category_ids=[1, 2, 3])
 
 
-def register_tiny() -> None:
-    register(ModelEntry("tiny", "tiny", "detect", "test-only tiny detector", build, size_multiple=64))
+def register_tiny():
+    """For callers written before the decorator: importing this module registered 'tiny'."""
+    return get_model("tiny")
