@@ -39,23 +39,29 @@ def metric(url: str, name: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + "{"))
 
 
-def start(model: str, extra: list[str], max_batch: int, delay_us: int):
+def start(model: str, extra: list[str], max_batch: int, delay_us: int, attempts: int = 3):
+    """Start `edgedet serve` and wait until the model is ready. Under heavy load PyTriton's model start-up
+    sometimes fails with ConnectionRefusedError (its Python backend connects to a Unix socket as soon as the
+    file exists, before the socket listens: pytriton/proxy/communication.py); that start is retried."""
     import tritonclient.grpc as grpcclient
 
-    http, grpc, metrics = free_ports(3)
-    cmd = [sys.executable, "-m", "edgedet.cli", "serve", model, "--http-port", str(http), "--grpc-port", str(grpc),
-           "--metrics-port", str(metrics), "--max-batch", str(max_batch), "--queue-delay-us", str(delay_us)]
-    proc = subprocess.Popen(cmd + extra, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc}")
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if client.is_model_ready("edgedet"):
-                return proc, f"127.0.0.1:{grpc}", f"http://127.0.0.1:{metrics}/metrics"
-        except Exception:  # not listening yet
-            pass
-        time.sleep(0.5)
-    proc.kill()
+    for attempt in range(attempts):
+        http, grpc, metrics = free_ports(3)
+        cmd = [sys.executable, "-m", "edgedet.cli", "serve", model, "--http-port", str(http), "--grpc-port", str(grpc),
+               "--metrics-port", str(metrics), "--max-batch", str(max_batch), "--queue-delay-us", str(delay_us)]
+        proc = subprocess.Popen(cmd + extra, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc}")
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if client.is_model_ready("edgedet"):
+                    return proc, f"127.0.0.1:{grpc}", f"http://127.0.0.1:{metrics}/metrics"
+            except Exception:  # not listening yet
+                pass
+            time.sleep(0.5)
+        proc.kill()
+        proc.wait()
+        print(f"edgedet serve {' '.join(extra)} did not start (attempt {attempt + 1} of {attempts})", flush=True)
     raise SystemExit("edgedet serve did not start; run it by hand to see why")
 
 
@@ -102,7 +108,8 @@ VARIANTS = {"no_batching": ["--no-dynamic-batching"],
             "dynamic_serial_decode": ["--decode-threads", "1"],
             "dynamic_delay_20ms": ["--queue-delay-us", "20000"],
             # not the baseline: the other way to keep two cores busy without batching, reported beside it
-            "no_batching_2_instances": ["--no-dynamic-batching", "--instances", "2"]}
+            "no_batching_2_instances": ["--no-dynamic-batching", "--instances", "2"],
+            "dynamic_2_instances": ["--instances", "2"]}
 # Triton's cumulative per-model counters (microseconds, or counts), read before and after each round.
 COUNTERS = ("nv_inference_count", "nv_inference_exec_count", "nv_inference_queue_duration_us",
             "nv_inference_compute_input_duration_us", "nv_inference_compute_infer_duration_us",
