@@ -19,11 +19,12 @@ def deploy_group() -> None:
 @click.option("--uri", default=None, help="Source URI for deepstream_app.txt (default: DeepStream's sample video).")
 def deepstream_cmd(model, out_dir, batch_size, uri):
     """nvinfer config + labels + deepstream-app config for MODEL (NMS in the graph)."""
-    from edgedet.deploy.deepstream import SAMPLE_URI, write_deepstream
+    from edgedet.deploy import open_artifact
+    from edgedet.deploy.deepstream import SAMPLE_URI, run_command, write_deepstream
 
     paths = write_deepstream(model, out_dir, batch_size, uri or SAMPLE_URI)
     click.echo("wrote " + ", ".join(str(p) for p in paths))
-    click.echo(f"run on the device: cd {out_dir} && deepstream-app -c deepstream_app.txt")
+    click.echo(f"run on the device: cd {out_dir} && {run_command(open_artifact(model))}")
 
 
 @deploy_group.command("triton")

@@ -21,15 +21,18 @@ from edgedet.cli.common import backend_options, load_options
               help="How long Triton may hold a request to fill a batch.")
 @backend_options
 @click.option("--log-verbose", type=int, default=0, help="Triton's verbose log level.")
+@click.option("--decode-threads", type=int, default=0, show_default=True,
+              help="Threads decoding a batch's images (0: one per CPU core, 1: no thread pool).")
+@click.option("--threads", type=int, help="ONNX Runtime intra-op threads per instance (default: ONNX Runtime's).")
 def serve_cmd(model, name, address, http_port, grpc_port, metrics_port, instances, max_batch, no_dynamic_batching,
-              queue_delay_us, backend, providers, log_verbose):
+              queue_delay_us, backend, providers, log_verbose, decode_threads, threads):
     """Serve MODEL over HTTP and gRPC with Triton's dynamic batching, until Ctrl-C."""
     from edgedet.serve import ServeOptions, serve
 
     load_options(model, backend, providers)  # --providers for an engine: refused now, once
     opts = ServeOptions(name, address, http_port, grpc_port, metrics_port, instances, max_batch,
                         not no_dynamic_batching, queue_delay_us, backend,
-                        ",".join(providers) if providers else None, log_verbose)
+                        ",".join(providers) if providers else None, log_verbose, decode_threads, threads)
 
     def ready():
         click.echo(f"serving {model} as '{name}': gRPC {address}:{grpc_port}, HTTP {address}:{http_port}, "

@@ -78,27 +78,22 @@ def output_names(manifest: Manifest) -> list[str]:
     return [o.name for o in manifest.outputs]
 
 
-def plugin_problem(manifest: Manifest, host: str) -> str | None:
-    """Why ``host`` cannot load this engine's plugin, or None when nothing needs loading.
+def plugins_to_load(manifest: Manifest) -> list[str]:
+    """The plugin libraries an engine needs loaded into the host process (path when recorded, else file name);
+    empty when there is none or the plan carries them (version-compatible: plugins_to_serialize).
 
-    DeepStream (custom-lib-path) and Triton (LD_PRELOAD, --backend-config=tensorrt,plugins=) load
-    a plugin library with dlopen, which registers only libraries that register their creators
-    when loaded. edgedet's EdgeDetNMS library deliberately exports getCreators() instead (the
-    entry point of IPluginRegistry::loadLibrary and trtexec --dynamicPlugins), so those hosts
-    find no creator. A version-compatible plan carries the library (plugins_to_serialize) and
-    needs nothing loaded.
+    DeepStream and Triton load plugin libraries with dlopen only (LD_PRELOAD; Triton also
+    --backend-config=tensorrt,plugins=<lib>), never through IPluginRegistry::loadLibrary. edgedet's
+    EdgeDetNMS library registers its creator when it is loaded (edgedet/csrc/plugin/edgedet_nms_plugin.cpp,
+    "registration at load time"), so dlopen is enough; a library built by an edgedet without that
+    registers only through getCreators() and must be rebuilt (`edgedet plugin build`).
     """
     plugins = manifest.tensorrt.plugins if manifest.tensorrt else []
-    missing = [p for p in plugins if not p.serialized]
-    if not missing:
-        return None
-    files = ", ".join(p.file for p in missing)
-    return (f"the engine needs the plugin library {files} loaded into {host}, which loads plugin libraries with "
-            f"dlopen only; edgedet's library registers its EdgeDetNMS creator through getCreators() "
-            f"(IPluginRegistry::loadLibrary), not at load time. Rebuild the engine with "
-            f"`edgedet build --version-compatible` (the plan then carries the plugin), or deploy the ONNX file "
-            f"and let {host} build the engine (TensorRT's ONNX parser runs EdgeDetNMS's function body, standard "
-            f"ops, when no EdgeDetNMS plugin is registered)")
+    return [p.path or p.file for p in plugins if not p.serialized]
+
+
+PLUGIN_REBUILD_NOTE = ("the library registers EdgeDetNMS when loaded; one built before that registered only through "
+                       "IPluginRegistry::loadLibrary: rebuild it with `edgedet plugin build` for this TensorRT")
 
 
 def copy_artifact(art: Artifact, target: Path) -> Path:

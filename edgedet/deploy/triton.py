@@ -24,7 +24,8 @@ import re
 from pathlib import Path
 
 from edgedet import contract
-from edgedet.deploy import Artifact, check_detector_input, copy_artifact, open_artifact, output_names, plugin_problem
+from edgedet.deploy import (PLUGIN_REBUILD_NOTE, Artifact, check_detector_input, copy_artifact, open_artifact,
+                            output_names, plugins_to_load)
 from edgedet.deploy.deepstream import profile_max_batch
 from edgedet.errors import InputError, require
 from edgedet.fileio import write_text_atomic
@@ -91,9 +92,6 @@ def model_config(art: Artifact, name: str, max_batch: int | None = None, instanc
     if kind not in KINDS:
         raise InputError(f"--kind {kind} is not one of {', '.join(KINDS)}")
     if art.is_engine:
-        problem = plugin_problem(m, "Triton")
-        if problem:
-            raise InputError(problem)
         if kind == "cpu":
             raise InputError("a TensorRT plan runs on a GPU only; use --kind gpu")
     elif m.nms_implementation == "efficient":
@@ -125,8 +123,13 @@ def server_notes(art: Artifact, repo: Path) -> str:
     section = art.manifest.tensorrt
     if art.is_engine and section and section.version_compatible:
         flags.append("--backend-config=tensorrt,version-compatible=true")
+    libs = plugins_to_load(art.manifest) if art.is_engine else []
+    if libs:  # the TensorRT backend dlopens each before loading plans (tensorrt_backend README, "plugins")
+        flags.append(f"--backend-config=tensorrt,plugins=\"{';'.join(libs)}\"")
     version = section.version if section else None
     lines = ["tritonserver " + " ".join(flags)]
+    if libs:
+        lines.append(f"# or LD_PRELOAD={':'.join(libs)} tritonserver ...; {PLUGIN_REBUILD_NOTE}")
     if version:
         lines.append(f"# the plan was built by TensorRT {version}: the server's TensorRT must be that release"
                      + (" or later (version-compatible plan)" if section.version_compatible

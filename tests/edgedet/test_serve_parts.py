@@ -14,7 +14,7 @@ from edgedet.client import unpack
 from edgedet.detections import Detections
 from edgedet.errors import InputError
 from edgedet.preprocess import read_image
-from edgedet.serve import ServeOptions, decode, pack
+from edgedet.serve import ServeOptions, decode, decode_batch, decoder_pool, pack
 
 
 def png_bytes(rgb):
@@ -48,7 +48,27 @@ def test_pack_pads_to_k_and_unpack_restores_detections():
     assert np.array_equal(back.class_ids, a.class_ids) and back.image_size == (48, 80)
 
 
-@pytest.mark.parametrize("kw", [{"instances": 0}, {"http_port": 8001}, {"metrics_port": 70000}])
+def test_decode_batch_on_threads_keeps_request_order_and_names_the_bad_request(rgb_image):
+    """A batch's images decoded on the pool equal the serial decode, in request order; the first bad request
+    in order is the one the error names, whichever thread finished first."""
+    imgs = [rgb_image, rgb_image[::-1].copy(), rgb_image[:, ::-1].copy(), rgb_image[:20]]
+    batch = np.array([[png_bytes(x)] for x in imgs], dtype=np.object_)
+    pool = decoder_pool(3)
+    try:
+        got = decode_batch(batch, pool)
+        assert len(got) == 4 and all(np.array_equal(a, b) for a, b in zip(got, decode_batch(batch)))
+        assert all(np.array_equal(a, b) for a, b in zip(got, imgs))
+        bad = batch.copy()
+        bad[2, 0], bad[3, 0] = b"\x89PNG\r\n\x1a\n broken", b""
+        with pytest.raises(InputError, match="request #2"):
+            decode_batch(bad, pool)
+    finally:
+        pool.shutdown()
+    assert decoder_pool(1) is None  # 1: decode in the caller, no pool
+
+
+@pytest.mark.parametrize("kw", [{"instances": 0}, {"http_port": 8001}, {"metrics_port": 70000},
+                                {"decode_threads": -1}, {"threads": 0}])
 def test_bad_options(kw):
     with pytest.raises(InputError):
         ServeOptions(**kw).validate()

@@ -4,7 +4,9 @@
 // Registry key: name "EdgeDetNMS", version "1", namespace "edgedet" (edgedet/nms/opdef.py). The library
 // exports getCreators() and setLoggerFinder(), the entry points IPluginRegistry::loadLibrary,
 // trtexec --dynamicPlugins and IBuilderConfig::setPluginsToSerialize use (samples/trtexec/README.md).
-// It does not register itself at load time: loadLibrary fails when a creator is already registered.
+// It also registers its creator when it is merely dlopen'ed (DeepStream via LD_PRELOAD, Triton's
+// LD_PRELOAD and --backend-config=tensorrt,plugins=, trtexec --staticPlugins): see "registration at
+// load time" at the end of this file, and how the two paths avoid a double registration.
 // It uses TensorRT's interfaces only (virtual calls and inline header code), so it is not linked
 // against libnvinfer and serves the full and the lean runtime alike, as NVIDIA's own
 // version-compatible plugin library does (plugin/CMakeLists.txt: COMPILE_ONLY:tensorrt).
@@ -26,9 +28,12 @@
 #include "NvInfer.h"
 #include "nms_kernels.h"
 
+#include <dlfcn.h>
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <mutex>
 #include <new>
 #include <string>
@@ -49,13 +54,17 @@ constexpr int32_t kNB_OUTPUTS = 4;
 
 std::mutex gLoggerMutex;
 ILoggerFinder* gLoggerFinder{nullptr};
+// Registered at load time, nobody calls setLoggerFinder: then TensorRT's global logger, the C entry point
+// getLogger() of the runtime library that holds the registry (NvInferRuntime.h), when it has one.
+ILogger* (*gRuntimeLogger)() noexcept {nullptr};
 
 void logMessage(ILogger::Severity severity, std::string const& msg) noexcept
 {
     try
     {
         std::lock_guard<std::mutex> lock(gLoggerMutex);
-        ILogger* logger = gLoggerFinder != nullptr ? gLoggerFinder->findLogger() : nullptr;
+        ILogger* logger = gLoggerFinder != nullptr ? gLoggerFinder->findLogger()
+                                                   : (gRuntimeLogger != nullptr ? gRuntimeLogger() : nullptr);
         if (logger != nullptr)
         {
             logger->log(severity, ("EdgeDetNMS: " + msg).c_str());
@@ -625,14 +634,146 @@ private:
     PluginFieldCollection mFieldCollection{};
 };
 
+// ---------------------------------------------------------------- registration at load time
+
+// DeepStream (LD_PRELOAD) and Triton (LD_PRELOAD; --backend-config=tensorrt,plugins=<lib>, which the
+// TensorRT backend loads with dlopen(path, RTLD_NOW | RTLD_LOCAL) and nothing else: tensorrt_backend
+// src/shared_library.cc) never call getCreators(): a library they load must register its creator itself
+// while it is loaded, as REGISTER_TENSORRT_PLUGIN does (NvInferRuntime.h: "The static registry object will
+// be instantiated when the plugin library is loaded"). That macro calls the C function getPluginRegistry()
+// exported by libnvinfer, which this library is deliberately not linked against, and a library loaded
+// RTLD_LOCAL by a backend is not visible to a plain symbol lookup anyway. So the same registration is done
+// here through the dynamic loader: dlopen(RTLD_NOLOAD) by soname finds a TensorRT runtime library already in
+// the process whatever scope it was loaded in (the full, lean or dispatch runtime of the major version of
+// the headers); when none is loaded yet (LD_PRELOAD runs before the host loads TensorRT), the full runtime
+// (else the lean one) is loaded here from the library path, as linking against it would have, and the host
+// later gets the same instance by soname.
+//
+// Both paths at once: IPluginRegistry::loadLibrary "will fail and return nullptr if any of the plugins are
+// already registered" (NvInferRuntimeCommon.h, TensorRT 10.3-11.1), and it dlopens the library (running
+// this registration) before it calls getCreators(). So getCreators() first withdraws the load-time
+// registration and hands the creator to loadLibrary, which then owns it (deregisterLibrary works). A
+// creator of the same name, version and namespace already in the registry (another copy of this library,
+// e.g. the one a version-compatible plan carries) is left alone: registerCreator would refuse it ("Returns
+// false if a plugin creator with the same type is already registered").
+
+#define EDGEDET_STRINGIFY2(x) #x
+#define EDGEDET_STRINGIFY(x) EDGEDET_STRINGIFY2(x)
+#define EDGEDET_TRT_SO(lib) lib ".so." EDGEDET_STRINGIFY(NV_TENSORRT_MAJOR)
+
+constexpr char const* kRUNTIME_LIBRARIES[] = {
+    EDGEDET_TRT_SO("libnvinfer"), EDGEDET_TRT_SO("libnvinfer_lean"), EDGEDET_TRT_SO("libnvinfer_dispatch")};
+
+EdgeDetNMSPluginCreator& theCreator()
+{
+    static EdgeDetNMSPluginCreator sCreator;
+    return sCreator;
+}
+
+//! The registry the creator went into when the library was loaded; null when it was not registered then.
+struct LoadTimeRegistration
+{
+    std::mutex mutex;
+    IPluginRegistry* registry{nullptr};
+};
+
+LoadTimeRegistration& loadTimeRegistration()
+{
+    static LoadTimeRegistration sState;
+    return sState;
+}
+
+//! A TensorRT runtime library already in the process, else the full (or, without it, the lean) runtime
+//! loaded now from the library path; null without TensorRT.
+void* runtimeLibrary() noexcept
+{
+    for (char const* soname : kRUNTIME_LIBRARIES)
+    {
+        if (void* handle = dlopen(soname, RTLD_NOW | RTLD_NOLOAD))
+            return handle;
+    }
+    for (char const* soname : {kRUNTIME_LIBRARIES[0], kRUNTIME_LIBRARIES[1]})
+    {
+        if (void* handle = dlopen(soname, RTLD_NOW | RTLD_GLOBAL))
+            return handle;
+    }
+    return nullptr;
+}
+
+//! Keeps this library mapped for the life of the process once its creator is in a registry that a dlclose
+//! would otherwise leave pointing at unmapped code (REGISTER_TENSORRT_PLUGIN never deregisters either).
+void pinThisLibrary() noexcept
+{
+    Dl_info info{};
+    if (dladdr(reinterpret_cast<void*>(&runtimeLibrary), &info) != 0 && info.dli_fname != nullptr)
+        dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
+__attribute__((noinline)) void registerAtLoad() noexcept
+{
+    try
+    {
+        void* runtime = runtimeLibrary();
+        if (runtime == nullptr)
+            return;  // no TensorRT here (the host-logic harness): getCreators() remains the only way in
+        using GetRegistry = IPluginRegistry* (*)() noexcept;
+        auto getRegistry = reinterpret_cast<GetRegistry>(dlsym(runtime, "getPluginRegistry"));
+        {
+            std::lock_guard<std::mutex> lock(gLoggerMutex);
+            gRuntimeLogger = reinterpret_cast<ILogger* (*)() noexcept>(dlsym(runtime, "getLogger"));
+        }
+        IPluginRegistry* registry = getRegistry != nullptr ? getRegistry() : nullptr;
+        if (registry == nullptr)
+            return;
+        if (registry->getCreator(kPLUGIN_NAME, kPLUGIN_VERSION, kPLUGIN_NAMESPACE) != nullptr)
+        {
+            logMessage(ILogger::Severity::kVERBOSE, "a creator of the same name, version and namespace is already "
+                                                    "registered; this copy of the library does not register at load");
+            return;
+        }
+        auto& state = loadTimeRegistration();
+        std::lock_guard<std::mutex> lock(state.mutex);
+        if (registry->registerCreator(theCreator(), kPLUGIN_NAMESPACE))
+        {
+            state.registry = registry;
+            pinThisLibrary();
+            logMessage(ILogger::Severity::kVERBOSE, "creator registered when the library was loaded");
+        }
+    }
+    catch (...)
+    {
+    }
+}
+
+//! Runs registerAtLoad() when the loader initialises the library (the role of REGISTER_TENSORRT_PLUGIN's object).
+struct LoadTimeRegistrar
+{
+    LoadTimeRegistrar()
+    {
+        registerAtLoad();
+    }
+};
+
+__attribute__((used)) LoadTimeRegistrar gLoadTimeRegistrar;
+
 } // namespace
 
 // ---------------------------------------------------------------- library entry points
 
 extern "C" __attribute__((visibility("default"))) IPluginCreatorInterface* const* getCreators(int32_t& nbCreators)
 {
-    static EdgeDetNMSPluginCreator sCreator;
-    static IPluginCreatorInterface* const sCreators[] = {&sCreator};
+    // Called by IPluginRegistry::loadLibrary right after its dlopen registered the creator: withdraw that
+    // registration, or loadLibrary would find the creator already registered and fail.
+    auto& state = loadTimeRegistration();
+    {
+        std::lock_guard<std::mutex> lock(state.mutex);
+        if (state.registry != nullptr)
+        {
+            state.registry->deregisterCreator(theCreator());
+            state.registry = nullptr;
+        }
+    }
+    static IPluginCreatorInterface* const sCreators[] = {&theCreator()};
     nbCreators = 1;
     return sCreators;
 }

@@ -10,7 +10,7 @@ import tiny_models
 from edgedet.cli.main import cli
 from edgedet.contract import TensorSpec
 from edgedet.deploy import open_artifact
-from edgedet.deploy.deepstream import PARSER_FUNC, preprocess_keys, write_deepstream
+from edgedet.deploy.deepstream import PARSER_FUNC, PARSER_LIB, preprocess_keys, run_command, write_deepstream
 from edgedet.errors import InputError
 from edgedet.preprocess import letterbox, to_input
 
@@ -100,11 +100,19 @@ def test_engine_uses_model_engine_file_and_profile_max(engine_factory, tmp_path)
         write_deepstream(engine, tmp_path / "ds2", batch=16)
 
 
-def test_engine_with_a_plugin_to_load_is_refused_with_the_reason(engine_factory, tmp_path):
+def test_engine_with_a_plugin_to_load_gets_it_preloaded(engine_factory, tmp_path):
+    """nvinfer's custom-lib-path holds the parser library, so the plugin library (which registers EdgeDetNMS when
+    dlopen'ed) is preloaded: the command line and both configs say so; a plan carrying its plugin needs nothing."""
     engine = engine_factory(plugins=(False,))
-    with pytest.raises(InputError, match="dlopen.*getCreators.*--version-compatible"):
-        write_deepstream(engine, tmp_path / "ds")
-    assert not (tmp_path / "ds").exists()  # refused before anything was written
+    write_deepstream(engine, tmp_path / "ds")
+    infer = (tmp_path / "ds" / "config_infer_primary.txt").read_text()
+    assert "LD_PRELOAD=libedgedet_nms_plugin.so" in infer
+    assert read_ini(tmp_path / "ds" / "config_infer_primary.txt")["property"]["custom-lib-path"] == PARSER_LIB
+    command = run_command(open_artifact(engine))
+    assert command == "LD_PRELOAD=libedgedet_nms_plugin.so deepstream-app -c deepstream_app.txt"
+    assert (tmp_path / "ds" / "deepstream_app.txt").read_text().startswith(f"# {command}")
+    carried = engine_factory(name="vc.engine", plugins=(True,), version_compatible=True)
+    assert run_command(open_artifact(carried)) == "deepstream-app -c deepstream_app.txt"
 
 
 def _reorder(m):

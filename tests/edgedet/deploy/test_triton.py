@@ -60,10 +60,14 @@ def test_engine_plan_uses_profile_max_and_version_compatible_flag(engine_factory
         write_triton(engine, tmp_path / "repo2", max_batch=9)
 
 
-def test_engine_needing_a_loaded_plugin_is_refused(engine_factory, tmp_path):
-    with pytest.raises(InputError, match="dlopen"):
-        write_triton(engine_factory(plugins=(False,)), tmp_path / "repo")
-    assert not (tmp_path / "repo").exists()
+def test_engine_needing_a_loaded_plugin_gets_the_plugins_flag(engine_factory, tmp_path):
+    """The TensorRT backend dlopens --backend-config=tensorrt,plugins= libraries; EdgeDetNMS registers at load."""
+    engine = engine_factory(plugins=(False,))
+    write_triton(engine, tmp_path / "repo", name="trt")
+    assert load(tmp_path / "repo", "trt").platform == "tensorrt_plan"
+    notes = server_notes(open_artifact(engine), tmp_path / "repo")
+    assert '--backend-config=tensorrt,plugins="libedgedet_nms_plugin.so"' in notes
+    assert "LD_PRELOAD=libedgedet_nms_plugin.so" in notes and "version-compatible" not in notes
 
 
 def test_classifier_probs_output_gets_triton_labels(tiny_nms, edit_manifest, tmp_path):
