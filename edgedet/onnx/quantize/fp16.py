@@ -64,8 +64,35 @@ def at_least_opset(model, version: int):
         raise ModelError(f"cannot raise the graph from opset {current} to {version}, which FP16 Q/DQ scales need "
                          f"({str(exc).splitlines()[0][:200]}); re-export with --opset {version}, or pass "
                          "--fallback fp32") from None
+    # The converter drops model-local functions (EdgeDetNMS's standard-op body, which ONNX Runtime runs;
+    # TensorRT maps the node to edgedet's plugin): carry them over, importing the new version.
+    del converted.functions[:]
+    for function in model.functions:
+        converted.functions.append(_function_at(function, version))
     onnx.checker.check_model(converted)
     return converted
+
+
+# Ops whose opset 18 version turned an attribute into an input (axes): a function body using them
+# cannot just import a newer opset. Every other change from opset 13 to 19 adds types, optional
+# inputs or attributes whose defaults keep the old behaviour (onnx/docs/Changelog.md).
+_NOT_FORWARD_COMPATIBLE = {"ReduceMax", "ReduceMin", "ReduceMean", "ReduceProd", "ReduceL1", "ReduceL2",
+                           "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"}
+
+
+def _function_at(function, version: int):
+    import onnx
+
+    out = onnx.FunctionProto()
+    out.CopyFrom(function)
+    for imp in out.opset_import:
+        if imp.domain in ("", "ai.onnx") and imp.version < version:
+            bad = sorted({n.op_type for n in out.node if n.domain in ("", "ai.onnx")} & _NOT_FORWARD_COMPATIBLE)
+            if bad and imp.version < 18:
+                raise ModelError(f"function {out.domain}:{out.name} uses {', '.join(bad)} at opset {imp.version}, "
+                                 f"which changed in opset 18; re-export with --opset {version}, or pass --fallback fp32")
+            imp.version = version
+    return out
 
 
 def drop_roundtrip_casts(model) -> int:
