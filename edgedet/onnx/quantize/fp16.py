@@ -60,7 +60,7 @@ def at_least_opset(model, version: int):
         return model
     try:
         converted = version_converter.convert_version(model, version)
-    except Exception as exc:  # the converter raises plain RuntimeErrors naming the op without an adapter
+    except Exception as exc:  # noqa: BLE001 - the converter raises plain RuntimeErrors naming the op without an adapter
         raise ModelError(f"cannot raise the graph from opset {current} to {version}, which FP16 Q/DQ scales need "
                          f"({str(exc).splitlines()[0][:200]}); re-export with --opset {version}, or pass "
                          "--fallback fp32") from None
