@@ -51,8 +51,8 @@ def feeds_of(folder: Path, input_info, limit: int | None = None):
 
 
 def _files(folder: Path, limit: int | None):
-    from edgedet.preprocess import list_images
     from edgedet.onnx.quantize.calibration import evenly_spaced
+    from edgedet.preprocess import list_images
 
     files = list_images(folder)
     return evenly_spaced(files, limit) if limit else files
