@@ -32,9 +32,17 @@ from edgedet.errors import InputError, require
               help="Held-out images for --budget/--sensitivity (default: every 5th --calib image, not calibrated on).")
 @click.option("--sensitivity-mode", type=click.Choice(["alone", "exclude"]), default="alone", show_default=True,
               help="alone: each layer alone in INT8, rest FP32; exclude: each layer back to FP32 from full INT8.")
+@click.option("--budget-map", type=float,
+              help="--int8: keep layers out of INT8 until the mAP@.5:.95 drop vs FP32 on --map-data is at most this "
+                   "many points (e.g. 0.5).")
+@click.option("--map-data", type=click.Path(exists=True),
+              help="Labelled set for --budget-map: COCO annotations.json (images/ beside it) or a YOLO folder.")
+@click.option("--fallback", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
+              help="With --budget/--budget-map: precision of the layers kept out of INT8 and of the rest of the "
+                   "float graph (fp16: FP16 tensors and Q/DQ scales, opset 19, for a strongly typed TensorRT build).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
 def quantize_cmd(model, mode, calib_dir, calib_size, method, exclude, target, quantize_head, cache_dir, no_speed_check,
-                 sensitivity, budget, holdout_dir, sensitivity_mode, output):
+                 sensitivity, budget, holdout_dir, sensitivity_mode, budget_map, map_data, fallback, output):
     """Write an FP16 or INT8 copy of MODEL (an FP32 edgedet ONNX) with its manifest."""
     require("onnx", "build", "edgedet quantize")
     require("onnxruntime", "ort", "edgedet quantize")  # calibration, FP16 conversion, the speed check
@@ -44,7 +52,8 @@ def quantize_cmd(model, mode, calib_dir, calib_size, method, exclude, target, qu
         raise InputError("choose --fp16 or --int8")
     opts = QuantizeOptions(mode, calib_dir, calib_size, method, target, tuple(exclude), not quantize_head, cache_dir,
                            speed_check=not no_speed_check, sensitivity=sensitivity, budget=budget,
-                           holdout_dir=holdout_dir, sensitivity_mode=sensitivity_mode)
+                           holdout_dir=holdout_dir, sensitivity_mode=sensitivity_mode, fallback=fallback,
+                           budget_map=budget_map, map_data=map_data)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = quantize(model, output, opts, _progress() if mode == "int8" else None)
@@ -70,8 +79,13 @@ def _echo_analysis(p: dict) -> None:
                    f"detections at IoU 0.9 ({a['matched_at_0.5']:.1%} at 0.5)")
     if "budget" in p:
         b = p["budget"]
-        click.echo(f"  --budget {b['matched_at_iou_0.9']}: {b['agreement']['matched']:.1%} matched with "
-                   f"{len(b['fallback_layers'])} layer(s) in FP32: {', '.join(b['fallback_layers']) or 'none needed'}")
+        prec = b["fallback_precision"].split()[0]
+        drop = f", mAP drop {b['map_drop_pt']:.2f} pt" if "map_drop_pt" in b else ""
+        click.echo(f"  budget: {b['agreement']['matched']:.1%} matched{drop} with {len(b['fallback_layers'])} "
+                   f"layer(s) in {prec}: {', '.join(b['fallback_layers']) or 'none needed'}")
+        if b["unseen"]["images"]:
+            click.echo(f"  unseen ({b['unseen']['images']} held-out images the search never saw): "
+                       f"{b['unseen']['matched']:.1%} matched")
     if "sensitivity_report" in p:
         click.echo(f"  sensitivity report: {', '.join(p['sensitivity_report'])}")
 

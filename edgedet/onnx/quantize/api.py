@@ -14,6 +14,7 @@ from edgedet.onnx.tools import check_model, load_onnx
 from edgedet.onnx.quantize.placement import detection_placement
 
 MODES = ("fp16", "int8")
+FALLBACKS = ("fp16", "fp32")
 
 
 @dataclass
@@ -33,6 +34,14 @@ class QuantizeOptions:
     sensitivity_mode: str = "alone"  # alone: one layer INT8 in FP32 (measured better); exclude: one out of full INT8
     sensitivity_images: int = 32  # held-out images used per sensitivity variant (the budget uses all)
     min_score: float = 0.25  # detections compared above this score (as `edgedet compare`)
+    fallback: str = "fp16"  # precision of the float graph with --budget/--budget-map: fp16 (strongly typed) or fp32
+    budget_map: float | None = None  # fall layers back until the mAP@.5:.95 drop vs FP32 on map_data <= this (points)
+    map_data: str | None = None  # labelled set for --budget-map (COCO JSON / folder, YOLO folder)
+    map_images: int | None = None  # first N images of map_data (default all)
+    # Rank layers on the graph written (FP16 around each variant) instead of the FP32-float Q/DQ graph: one
+    # FP16 conversion per layer and ONNX Runtime's CPU FP16 path (~2.5x slower on nano); the budget search
+    # always measures the graph written.
+    rank_on_written: bool = False
 
 
 @dataclass
@@ -100,13 +109,19 @@ def _check_manifest(model, manifest, source) -> None:
 def _check_analysis_options(options: QuantizeOptions) -> None:
     from edgedet.onnx.quantize.sensitivity import MODES
 
-    analysis = options.sensitivity or options.budget is not None or options.holdout_dir
+    analysis = options.sensitivity or options.budget is not None or options.holdout_dir or options.budget_map is not None
     if analysis and options.mode != "int8":
-        raise InputError("--sensitivity, --budget and --holdout measure INT8 layers: use them with --int8")
+        raise InputError("--sensitivity, --budget, --budget-map and --holdout measure INT8 layers: use them with --int8")
     if analysis and options.target != "tensorrt":
         raise InputError("--sensitivity / --budget work on the TensorRT Q/DQ layout (--target tensorrt)")
     if options.budget is not None and not 0.0 < options.budget <= 1.0:
         raise InputError(f"--budget is the matched fraction at IoU 0.9 to keep, in (0, 1]; got {options.budget}")
+    if options.budget_map is not None and not options.budget_map >= 0.0:
+        raise InputError(f"--budget-map is the mAP@.5:.95 drop allowed in points (e.g. 0.5), >= 0; got {options.budget_map}")
+    if options.budget_map is not None and not options.map_data:
+        raise InputError("--budget-map needs --map-data: a labelled set (COCO annotations.json or a YOLO folder)")
+    if options.fallback not in FALLBACKS:
+        raise InputError(f"--fallback {options.fallback} is not one of {', '.join(FALLBACKS)}")
     if options.sensitivity_mode not in MODES:
         raise InputError(f"--sensitivity-mode {options.sensitivity_mode} is not one of {', '.join(MODES)}")
 
@@ -173,7 +188,8 @@ def _int8(model, manifest, placement, options, progress):
     from edgedet.onnx.quantize.int8 import Int8Config, quantize_int8
     from edgedet.onnx.quantize.passes import unify_concat_scales
 
-    analysis = bool(options.sensitivity or options.budget is not None or options.holdout_dir)
+    analysis = bool(options.sensitivity or options.budget is not None or options.holdout_dir
+                    or options.budget_map is not None)
     if analysis:
         calib, holdout = split_holdout(options.calib_dir, manifest.input, options.calib_size, options.holdout_dir)
     else:
@@ -184,26 +200,26 @@ def _int8(model, manifest, placement, options, progress):
     info["calibration_set"] = {"folder": str(options.calib_dir), "fingerprint": calib.fingerprint()[:16]}
     report = None
     if analysis:
-        result, extra, report = _analyse(model, result, manifest, calib, holdout, options)
+        result, extra, report = _analyse(model, result, manifest, calib, holdout, placement, options)
         info.update(extra)
     return result, info, report
 
 
-def _analyse(fp32, qmodel, manifest, calib, holdout, options):
+def _analyse(fp32, qmodel, manifest, calib, holdout, placement, options):
     """Agreement on held-out images, calibration coverage, sensitivity ranking and the budget search."""
     import warnings
 
-    from edgedet.onnx.quantize.calibration import CalibrationSet, evenly_spaced
+    from edgedet.onnx.quantize.calibration import CalibrationSet, evenly_spaced, split_unseen
     from edgedet.onnx.quantize.sensitivity import (
         DetectionProbe,
         agreement,
-        fallback_search,
         range_coverage,
         sensitivity,
         shift_warning,
     )
 
-    feeds = list(holdout.batches())
+    search_set, unseen_set = split_unseen(holdout) if _budgeted(options) else (holdout, None)
+    feeds = list(search_set.batches())
     probe = DetectionProbe(manifest, feeds, options.min_score)
     ref = probe.detections(fp32)
     if sum(len(d) for d in ref) == 0:
@@ -220,25 +236,101 @@ def _analyse(fp32, qmodel, manifest, calib, holdout, options):
                         "split": "folder" if options.holdout_dir else "every 5th of --calib, not calibrated on",
                         "min_score": options.min_score},
             "int8_agreement": plain, "range_coverage": coverage}
-    if not (options.sensitivity or options.budget is not None):
+    if not (options.sensitivity or _budgeted(options)):
         return qmodel, info, None
+    finish = _finisher(placement, options)
     idx = evenly_spaced(list(range(len(feeds))), options.sensitivity_images)
     small = DetectionProbe(manifest, [feeds[i] for i in idx], options.min_score)
-    report = sensitivity(fp32, qmodel, small, options.sensitivity_mode, ref=[ref[i] for i in idx])
+    report = sensitivity(fp32, qmodel, small, options.sensitivity_mode, ref=[ref[i] for i in idx],
+                         finish=finish if options.rank_on_written else None)
     report["holdout_images"] = len(idx)
+    report["measured_on"] = _graph_words(options) if options.rank_on_written or not finish else \
+        "INT8 Q/DQ + FP32 elsewhere (the ranking only; the budget search measures the graph written)"
     info["sensitivity_top"] = [r["layer"] for r in report["ranking"][:5]]
-    if options.budget is not None:
-        found = fallback_search(fp32, qmodel, probe, [r["layer"] for r in report["ranking"]], options.budget, ref=ref)
-        if not found.met:
-            warnings.warn(f"--budget {options.budget}: even with every quantised layer in higher precision the "
-                          f"matched fraction is {found.agreement['matched']:.3f}", stacklevel=4)
-        info["budget"] = {"matched_at_iou_0.9": options.budget, "met": found.met, "fallback_layers": found.fallback,
-                          "fallback_precision": "FP32 (no Q/DQ on their inputs)", "agreement": found.agreement,
-                          "int8_layers": report["layers"] - len(found.fallback), "ranking": options.sensitivity_mode,
-                          "search": found.history}
+    if _budgeted(options):
+        qmodel, info["budget"] = _budget_search(fp32, qmodel, manifest, probe, ref, report, finish, unseen_set, options)
         report["budget"] = info["budget"]
-        qmodel = found.model
     return qmodel, info, report
+
+
+def _budgeted(options) -> bool:
+    return options.budget is not None or options.budget_map is not None
+
+
+def _finisher(placement, options):
+    """The graph that ships from a Q/DQ variant: FP16 outside the Q/DQ pairs and the FP32 placement."""
+    if options.fallback == "fp32":
+        return None
+    from edgedet.onnx.quantize.fp16 import to_mixed
+
+    return lambda model: to_mixed(model, placement)
+
+
+def _graph_words(options) -> str:
+    return ("INT8 Q/DQ + FP16 elsewhere (FP16 scales, opset >= 19), NMS/decode/last convs FP32: the graph written"
+            if options.fallback == "fp16" else "INT8 Q/DQ + FP32 elsewhere: the graph written")
+
+
+def _budget_search(fp32, qmodel, manifest, probe, ref, report, finish, unseen_set, options):
+    """Fall layers back (most sensitive first) until every budget given holds on the graph that ships."""
+    import warnings
+
+    from edgedet.onnx.quantize.sensitivity import DetectionProbe, agreement, fallback_search
+
+    map_probe = fp32_map = None
+    if options.budget_map is not None:
+        map_probe = _map_probe(manifest, options)
+        fp32_map = map_probe.map(fp32)["mAP"]
+
+    def evaluate(model) -> dict:
+        out = dict(agreement(ref, probe.detections(model)))
+        if map_probe is not None:
+            got = map_probe.map(model)
+            out.update(mAP=got["mAP"], map_drop_pt=100.0 * (fp32_map - got["mAP"]))
+        return out
+
+    def meets(result) -> bool:
+        ok = options.budget is None or result["matched"] >= options.budget
+        return ok and (options.budget_map is None or result["map_drop_pt"] <= options.budget_map)
+
+    found = fallback_search(fp32, qmodel, [r["layer"] for r in report["ranking"]], evaluate, meets, finish)
+    if not found.met:
+        warnings.warn(f"{_budget_words(options)}: even with every quantised layer in higher precision the budget "
+                      f"is not met (matched {found.agreement['matched']:.3f}"
+                      + (f", mAP drop {found.agreement['map_drop_pt']:.2f} pt)" if map_probe else ")"), stacklevel=5)
+    precision = "FP16" if options.fallback == "fp16" else "FP32"
+    budget = {"matched_at_iou_0.9": options.budget, "met": found.met, "fallback_layers": found.fallback,
+              "fallback_precision": f"{precision} (no Q/DQ on their inputs)",
+              "layer_precision": {name: precision.lower() for name in found.fallback},
+              "float_precision": _graph_words(options), "agreement": found.agreement,
+              "int8_layers": report["layers"] - len(found.fallback), "ranking": options.sensitivity_mode,
+              "search": found.history}
+    if map_probe is not None:
+        budget.update({"map_drop_pt_max": options.budget_map, "map_data": str(options.map_data),
+                       "map_images": len(map_probe.dataset.coco["images"][:options.map_images or None]),
+                       "fp32_mAP": fp32_map, "mAP": found.agreement["mAP"], "map_drop_pt": found.agreement["map_drop_pt"]})
+    if unseen_set is not None:
+        unseen = DetectionProbe(manifest, list(unseen_set.batches()), options.min_score)
+        budget["unseen"] = {"images": len(unseen.feeds), "note": "held-out images the search never saw",
+                            **agreement(unseen.detections(fp32), unseen.detections(found.model))}
+    else:
+        budget["unseen"] = {"images": 0, "note": "held-out set too small to keep a final unseen split apart "
+                                                 "(pass --holdout with 24+ images)"}
+    return found.model, budget
+
+
+def _budget_words(options) -> str:
+    words = [f"--budget {options.budget}"] if options.budget is not None else []
+    if options.budget_map is not None:
+        words.append(f"--budget-map {options.budget_map}")
+    return " ".join(words)
+
+
+def _map_probe(manifest, options):
+    from edgedet.eval.datasets import load_dataset
+    from edgedet.onnx.quantize.sensitivity import MapProbe
+
+    return MapProbe(manifest, load_dataset(options.map_data), options.map_images)
 
 
 def _write(model, output: Path, manifest, precision: dict, source) -> None:

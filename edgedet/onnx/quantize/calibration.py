@@ -135,3 +135,15 @@ class OrtCalibrationReader(CalibrationDataReader):
         if item is None:
             raise StopIteration
         return item
+
+
+def split_unseen(held: CalibrationSet) -> tuple[CalibrationSet, CalibrationSet | None]:
+    """(search, unseen): an evenly spaced third of the held-out images that the budget search never sees,
+    so the agreement reported on it is not the figure the search optimised. None when fewer than
+    HOLDOUT_MIN would be left to search on."""
+    n = len(held.files) // 3
+    if len(held.files) - n < HOLDOUT_MIN or n < HOLDOUT_MIN // 2:
+        return held, None
+    unseen = evenly_spaced(held.files[1:], n)  # offset by one: the search keeps the first image
+    taken = set(unseen)
+    return CalibrationSet([f for f in held.files if f not in taken], held.input), CalibrationSet(unseen, held.input)

@@ -176,19 +176,22 @@ def _prune(model) -> None:
         model.graph.initializer.remove(init)
 
 
-def sensitivity(fp32, qmodel, probe: DetectionProbe, mode: str = "alone", ref=None, progress=None) -> dict:
-    """Per-layer agreement, ranked most sensitive first. ``ref``: FP32 detections if already computed."""
+def sensitivity(fp32, qmodel, probe: DetectionProbe, mode: str = "alone", ref=None, progress=None,
+                finish=None) -> dict:
+    """Per-layer agreement, ranked most sensitive first. ``ref``: FP32 detections if already computed;
+    ``finish``: the graph that ships from a Q/DQ variant (e.g. its FP16 form), measured instead of it."""
+    finish = finish or (lambda m: m)
     if mode not in MODES:
         raise ValueError(f"sensitivity mode {mode} is not one of {MODES}")
     ref = ref if ref is not None else probe.detections(fp32)
     layers = quantized_layers(qmodel)
-    full = agreement(ref, probe.detections(qmodel))
+    full = agreement(ref, probe.detections(finish(qmodel)))
     ops = {n.name: n.op_type for n in qmodel.graph.node}
     rows = []
     for i, name in enumerate(layers):
         others = [n for n in layers if n != name]
         variant = dequantize_layers(qmodel, fp32, [name] if mode == "exclude" else others)
-        row = {"layer": name, "op_type": ops[name], **agreement(ref, probe.detections(variant))}
+        row = {"layer": name, "op_type": ops[name], **agreement(ref, probe.detections(finish(variant)))}
         # exclude: the gain from falling back this layer; alone: the loss from quantising it
         row["effect"] = (row["matched"] - full["matched"]) if mode == "exclude" else (1.0 - row["matched"])
         rows.append(row)
@@ -211,52 +214,64 @@ def _rank_key(row: dict, mode: str):
 class FallbackResult:
     model: object
     fallback: list[str]
-    agreement: dict
+    agreement: dict  # what ``evaluate`` returned for the chosen graph
     history: list[dict]
     met: bool
 
 
-def fallback_search(fp32, qmodel, probe: DetectionProbe, order: list[str], budget: float, ref=None,
+def fallback_search(fp32, qmodel, order: list[str], evaluate, meets, finish=None,
                     max_prune: int = 12) -> FallbackResult:
-    """The shortest prefix of ``order`` (most sensitive first) whose fallback meets ``budget``, found by
+    """The shortest prefix of ``order`` (most sensitive first) whose fallback ``meets`` the budget, found by
     doubling then bisecting its length (log2(layers) + a few evaluations instead of one per layer);
     then up to ``max_prune`` of the fallen-back layers, least sensitive first, are re-quantised where the
-    budget still holds, so a layer the ranking over-rated does not stay in higher precision."""
-    ref = ref if ref is not None else probe.detections(fp32)
+    budget still holds, so a layer the ranking over-rated does not stay in higher precision.
+
+    ``evaluate(model) -> dict`` measures a graph, ``meets(dict) -> bool`` says whether it holds the
+    budget; ``finish`` turns each Q/DQ variant into the graph that ships (its FP16 form), so what is
+    measured is what is written.
+    """
+    finish = finish or (lambda m: m)
     history: list[dict] = []
     measured: dict[int, dict] = {}
 
+    def variant(fallen):
+        return finish(dequantize_layers(qmodel, fp32, fallen) if fallen else qmodel)
+
+    def note(step, k, result, **extra):
+        history.append({"step": step, "fallback": k, **{key: result[key] for key in _HISTORY if key in result},
+                        **extra})
+
     def measure(k: int) -> dict:
         if k not in measured:
-            model = dequantize_layers(qmodel, fp32, order[:k]) if k else qmodel
-            measured[k] = agreement(ref, probe.detections(model))
-            history.append({"step": f"prefix {k}", "fallback": k, "matched": measured[k]["matched"]})
+            measured[k] = evaluate(variant(order[:k]))
+            note(f"prefix {k}", k, measured[k])
         return measured[k]
 
     lo, hi = 0, 1  # invariant once found: prefix lo fails, prefix hi meets the budget
-    if measure(0)["matched"] >= budget:
+    if meets(measure(0)):
         hi = 0
     else:
-        while hi < len(order) and measure(hi)["matched"] < budget:
+        while hi < len(order) and not meets(measure(hi)):
             lo, hi = hi, min(2 * hi, len(order))
-        while hi - lo > 1 and measure(hi)["matched"] >= budget:
+        while hi - lo > 1 and meets(measure(hi)):
             mid = (lo + hi) // 2
-            if measure(mid)["matched"] >= budget:
+            if meets(measure(mid)):
                 hi = mid
             else:
                 lo = mid
     fallen, current = list(order[:hi]), measure(hi)
-    met = current["matched"] >= budget
+    met = meets(current)
     if met:
         for name in list(reversed(fallen[:-1]))[:max_prune]:
             trial = [n for n in fallen if n != name]
-            result = agreement(ref, probe.detections(dequantize_layers(qmodel, fp32, trial)))
-            history.append({"step": f"re-quantise {name}", "fallback": len(trial), "matched": result["matched"],
-                            "kept": result["matched"] >= budget})
-            if result["matched"] >= budget:
+            result = evaluate(variant(trial))
+            note(f"re-quantise {name}", len(trial), result, kept=meets(result))
+            if meets(result):
                 fallen, current = trial, result
-    model = dequantize_layers(qmodel, fp32, fallen) if fallen else qmodel
-    return FallbackResult(model, fallen, current, history, met)
+    return FallbackResult(variant(fallen), fallen, current, history, met)
+
+
+_HISTORY = ("matched", "mAP", "map_drop_pt")
 
 
 def range_coverage(fp32, qmodel, feeds: list[dict[str, np.ndarray]], calib_feeds=None) -> dict:
@@ -342,3 +357,37 @@ def shift_warning(coverage: dict) -> str | None:
                 f"quantised tensors) and {coverage['clipped_fraction']:.2%} of held-out values fall outside the calibrated "
                 f"INT8 ranges; calibrate on images from where the model will be deployed")
     return None
+
+
+class MapProbe:
+    """mAP@.5:.95 of ModelProtos on a labelled set (COCO JSON or YOLO folder, read by edgedet.eval),
+    through the runtime's own Detector: the pre- and post-processing of inference, boxes in image pixels."""
+
+    def __init__(self, manifest: Manifest, dataset, limit: int | None = None) -> None:
+        self.manifest = manifest
+        self.dataset = dataset
+        self.limit = limit
+        self.runs = 0
+
+    def map(self, model) -> dict:
+        import copy
+        import tempfile
+        from pathlib import Path
+
+        import onnx
+
+        import edgedet
+        from edgedet.eval.runner import evaluate
+        from edgedet.manifest import write_onnx_artifact
+
+        with tempfile.TemporaryDirectory(prefix="edgedet-map-") as tmp:
+            path = Path(tmp) / "variant.onnx"
+            proto = onnx.ModelProto()
+            proto.CopyFrom(model)  # the artifact mark is added to what is written, not to the caller's graph
+            manifest = copy.deepcopy(self.manifest)
+            manifest.artifact, manifest.created, manifest.tools = {}, "", {}
+            write_onnx_artifact(proto, path, manifest)
+            with edgedet.load(path, providers=["cpu"]) as det:
+                stats = evaluate(det, self.dataset, self.limit)
+        self.runs += 1
+        return {"mAP": stats["mAP"], "mAP50": stats["mAP50"], "images": stats["images"]}

@@ -86,6 +86,86 @@ def test_fragile_layer_ranks_first_and_alone_falls_back(fragile_export, images, 
     m = onnx.load(out)
     assert check_qdq(m) == [] and FRAGILE not in quantized_layers(m) and len(quantized_layers(m)) >= 3
     assert read_manifest(out).precision["budget"]["fallback_layers"] == [FRAGILE]
+    assert read_manifest(out).precision["budget"]["layer_precision"] == {FRAGILE: "fp16"}
+    _assert_mixed(m)
+    # the budget was measured on the graph written: the same held-out images give the same figure
+    assert _matched_on_holdout(fragile_export, out, images) == pytest.approx(b["agreement"]["matched"], abs=1e-9)
+
+
+def _assert_mixed(m):
+    """INT8 Q/DQ with FP16 scales, the fallen-back layer's weights FP16, the last head convs FP32."""
+    from edgedet.onnx.tools import opset_of
+
+    inits = {i.name: i.data_type for i in m.graph.initializer}
+    nodes = {n.name: n for n in m.graph.node}
+    scales = {n.input[1] for n in m.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")}
+    assert opset_of(m) >= 19 and scales and {inits[s] for s in scales} == {onnx.TensorProto.FLOAT16}
+    assert inits[nodes[FRAGILE].input[1]] == onnx.TensorProto.FLOAT16  # FP16 weights, not INT8 ones
+    assert inits[nodes["/cls/Conv"].input[1]] == onnx.TensorProto.FLOAT  # placement: last head conv FP32
+
+
+def _matched_on_holdout(fp32_path, path, images):
+    from edgedet.onnx.quantize.calibration import split_holdout
+    from edgedet.onnx.quantize.sensitivity import DetectionProbe, agreement
+
+    man = read_manifest(fp32_path)
+    with pytest.warns(UserWarning):
+        _, held = split_holdout(images, man.input)
+    probe = DetectionProbe(man, list(held.batches()), 0.3)
+    return agreement(probe.detections(onnx.load(fp32_path)), probe.detections(onnx.load(path)))["matched"]
+
+
+def _pseudo_labelled(model_path, folder):
+    """A COCO set labelled with the FP32 model's own detections (score >= 0.3), as an annotation tool writes it."""
+    import edgedet
+
+    man = read_manifest(model_path)
+    files = sorted(folder.glob("*.png"))
+    coco = {"images": [], "annotations": [],
+            "categories": [{"id": i + 1, "name": n} for i, n in enumerate(man.class_names)]}
+    with edgedet.load(model_path, providers=["cpu"]) as det:
+        for i, (f, dets) in enumerate(zip(files, det.predict(files))):
+            coco["images"].append({"id": i + 1, "file_name": f.name, "width": 64, "height": 64})
+            for r in dets.to_coco(i + 1):
+                if r["score"] >= 0.3:
+                    coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": i + 1,
+                                                "category_id": r["category_id"], "bbox": r["bbox"], "iscrowd": 0,
+                                                "area": r["bbox"][2] * r["bbox"][3]})
+    path = folder.parent / "annotations.json"  # COCO layout: DIR/annotations.json + DIR/images/
+    path.write_text(json.dumps(coco))
+    return path, len(coco["annotations"])
+
+
+def test_budget_map_and_unseen_split(fragile_export, images, tmp_path):
+    held = make_images(tmp_path / "held", 24, 9)  # 24: 16 searched, a third (8) kept unseen
+    labelled, n_boxes = _pseudo_labelled(fragile_export, make_images(tmp_path / "lab" / "images", 12, 11))
+    assert n_boxes > 12, "too few labels to measure an mAP drop"
+    res = quantize(fragile_export, tmp_path / "q.onnx", opts(images, tmp_path, budget_map=1.0, map_data=str(labelled),
+                                                             holdout_dir=str(held)))
+    b = res.precision["budget"]
+    assert res.precision["holdout"]["images"] == 16 and b["unseen"]["images"] == 8
+    assert 0.0 <= b["unseen"]["matched"] <= 1.0 and b["unseen"]["detections_fp32"] > 0
+    assert b["fp32_mAP"] > 0.8 and b["search"][0]["map_drop_pt"] > 5.0  # plain INT8 (+FP16) really loses mAP
+    assert b["met"] and b["map_drop_pt"] <= 1.0 and FRAGILE in b["fallback_layers"]
+    assert b["map_images"] == 12 and b["matched_at_iou_0.9"] is None
+
+
+def test_roundtrip_casts_become_identity():
+    from onnx import TensorProto, helper
+
+    from edgedet.onnx.quantize.fp16 import drop_roundtrip_casts
+
+    g = helper.make_graph(
+        [helper.make_node("Cast", ["x"], ["h"], to=TensorProto.FLOAT16, name="c1"),
+         helper.make_node("Cast", ["h"], ["f"], to=TensorProto.FLOAT, name="c2"),
+         helper.make_node("Relu", ["f"], ["y"], name="r")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    m = helper.make_model(g)
+    assert drop_roundtrip_casts(m) == 1
+    assert [(n.op_type, list(n.input)) for n in m.graph.node] == [("Identity", ["x"]), ("Relu", ["f"])]
+    x = np.array([1.0001, -3.0], np.float32)
+    y = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert y[0] == np.float32(1.0001)  # not rounded to FP16 (1.0)
 
 
 def test_alone_mode_also_finds_the_fragile_layer(fragile_export, images, tmp_path):
@@ -120,6 +200,8 @@ def test_budget_cli_and_bad_values(fragile_export, images, tmp_path):
     assert "held-out (16 images)" in r.output and FRAGILE in r.output
     with pytest.raises(InputError, match="--budget"):
         quantize(fragile_export, tmp_path / "x.onnx", opts(images, tmp_path, budget=1.5))
+    with pytest.raises(InputError, match="--map-data"):
+        quantize(fragile_export, tmp_path / "x.onnx", opts(images, tmp_path, budget_map=0.5))
     with pytest.raises(InputError, match="with --int8"):
         quantize(fragile_export, tmp_path / "x.onnx", QuantizeOptions(mode="fp16", budget=0.9))
 
