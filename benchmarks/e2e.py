@@ -47,6 +47,13 @@ INCLUDES = {
     "e2e_*": "Detector(path): decode + letterbox + model + NMS + map back to Detections, one call",
     "e2e_full_decode": "as e2e_host with load(full_decode=True): every JPEG decoded at full size",
     "e2e_ultralytics": "YOLO(onnx).predict(path): cv2 decode, letterbox, ORT, torchvision NMS, Results",
+    "overhead_*_paired": "the same e2e call (e2e_host / e2e_ultralytics, same round) minus the time spent inside "
+                         "InferenceSession.run during that call (each session's run wrapped with a timer): "
+                         "everything but the model, with the model's round-to-round noise cancelled. edgedet: "
+                         "decode, letterbox, NCHW, input checks, host NMS, glue between the ORT slices, map back, "
+                         "Detections. Ultralytics: cv2 decode, letterbox, torch conversions (incl. tensor -> numpy "
+                         "around session.run), torchvision NMS, box scaling, Results; its session keeps ORT's "
+                         "default spinning, so its idle ORT threads may still spin on the second core then",
     "stage_*": "the default path taken apart in the same round: read (decode), letterbox (+ NCHW float), "
                "model (ORT slices), nms (the HostNMS steps' run(): inputs from the slice's outputs, batched_nms, "
                "casts to the node's output types, outputs stored for the next slice; timed from call to return "
@@ -250,7 +257,33 @@ def function_body_runs(det, x: np.ndarray) -> list:
     return runs
 
 
-SUB_FIGURES = ("stages", "host_nms")  # callables that time their own parts
+SUB_FIGURES = ("stages", "host_nms", "e2e_host", "e2e_ultralytics")  # callables that time their own parts
+
+
+class SessionTimer:
+    """Seconds spent inside InferenceSession.run of the wrapped sessions since the last reset."""
+
+    def __init__(self, sessions) -> None:
+        self.total = 0.0
+        for session in sessions:
+            run = session.run
+
+            def timed(*args, _run=run, **kwargs):
+                t0 = time.perf_counter()
+                try:
+                    return _run(*args, **kwargs)
+                finally:
+                    self.total += time.perf_counter() - t0
+
+            session.run = timed  # instance attribute: shadows the class method for this session only
+
+    def call(self, fn, name: str, overhead: str) -> dict[str, float]:
+        """Time ``fn()`` whole, and the part of it outside ORT's run (the paired overhead)."""
+        self.total = 0.0
+        t0 = time.perf_counter()
+        fn()
+        wall = time.perf_counter() - t0
+        return {name: wall, overhead: wall - self.total}
 
 
 def host_nms_after_model(raw, x: np.ndarray) -> dict[str, float]:
@@ -320,7 +353,8 @@ def detector_group(paths: dict[str, Path], photos: dict[str, Path], rounds: int,
     det_full = edgedet.load(paths["edgedet"], full_decode=True)
     raw = edgedet.load(paths["none"])
     assert det.backend.split is not None and det_fn.backend.split is None
-    ul = None
+    det_timer = SessionTimer([step.session for step in det.backend.split.steps if hasattr(step, "session")])
+    ul = ul_timer = None
     if ultra is not None:
         from ultralytics import YOLO
 
@@ -337,7 +371,7 @@ def detector_group(paths: dict[str, Path], photos: dict[str, Path], rounds: int,
             "infer_function": lambda: det_fn.infer(x),
             "host_nms": lambda: host_nms_after_model(raw, x),
             "nms_function_body": lambda: [run() for run in body],
-            "e2e_host": lambda: det(photo),
+            "e2e_host": lambda: det_timer.call(lambda: det(photo), "e2e_host", "overhead_edgedet_paired"),
             "e2e_function": lambda: det_fn(photo),
             "e2e_nms_none": lambda: raw(photo),
             "stages": lambda: stages(det, photo),
@@ -347,7 +381,10 @@ def detector_group(paths: dict[str, Path], photos: dict[str, Path], rounds: int,
         if ul is not None:
             kw = dict(imgsz=640, conf=0.25, iou=0.7, max_det=300, verbose=False, save=False)
             ul.predict(str(photo), **kw)
-            figures["e2e_ultralytics"] = lambda: ul.predict(str(photo), **kw)
+            if ul_timer is None:  # the predictor (and its session) exists after the first predict
+                ul_timer = SessionTimer([ul.predictor.model.backend.session])
+            figures["e2e_ultralytics"] = lambda t=ul_timer: t.call(lambda: ul.predict(str(photo), **kw),
+                                                                   "e2e_ultralytics", "overhead_ultralytics_paired")
         times = run_rounds(figures, rounds)
         out[name] = {"detections": len(det(photo)), "bit_identical_host_vs_function": bool(same),
                      "nms_inputs_identical": same_nms_inputs(det, raw, x),
@@ -372,6 +409,8 @@ def derive(row: dict) -> dict:
         d["overhead_ultralytics_ms"] = round(row["e2e_ultralytics"] - m, 2)
         d["overhead_edgedet_over_ultralytics"] = round(d["overhead_edgedet_ms"] / d["overhead_ultralytics_ms"], 3)
         d["e2e_ultralytics_over_model_only"] = round(row["e2e_ultralytics"] / m, 3)
+        d["overhead_paired_edgedet_over_ultralytics"] = round(row["overhead_edgedet_paired"]
+                                                              / row["overhead_ultralytics_paired"], 3)
     return {"ms": row, "derived": d}
 
 

@@ -33,8 +33,8 @@ def pillow_pixels(path, draft=None) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-SAVES = {"baseline_420": dict(quality=90), "444": dict(quality=95, subsampling=0),
-         "progressive": dict(quality=85, progressive=True), "low_quality": dict(quality=30)}
+SAVES = {"baseline_420": {"quality": 90}, "444": {"quality": 95, "subsampling": 0},
+         "progressive": {"quality": 85, "progressive": True}, "low_quality": {"quality": 30}}
 
 
 @pytest.mark.parametrize("kind", sorted(SAVES))
