@@ -53,7 +53,8 @@ INCLUDES = {
                          "decode, letterbox, NCHW, input checks, host NMS, glue between the ORT slices, map back, "
                          "Detections. Ultralytics: cv2 decode, letterbox, torch conversions (incl. tensor -> numpy "
                          "around session.run), torchvision NMS, box scaling, Results; its session keeps ORT's "
-                         "default spinning, so its idle ORT threads may still spin on the second core then",
+                         "default spinning, so its idle ORT threads may still spin on the second core then. "
+                         "*_paired_cpu: the same, in CPU time of the calling thread (time.thread_time)",
     "stage_*": "the default path taken apart in the same round: read (decode), letterbox (+ NCHW float), "
                "model (ORT slices), nms (the HostNMS steps' run(): inputs from the slice's outputs, batched_nms, "
                "casts to the node's output types, outputs stored for the next slice; timed from call to return "
@@ -261,29 +262,33 @@ SUB_FIGURES = ("stages", "host_nms", "e2e_host", "e2e_ultralytics")  # callables
 
 
 class SessionTimer:
-    """Seconds spent inside InferenceSession.run of the wrapped sessions since the last reset."""
+    """Seconds spent inside InferenceSession.run of the wrapped sessions since the last reset: wall
+    clock (``total``) and CPU time of the calling thread (``cpu``)."""
 
     def __init__(self, sessions) -> None:
-        self.total = 0.0
+        self.total = self.cpu = 0.0
         for session in sessions:
             run = session.run
 
             def timed(*args, _run=run, **kwargs):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 try:
                     return _run(*args, **kwargs)
                 finally:
                     self.total += time.perf_counter() - t0
+                    self.cpu += time.thread_time() - c0
 
             session.run = timed  # instance attribute: shadows the class method for this session only
 
     def call(self, fn, name: str, overhead: str) -> dict[str, float]:
-        """Time ``fn()`` whole, and the part of it outside ORT's run (the paired overhead)."""
-        self.total = 0.0
-        t0 = time.perf_counter()
+        """Time ``fn()`` whole, and the part of it outside ORT's run (the paired overhead), also as CPU
+        time of the calling thread (``overhead``_cpu: the work itself, without the waits for a core
+        that a loaded machine adds)."""
+        self.total = self.cpu = 0.0
+        t0, c0 = time.perf_counter(), time.thread_time()
         fn()
-        wall = time.perf_counter() - t0
-        return {name: wall, overhead: wall - self.total}
+        wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
+        return {name: wall, overhead: wall - self.total, overhead + "_cpu": cpu - self.cpu}
 
 
 def host_nms_after_model(raw, x: np.ndarray) -> dict[str, float]:
@@ -411,6 +416,8 @@ def derive(row: dict) -> dict:
         d["e2e_ultralytics_over_model_only"] = round(row["e2e_ultralytics"] / m, 3)
         d["overhead_paired_edgedet_over_ultralytics"] = round(row["overhead_edgedet_paired"]
                                                               / row["overhead_ultralytics_paired"], 3)
+        d["overhead_paired_cpu_edgedet_over_ultralytics"] = round(row["overhead_edgedet_paired_cpu"]
+                                                                  / row["overhead_ultralytics_paired_cpu"], 3)
     return {"ms": row, "derived": d}
 
 
