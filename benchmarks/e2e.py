@@ -38,14 +38,27 @@ INCLUDES = {
     "infer_host": "edgedet backend.infer of the --nms edgedet model, default: graph split at EdgeDetNMS, "
                   "host NMS between the ORT slices (edgedet_nms='host')",
     "infer_function": "the same model, ORT running the EdgeDetNMS function body (edgedet_nms='function'): before",
-    "host_nms": "edgedet.nms.host.batched_nms on the raw model's outputs for the same input",
+    "host_nms": "edgedet.nms.host.batched_nms (the --nms none path's NMS) on the raw model's outputs for the same "
+                "input, timed from call to return right after the raw model's ORT run (untimed), so that it starts "
+                "from the same cache state as the split path's NMS step (stage_nms); its inputs are checked "
+                "bit-identical to the step's and its thresholds equal in float32 (nms_inputs_identical)",
     "nms_function_body": "ORT running each EdgeDetNMS node alone (its function body) on the tensors the split "
                          "path hands the host NMS: the in-graph NMS cost before this change",
     "e2e_*": "Detector(path): decode + letterbox + model + NMS + map back to Detections, one call",
     "e2e_full_decode": "as e2e_host with load(full_decode=True): every JPEG decoded at full size",
     "e2e_ultralytics": "YOLO(onnx).predict(path): cv2 decode, letterbox, ORT, torchvision NMS, Results",
+    "overhead_*_paired": "the same e2e call (e2e_host / e2e_ultralytics, same round) minus the time spent inside "
+                         "InferenceSession.run during that call (each session's run wrapped with a timer): "
+                         "everything but the model, with the model's round-to-round noise cancelled. edgedet: "
+                         "decode, letterbox, NCHW, input checks, host NMS, glue between the ORT slices, map back, "
+                         "Detections. Ultralytics: cv2 decode, letterbox, torch conversions (incl. tensor -> numpy "
+                         "around session.run), torchvision NMS, box scaling, Results; its session keeps ORT's "
+                         "default spinning, so its idle ORT threads may still spin on the second core then. "
+                         "*_paired_cpu: the same, in CPU time of the calling thread (time.thread_time)",
     "stage_*": "the default path taken apart in the same round: read (decode), letterbox (+ NCHW float), "
-               "model (ORT slices), nms (host NMS steps), mapback (postprocess to Detections)",
+               "model (ORT slices), nms (the HostNMS steps' run(): inputs from the slice's outputs, batched_nms, "
+               "casts to the node's output types, outputs stored for the next slice; timed from call to return "
+               "right after the ORT slice), mapback (postprocess to Detections)",
 }
 
 
@@ -245,8 +258,74 @@ def function_body_runs(det, x: np.ndarray) -> list:
     return runs
 
 
+SUB_FIGURES = ("stages", "host_nms", "e2e_host", "e2e_ultralytics")  # callables that time their own parts
+
+
+class SessionTimer:
+    """Seconds spent inside InferenceSession.run of the wrapped sessions since the last reset: wall
+    clock (``total``) and CPU time of the calling thread (``cpu``)."""
+
+    def __init__(self, sessions) -> None:
+        self.total = self.cpu = 0.0
+        for session in sessions:
+            run = session.run
+
+            def timed(*args, _run=run, **kwargs):
+                t0, c0 = time.perf_counter(), time.thread_time()
+                try:
+                    return _run(*args, **kwargs)
+                finally:
+                    self.total += time.perf_counter() - t0
+                    self.cpu += time.thread_time() - c0
+
+            session.run = timed  # instance attribute: shadows the class method for this session only
+
+    def call(self, fn, name: str, overhead: str) -> dict[str, float]:
+        """Time ``fn()`` whole, and the part of it outside ORT's run (the paired overhead), also as CPU
+        time of the calling thread (``overhead``_cpu: the work itself, without the waits for a core
+        that a loaded machine adds)."""
+        self.total = self.cpu = 0.0
+        t0, c0 = time.perf_counter(), time.thread_time()
+        fn()
+        wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
+        return {name: wall, overhead: wall - self.total, overhead + "_cpu": cpu - self.cpu}
+
+
+def host_nms_after_model(raw, x: np.ndarray) -> dict[str, float]:
+    """The --nms none path's NMS alone: the raw model runs first (untimed), as before the split path's
+    NMS step, then edgedet.nms.host.batched_nms on its fresh outputs is timed. Timing NMS on tensors
+    computed once, outside the round, measured it from a different cache state: whichever NMS runs
+    first after an ORT run is slower (nano: 0.6 vs 0.3 ms for the same call repeated at once)."""
+    from edgedet.nms.host import batched_nms
+
+    out = raw.infer(x)
+    t0 = time.perf_counter()
+    batched_nms(out["boxes"], out["scores"], raw.nms_params)
+    return {"host_nms": time.perf_counter() - t0}
+
+
+def same_nms_inputs(det, raw, x: np.ndarray) -> bool:
+    """True when the split path's NMS step sees the raw model's outputs bit for bit, with the same
+    thresholds in float32: the two NMS figures then time the same work on the same tensors."""
+    from edgedet.backends.ort_split import HostNMS
+
+    split = det.backend.split
+    store = {**split.constants, det.input.name: x}
+    for step in split.steps:
+        if isinstance(step, HostNMS):
+            break
+        step.run(store)
+    ref = raw.infer(x)
+    f32 = np.float32
+    return (np.array_equal(store[step.inputs[0]], ref["boxes"]) and np.array_equal(store[step.inputs[1]], ref["scores"])
+            and f32(step.params.score_threshold) == f32(raw.nms_params.score_threshold)
+            and f32(step.params.iou_threshold) == f32(raw.nms_params.iou_threshold)
+            and step.params.top_k == raw.nms_params.top_k
+            and step.params.max_output_boxes == raw.nms_params.max_output_boxes)
+
+
 def run_rounds(figures: dict, rounds: int, warmup: int = 2) -> dict[str, list[float]]:
-    """figures: name -> callable, timed whole; "stages" returns its own sub-figures in seconds."""
+    """figures: name -> callable, timed whole; one returning a dict gives its own sub-figures in seconds."""
     times: dict[str, list[float]] = {}
     names = list(figures)
     for r in range(rounds + warmup):
@@ -257,7 +336,7 @@ def run_rounds(figures: dict, rounds: int, warmup: int = 2) -> dict[str, list[fl
             dt = time.perf_counter() - t0
             if r < warmup:
                 continue
-            for key, value in (sub if isinstance(sub, dict) and name == "stages" else {name: dt}).items():
+            for key, value in (sub if isinstance(sub, dict) and name in SUB_FIGURES else {name: dt}).items():
                 times.setdefault(key, []).append(value)
     return times
 
@@ -273,14 +352,14 @@ def fastest(times: dict[str, list[float]]) -> dict[str, float]:
 
 def detector_group(paths: dict[str, Path], photos: dict[str, Path], rounds: int, ultra: Path | None) -> dict:
     import edgedet
-    from edgedet.nms.host import batched_nms
 
     det = edgedet.load(paths["edgedet"])
     det_fn = edgedet.load(paths["edgedet"], edgedet_nms="function")
     det_full = edgedet.load(paths["edgedet"], full_decode=True)
     raw = edgedet.load(paths["none"])
     assert det.backend.split is not None and det_fn.backend.split is None
-    ul = None
+    det_timer = SessionTimer([step.session for step in det.backend.split.steps if hasattr(step, "session")])
+    ul = ul_timer = None
     if ultra is not None:
         from ultralytics import YOLO
 
@@ -288,7 +367,6 @@ def detector_group(paths: dict[str, Path], photos: dict[str, Path], rounds: int,
     out = {}
     for name, photo in photos.items():
         x, _, _ = det.preprocess([photo])
-        raw_out = raw.infer(x)
         body = function_body_runs(det, x)
         a, b = det.infer(x), det_fn.infer(x)
         same = all(np.array_equal(a[k], b[k]) for k in a)
@@ -296,9 +374,9 @@ def detector_group(paths: dict[str, Path], photos: dict[str, Path], rounds: int,
             "model_only": lambda: raw.infer(x),
             "infer_host": lambda: det.infer(x),
             "infer_function": lambda: det_fn.infer(x),
-            "host_nms": lambda: batched_nms(raw_out["boxes"], raw_out["scores"], raw.nms_params),
+            "host_nms": lambda: host_nms_after_model(raw, x),
             "nms_function_body": lambda: [run() for run in body],
-            "e2e_host": lambda: det(photo),
+            "e2e_host": lambda: det_timer.call(lambda: det(photo), "e2e_host", "overhead_edgedet_paired"),
             "e2e_function": lambda: det_fn(photo),
             "e2e_nms_none": lambda: raw(photo),
             "stages": lambda: stages(det, photo),
@@ -308,9 +386,13 @@ def detector_group(paths: dict[str, Path], photos: dict[str, Path], rounds: int,
         if ul is not None:
             kw = dict(imgsz=640, conf=0.25, iou=0.7, max_det=300, verbose=False, save=False)
             ul.predict(str(photo), **kw)
-            figures["e2e_ultralytics"] = lambda: ul.predict(str(photo), **kw)
+            if ul_timer is None:  # the predictor (and its session) exists after the first predict
+                ul_timer = SessionTimer([ul.predictor.model.backend.session])
+            figures["e2e_ultralytics"] = lambda t=ul_timer: t.call(lambda: ul.predict(str(photo), **kw),
+                                                                   "e2e_ultralytics", "overhead_ultralytics_paired")
         times = run_rounds(figures, rounds)
         out[name] = {"detections": len(det(photo)), "bit_identical_host_vs_function": bool(same),
+                     "nms_inputs_identical": same_nms_inputs(det, raw, x),
                      "p50": derive(p50(times)), "min": derive(fastest(times))}
         print(name, json.dumps(out[name]))
     return out
@@ -332,6 +414,10 @@ def derive(row: dict) -> dict:
         d["overhead_ultralytics_ms"] = round(row["e2e_ultralytics"] - m, 2)
         d["overhead_edgedet_over_ultralytics"] = round(d["overhead_edgedet_ms"] / d["overhead_ultralytics_ms"], 3)
         d["e2e_ultralytics_over_model_only"] = round(row["e2e_ultralytics"] / m, 3)
+        d["overhead_paired_edgedet_over_ultralytics"] = round(row["overhead_edgedet_paired"]
+                                                              / row["overhead_ultralytics_paired"], 3)
+        d["overhead_paired_cpu_edgedet_over_ultralytics"] = round(row["overhead_edgedet_paired_cpu"]
+                                                                  / row["overhead_ultralytics_paired_cpu"], 3)
     return {"ms": row, "derived": d}
 
 

@@ -56,7 +56,7 @@ class Model:
         for start in range(0, len(items), self.max_batch):
             chunk = items[start:start + self.max_batch]
             batch, infos, names = self.preprocess(chunk)
-            outputs = self.infer(batch)
+            outputs = self.infer(batch, check_values=False)  # pixels / 255: finite, no NaN/Inf scan
             results.extend(self.postprocess(outputs, infos, names, **post))
         return results
 
@@ -85,13 +85,14 @@ class Model:
             return read_image(path), None
         return read_image_for_input(path, self.input.height, self.input.width)
 
-    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Run the backend on a ready input batch; returns the raw named outputs."""
+    def infer(self, batch: np.ndarray, check_values: bool = True) -> dict[str, np.ndarray]:
+        """Run the backend on a ready input batch; returns the raw named outputs (``check_values``:
+        Backend.infer's NaN/Inf scan of the batch)."""
         feed = {self.input.name: batch}
         for name in self.threshold_inputs:
             value = self.nms_params.score_threshold if name == contract.SCORE_THRESHOLD_INPUT else self.nms_params.iou_threshold
             feed[name] = np.array([value], np.float32)
-        return self.backend.infer(feed)
+        return self.backend.infer(feed, check_values)
 
     def set_thresholds(self, score: float | None = None, iou: float | None = None) -> None:
         """Change the NMS thresholds for later calls: host NMS (raw models) and models exported with
