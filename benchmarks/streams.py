@@ -1,28 +1,37 @@
-"""Stream runtime: pipelined vs sequential, 4 streams batched vs 4 separate loops, live latency.
+"""Stream runtime: pipelined vs sequential, 4 streams batched vs 4 separate loops, live latency, Ultralytics.
 
-All with nano exported to ONNX (dynamic batch, NMS in the graph) on ONNX Runtime CPU, in one run:
-  pipelined_vs_sequential  a generated 1920x1080 H.264 (yuv420p) moving-shapes video. sequential:
-      one thread, per frame PyAV decode -> det([rgb]) (letterbox, model, NMS, boxes back).
-      pipelined: det.stream(video): decode+letterbox thread | model thread | post-process thread.
-      Both decode the same file and must give identical detections for every frame (checked).
-      Runs alternate (seq, pipe, seq, pipe, ...) so background load hits both alike; the ratio is
-      of the median wall times.
-  pipelined_vs_sequential_emulated_device  the same, with the backend call replaced by a sleep of
-      --device-ms (CPU free, as during a GPU inference) returning ONNX Runtime's outputs computed
-      beforehand for the same input: how much host work (decode, letterbox, NMS, Python) the
-      pipeline hides when the model does not run on the CPU. An emulation, labelled as one.
-  batched_4_streams  the same video as 4 streams. batched: one Pipeline, 4 streams gathered into
-      one batch-4 model call. separate: 4 sequential loops (as above) in 4 threads sharing the
-      session (what a user writes without a batching runtime). Also the pipeline at batch 1.
-      Reported as wall-clock FPS and as frames per CPU-second of the process (all threads): on a
-      machine shared with other work, more runnable threads get more CPU share, so the wall
-      figures reward thread count; frames per CPU-second measures the work each way needs.
+All with nano exported to ONNX (dynamic batch, NMS in the graph) on ONNX Runtime CPU, in one run.
+Every comparison runs its variants in rounds (A, B, C, A, B, C, ...) so background load hits all
+alike; each run records its wall time, the process's CPU time (all threads) and the 1-minute load
+average when it started; FPS are of the median wall time. On a machine shared with other work,
+more runnable threads get more CPU share, so wall figures favour threaded variants under load;
+frames per CPU-second is beside them. Measured in one run:
+  pipelined_vs_sequential  a generated 1920x1080 H.264 (yuv420p) moving-shapes video, 60 frames.
+      sequential: one thread, per frame PyAV decode -> det([rgb]) (letterbox, model, NMS, boxes
+      back). pipelined: det.stream(video): decode+letterbox thread | model call(s) | post-process
+      thread. Each with ONNX Runtime at one intra-op thread (pipelined: then cores // 1 model calls
+      overlap, model_workers; '_one_call' pins 1) and at ONNX Runtime's default (all cores);
+      the best setting of each side is compared. Every variant must give identical detections
+      for every frame (checked).
+  pipelined_vs_sequential_emulated_device  sequential vs pipelined with the backend call replaced by
+      a sleep of --device-ms (CPU free, as during a GPU inference) returning ONNX Runtime's outputs
+      computed beforehand for the same input, one call at a time (one TensorRT context): how much
+      host work the pipeline hides when the model does not run on the CPU. An emulation.
+  batched_4_streams  the same video as 4 streams, 30 frames each, ONNX Runtime at --threads.
+      separate: 4 sequential loops in 4 threads sharing the session (what a user writes without a
+      batching runtime). batched: one Pipeline gathering the 4 streams into batch-4 calls (default
+      model_workers; '_one_call': 1); pipeline_batch1: the same at batch 1. Also the model's CPU
+      per image at batch 1 and batch 4 (one intra-op thread, so the calling thread's CPU is all of it).
   live_latency  tests/helpers/mjpeg_sender.py (HTTP-MJPEG, 400x240 at 30 fps, a separate
       process) read through the pipeline by a consumer slower than the source (sleeps
-      --consumer-ms per result, default 50 ms); capture-to-result latency and sender-to-result age (the send time is
-      stamped in the pixels), first vs last third, drops counted.
-  ultralytics  YOLO(onnx).predict(video, stream=True): not measured (see the JSON's note).
-Usage: python -m benchmarks.streams [--json benchmarks/results/streams.json] [--frames 60]
+      --consumer-ms per result, default 50 ms); capture-to-result latency and sender-to-result age
+      (the send time is stamped in the pixels), first vs last third, drops counted.
+  ultralytics  YOLO(onnx).predict(video, stream=True) (cv2 decode, letterbox, ORT with its default
+      session, torchvision NMS) on Ultralytics' own ONNX export of yolov8n.yaml at 640 (random
+      weights, benchmarks/e2e.py's class-bias prior), against edgedet on the same ONNX with
+      attach-nms (same conf/iou/max_det), same video, --yolo-frames frames; detections per frame
+      and the share of boxes the other side also found (same class, IoU >= 0.9).
+Usage: python -m benchmarks.streams [--json benchmarks/results/streams.json] [--frames 60] [--only ...]
        python -m benchmarks.streams --live-only --live-seconds 300 --consumer-ms 150 --json benchmarks/results/streams_live.json
 """
 
@@ -298,8 +307,12 @@ def versus_ultralytics(work: Path, video: Path, frames: int, repeats: int) -> di
         figures, last = interleaved(variants, repeats, frames)
         workers = t1.stream(str(video)).model_workers
     pairs = list(zip(last["ultralytics"], last["edgedet_pipelined_ort1"]))
-    ul_hit, ul_n = np.sum([matched(u, e) for u, e in pairs], axis=0)
-    ed_hit, ed_n = np.sum([matched(e, u) for u, e in pairs], axis=0)
+    agreement = {}
+    for iou in (0.5, 0.9):
+        ul_hit, ul_n = np.sum([matched(u, e, iou) for u, e in pairs], axis=0)
+        ed_hit, ed_n = np.sum([matched(e, u, iou) for u, e in pairs], axis=0)
+        agreement[f"iou_{iou}_same_class"] = {"ultralytics_boxes_found_by_edgedet": round(float(ul_hit / max(ul_n, 1)), 3),
+                                              "edgedet_boxes_found_by_ultralytics": round(float(ed_hit / max(ed_n, 1)), 3)}
     best = max((k for k in figures if k.startswith("edgedet_pipelined")), key=lambda k: figures[k]["fps"])
     return {"model": "yolov8n.yaml, random weights, Ultralytics' ONNX export at 640 (fixed batch 1); edgedet: the "
                      "same ONNX with attach-nms (EdgeDetNMS, host NMS on CPU)",
@@ -307,9 +320,9 @@ def versus_ultralytics(work: Path, video: Path, frames: int, repeats: int) -> di
             "ultralytics_pipeline": "cv2.VideoCapture decode, letterbox, ORT (its default session options), "
                                     "torchvision NMS, Results objects; one thread",
             "edgedet_pipelined_ort1_model_workers": workers, "variants": figures,
-            "detections_per_frame": {"ultralytics": round(ul_n / frames, 1), "edgedet": round(ed_n / frames, 1)},
-            "agreement_iou_0.9_same_class": {"ultralytics_boxes_found_by_edgedet": round(ul_hit / max(ul_n, 1), 3),
-                                             "edgedet_boxes_found_by_ultralytics": round(ed_hit / max(ed_n, 1), 3)},
+            "detections_per_frame": {"ultralytics": round(float(ul_n) / frames, 1),
+                                     "edgedet": round(float(ed_n) / frames, 1)},
+            "agreement": agreement,
             "best_edgedet": best,
             "speedup_best_edgedet_vs_ultralytics": round(figures[best]["fps"] / figures["ultralytics"]["fps"], 3),
             "speedup_edgedet_sequential_vs_ultralytics": round(figures["edgedet_sequential_ort1"]["fps"]
