@@ -161,6 +161,7 @@ class EmulatedDevice:
     def __init__(self, backend, ms: float) -> None:
         self.real, self.seconds, self.cache = backend, ms / 1e3, {}
         self.inputs, self.outputs, self.name = backend.inputs, backend.outputs, "emulated-device"
+        self.capabilities = getattr(backend, "capabilities", None)  # batch limits as the real backend's
 
     def infer(self, feed):
         import hashlib
@@ -247,7 +248,11 @@ def yolo_models(work: Path) -> tuple[Path, Path] | None:
     Ultralytics' predict (conf, iou, max_det; its 30000 candidates before NMS); None without ultralytics."""
     from benchmarks.e2e import _rename_input, ultralytics_onnx
     from edgedet.nms.params import NMSParams
-    from exporters.byo import ByoSpec, attach_file
+
+    try:
+        from edgedet.onnx.byo.attach import ByoSpec, attach_file
+    except ImportError:  # before the ONNX tier moved into edgedet/onnx
+        from exporters.byo import ByoSpec, attach_file
 
     source = ultralytics_onnx(work)
     if source is None:
