@@ -12,9 +12,11 @@ so an mp4 being written is always finalised.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -80,12 +82,16 @@ class Pipeline:
     policy: "latest" or "all" for every stream; default "latest" for live sources, "all" for files.
     batch: frames per model call; default the model's fixed batch, else one per stream (capped
     by the model's largest batch). sinks: objects with ``write(result)`` and ``close()``.
+    model_workers: backend calls in flight at once (results stay in frame order). Default: as many
+    as the cores allow for a backend whose calls may overlap (ONNX Runtime with a set number of
+    intra-op threads: cores // threads, at most 4), else 1 (TensorRT: one execution context).
     """
 
     def __init__(self, detector, sources, *, policy: str | None = None, batch: int | None = None,
                  track: bool = False, min_score: float = 0.0, sinks=(), max_frames: int | None = None,
                  queue_size: int | None = None, reconnect_timeout: float = 30.0, open_timeout: float = 5.0,
-                 tracker_options: dict | None = None, in_flight: int | None = None) -> None:
+                 tracker_options: dict | None = None, in_flight: int | None = None,
+                 model_workers: int | None = None) -> None:
         if policy is not None and policy not in POLICIES:
             raise InputError(f"frame policy '{policy}' is unknown; use one of {', '.join(POLICIES)}")
         self.detector = detector
@@ -94,6 +100,9 @@ class Pipeline:
         self.max_frames, self.queue_size = max_frames, queue_size
         self.reconnect_timeout, self.open_timeout = reconnect_timeout, open_timeout
         self.batch = self._batch_size(batch)
+        self.model_workers = model_workers or default_model_workers(detector.backend)
+        if self.model_workers < 1:
+            raise InputError(f"model_workers must be 1 or more, not {self.model_workers}")
         live = any(s.live for s in self.specs) if policy is None else policy == "latest"
         # Batches between the model taking frames and the consumer receiving the results. Live:
         # one, so a slow consumer always gets a result of a frame taken when it asked for the
@@ -181,7 +190,7 @@ class Pipeline:
             self._queues.append(q)
             self._captures.append(CaptureThread(i, spec, reader, q, self._prepare, self._stop,
                                                 self.reconnect_timeout, max_frames=self.max_frames))
-        self._post_q: queue.Queue = queue.Queue(maxsize=2)
+        self._post_q: queue.Queue = queue.Queue(maxsize=max(2, self.model_workers))
         self._out: queue.Queue = queue.Queue(maxsize=2)
         self._threads = [*self._captures, threading.Thread(target=self._guard, args=(self._model_stage, self._post_q),
                                                             name="edgedet-model", daemon=True),
@@ -207,21 +216,33 @@ class Pipeline:
             _put(downstream, END, self._abort)
 
     def _model_stage(self) -> None:
-        det = self.detector
-        while True:
-            while not self._slots.acquire(timeout=0.05):
-                if self._abort.is_set():
+        # With several workers the calls overlap (on a CPU backend, one per core: a frame's model
+        # call runs while the next one's starts); the futures go downstream in submission order,
+        # so the post-process stage still sees batches in frame order.
+        pool = ThreadPoolExecutor(self.model_workers, "edgedet-model") if self.model_workers > 1 else None
+        try:
+            while True:
+                while not self._slots.acquire(timeout=0.05):
+                    if self._abort.is_set():
+                        return
+                frames = self._gather()
+                if frames is None:
                     return
-            frames = self._gather()
-            if frames is None:
-                return
-            canvases = [f.canvas for f in frames]
-            canvases += [canvases[-1]] * (self.batch - len(canvases)) if det.backend.inputs[0].shape[0] else []
-            t0 = time.perf_counter()
-            outputs = det.infer(to_input(canvases, det.input.dtype))
-            self.stats.stages["model"].append(time.perf_counter() - t0)
-            self.stats.batch_sizes.append(len(frames))
-            _put(self._post_q, (frames, outputs), self._abort)
+                outputs = pool.submit(self._infer, frames) if pool else self._infer(frames)
+                _put(self._post_q, (frames, outputs), self._abort)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=self._abort.is_set())
+
+    def _infer(self, frames: list[Frame]) -> dict:
+        det = self.detector
+        canvases = [f.canvas for f in frames]
+        canvases += [canvases[-1]] * (self.batch - len(canvases)) if det.backend.inputs[0].shape[0] else []
+        t0 = time.perf_counter()
+        outputs = det.infer(to_input(canvases, det.input.dtype))
+        self.stats.stages["model"].append(time.perf_counter() - t0)
+        self.stats.batch_sizes.append(len(frames))
+        return outputs
 
     def _gather(self) -> list[Frame] | None:
         """Up to ``batch`` frames, round-robin over streams; None once every stream has ended."""
@@ -254,6 +275,8 @@ class Pipeline:
             if item is END:
                 return
             frames, outputs = item
+            if isinstance(outputs, Future):
+                outputs = outputs.result()
             t0 = time.perf_counter()
             # the tracker's second association needs the low-score boxes; min_score applies after it
             low = min(self.min_score, self.trackers[0].low_thresh) if self.trackers else self.min_score
@@ -334,6 +357,15 @@ def _put(q: queue.Queue, item, stop: threading.Event | None) -> None:
         except queue.Full:
             if stop is not None and stop.is_set():
                 return
+
+
+def default_model_workers(backend) -> int:
+    """Backend calls to keep in flight: >1 only where calls may overlap (``concurrent_calls``) and
+    each uses a known number of intra-op threads, so the workers do not oversubscribe the cores."""
+    threads = getattr(backend, "threads", None)
+    if not getattr(backend, "concurrent_calls", False) or not threads:
+        return 1
+    return max(1, min(4, (os.cpu_count() or 1) // threads))
 
 
 def _all_specs(sources) -> bool:

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -54,6 +55,43 @@ def test_streams_batched_into_one_model_call(nano_dyn_onnx, sequence, tmp_path):
         mine = [r for r in results if r.stream == s]
         assert [r.frame for r in mine] == list(range(12))  # in order per stream
         assert all(same(r.detections, reference[r.frame]) for r in mine)
+
+
+def test_overlapping_model_calls_keep_frame_order_and_results(nano_dyn_onnx, sequence):
+    """Two backend calls in flight (ONNX Runtime, one intra-op thread each): results still arrive in
+    frame order per stream and equal the per-image path bit for bit."""
+    from edgedet.streams.pipeline import default_model_workers
+
+    path = sequence[0]
+    frames = decoded(path)[:16]
+    with edgedet.load(nano_dyn_onnx, providers=["cpu"], threads=1) as det:
+        pipe = Pipeline(det, [str(path)] * 2, max_frames=16, batch=1, model_workers=2)
+        results = list(pipe)
+        reference = [det([rgb])[0] for rgb in frames]
+        assert default_model_workers(det.backend) == max(1, min(4, os.cpu_count() or 1))
+    assert pipe.model_workers == 2 and len(pipe.stats.batch_sizes) == 32
+    for s in range(2):
+        mine = [r for r in results if r.stream == s]
+        assert [r.frame for r in mine] == list(range(16))
+        assert all(same(r.detections, reference[r.frame]) for r in mine)
+
+
+def test_error_in_an_overlapping_model_call_reaches_the_consumer(nano_dyn_onnx, sequence):
+    with edgedet.load(nano_dyn_onnx, providers=["cpu"], threads=1) as det:
+        real, calls = det.infer, []
+
+        def infer(batch):  # the third call fails, as a backend error would
+            calls.append(1)
+            if len(calls) == 3:
+                raise RuntimeError("device lost")
+            return real(batch)
+
+        det.infer = infer
+        got = []
+        with pytest.raises(RuntimeError, match="device lost"):
+            for r in Pipeline(det, str(sequence[0]), batch=1, model_workers=2):
+                got.append(r.frame)
+    assert got == [0, 1]  # results before the failed call, in order; nothing after it
 
 
 def test_outputs_finalised_on_interrupt(nano_dyn_onnx, sequence, tmp_path):
