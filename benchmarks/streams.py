@@ -37,6 +37,8 @@ Usage: python -m benchmarks.streams [--json benchmarks/results/streams.json] [--
 
 from __future__ import annotations
 
+import dataclasses
+
 import argparse
 import importlib.util
 import os
@@ -161,7 +163,8 @@ class EmulatedDevice:
     def __init__(self, backend, ms: float) -> None:
         self.real, self.seconds, self.cache = backend, ms / 1e3, {}
         self.inputs, self.outputs, self.name = backend.inputs, backend.outputs, "emulated-device"
-        self.capabilities = getattr(backend, "capabilities", None)  # batch limits as the real backend's
+        # batch limits as the real backend's; one call at a time, as one TensorRT context
+        self.capabilities = dataclasses.replace(backend.capabilities, concurrent_calls=False)
 
     def infer(self, feed):
         import hashlib
@@ -249,10 +252,7 @@ def yolo_models(work: Path) -> tuple[Path, Path] | None:
     from benchmarks.e2e import _rename_input, ultralytics_onnx
     from edgedet.nms.params import NMSParams
 
-    try:
-        from edgedet.onnx.byo.attach import ByoSpec, attach_file
-    except ImportError:  # before the ONNX tier moved into edgedet/onnx
-        from exporters.byo import ByoSpec, attach_file
+    from edgedet.onnx.byo.attach import ByoSpec, attach_file
 
     source = ultralytics_onnx(work)
     if source is None:

@@ -36,6 +36,9 @@ class Capabilities:
     # ``last_timings`` holds per-stage ms of the last infer (h2d_ms, gpu_compute_ms, d2h_ms)
     stage_timings: bool = False
     cuda_graph: bool = False  # the ``cuda_graph`` attribute switches CUDA graph replay on and off
+    # calls from several threads may overlap (streams keep more than one in flight)
+    concurrent_calls: bool = False
+    intra_op_threads: int | None = None  # threads one call uses, when fixed at load; None: unknown
 
 
 class Backend(abc.ABC):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedet.backends.base import Backend, IOSpec
+from edgedet.backends.base import Backend, Capabilities, IOSpec
 from edgedet.errors import InputError, ModelError, require
 
 NMS_MODES = ("auto", "host", "function")
@@ -41,7 +41,6 @@ def resolve_providers(requested: list[str] | tuple[str, ...] | str | None, avail
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
-    concurrent_calls = True  # InferenceSession.run is thread-safe: calls from several threads may overlap
 
     def __init__(self, path: str | os.PathLike, providers=None, threads: int | None = None,
                  edgedet_nms: str = "auto", spinning: bool = False) -> None:
@@ -61,7 +60,8 @@ class OnnxRuntimeBackend(Backend):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
-        self.threads = threads  # intra-op threads per call; None: ONNX Runtime's default (all cores)
+        # InferenceSession.run is thread-safe: calls from several threads may overlap
+        self.capabilities = Capabilities(concurrent_calls=True, intra_op_threads=threads)
         if threads:
             options.intra_op_num_threads = threads
         if not spinning:

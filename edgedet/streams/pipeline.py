@@ -362,8 +362,9 @@ def _put(q: queue.Queue, item, stop: threading.Event | None) -> None:
 def default_model_workers(backend) -> int:
     """Backend calls to keep in flight: >1 only where calls may overlap (``concurrent_calls``) and
     each uses a known number of intra-op threads, so the workers do not oversubscribe the cores."""
-    threads = getattr(backend, "threads", None)
-    if not getattr(backend, "concurrent_calls", False) or not threads:
+    caps = backend.capabilities
+    threads = caps.intra_op_threads
+    if not caps.concurrent_calls or not threads:
         return 1
     return max(1, min(4, (os.cpu_count() or 1) // threads))
 
