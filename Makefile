@@ -13,7 +13,7 @@ SERVE_VENV  ?= .venv-serve
 SERVE_PY     = $(SERVE_VENV)/bin/python
 SERVE_MODEL  = .edgedet-cache/serve-test/nano.onnx
 
-.PHONY: all env serve-env demo test test-serve test-fast bench gpu nano-weights clean
+.PHONY: all env serve-env demo lint test test-serve test-fast bench gpu nano-weights clean
 
 all: test
 
@@ -39,6 +39,11 @@ $(SERVE_MODEL): $(VENV)/.installed exporters/nano/weights/nano.pt
 
 test-serve: serve-env $(SERVE_MODEL)
 	EDGEDET_SERVE_MODEL=$(SERVE_MODEL) $(SERVE_PY) -m pytest -q $(PYTEST_ARGS) tests/serve
+
+# ruff with the rules and the 100-column limit pyproject.toml sets; .ci/run runs it before the tests
+lint: env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 demo: env
 	$(VENV)/bin/edgedet demo --out demo-output

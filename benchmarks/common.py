@@ -13,8 +13,12 @@ from edgedet.fileio import write_text_atomic
 def write_results(path: str | Path, name: str, results: dict) -> Path:
     """Write ``results`` with the machine and a timestamp; returns the path."""
     path = Path(path)
-    payload = {"benchmark": name, "machine": machine_info(),
-               "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), **results}
+    payload = {
+        "benchmark": name,
+        "machine": machine_info(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        **results,
+    }
     write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
     return path
 
@@ -24,7 +28,8 @@ def ms(seconds: float) -> float:
 
 
 def realistic_random_model(em, images, head, target_std: float = 2.5) -> None:
-    """Make a randomly initialised torchvision detector behave like a trained one, for benchmarks only.
+    """Make a randomly initialised torchvision detector behave like a trained one, for benchmarks
+    only.
 
     No pretrained weights can be downloaded on our machines. BatchNorm statistics are re-estimated
     on the given real images (so activations have realistic scale) and the class head is rescaled
@@ -50,8 +55,12 @@ def realistic_random_model(em, images, head, target_std: float = 2.5) -> None:
         em.module(x)
         hook.remove()
         scale = target_std / max(float(np.mean([float(s) for s in seen])), 1e-12)
-        for layer in logit_layers(head):  # only the final convolutions' weights: the spread scales exactly,
-            layer.weight.mul_(scale)      # the bias (RetinaNet/FCOS's -4.6 prior) keeps scores off 0 and 1
+        for layer in logit_layers(
+            head
+        ):  # only the final convolutions' weights: the spread scales exactly,
+            layer.weight.mul_(
+                scale
+            )  # the bias (RetinaNet/FCOS's -4.6 prior) keeps scores off 0 and 1
 
 
 def logit_layers(head):
@@ -60,7 +69,9 @@ def logit_layers(head):
 
     if hasattr(head, "cls_logits"):  # RetinaNet, FCOS
         return [head.cls_logits]
-    return [m[-1] if isinstance(m, torch.nn.Sequential) else m for m in head.module_list]  # SSD, SSDlite
+    return [
+        m[-1] if isinstance(m, torch.nn.Sequential) else m for m in head.module_list
+    ]  # SSD, SSDlite
 
 
 def photo_crops(images, out_dir, per_image: int = 40, seed: int = 0):
@@ -79,8 +90,10 @@ def photo_crops(images, out_dir, per_image: int = 40, seed: int = 0):
             s = rng.uniform(0.4, 1.0)
             ch, cw = int(h * s), int(w * s)
             y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-            crop = img[y:y + ch, x:x + cw]
+            crop = img[y : y + ch, x : x + cw]
             if rng.random() < 0.5:
                 crop = crop[:, ::-1]
-            Image.fromarray(np.ascontiguousarray(crop)).save(out_dir / f"{i:02d}_{j:03d}.jpg", quality=92)
+            Image.fromarray(np.ascontiguousarray(crop)).save(
+                out_dir / f"{i:02d}_{j:03d}.jpg", quality=92
+            )
     return out_dir

@@ -61,12 +61,17 @@ def main(argv=None) -> None:
     from exporters.nano import synthetic
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", required=True, help="nano ONNX file (edgedet export --model nano --weights ...)")
+    ap.add_argument(
+        "--model", required=True, help="nano ONNX file (edgedet export --model nano --weights ...)"
+    )
     ap.add_argument("--images", type=int, default=synthetic.VAL_SIZE)
     ap.add_argument("--factor", type=float, default=4.0)
     ap.add_argument("--work", default="data/decode_map", help="folder for the generated splits")
-    ap.add_argument("--also-original", action="store_true",
-                    help="also score the original split (no image there is large enough to be reduced)")
+    ap.add_argument(
+        "--also-original",
+        action="store_true",
+        help="also score the original split (no image there is large enough to be reduced)",
+    )
     ap.add_argument("--json", default="benchmarks/results/decode_map.json")
     args = ap.parse_args(argv)
     work = Path(args.work)
@@ -83,13 +88,19 @@ def main(argv=None) -> None:
         for mode, full in (("full_decode", True), ("reduced_decode", False)):
             with edgedet.load(args.model, full_decode=full) as det:
                 stats = evaluate(det, ds)
-                row[mode] = {"mAP": round(stats["mAP"] * 100, 3), "mAP50": round(stats["mAP50"] * 100, 3),
-                             "read_letterbox_ms_p50": decode_ms(det, paths)}
+                row[mode] = {
+                    "mAP": round(stats["mAP"] * 100, 3),
+                    "mAP50": round(stats["mAP50"] * 100, 3),
+                    "read_letterbox_ms_p50": decode_ms(det, paths),
+                }
         row["mAP_drop_pt"] = round(row["full_decode"]["mAP"] - row["reduced_decode"]["mAP"], 3)
         results[name] = row
         print(name, row)
-    write_results(args.json, "decode_map", {"includes": INCLUDES, "images": args.images, "factor": args.factor,
-                                            "results": results})
+    write_results(
+        args.json,
+        "decode_map",
+        {"includes": INCLUDES, "images": args.images, "factor": args.factor, "results": results},
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """ONNX Runtime session settings for small detectors on the CPU, model only, interleaved rounds.
 
 Each variant is one InferenceSession of the same file with one setting changed from ONNX Runtime's
-defaults as edgedet used them before (graph optimisation ORT_ENABLE_ALL, intra-op threads = the physical
-cores, thread spinning on, CPU memory arena on, sequential execution, session.run with numpy in and out). Every round
+defaults as edgedet used them before (graph optimisation ORT_ENABLE_ALL, intra-op threads = the
+physical
+cores, thread spinning on, CPU memory arena on, sequential execution, session.run with numpy in and
+out). Every round
 runs every variant once on the same input, so background load hits all alike; the figure to read
 is each variant's p50 divided by the default's p50 in the same run.
 Usage: python -m benchmarks.ort_settings MODEL.onnx [MODEL.onnx ...] [--rounds 20]
@@ -31,6 +33,7 @@ def variants(ort) -> dict:
         def apply(o):
             for k, v in values.items():
                 setattr(o, k, v)
+
         return apply
 
     def no_spin(o):
@@ -43,7 +46,9 @@ def variants(ort) -> dict:
         "opt_extended": setter(graph_optimization_level=level.ORT_ENABLE_EXTENDED),
         "opt_basic": setter(graph_optimization_level=level.ORT_ENABLE_BASIC),
         "no_cpu_arena": setter(enable_cpu_mem_arena=False),
-        "parallel_inter_2": setter(execution_mode=ort.ExecutionMode.ORT_PARALLEL, inter_op_num_threads=2),
+        "parallel_inter_2": setter(
+            execution_mode=ort.ExecutionMode.ORT_PARALLEL, inter_op_num_threads=2
+        ),
         "no_spinning": no_spin,
     }
 
@@ -70,6 +75,7 @@ def runner(ort, path: str, change, iobinding: bool = False):
     def run():
         sess.run_with_iobinding(binding)
         return binding.get_outputs()
+
     return run
 
 
@@ -86,8 +92,14 @@ def sweep(path: str, rounds: int) -> dict:
             if r >= 2:  # two warm-up rounds
                 times[name].append(time.perf_counter() - t0)
     base = float(np.median(times["default"]))
-    return {name: {"p50_ms": round(float(np.median(v)) * 1e3, 2), "min_ms": round(min(v) * 1e3, 2),
-                   "p50_vs_default": round(float(np.median(v)) / base, 3)} for name, v in times.items()}
+    return {
+        name: {
+            "p50_ms": round(float(np.median(v)) * 1e3, 2),
+            "min_ms": round(min(v) * 1e3, 2),
+            "p50_vs_default": round(float(np.median(v)) / base, 3),
+        }
+        for name, v in times.items()
+    }
 
 
 def main(argv=None) -> None:
@@ -102,9 +114,21 @@ def main(argv=None) -> None:
     for path in args.models:
         results[os.path.basename(path)] = sweep(path, args.rounds)
         for name, row in results[os.path.basename(path)].items():
-            print(f"{os.path.basename(path):<24} {name:<18} p50 {row['p50_ms']:8.2f} ms  x{row['p50_vs_default']:.3f}")
-    write_results(args.json, "ort_settings", {"includes": INCLUDES, "onnxruntime": ort.__version__,
-                                              "rounds": args.rounds, "load": os.getloadavg(), "results": results})
+            print(
+                f"{os.path.basename(path):<24} {name:<18} p50 {row['p50_ms']:8.2f} ms "
+                f" x{row['p50_vs_default']:.3f}"
+            )
+    write_results(
+        args.json,
+        "ort_settings",
+        {
+            "includes": INCLUDES,
+            "onnxruntime": ort.__version__,
+            "rounds": args.rounds,
+            "load": os.getloadavg(),
+            "results": results,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -38,18 +38,55 @@ def commands(out: Path, quick: bool) -> dict[str, list[str]]:
     full = {"resize": "50", "nms_host": "40", "iters": "100", "warmup": "10", "rounds": "20"}
     n = few if quick else full
     return {
-        "resize": ["-m", "benchmarks.resize", "--repeats", n["resize"],
-                   "--json", str(out / "resize.json")],
-        "nms_host": ["-m", "benchmarks.nms_host", "--repeats", n["nms_host"],
-                     "--json", str(out / "nms_host.json")],
+        "resize": [
+            "-m",
+            "benchmarks.resize",
+            "--repeats",
+            n["resize"],
+            "--json",
+            str(out / "resize.json"),
+        ],
+        "nms_host": [
+            "-m",
+            "benchmarks.nms_host",
+            "--repeats",
+            n["nms_host"],
+            "--json",
+            str(out / "nms_host.json"),
+        ],
         "export": ["-m", "edgedet.cli", "export", "--model", "nano", "-o", model],
-        "bench": ["-m", "edgedet.cli", "bench", model, "--iters", n["iters"],
-                  "--warmup", n["warmup"], "--json", str(out / "bench_nano.json")],
-        "ort_settings": ["-m", "benchmarks.ort_settings", model, "--rounds", n["rounds"],
-                         "--json", str(out / "ort_settings.json")],
-        "decode_map": ["-m", "benchmarks.decode_map", "--model", model, "--work", work,
-                       "--json", str(out / "decode_map.json"),
-                       *(["--images", "20"] if quick else [])],
+        "bench": [
+            "-m",
+            "edgedet.cli",
+            "bench",
+            model,
+            "--iters",
+            n["iters"],
+            "--warmup",
+            n["warmup"],
+            "--json",
+            str(out / "bench_nano.json"),
+        ],
+        "ort_settings": [
+            "-m",
+            "benchmarks.ort_settings",
+            model,
+            "--rounds",
+            n["rounds"],
+            "--json",
+            str(out / "ort_settings.json"),
+        ],
+        "decode_map": [
+            "-m",
+            "benchmarks.decode_map",
+            "--model",
+            model,
+            "--work",
+            work,
+            "--json",
+            str(out / "decode_map.json"),
+            *(["--images", "20"] if quick else []),
+        ],
         "streams": ["-m", "benchmarks.streams", "--json", str(out / "streams.json")],
     }
 
@@ -87,8 +124,11 @@ def main(argv=None) -> int:
     summary = {"quick": args.quick, "steps": record}
     (out / "run_all.json").write_text(json.dumps(summary, indent=2) + "\n")
     failed = [r["step"] for r in record if r["exit_status"] != 0]
-    print(f"== {len(record) - len(failed)} of {len(record)} steps ok"
-          + (f"; failed: {', '.join(failed)}" if failed else "") + f"; results in {out}")
+    print(
+        f"== {len(record) - len(failed)} of {len(record)} steps ok"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+        + f"; results in {out}"
+    )
     return 1 if failed else 0
 
 

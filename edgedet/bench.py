@@ -22,16 +22,23 @@ STAGES = ("preprocess", "inference", "postprocess", "end_to_end")
 STAGE_MEANING = {
     "preprocess": "letterbox + NCHW layout of decoded images (JPEG/PNG decoding excluded)",
     "inference": "backend call: model execution incl. any host<->device copies the backend makes",
-    "postprocess": "host NMS (raw models only) + mapping boxes to original pixels + Detections objects",
+    "postprocess": (
+        "host NMS (raw models only) + mapping boxes to original pixels + Detections objects"
+    ),
     "end_to_end": "preprocess + inference + postprocess, one span per batch",
 }
 # Backends that time the GPU (TensorRT: CUDA events) expose `last_timings` in ms after each call.
 GPU_STAGES = ("h2d", "gpu_compute", "d2h", "gpu_total")
 GPU_MEANING = {
     "h2d": "host->device copy of the input batch from pinned memory (CUDA events)",
-    "gpu_compute": "engine execution on the GPU only: CUDA events around execute_async_v3 / the CUDA graph launch",
+    "gpu_compute": (
+        "engine execution on the GPU only: CUDA events around execute_async_v3 / the CUDA graph"
+        " launch"
+    ),
     "d2h": "device->host copy of all outputs (CUDA events)",
-    "gpu_total": "h2d + gpu_compute + d2h on the GPU timeline (inference minus host-side Python overhead)",
+    "gpu_total": (
+        "h2d + gpu_compute + d2h on the GPU timeline (inference minus host-side Python overhead)"
+    ),
 }
 
 
@@ -45,11 +52,21 @@ class BenchConfig:
 def summarize(samples_s: list[float]) -> dict:
     """Statistics in milliseconds."""
     a = np.asarray(samples_s, dtype=np.float64) * 1e3
-    return {"p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)), "p99": float(np.percentile(a, 99)),
-            "mean": float(a.mean()), "std": float(a.std()), "min": float(a.min()), "max": float(a.max()), "n": int(a.size)}
+    return {
+        "p50": float(np.percentile(a, 50)),
+        "p90": float(np.percentile(a, 90)),
+        "p99": float(np.percentile(a, 99)),
+        "mean": float(a.mean()),
+        "std": float(a.std()),
+        "min": float(a.min()),
+        "max": float(a.max()),
+        "n": int(a.size),
+    }
 
 
-def synthetic_images(count: int, height: int = 480, width: int = 640, seed: int = 0) -> list[np.ndarray]:
+def synthetic_images(
+    count: int, height: int = 480, width: int = 640, seed: int = 0
+) -> list[np.ndarray]:
     """Random RGB frames of a typical camera size, used when no --images are given."""
     rng = np.random.default_rng(seed)
     return [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(count)]
@@ -105,20 +122,34 @@ def machine_info() -> dict:
                     break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 def format_table(results: dict) -> str:
     """Plain-text table: one row per (batch, stage)."""
-    lines = [f"{'batch':>5} {'stage':<12} {'p50':>8} {'p90':>8} {'p99':>8} {'mean':>8} {'std':>7} {'min':>8} {'max':>8}  (ms)"]
+    lines = [
+        f"{'batch':>5} {'stage':<12} {'p50':>8} {'p90':>8} {'p99':>8} {'mean':>8} {'std':>7}"
+        f" {'min':>8} {'max':>8}  (ms)"
+    ]
     for bs, stats in results["batches"].items():
         for s in STAGES:
             v = stats[s]
-            lines.append(f"{bs:>5} {s:<12} {v['p50']:8.2f} {v['p90']:8.2f} {v['p99']:8.2f} {v['mean']:8.2f} "
-                         f"{v['std']:7.2f} {v['min']:8.2f} {v['max']:8.2f}")
+            lines.append(
+                f"{bs:>5} {s:<12} {v['p50']:8.2f} {v['p90']:8.2f} {v['p99']:8.2f} {v['mean']:8.2f} "
+                f"{v['std']:7.2f} {v['min']:8.2f} {v['max']:8.2f}"
+            )
         for s, v in stats.get("gpu", {}).items():
-            lines.append(f"{bs:>5} {s:<12} {v['p50']:8.2f} {v['p90']:8.2f} {v['p99']:8.2f} {v['mean']:8.2f} "
-                         f"{v['std']:7.2f} {v['min']:8.2f} {v['max']:8.2f}")
-        lines.append(f"{bs:>5} throughput   {stats['throughput_images_per_s']:.1f} images/s end-to-end, "
-                     f"{stats['inference_throughput_images_per_s']:.1f} images/s inference only")
+            lines.append(
+                f"{bs:>5} {s:<12} {v['p50']:8.2f} {v['p90']:8.2f} {v['p99']:8.2f} {v['mean']:8.2f} "
+                f"{v['std']:7.2f} {v['min']:8.2f} {v['max']:8.2f}"
+            )
+        lines.append(
+            f"{bs:>5} throughput   {stats['throughput_images_per_s']:.1f} images/s end-to-end, "
+            f"{stats['inference_throughput_images_per_s']:.1f} images/s inference only"
+        )
     return "\n".join(lines)

@@ -22,7 +22,10 @@ class Classifications:
 
     @property
     def labels(self) -> list[str]:
-        return [self.class_names[c] if c < len(self.class_names) else f"class{c}" for c in self.class_ids.tolist()]
+        return [
+            self.class_names[c] if c < len(self.class_names) else f"class{c}"
+            for c in self.class_ids.tolist()
+        ]
 
     def __repr__(self) -> str:
         top = ", ".join(f"{n} {p:.3f}" for n, p in zip(self.labels, self.probs.tolist()))
@@ -44,5 +47,9 @@ class Classifier(Model):
         out = []
         for b in range(len(infos)):
             idx = np.argsort(-probs[b], kind="stable")[:k]
-            out.append(Classifications(idx.astype(np.int64), probs[b, idx], tuple(self.manifest.class_names), names[b]))
+            out.append(
+                Classifications(
+                    idx.astype(np.int64), probs[b, idx], tuple(self.manifest.class_names), names[b]
+                )
+            )
         return out

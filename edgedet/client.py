@@ -1,4 +1,5 @@
-"""A small client for `edgedet serve` (and any Triton model with its inputs/outputs), on tritonclient.
+"""A small client for `edgedet serve` (and any Triton model with its inputs/outputs), on
+tritonclient.
 
     from edgedet.client import DetectorClient
     with DetectorClient("127.0.0.1:8001", class_names=names) as client:
@@ -33,23 +34,41 @@ def unpack(result: dict[str, np.ndarray], class_names=(), source: str = "") -> D
     """One response's arrays (batch dimension 1) -> Detections."""
     n = int(result["num_dets"][0, 0])
     h, w = (int(v) for v in result["image_size"][0])
-    return Detections(result["det_boxes"][0, :n], result["det_scores"][0, :n], result["det_classes"][0, :n],
-                      tuple(class_names), (h, w), source=source)
+    return Detections(
+        result["det_boxes"][0, :n],
+        result["det_scores"][0, :n],
+        result["det_classes"][0, :n],
+        tuple(class_names),
+        (h, w),
+        source=source,
+    )
 
 
 class DetectorClient:
     """Send images to an `edgedet serve` model over gRPC or HTTP; get Detections back."""
 
-    def __init__(self, url: str = "127.0.0.1:8001", model: str = "edgedet", protocol: str = "grpc",
-                 class_names=(), timeout_s: float | None = 60.0) -> None:
+    def __init__(
+        self,
+        url: str = "127.0.0.1:8001",
+        model: str = "edgedet",
+        protocol: str = "grpc",
+        class_names=(),
+        timeout_s: float | None = 60.0,
+    ) -> None:
         if protocol not in ("grpc", "http"):
             raise InputError(f"protocol {protocol!r} is not grpc or http")
         self.module = require(f"tritonclient.{protocol}", "serve", "edgedet.client")
         self.client = self.module.InferenceServerClient(url)
-        self.model, self.protocol, self.class_names, self.timeout_s = model, protocol, tuple(class_names), timeout_s
+        self.model, self.protocol, self.class_names, self.timeout_s = (
+            model,
+            protocol,
+            tuple(class_names),
+            timeout_s,
+        )
 
     def infer_raw(self, data: bytes) -> dict[str, np.ndarray]:
-        """One request: image bytes -> the response arrays (raises tritonclient's InferenceServerException)."""
+        """One request: image bytes -> the response arrays (raises tritonclient's
+        InferenceServerException)."""
         inp = self.module.InferInput(INPUT, [1, 1], "BYTES")
         inp.set_data_from_numpy(np.array([[data]], dtype=np.object_))
         outs = [self.module.InferRequestedOutput(name) for name in OUTPUTS]
@@ -60,8 +79,14 @@ class DetectorClient:
     def detect(self, images) -> list[Detections]:
         """Paths or encoded bytes -> one Detections per image (requests sent one after another)."""
         items = [images] if isinstance(images, (str, os.PathLike, bytes)) else list(images)
-        return [unpack(self.infer_raw(image_bytes(x)), self.class_names, str(x) if not isinstance(x, bytes) else "")
-                for x in items]
+        return [
+            unpack(
+                self.infer_raw(image_bytes(x)),
+                self.class_names,
+                str(x) if not isinstance(x, bytes) else "",
+            )
+            for x in items
+        ]
 
     def close(self) -> None:
         self.client.close()

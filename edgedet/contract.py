@@ -25,7 +25,7 @@ import numpy as np
 from edgedet.errors import ModelError
 
 
-class Vocabulary(str, enum.Enum):
+class Vocabulary(str, enum.Enum):  # noqa: UP042 - StrEnum hashes and reprs by name
     """A closed set of manifest strings. Members are the strings themselves: equal to, hashed,
     formatted, repr'd and JSON-encoded like their value, so manifests, messages and comparisons
     with plain strings stay byte-for-byte what they were. (``click.Choice`` gets tuples of plain
@@ -154,14 +154,22 @@ RAW_BOXES = "boxes"
 RAW_SCORES = "scores"
 RAW_OUTPUTS = (RAW_BOXES, RAW_SCORES)
 # End-to-end heads (DETR family, YOLOv10/YOLO26 end-to-end) need no NMS: score threshold + top-k
-# (edgedet.nms.topk, edgedet/onnx/nms/topk.py). A manifest says so with nms_implementation END_TO_END;
+# (edgedet.nms.topk, edgedet/onnx/nms/topk.py). A manifest says so with nms_implementation
+# END_TO_END;
 # their raw form may add ``labels`` int [B, N] (one class per box; ``scores`` is then [B, N, 1]).
 RAW_LABELS = "labels"
 END_TO_END = NMSImplementation.END_TO_END
 
 # The `--nms` choices: edgedet.onnx.nms registry names, in order of preference (NMSImplementation)
-NMS_IMPLEMENTATIONS = tuple(m.value for m in (NMSImplementation.EDGEDET, NMSImplementation.GRAPH,
-                                              NMSImplementation.EFFICIENT, NMSImplementation.NONE))
+NMS_IMPLEMENTATIONS = tuple(
+    m.value
+    for m in (
+        NMSImplementation.EDGEDET,
+        NMSImplementation.GRAPH,
+        NMSImplementation.EFFICIENT,
+        NMSImplementation.NONE,
+    )
+)
 
 # Optional float32 [1] graph inputs of a model exported with run-time NMS thresholds
 # (--nms edgedet --runtime-thresholds); a runtime feeds them, defaulting to the manifest's values.
@@ -200,7 +208,7 @@ class TensorSpec:
         return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TensorSpec":
+    def from_dict(cls, d: dict) -> TensorSpec:
         return cls(d["name"], d["dtype"], tuple(int(x) for x in d["shape"]))
 
 
@@ -223,7 +231,9 @@ def check_outputs(outputs: dict[str, np.ndarray], kind: str) -> None:
     names = NMS_OUTPUTS if kind == KIND_NMS else RAW_OUTPUTS
     for name in names:
         if name not in outputs:
-            raise ModelError(f"backend returned no '{name}' output; the artifact does not follow the contract")
+            raise ModelError(
+                f"backend returned no '{name}' output; the artifact does not follow the contract"
+            )
     if kind == KIND_NMS:
         b = outputs[NUM_DETS].shape[0]
         k = outputs[DET_BOXES].shape[1]
@@ -233,4 +243,6 @@ def check_outputs(outputs: dict[str, np.ndarray], kind: str) -> None:
         expected = {RAW_BOXES: (b, n, 4), RAW_SCORES: (b, n, outputs[RAW_SCORES].shape[-1])}
     for name, shape in expected.items():
         if tuple(outputs[name].shape) != shape:
-            raise ModelError(f"output '{name}' has shape {tuple(outputs[name].shape)}, the contract says {shape}")
+            raise ModelError(
+                f"output '{name}' has shape {tuple(outputs[name].shape)}, the contract says {shape}"
+            )

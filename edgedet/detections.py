@@ -38,20 +38,36 @@ class Detections:
     def _name(self, c: int) -> str:
         return self.class_names[c] if 0 <= c < len(self.class_names) else f"class{c}"
 
-    def filter(self, min_score: float) -> "Detections":
+    def filter(self, min_score: float) -> Detections:
         keep = self.scores >= min_score
         masks = self.masks[keep] if self.masks is not None else None
-        return Detections(self.boxes[keep], self.scores[keep], self.class_ids[keep], self.class_names,
-                          self.image_size, masks, self.source, dict(self.meta))
+        return Detections(
+            self.boxes[keep],
+            self.scores[keep],
+            self.class_ids[keep],
+            self.class_names,
+            self.image_size,
+            masks,
+            self.source,
+            dict(self.meta),
+        )
 
     def to_coco(self, image_id: int | str, category_ids: list[int] | None = None) -> list[dict]:
-        """COCO-results records: bbox as [x, y, w, h]; category id = class index + 1 unless mapped."""
+        """COCO-results records: bbox as [x, y, w, h]; category id = class index + 1 unless
+        mapped."""
         out = []
-        for (x1, y1, x2, y2), s, c in zip(self.boxes.tolist(), self.scores.tolist(), self.class_ids.tolist()):
+        for (x1, y1, x2, y2), s, c in zip(
+            self.boxes.tolist(), self.scores.tolist(), self.class_ids.tolist()
+        ):
             cat = category_ids[c] if category_ids is not None else c + 1
-            out.append({"image_id": image_id, "category_id": int(cat),
-                        "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
-                        "score": round(float(s), 5)})
+            out.append(
+                {
+                    "image_id": image_id,
+                    "category_id": int(cat),
+                    "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
+                    "score": round(float(s), 5),
+                }
+            )
         return out
 
     def draw(self, image: np.ndarray, min_score: float = 0.0, thickness: int = 2) -> np.ndarray:
@@ -70,7 +86,16 @@ class Detections:
             (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
             ty = max(y1, th + 4)
             cv2.rectangle(canvas, (x1, ty - th - 4), (x1 + tw + 2, ty), color, -1)
-            cv2.putText(canvas, text, (x1 + 1, ty - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(
+                canvas,
+                text,
+                (x1 + 1, ty - 3),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.45,
+                (255, 255, 255),
+                1,
+                cv2.LINE_AA,
+            )
         return canvas
 
     def __repr__(self) -> str:

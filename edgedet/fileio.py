@@ -15,8 +15,9 @@ import os
 import signal
 import tempfile
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Callable, Iterable, Iterator
+from typing import IO
 
 from edgedet.errors import InputError, WriteError
 
@@ -35,21 +36,34 @@ def check_writable(path: str | os.PathLike) -> Path:
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if path.exists() and not path.is_dir() and not path.is_file():
-        raise InputError(f"output path {path} is not a regular file (a device or special file); choose another -o path")
+        raise InputError(
+            f"output path {path} is not a regular file (a device or special file); choose another"
+            " -o path"
+        )
     if str(path.resolve()).startswith(("/proc/", "/sys/", "/dev/")):
-        raise InputError(f"output path {path} is inside a system folder ({str(path.resolve()).split('/')[1]}); "
-                         "choose another -o path")
+        raise InputError(
+            f"output path {path} is inside a system folder ({str(path.resolve()).split('/')[1]}); "
+            "choose another -o path"
+        )
     if path.is_dir():
-        raise InputError(f"output path {path} is a directory; give a file name such as {path / 'model.onnx'}")
+        raise InputError(
+            f"output path {path} is a directory; give a file name such as {path / 'model.onnx'}"
+        )
     if not parent.exists():
         try:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise InputError(f"cannot create output folder {parent}: {exc.strerror}; choose another -o path") from None
+            raise InputError(
+                f"cannot create output folder {parent}: {exc.strerror}; choose another -o path"
+            ) from None
     if not os.access(parent, os.W_OK):
-        raise InputError(f"output folder {parent} is not writable; choose another -o path or fix its permissions")
+        raise InputError(
+            f"output folder {parent} is not writable; choose another -o path or fix its permissions"
+        )
     if path.exists() and not os.access(path, os.W_OK):
-        raise InputError(f"output file {path} exists and is not writable; remove it or choose another -o path")
+        raise InputError(
+            f"output file {path} exists and is not writable; remove it or choose another -o path"
+        )
     return path
 
 
@@ -62,7 +76,9 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """
     path = check_writable(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent or ".")
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent or "."
+        )
     except OSError as exc:
         raise write_error(path, exc) from None
     os.close(fd)
@@ -113,15 +129,24 @@ WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 
 
 def write_error(path: Path, exc: OSError) -> WriteError:
-    """An OSError while writing ``path`` as one line saying what to do; the previous file is kept."""
-    hint = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space (disk quota)",
-            errno.EROFS: "the filesystem is read-only", errno.EFBIG: "the file is too large for this filesystem"}
-    return WriteError(f"cannot write {path}: {exc.strerror or exc}; {hint.get(exc.errno, 'check its permissions')} "
-                      "or choose another output path (nothing was changed)")
+    """An OSError while writing ``path`` as one line saying what to do; the previous file is
+    kept."""
+    hint = {
+        errno.ENOSPC: "free some space",
+        errno.EDQUOT: "free some space (disk quota)",
+        errno.EROFS: "the filesystem is read-only",
+        errno.EFBIG: "the file is too large for this filesystem",
+    }
+    return WriteError(
+        f"cannot write {path}: {exc.strerror or exc};"
+        f" {hint.get(exc.errno, 'check its permissions')} or choose another output path (nothing"
+        " was changed)"
+    )
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """True when ``a`` and ``b`` name one file: same inode if both exist, same resolved path otherwise."""
+    """True when ``a`` and ``b`` name one file: same inode if both exist, same resolved path
+    otherwise."""
     a, b = Path(a), Path(b)
     try:
         if a.exists() and b.exists():
@@ -131,19 +156,25 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return False
 
 
-def check_not_input(outputs: Iterable[str | os.PathLike], inputs: Iterable[str | os.PathLike | None]) -> None:
+def check_not_input(
+    outputs: Iterable[str | os.PathLike], inputs: Iterable[str | os.PathLike | None]
+) -> None:
     """Refuse to write over one of the command's own inputs (or its sidecar manifest)."""
     inputs = [Path(i) for i in inputs if i is not None]
     for out in map(Path, outputs):
         for src in inputs:
             if same_file(out, src):
-                raise InputError(f"output {out} is the same file as the input {src}: writing it would destroy the "
-                                 "input; choose another output path")
+                raise InputError(
+                    f"output {out} is the same file as the input {src}: writing it would destroy"
+                    " the input; choose another output path"
+                )
 
 
-def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (),
-                 sidecar: bool = True) -> Path:
-    """check_writable for an artifact and its ``.json`` sidecar, and that neither is one of ``inputs``
+def check_output(
+    path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (), sidecar: bool = True
+) -> Path:
+    """check_writable for an artifact and its ``.json`` sidecar, and that neither is one of
+    ``inputs``
     (nor an input's sidecar): ``quantize m.onnx -o m.onnx`` would replace the FP32 model."""
     path = check_writable(path)
     outs = [path, Path(f"{path}.json")] if sidecar else [path]
@@ -158,12 +189,22 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike | N
 #
 # Two files cannot be renamed at once, so the commit keeps a journal (written before the temporary
 # files, removed after the last rename) and hard links to the previous pair (no copy).
-# A commit that is cut (exception, SIGKILL, power loss) leaves the journal; ``recover_pair`` then puts
+# A commit that is cut (exception, SIGKILL, power loss) leaves the journal; ``recover_pair`` then
+# puts
 # the previous pair back unless the new one is already complete. SIGINT/SIGTERM are deferred across
-# the renames so Ctrl-C never cuts it. Every state a reader can act on is old-complete or new-complete.
+# the renames so Ctrl-C never cuts it. Every state a reader can act on is old-complete or
+# new-complete.
 
-COMMIT_STEPS = ("temps-written", "backups-linked", "artifact-renamed", "sidecar-renamed", "journal-removed")
-_commit_hook: Callable[[str], None] | None = None  # tests: called at each step (may raise or os._exit)
+COMMIT_STEPS = (
+    "temps-written",
+    "backups-linked",
+    "artifact-renamed",
+    "sidecar-renamed",
+    "journal-removed",
+)
+_commit_hook: Callable[[str], None] | None = (
+    None  # tests: called at each step (may raise or os._exit)
+)
 
 
 def _step(name: str) -> None:
@@ -232,8 +273,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def recover_pair(artifact: str | os.PathLike, sidecar: str | os.PathLike,
-                 complete: Callable[[Path, Path], bool]) -> str | None:
+def recover_pair(
+    artifact: str | os.PathLike, sidecar: str | os.PathLike, complete: Callable[[Path, Path], bool]
+) -> str | None:
     """Finish a commit cut short: keep the new pair if ``complete(artifact, sidecar)``, else put the
     previous pair back. Returns what was done ("kept-new", "restored-old") or None (no journal)."""
     artifact, sidecar = Path(artifact), Path(sidecar)
@@ -243,7 +285,9 @@ def recover_pair(artifact: str | os.PathLike, sidecar: str | os.PathLike,
     absolute = {Path(os.path.abspath(artifact)): artifact, Path(os.path.abspath(sidecar)): sidecar}
     try:
         record = json.loads(journal.read_text())
-        had = {absolute.get(Path(p), Path(p)) for p in record.get("had", [])}  # journal paths are absolute
+        had = {
+            absolute.get(Path(p), Path(p)) for p in record.get("had", [])
+        }  # journal paths are absolute
         temps = [Path(p) for p in record.get("temps", [])]
         writer = int(record.get("pid", 0))
     except (OSError, ValueError, AttributeError, TypeError):
@@ -268,8 +312,13 @@ def recover_pair(artifact: str | os.PathLike, sidecar: str | os.PathLike,
     return "kept-new" if new_ok else "restored-old"
 
 
-def commit_pair(artifact: str | os.PathLike, sidecar: str | os.PathLike, write_artifact: Callable[[Path], None],
-                sidecar_for: Callable[[Path], bytes], complete: Callable[[Path, Path], bool]) -> Path:
+def commit_pair(
+    artifact: str | os.PathLike,
+    sidecar: str | os.PathLike,
+    write_artifact: Callable[[Path], None],
+    sidecar_for: Callable[[Path], bytes],
+    complete: Callable[[Path, Path], bool],
+) -> Path:
     """Write ``artifact`` and its ``sidecar`` as one transaction.
 
     ``write_artifact(tmp)`` writes the artifact's bytes into a temporary path; ``sidecar_for(tmp)``
@@ -288,9 +337,16 @@ def commit_pair(artifact: str | os.PathLike, sidecar: str | os.PathLike, write_a
             temps.append(Path(tmp))
         # the journal first: a kill at any later point is undone by the next reader or writer
         had = [str(p) for p in (artifact, sidecar) if p.exists()]
-        write_bytes_atomic(journal, json.dumps({"had": [os.path.abspath(p) for p in had],
-                                                "temps": [os.path.abspath(t) for t in temps],
-                                                "pid": os.getpid()}).encode())
+        write_bytes_atomic(
+            journal,
+            json.dumps(
+                {
+                    "had": [os.path.abspath(p) for p in had],
+                    "temps": [os.path.abspath(t) for t in temps],
+                    "pid": os.getpid(),
+                }
+            ).encode(),
+        )
         write_artifact(temps[0])
         sidecar_bytes = sidecar_for(temps[0])
         for tmp, data in ((temps[0], None), (temps[1], sidecar_bytes)):

@@ -63,10 +63,16 @@ class InputInfo:
         return {**dataclasses.asdict(self), "shape": list(self.shape)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "InputInfo":
-        return cls(d.get("name", contract.INPUT_NAME), tuple(int(x) for x in d["shape"]),
-                   d.get("dtype", "float32"), int(d.get("pad_value", contract.DEFAULT_PAD_VALUE)),
-                   d.get("resize", "letterbox"), d.get("padding", "center"), d.get("channel_order", "RGB"))
+    def from_dict(cls, d: dict) -> InputInfo:
+        return cls(
+            d.get("name", contract.INPUT_NAME),
+            tuple(int(x) for x in d["shape"]),
+            d.get("dtype", "float32"),
+            int(d.get("pad_value", contract.DEFAULT_PAD_VALUE)),
+            d.get("resize", "letterbox"),
+            d.get("padding", "center"),
+            d.get("channel_order", "RGB"),
+        )
 
 
 @dataclass
@@ -103,7 +109,7 @@ class TensorRTSection:
         return {**d, **self.extra}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TensorRTSection":
+    def from_dict(cls, d: dict) -> TensorRTSection:
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         kw = {k: v for k, v in d.items() if k in known}
         kw["plugins"] = [PluginRecord.from_dict(p) for p in d.get("plugins", [])]
@@ -116,15 +122,21 @@ def _check_tensorrt(t: dict, where: str) -> None:
         return
     if not isinstance(t.get("version"), str):
         raise _field_error(where, "tensorrt.version", "is missing or not a string")
-    for name, kind in (("gpu", dict), ("profiles", list), ("plugins", list),
-                       ("network_flags", list), ("builder_flags", list)):
+    for name, kind in (
+        ("gpu", dict),
+        ("profiles", list),
+        ("plugins", list),
+        ("network_flags", list),
+        ("builder_flags", list),
+    ):
         if not isinstance(t.get(name, kind()), kind):
             what = "an object" if kind is dict else "a list"
             raise _field_error(where, f"tensorrt.{name}", f"must be {what}")
     plugins = t.get("plugins", [])
     if not all(isinstance(p, dict) and isinstance(p.get("file"), str) for p in plugins):
-        raise _field_error(where, "tensorrt.plugins",
-                           "must be a list of objects, each with a 'file' string")
+        raise _field_error(
+            where, "tensorrt.plugins", "must be a list of objects, each with a 'file' string"
+        )
 
 
 @dataclass
@@ -141,7 +153,9 @@ class Manifest:
     nms: NMSParams | None = None
     nms_where: str = contract.NMSWhere.GRAPH  # contract.NMSWhere
     nms_implementation: str = contract.NMSImplementation.GRAPH  # contract.NMSImplementation
-    normalization: dict = field(default_factory=lambda: {"mean": [0.0] * 3, "std": [1.0] * 3, "in_graph": True})
+    normalization: dict = field(
+        default_factory=lambda: {"mean": [0.0] * 3, "std": [1.0] * 3, "in_graph": True}
+    )
     precision: dict = field(default_factory=lambda: {"mode": "fp32"})
     source: dict = field(default_factory=dict)
     artifact: dict = field(default_factory=dict)
@@ -172,10 +186,13 @@ class Manifest:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict, where: str = "manifest") -> "Manifest":
+    def from_dict(cls, d: dict, where: str = "manifest") -> Manifest:
         validate(d, where)
         if d.get("schema") != SCHEMA:
-            raise ManifestError(f"{where}: schema {d.get('schema')!r} is not {SCHEMA!r}; re-export the model with this edgedet")
+            raise ManifestError(
+                f"{where}: schema {d.get('schema')!r} is not {SCHEMA!r}; re-export the model with"
+                " this edgedet"
+            )
         try:
             known = {f.name for f in dataclasses.fields(cls)}
             kw = {k: v for k, v in d.items() if k in known}
@@ -192,29 +209,47 @@ class Manifest:
                 section = d.get("tensorrt")
                 kw["tensorrt"] = TensorRTSection.from_dict(section) if section else None
             except (KeyError, TypeError, ValueError) as exc:
-                raise _field_error(where, "tensorrt",
-                                   f"is invalid ({type(exc).__name__}: {exc})") from None
+                raise _field_error(
+                    where, "tensorrt", f"is invalid ({type(exc).__name__}: {exc})"
+                ) from None
             return cls(**kw)
         except ManifestError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
-            raise ManifestError(f"{where}: malformed manifest ({type(exc).__name__}: {exc}); re-export the model") from None
+            raise ManifestError(
+                f"{where}: malformed manifest ({type(exc).__name__}: {exc}); re-export the model"
+            ) from None
 
 
-VOCABULARIES = {"task": contract.Task, "output_kind": contract.OutputKind,
-                "nms_where": contract.NMSWhere, "nms_implementation": contract.NMSImplementation}
-TASKS = {contract.Task.DETECT: (contract.OutputKind.NMS, contract.OutputKind.RAW),
-         contract.Task.CLASSIFY: (contract.OutputKind.CLASSIFY,)}
+VOCABULARIES = {
+    "task": contract.Task,
+    "output_kind": contract.OutputKind,
+    "nms_where": contract.NMSWhere,
+    "nms_implementation": contract.NMSImplementation,
+}
+TASKS = {
+    contract.Task.DETECT: (contract.OutputKind.NMS, contract.OutputKind.RAW),
+    contract.Task.CLASSIFY: (contract.OutputKind.CLASSIFY,),
+}
 
 
 def _field_error(where: str, name: str, problem: str) -> ManifestError:
-    return ManifestError(f"manifest {where}: field '{name}' {problem}; re-export the model (or fix that field)")
+    return ManifestError(
+        f"manifest {where}: field '{name}' {problem}; re-export the model (or fix that field)"
+    )
 
 
 def json_type(value) -> str:
     """The JSON name of a parsed value's type, for messages."""
-    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null",
-            int: "number", float: "number"}.get(type(value), type(value).__name__)
+    return {
+        dict: "object",
+        list: "array",
+        str: "string",
+        bool: "boolean",
+        type(None): "null",
+        int: "number",
+        float: "number",
+    }.get(type(value), type(value).__name__)
 
 
 def _is_int(x) -> bool:
@@ -224,7 +259,9 @@ def _is_int(x) -> bool:
 def validate(d, where: str = "manifest") -> None:
     """The one manifest schema, checked when a manifest is read: ManifestError naming the field."""
     if not isinstance(d, dict):
-        raise ManifestError(f"manifest {where} holds a JSON {json_type(d)}, not an object; re-export the model")
+        raise ManifestError(
+            f"manifest {where} holds a JSON {json_type(d)}, not an object; re-export the model"
+        )
     if d.get("schema") != SCHEMA:
         raise _field_error(where, "schema", f"is {d.get('schema')!r}, not {SCHEMA!r}")
     for name in ("family", "model"):
@@ -232,23 +269,41 @@ def validate(d, where: str = "manifest") -> None:
             raise _field_error(where, name, "is missing or not a string")
     names = d.get("class_names")
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise _field_error(where, "class_names", f"must be a list of strings, not {type(names).__name__}")
+        raise _field_error(
+            where, "class_names", f"must be a list of strings, not {type(names).__name__}"
+        )
     task = d.get("task", "detect")
     if task not in TASKS:
         raise _field_error(where, "task", f"is {task!r}, not one of {', '.join(TASKS)}")
     kind = d.get("output_kind")
     if kind not in TASKS[task]:
-        raise _field_error(where, "output_kind", f"is {kind!r}, but task {task!r} needs "
-                           f"{' or '.join(repr(k) for k in TASKS[task])}")
+        raise _field_error(
+            where,
+            "output_kind",
+            f"is {kind!r}, but task {task!r} needs {' or '.join(repr(k) for k in TASKS[task])}",
+        )
     inp = d.get("input")
     if not isinstance(inp, dict):
         raise _field_error(where, "input", "is missing or not an object")
     shape = inp.get("shape")
-    if (not isinstance(shape, list) or len(shape) != 4 or not all(_is_int(x) for x in shape)
-            or shape[1] != 3 or shape[2] < 1 or shape[3] < 1 or not (shape[0] == -1 or shape[0] >= 1)):
-        raise _field_error(where, "input.shape", f"is {shape!r}; it must be [B, 3, H, W] with B >= 1 or -1")
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 4
+        or not all(_is_int(x) for x in shape)
+        or shape[1] != 3
+        or shape[2] < 1
+        or shape[3] < 1
+        or not (shape[0] == -1 or shape[0] >= 1)
+    ):
+        raise _field_error(
+            where, "input.shape", f"is {shape!r}; it must be [B, 3, H, W] with B >= 1 or -1"
+        )
     if inp.get("dtype", "float32") not in contract.INPUT_DTYPES:
-        raise _field_error(where, "input.dtype", f"is {inp.get('dtype')!r}, not one of {', '.join(contract.INPUT_DTYPES)}")
+        raise _field_error(
+            where,
+            "input.dtype",
+            f"is {inp.get('dtype')!r}, not one of {', '.join(contract.INPUT_DTYPES)}",
+        )
     pad = inp.get("pad_value", contract.DEFAULT_PAD_VALUE)
     if not _is_int(pad) or not 0 <= pad <= 255:
         raise _field_error(where, "input.pad_value", f"is {pad!r}; it must be an integer 0..255")
@@ -256,17 +311,31 @@ def validate(d, where: str = "manifest") -> None:
         if not isinstance(inp.get(name, ""), str):
             raise _field_error(where, f"input.{name}", "must be a string")
     ids = d.get("category_ids")
-    if ids is not None and (not isinstance(ids, list) or len(ids) != len(names) or not all(_is_int(i) for i in ids)):
-        raise _field_error(where, "category_ids", f"must list one integer per class ({len(names)}), "
-                           f"got {len(ids) if isinstance(ids, list) else type(ids).__name__}")
+    if ids is not None and (
+        not isinstance(ids, list) or len(ids) != len(names) or not all(_is_int(i) for i in ids)
+    ):
+        raise _field_error(
+            where,
+            "category_ids",
+            f"must list one integer per class ({len(names)}), "
+            f"got {len(ids) if isinstance(ids, list) else type(ids).__name__}",
+        )
     if d.get("nms_where", "graph") not in NMS_WHERE:
-        raise _field_error(where, "nms_where", f"is {d.get('nms_where')!r}, not one of {', '.join(NMS_WHERE)}")
+        raise _field_error(
+            where, "nms_where", f"is {d.get('nms_where')!r}, not one of {', '.join(NMS_WHERE)}"
+        )
     if d.get("nms_implementation", "graph") not in contract.NMSImplementation.values():
-        raise _field_error(where, "nms_implementation", f"is {d.get('nms_implementation')!r}, "
-                           f"not one of {', '.join(contract.NMSImplementation.values())}")
+        raise _field_error(
+            where,
+            "nms_implementation",
+            f"is {d.get('nms_implementation')!r}, "
+            f"not one of {', '.join(contract.NMSImplementation.values())}",
+        )
     if d.get("nms") is not None and not isinstance(d["nms"], dict):
         raise _field_error(where, "nms", "must be an object or null")
-    if not isinstance(d.get("outputs", []), list) or not all(isinstance(o, dict) for o in d.get("outputs", [])):
+    if not isinstance(d.get("outputs", []), list) or not all(
+        isinstance(o, dict) for o in d.get("outputs", [])
+    ):
         raise _field_error(where, "outputs", "must be a list of objects")
     for name in ("normalization", "precision", "source", "artifact", "tools", "notes", "tensorrt"):
         if not isinstance(d.get(name, {}), dict):
@@ -275,11 +344,21 @@ def validate(d, where: str = "manifest") -> None:
 
 
 def tool_versions(extra: tuple[str, ...] = ()) -> dict:
-    """Versions of the packages that shaped an artifact (only those already imported or asked for)."""
+    """Versions of the packages that shaped an artifact (only those already imported or asked
+    for)."""
     import importlib.metadata as md
     import sys
 
-    names = ("edgedet", "numpy", "onnx", "onnxruntime", "onnxslim", "torch", "torchvision", "tensorrt") + extra
+    names = (
+        "edgedet",
+        "numpy",
+        "onnx",
+        "onnxruntime",
+        "onnxslim",
+        "torch",
+        "torchvision",
+        "tensorrt",
+    ) + extra
     out = {"python": platform.python_version()}
     for name in names:
         if name in sys.modules or name in extra or name == "edgedet":
@@ -311,7 +390,7 @@ ONNX_MARK = "edgedet.artifact"  # metadata_props key of every ONNX file edgedet 
 
 
 def _stamp(manifest: Manifest, output: Path) -> None:
-    manifest.created = manifest.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    manifest.created = manifest.created or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     manifest.tools = {**tool_versions(), **manifest.tools}
 
 
@@ -319,7 +398,9 @@ def pair_complete(artifact: str | os.PathLike, sidecar: str | os.PathLike) -> bo
     """True when ``sidecar`` is a manifest describing exactly the bytes of ``artifact``."""
     try:
         rec = json.loads(Path(sidecar).read_bytes()).get("artifact", {})
-        return Path(artifact).stat().st_size == rec.get("bytes") and sha256_file(artifact) == rec.get("sha256")
+        return Path(artifact).stat().st_size == rec.get("bytes") and sha256_file(
+            artifact
+        ) == rec.get("sha256")
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -327,7 +408,8 @@ def pair_complete(artifact: str | os.PathLike, sidecar: str | os.PathLike) -> bo
 def write_artifact(output: str | os.PathLike, data, manifest: Manifest) -> Path:
     """Write an artifact and its manifest as one transaction (see ``edgedet.fileio.commit_pair``).
 
-    ``data`` is bytes-like, or a callable that writes the artifact into the temporary path it is given.
+    ``data`` is bytes-like, or a callable that writes the artifact into the temporary path it is
+    given.
     On any failure or interrupt the previous pair (or nothing) stays on disk, never a mixed pair.
     """
     output = Path(output)
@@ -340,8 +422,12 @@ def write_artifact(output: str | os.PathLike, data, manifest: Manifest) -> Path:
                 fh.write(memoryview(data))
 
     def sidecar_for(tmp: Path) -> bytes:
-        manifest.artifact = {"file": output.name, "format": output.suffix.lstrip(".") or "bin",
-                             "bytes": tmp.stat().st_size, "sha256": sha256_file(tmp)}
+        manifest.artifact = {
+            "file": output.name,
+            "format": output.suffix.lstrip(".") or "bin",
+            "bytes": tmp.stat().st_size,
+            "sha256": sha256_file(tmp),
+        }
         _stamp(manifest, output)
         return (json.dumps(manifest.to_dict(), indent=2) + "\n").encode()
 
@@ -350,7 +436,8 @@ def write_artifact(output: str | os.PathLike, data, manifest: Manifest) -> Path:
 
 
 def write_onnx_artifact(model, output: str | os.PathLike, manifest: Manifest) -> Path:
-    """Mark an ONNX ModelProto as edgedet's (so it is refused without its manifest), then write_artifact."""
+    """Mark an ONNX ModelProto as edgedet's (so it is refused without its manifest), then
+    write_artifact."""
     for prop in list(model.metadata_props):
         if prop.key == ONNX_MARK:
             model.metadata_props.remove(prop)
@@ -360,17 +447,21 @@ def write_onnx_artifact(model, output: str | os.PathLike, manifest: Manifest) ->
 
 
 def recover(artifact: str | os.PathLike) -> None:
-    """Finish a write cut short (power loss, kill -9) before reading: previous pair back, or new kept."""
+    """Finish a write cut short (power loss, kill -9) before reading: previous pair back, or new
+    kept."""
     if journal_path(artifact).exists():
         try:
             recover_pair(artifact, manifest_path(artifact), pair_complete)
         except OSError as exc:
-            raise ManifestError(f"{artifact}: an interrupted write left {journal_path(artifact)} and it cannot be "
-                                f"recovered here ({exc.strerror}); re-export the model") from None
+            raise ManifestError(
+                f"{artifact}: an interrupted write left {journal_path(artifact)} and it cannot be "
+                f"recovered here ({exc.strerror}); re-export the model"
+            ) from None
 
 
 def made_by_edgedet(artifact: str | os.PathLike) -> str | None:
-    """Why ``artifact`` (with no manifest) must be one of ours, or None: the ONNX mark or EdgeDetNMS op."""
+    """Why ``artifact`` (with no manifest) must be one of ours, or None: the ONNX mark or EdgeDetNMS
+    op."""
     path = Path(artifact)
     try:
         with open(path, "rb") as fh:
@@ -391,22 +482,32 @@ def read_manifest(artifact: str | os.PathLike, verify: bool = True) -> Manifest:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ManifestError(f"no manifest {path} beside {artifact}; export with edgedet or use attach-nms") from None
+        raise ManifestError(
+            f"no manifest {path} beside {artifact}; export with edgedet or use attach-nms"
+        ) from None
     except OSError as exc:
-        raise ManifestError(f"manifest {path} cannot be read ({exc.strerror}); check its permissions") from None
+        raise ManifestError(
+            f"manifest {path} cannot be read ({exc.strerror}); check its permissions"
+        ) from None
     try:
         d = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ManifestError(f"manifest {path} is not UTF-8 text; re-export the model") from None
     except ValueError as exc:
-        raise ManifestError(f"manifest {path} is not valid JSON ({exc}); re-export the model") from None
+        raise ManifestError(
+            f"manifest {path} is not valid JSON ({exc}); re-export the model"
+        ) from None
     manifest = Manifest.from_dict(d, where=str(path))
     if verify and manifest.artifact.get("sha256"):
         size = Path(artifact).stat().st_size
-        if size != manifest.artifact.get("bytes") or sha256_file(artifact) != manifest.artifact["sha256"]:
+        if (
+            size != manifest.artifact.get("bytes")
+            or sha256_file(artifact) != manifest.artifact["sha256"]
+        ):
             raise ManifestError(
-                f"{artifact} does not match its manifest {path} (size/sha256 differ): the file was changed "
-                "or truncated after export; re-export it, or pass verify=False to skip this check"
+                f"{artifact} does not match its manifest {path} (size/sha256 differ): the file was"
+                " changed or truncated after export; re-export it, or pass verify=False to skip"
+                " this check"
             )
     return manifest
 
@@ -416,7 +517,10 @@ def random_weights_note(manifest: Manifest, name) -> str | None:
     source = manifest.source or {}
     while isinstance(source, dict):
         if source.get("random_init"):
-            return (f"{name} has randomly initialised weights (exported without --weights): its detections mean "
-                    "nothing; re-export with --weights FILE (a torchvision state_dict) for real results")
+            return (
+                f"{name} has randomly initialised weights (exported without --weights): its"
+                " detections mean nothing; re-export with --weights FILE (a torchvision"
+                " state_dict) for real results"
+            )
         source = source.get("from")
     return None

@@ -29,7 +29,9 @@ class Problem:
     flag: str  # the attach-nms flag that fixes it ('' when none does)
 
 
-def raw_output_problems(boxes: np.ndarray, scores: np.ndarray, height: int, width: int) -> list[Problem]:
+def raw_output_problems(
+    boxes: np.ndarray, scores: np.ndarray, height: int, width: int
+) -> list[Problem]:
     """Problems of raw ``boxes`` [B, N, 4] / ``scores`` [B, N, C] for an input of height x width."""
     boxes, scores = np.asarray(boxes, np.float64), np.asarray(scores, np.float64)
     if not (np.all(np.isfinite(boxes)) and np.all(np.isfinite(scores))):
@@ -37,8 +39,17 @@ def raw_output_problems(boxes: np.ndarray, scores: np.ndarray, height: int, widt
     problems = []
     lo, hi = float(scores.min(initial=0)), float(scores.max(initial=0))
     if lo < -1e-3 or hi > 1 + 1e-3:
-        problems.append(Problem("logits", f"scores range {lo:.3g}..{hi:.3g}, not probabilities in 0..1 (logits)",
-                                "--score-activation" if scores.shape[-1] == 1 else "--score-activation (or --softmax)"))
+        problems.append(
+            Problem(
+                "logits",
+                f"scores range {lo:.3g}..{hi:.3g}, not probabilities in 0..1 (logits)",
+                (
+                    "--score-activation"
+                    if scores.shape[-1] == 1
+                    else "--score-activation (or --softmax)"
+                ),
+            )
+        )
     problems += box_problems(boxes.reshape(-1, 4), height, width)
     return problems
 
@@ -50,26 +61,58 @@ def box_problems(boxes: np.ndarray, height: int, width: int) -> list[Problem]:
     side = max(height, width)
     extent = float(np.percentile(np.abs(boxes), 99))
     if side >= 32 and extent <= 1.5:
-        return [Problem("normalized", f"boxes lie within 0..{extent:.2g} of a {height}x{width} input "
-                        "(normalised coordinates)", "--normalized")]
+        return [
+            Problem(
+                "normalized",
+                f"boxes lie within 0..{extent:.2g} of a {height}x{width} input "
+                "(normalised coordinates)",
+                "--normalized",
+            )
+        ]
     if side >= 32 and extent < 0.05 * side:
-        return [Problem("undecoded", f"all boxes sit within {extent:.2g} px of the origin of a {height}x{width} "
-                        "input (raw grid offsets, not decoded boxes)", "--decode yolox (or --decode ltrb)")]
+        return [
+            Problem(
+                "undecoded",
+                f"all boxes sit within {extent:.2g} px of the origin of a {height}x{width} "
+                "input (raw grid offsets, not decoded boxes)",
+                "--decode yolox (or --decode ltrb)",
+            )
+        ]
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-    outside = float(np.mean((cx < -0.25 * width) | (cx > 1.25 * width) | (cy < -0.25 * height) | (cy > 1.25 * height)))
+    outside = float(
+        np.mean(
+            (cx < -0.25 * width)
+            | (cx > 1.25 * width)
+            | (cy < -0.25 * height)
+            | (cy > 1.25 * height)
+        )
+    )
     if outside > 0.5:
-        return [Problem("outside", f"{outside:.0%} of box centres lie far outside the {height}x{width} input (deltas "
-                        "against prior boxes, or another unit)", "--decode ssd --anchors PRIORS")]
+        return [
+            Problem(
+                "outside",
+                f"{outside:.0%} of box centres lie far outside the {height}x{width} input (deltas "
+                "against prior boxes, or another unit)",
+                "--decode ssd --anchors PRIORS",
+            )
+        ]
     inverted = float(np.mean((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])))
     if inverted > 0.5:
-        return [Problem("inverted", f"{inverted:.0%} of boxes have x2 < x1 or y2 < y1 (centre and size, "
-                        "not corners)", "--box-format cxcywh")]
+        return [
+            Problem(
+                "inverted",
+                f"{inverted:.0%} of boxes have x2 < x1 or y2 < y1 (centre and size, not corners)",
+                "--box-format cxcywh",
+            )
+        ]
     return []
 
 
-def detection_problems(det_boxes: np.ndarray, num_dets: np.ndarray, height: int, width: int) -> list[Problem]:
+def detection_problems(
+    det_boxes: np.ndarray, num_dets: np.ndarray, height: int, width: int
+) -> list[Problem]:
     """Problems of NMS-form outputs: kept boxes [B, K, 4] (first num_dets rows valid)."""
-    kept = [det_boxes[b, :int(n)] for b, n in enumerate(np.asarray(num_dets).reshape(-1))]
+    kept = [det_boxes[b, : int(n)] for b, n in enumerate(np.asarray(num_dets).reshape(-1))]
     boxes = np.concatenate(kept) if kept else np.zeros((0, 4))
     return [p for p in box_problems(boxes, height, width) if p.what != "inverted"]
 
@@ -81,15 +124,25 @@ def refuse_implausible(outputs: dict, kind: str, height: int, width: int, path) 
     from edgedet.errors import ModelError
 
     if kind == contract.KIND_RAW:
-        problems = raw_output_problems(outputs[contract.RAW_BOXES], outputs[contract.RAW_SCORES], height, width)
+        problems = raw_output_problems(
+            outputs[contract.RAW_BOXES], outputs[contract.RAW_SCORES], height, width
+        )
         command = f"edgedet attach-nms {path} --boxes boxes --scores scores"
     else:
-        problems = detection_problems(outputs[contract.DET_BOXES], outputs[contract.NUM_DETS], height, width)
+        problems = detection_problems(
+            outputs[contract.DET_BOXES], outputs[contract.NUM_DETS], height, width
+        )
         command = ""
     if not problems:
         return
     p = problems[0]
-    fix = (f"if it is a third-party detector, convert it: {command} {p.flag} -o converted.onnx "
-           f"(`edgedet attach-nms {path} --inspect` suggests every flag)") if command else \
-        "re-export it with edgedet (its sidecar manifest is missing)"
-    raise ModelError(f"{path} has no manifest and its outputs do not follow the edgedet contract: {p.message}; {fix}")
+    fix = (
+        f"if it is a third-party detector, convert it: {command} {p.flag} -o converted.onnx "
+        f"(`edgedet attach-nms {path} --inspect` suggests every flag)"
+        if command
+        else "re-export it with edgedet (its sidecar manifest is missing)"
+    )
+    raise ModelError(
+        f"{path} has no manifest and its outputs do not follow the edgedet contract: {p.message};"
+        f" {fix}"
+    )

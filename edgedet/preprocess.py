@@ -42,7 +42,9 @@ class LetterboxInfo:
     pad_y: float
     orig_h: int
     orig_w: int
-    scale_y: float | None = None  # stretch resize: the vertical scale (``scale`` is then the horizontal one)
+    scale_y: float | None = (
+        None  # stretch resize: the vertical scale (``scale`` is then the horizontal one)
+    )
 
 
 def read_image(path: str | os.PathLike | BinaryIO) -> np.ndarray:
@@ -54,7 +56,9 @@ def read_image(path: str | os.PathLike | BinaryIO) -> np.ndarray:
     return _decode(path)[0]
 
 
-def read_image_for_input(path: str | os.PathLike, height: int, width: int) -> tuple[np.ndarray, tuple[int, int]]:
+def read_image_for_input(
+    path: str | os.PathLike, height: int, width: int
+) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode for a (height, width) network input: (RGB uint8 [h, w, 3], (orig_h, orig_w)).
 
     A JPEG much larger than the input decodes at 1/2, 1/4 or 1/8 scale straight from its DCT
@@ -70,12 +74,19 @@ def read_image_for_input(path: str | os.PathLike, height: int, width: int) -> tu
 def _decode(path, draft: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int]]:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    path = path if hasattr(path, "read") else Path(path)  # a file object: bytes in memory (edgedet serve)
+    path = (
+        path if hasattr(path, "read") else Path(path)
+    )  # a file object: bytes in memory (edgedet serve)
     try:
         data = path.read() if hasattr(path, "read") else path.read_bytes()
-        with Image.open(io.BytesIO(data)) as im:  # header only: size, format, EXIF; pixels decode below
+        with Image.open(
+            io.BytesIO(data)
+        ) as im:  # header only: size, format, EXIF; pixels decode below
             if im.width * im.height > MAX_PIXELS:
-                raise InputError(f"image {path} is {im.width}x{im.height}, larger than edgedet accepts; downscale it first")
+                raise InputError(
+                    f"image {path} is {im.width}x{im.height}, larger than edgedet accepts;"
+                    " downscale it first"
+                )
             if im.width == 0 or im.height == 0:
                 raise InputError(f"image {path} has zero size")
             full = (im.height, im.width)
@@ -89,37 +100,57 @@ def _decode(path, draft: tuple[int, int] | None = None) -> tuple[np.ndarray, tup
                     return rgb, full
             if orientation in (5, 6, 7, 8):  # EXIF orientations that swap width and height
                 full = full[::-1]
-            if orientation in range(2, 9):  # exif_transpose copies the whole image even when there is nothing to do
+            if orientation in range(
+                2, 9
+            ):  # exif_transpose copies the whole image even when there is nothing to do
                 im = ImageOps.exif_transpose(im)
             return _to_rgb8(im, path), full
     except FileNotFoundError:
         raise InputError(f"image {path} does not exist") from None
     except IsADirectoryError:
-        raise InputError(f"{path} is a folder; pass image files or use a folder argument where accepted") from None
+        raise InputError(
+            f"{path} is a folder; pass image files or use a folder argument where accepted"
+        ) from None
     except PermissionError:
-        raise InputError(f"image {path} cannot be read (permission denied); fix its permissions") from None
+        raise InputError(
+            f"image {path} cannot be read (permission denied); fix its permissions"
+        ) from None
     except UnidentifiedImageError:
-        raise InputError(f"{path} is not an image Pillow can decode (empty, corrupt or another file type)") from None
+        raise InputError(
+            f"{path} is not an image Pillow can decode (empty, corrupt or another file type)"
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"image {path} is corrupt or truncated ({exc}); re-save or remove it") from None
+        raise InputError(
+            f"image {path} is corrupt or truncated ({exc}); re-save or remove it"
+        ) from None
     except Image.DecompressionBombError:
-        raise InputError(f"image {path} is too large to decode safely; downscale it first") from None
+        raise InputError(
+            f"image {path} is too large to decode safely; downscale it first"
+        ) from None
 
 
-# cv2.imdecode flags for a JPEG decoded at 1/scale; IMREAD_COLOR_RGB (OpenCV >= 4.11) saves a BGR->RGB pass
+# cv2.imdecode flags for a JPEG decoded at 1/scale; IMREAD_COLOR_RGB (OpenCV >= 4.11) saves a
+# BGR->RGB pass
 _CV2_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
-_CV2_SCALE = {1: cv2.IMREAD_GRAYSCALE, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
-              8: cv2.IMREAD_REDUCED_GRAYSCALE_8}  # the scale bits; the colour bit is added below
+_CV2_SCALE = {
+    1: cv2.IMREAD_GRAYSCALE,
+    2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
+    4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+    8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
+}  # the scale bits; the colour bit is added below
 _JPEG_END = b"\xff\xd9"
 
 
 def _decode_jpeg_cv2(data: bytes, scale: int, size: tuple[int, int]) -> np.ndarray | None:
     """Pixels of a YCbCr JPEG without EXIF rotation by OpenCV (RGB uint8 [h, w, 3]), or None to let
     Pillow decode it. Both wrap libjpeg-turbo with the same settings (bit-identical pixels, full and
-    DCT-scaled: tests/edgedet/test_fast_preprocess.py), but OpenCV writes 3-byte pixels straight into the
+    DCT-scaled: tests/edgedet/test_fast_preprocess.py), but OpenCV writes 3-byte pixels straight
+    into the
     array where Pillow unpacks into its 4-byte layout and copies out again: a 640x480 photo decodes
     in ~0.65x the time (docs/performance.md). OpenCV's libjpeg only warns about a truncated file and
-    fills the rest grey, so a file not ending in the JPEG end marker is left to Pillow, which refuses it."""
+    fills the rest grey, so a file not ending in the JPEG end marker is left to Pillow, which
+    refuses it.
+    """
     if scale not in _CV2_SCALE or not data.rstrip(b"\0").endswith(_JPEG_END):
         return None
     flags = _CV2_SCALE[scale] | cv2.IMREAD_IGNORE_ORIENTATION
@@ -151,7 +182,8 @@ def _to_rgb8(im, path) -> np.ndarray:
 
 
 def as_rgb8(image: np.ndarray, name: str = "image") -> np.ndarray:
-    """Validate an in-memory image: HxWx3 (or HxW) uint8 RGB; float 0..1 and uint16 are converted."""
+    """Validate an in-memory image: HxWx3 (or HxW) uint8 RGB; float 0..1 and uint16 are
+    converted."""
     arr = np.asarray(image)
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
@@ -166,19 +198,27 @@ def as_rgb8(image: np.ndarray, name: str = "image") -> np.ndarray:
 def _array_to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
     """One rule per dtype, never guessed from the pixel values: floats are 0..1, uint16 is rescaled
     from 0..65535 (as 16-bit files are), other integers must already be 0..255."""
-    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise InputError(f"{name} has dtype {arr.dtype}; expected uint8 RGB (or float 0..1, uint16)")
+    if arr.dtype == np.bool_ or not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
+        raise InputError(
+            f"{name} has dtype {arr.dtype}; expected uint8 RGB (or float 0..1, uint16)"
+        )
     if np.issubdtype(arr.dtype, np.floating):
         if not np.all(np.isfinite(arr)):
             raise InputError(f"{name} contains NaN or Inf pixel values")
         if arr.min(initial=0) < 0 or arr.max(initial=0) > 1:
-            raise InputError(f"{name} is a float image with values outside 0..1 (max {float(arr.max()):.4g}); "
-                             "float images must be 0..1: divide by 255, or pass uint8")
+            raise InputError(
+                f"{name} is a float image with values outside 0..1 (max {float(arr.max()):.4g}); "
+                "float images must be 0..1: divide by 255, or pass uint8"
+            )
         return (arr.astype(np.float64) * 255.0 + 0.5).astype(np.uint8)
     if arr.dtype == np.uint16:
         return (arr.astype(np.float64) / 65535.0 * 255.0 + 0.5).astype(np.uint8)
     if arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
-        raise InputError(f"{name} is a {arr.dtype} image with values outside 0..255; pass uint8 RGB (or uint16)")
+        raise InputError(
+            f"{name} is a {arr.dtype} image with values outside 0..255; pass uint8 RGB (or uint16)"
+        )
     return arr.astype(np.uint8)
 
 
@@ -189,8 +229,13 @@ def letterbox_info(orig_h: int, orig_w: int, height: int, width: int) -> Letterb
     return LetterboxInfo(scale, (width - new_w) / 2, (height - new_h) / 2, orig_h, orig_w)
 
 
-def letterbox(image: np.ndarray, height: int, width: int, pad_value: int = 114,
-              source_size: tuple[int, int] | None = None) -> tuple[np.ndarray, LetterboxInfo]:
+def letterbox(
+    image: np.ndarray,
+    height: int,
+    width: int,
+    pad_value: int = 114,
+    source_size: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, LetterboxInfo]:
     """Resize ``image`` [H, W, 3] uint8 into a (height, width) canvas, keeping aspect ratio.
 
     Returns the canvas [height, width, 3] uint8 and the :class:`LetterboxInfo` to map
@@ -205,7 +250,7 @@ def letterbox(image: np.ndarray, height: int, width: int, pad_value: int = 114,
     resized = image if same else cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     top, left = int(info.pad_y), int(info.pad_x)
     canvas = np.full((height, width, 3), pad_value, dtype=np.uint8)
-    canvas[top:top + new_h, left:left + new_w] = resized
+    canvas[top : top + new_h, left : left + new_w] = resized
     # store the integer offsets actually used so the inverse is exact
     return canvas, LetterboxInfo(info.scale, float(left), float(top), h, w)
 
@@ -221,9 +266,14 @@ def to_input(canvases: list[np.ndarray], dtype: str = "float32") -> np.ndarray:
     h, w, channels = canvases[0].shape
     out = np.empty((len(canvases), channels, h, w), dtype=np.float32)
     for b, canvas in enumerate(canvases):
-        # cv2.split de-interleaves with SIMD; assigning a contiguous uint8 plane converts it in one pass.
+        # cv2.split de-interleaves with SIMD; assigning a contiguous uint8 plane converts it in one
+        # pass.
         # ~0.7x the time of a multiply reading the HWC canvas through a transposed view (same bits)
-        planes = cv2.split(canvas) if canvas.flags.c_contiguous else [canvas[..., c] for c in range(channels)]
+        planes = (
+            cv2.split(canvas)
+            if canvas.flags.c_contiguous
+            else [canvas[..., c] for c in range(channels)]
+        )
         for c, plane in enumerate(planes):
             out[b, c] = plane
     out *= np.float32(1.0 / 255.0)  # float32(pixel) * float32(1/255), as before
@@ -244,33 +294,55 @@ PADDINGS = ("center", "top-left")
 CHANNEL_ORDERS = ("RGB", "BGR")
 
 
-def stretch(image: np.ndarray, height: int, width: int,
-            source_size: tuple[int, int] | None = None) -> tuple[np.ndarray, LetterboxInfo]:
+def stretch(
+    image: np.ndarray, height: int, width: int, source_size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, LetterboxInfo]:
     """Resize ``image`` [H, W, 3] to exactly (height, width), not keeping aspect (SSD-style models
     were trained this way; letterboxing them shifts every box). Bilinear, like :func:`letterbox`;
     ``source_size`` as there."""
     h, w = source_size or image.shape[:2]
-    canvas = image if image.shape[:2] == (height, width) else cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    canvas = (
+        image
+        if image.shape[:2] == (height, width)
+        else cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    )
     return canvas, LetterboxInfo(width / w, 0.0, 0.0, h, w, scale_y=height / h)
 
 
-def letterbox_top_left(image: np.ndarray, height: int, width: int, pad_value: int = 114,
-                       source_size: tuple[int, int] | None = None) -> tuple[np.ndarray, LetterboxInfo]:
-    """YOLOX's letterbox: the image in the top-left corner, all padding right/bottom, and the resized
+def letterbox_top_left(
+    image: np.ndarray,
+    height: int,
+    width: int,
+    pad_value: int = 114,
+    source_size: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, LetterboxInfo]:
+    """YOLOX's letterbox: the image in the top-left corner, all padding right/bottom, and the
+    resized
     size truncated as YOLOX's ``preproc`` does (``int(w * r)``; :func:`letterbox` rounds).
     ``source_size`` as in :func:`letterbox`."""
     h, w = source_size or image.shape[:2]
     info = letterbox_info(h, w, height, width)
     new_w, new_h = max(1, int(w * info.scale)), max(1, int(h * info.scale))
-    resized = image if (new_h, new_w) == image.shape[:2] else cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    resized = (
+        image
+        if (new_h, new_w) == image.shape[:2]
+        else cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    )
     canvas = np.full((height, width, 3), pad_value, dtype=np.uint8)
     canvas[:new_h, :new_w] = resized
     return canvas, LetterboxInfo(info.scale, 0.0, 0.0, h, w)
 
 
-def fit_to_input(image: np.ndarray, height: int, width: int, pad_value: int = 114, resize: str = "letterbox",
-                 padding: str = "center", channel_order: str = "RGB",
-                 source_size: tuple[int, int] | None = None) -> tuple[np.ndarray, LetterboxInfo]:
+def fit_to_input(
+    image: np.ndarray,
+    height: int,
+    width: int,
+    pad_value: int = 114,
+    resize: str = "letterbox",
+    padding: str = "center",
+    channel_order: str = "RGB",
+    source_size: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, LetterboxInfo]:
     """Bring an RGB image to the model input as its manifest says (``InputInfo.resize``,
     ``padding``, ``channel_order``); the defaults are exactly :func:`letterbox`. ``source_size``:
     ``image`` is a reduced decode (:func:`read_image_for_input`) of an image of that (h, w)."""
@@ -281,12 +353,17 @@ def fit_to_input(image: np.ndarray, height: int, width: int, pad_value: int = 11
     elif resize == "stretch":
         canvas, info = stretch(image, height, width, source_size)
     else:
-        raise InputError(f"the manifest asks for resize '{resize}' with padding '{padding}'; edgedet knows resize "
-                         f"{'/'.join(RESIZE_MODES)} and padding {'/'.join(PADDINGS)}: re-create the manifest")
+        raise InputError(
+            f"the manifest asks for resize '{resize}' with padding '{padding}'; edgedet knows"
+            f" resize {'/'.join(RESIZE_MODES)} and padding {'/'.join(PADDINGS)}: re-create the"
+            " manifest"
+        )
     if channel_order == "BGR":
         canvas = canvas[..., ::-1]
     elif channel_order != "RGB":
-        raise InputError(f"the manifest asks for channel order '{channel_order}'; edgedet knows RGB and BGR")
+        raise InputError(
+            f"the manifest asks for channel order '{channel_order}'; edgedet knows RGB and BGR"
+        )
     return canvas, info
 
 
@@ -295,7 +372,9 @@ def list_images(folder: str | os.PathLike, limit: int | None = None) -> list[Pat
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder} is not a folder of images")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
     if not files:
         raise InputError(f"folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return files[:limit] if limit else files

@@ -1,4 +1,5 @@
-"""`edgedet serve`: any edgedet detector behind the real Triton Inference Server (``nvidia-pytriton``).
+"""`edgedet serve`: any edgedet detector behind the real Triton Inference Server
+(``nvidia-pytriton``).
 
 PyTriton runs NVIDIA's ``tritonserver`` binary (bundled in its wheel) and hands each batch that
 Triton's dynamic batcher forms to a Python callable; here that callable decodes the requests' image
@@ -36,7 +37,8 @@ OUTPUTS = ("num_dets", "det_boxes", "det_scores", "det_classes", "image_size")
 
 @dataclass
 class ServeOptions:
-    """Where and how Triton serves the model (ports 0 are not allowed: clients need to know them)."""
+    """Where and how Triton serves the model (ports 0 are not allowed: clients need to know
+    them)."""
 
     name: str = "edgedet"
     address: str = "127.0.0.1"
@@ -51,21 +53,31 @@ class ServeOptions:
     providers: str | None = None
     log_verbose: int = 0
     decode_threads: int = 0  # threads decoding a batch's images; 0: one per CPU core
-    threads: int | None = None  # ONNX Runtime intra-op threads per instance; None: ONNX Runtime's default
+    threads: int | None = (
+        None  # ONNX Runtime intra-op threads per instance; None: ONNX Runtime's default
+    )
 
     def validate(self) -> None:
         if self.instances < 1 or self.max_batch < 1:
-            raise InputError(f"--instances and --max-batch must be >= 1 (got {self.instances}, {self.max_batch})")
+            raise InputError(
+                f"--instances and --max-batch must be >= 1 (got {self.instances}, {self.max_batch})"
+            )
         if self.decode_threads < 0 or (self.threads is not None and self.threads < 1):
-            raise InputError(f"--decode-threads must be >= 0 and --threads >= 1 (got {self.decode_threads}, "
-                             f"{self.threads})")
+            raise InputError(
+                f"--decode-threads must be >= 0 and --threads >= 1 (got {self.decode_threads}, "
+                f"{self.threads})"
+            )
         ports = (self.http_port, self.grpc_port, self.metrics_port)
         if len(set(ports)) != 3 or not all(0 < p < 65536 for p in ports):
-            raise InputError(f"--http-port, --grpc-port and --metrics-port must be three distinct ports; got {ports}")
+            raise InputError(
+                "--http-port, --grpc-port and --metrics-port must be three distinct ports; got"
+                f" {ports}"
+            )
 
 
 def decode(data, index: int) -> np.ndarray:
-    """One request's image bytes -> RGB uint8, decoded by edgedet's own reader (same pixels as a file)."""
+    """One request's image bytes -> RGB uint8, decoded by edgedet's own reader (same pixels as a
+    file)."""
     from edgedet.preprocess import read_image
 
     raw = bytes(data)
@@ -76,16 +88,22 @@ def decode(data, index: int) -> np.ndarray:
         return read_image(buffer)
     except InputError as exc:
         reason = str(exc).replace(str(buffer), "the data")
-        raise InputError(f"request #{index} in the batch: its {len(raw)} image bytes cannot be decoded "
-                         f"(corrupt, truncated or not an image): {reason}") from None
+        raise InputError(
+            f"request #{index} in the batch: its {len(raw)} image bytes cannot be decoded "
+            f"(corrupt, truncated or not an image): {reason}"
+        ) from None
 
 
 def pack(dets: list, k: int) -> dict[str, np.ndarray]:
     """Detections -> the batched, K-padded response arrays (rows past num_dets are zero)."""
     b = len(dets)
-    out = {"num_dets": np.zeros((b, 1), np.int32), "det_boxes": np.zeros((b, k, 4), np.float32),
-           "det_scores": np.zeros((b, k), np.float32), "det_classes": np.zeros((b, k), np.int32),
-           "image_size": np.zeros((b, 2), np.int32)}
+    out = {
+        "num_dets": np.zeros((b, 1), np.int32),
+        "det_boxes": np.zeros((b, k, 4), np.float32),
+        "det_scores": np.zeros((b, k), np.float32),
+        "det_classes": np.zeros((b, k), np.int32),
+        "image_size": np.zeros((b, 2), np.int32),
+    }
     for i, d in enumerate(dets):
         n = min(len(d), k)
         out["num_dets"][i, 0] = n
@@ -97,7 +115,8 @@ def pack(dets: list, k: int) -> dict[str, np.ndarray]:
 
 
 def decoder_pool(threads: int = 0):
-    """Threads that decode a batch's images side by side (0: one per CPU core; 1: none, decode in the caller).
+    """Threads that decode a batch's images side by side (0: one per CPU core; 1: none, decode in
+    the caller).
 
     Pillow's JPEG/PNG decoders release the GIL while they run, so the images of one batch decode in
     parallel; a single request has nothing to split, which is part of what a batch buys on a CPU."""
@@ -108,7 +127,8 @@ def decoder_pool(threads: int = 0):
 
 
 def decode_batch(image: np.ndarray, pool=None) -> list[np.ndarray]:
-    """A batch's image bytes [B, 1] -> RGB arrays in request order, on ``pool``'s threads when given; a bad
+    """A batch's image bytes [B, 1] -> RGB arrays in request order, on ``pool``'s threads when
+    given; a bad
     request raises the InputError of the first one in order, as the serial loop would."""
     b = image.shape[0]
     if pool is None or b == 1:
@@ -128,7 +148,8 @@ def make_infer_func(detector, k: int, pool=None):
 
 
 def free_ports(n: int) -> list[int]:
-    """``n`` TCP ports on the loopback that nothing listens on now (for --http-port/--grpc-port/...)."""
+    """``n`` TCP ports on the loopback that nothing listens on now (for
+    --http-port/--grpc-port/...)."""
     socks = [socket.socket() for _ in range(n)]
     for s in socks:
         s.bind(("127.0.0.1", 0))
@@ -148,7 +169,8 @@ def library_path_env() -> None:
 
 
 def open_detectors(model: str | os.PathLike, opts: ServeOptions) -> list:
-    """One Detector per Triton model instance (each instance runs its batches on its own session)."""
+    """One Detector per Triton model instance (each instance runs its batches on its own
+    session)."""
     import edgedet
 
     extra = {"providers": opts.providers} if opts.providers else {}
@@ -156,7 +178,10 @@ def open_detectors(model: str | os.PathLike, opts: ServeOptions) -> list:
         extra["threads"] = opts.threads
     detectors = [edgedet.load(model, backend=opts.backend, **extra) for _ in range(opts.instances)]
     if detectors[0].manifest.task != "detect":
-        raise InputError(f"{Path(model).name} is a {detectors[0].manifest.task} model; edgedet serve serves detectors")
+        raise InputError(
+            f"{Path(model).name} is a {detectors[0].manifest.task} model; edgedet serve serves"
+            " detectors"
+        )
     return detectors
 
 
@@ -166,17 +191,23 @@ def bind(triton, model: str | os.PathLike, opts: ServeOptions) -> list:
 
     detectors = open_detectors(model, opts)
     k = detectors[0].nms_params.max_output_boxes
-    batcher = DynamicBatcher(max_queue_delay_microseconds=opts.queue_delay_us) if opts.dynamic_batching else None
+    batcher = (
+        DynamicBatcher(max_queue_delay_microseconds=opts.queue_delay_us)
+        if opts.dynamic_batching
+        else None
+    )
     pool = decoder_pool(opts.decode_threads)
     triton.bind(
         model_name=opts.name,
         infer_func=[make_infer_func(d, k, pool) for d in detectors],
         inputs=[Tensor(name=INPUT, dtype=bytes, shape=(1,))],
-        outputs=[Tensor(name="num_dets", dtype=np.int32, shape=(1,)),
-                 Tensor(name="det_boxes", dtype=np.float32, shape=(k, 4)),
-                 Tensor(name="det_scores", dtype=np.float32, shape=(k,)),
-                 Tensor(name="det_classes", dtype=np.int32, shape=(k,)),
-                 Tensor(name="image_size", dtype=np.int32, shape=(2,))],
+        outputs=[
+            Tensor(name="num_dets", dtype=np.int32, shape=(1,)),
+            Tensor(name="det_boxes", dtype=np.float32, shape=(k, 4)),
+            Tensor(name="det_scores", dtype=np.float32, shape=(k,)),
+            Tensor(name="det_classes", dtype=np.int32, shape=(k,)),
+            Tensor(name="image_size", dtype=np.int32, shape=(2,)),
+        ],
         config=ModelConfig(max_batch_size=opts.max_batch, batcher=batcher),
         strict=True,
     )
@@ -184,7 +215,8 @@ def bind(triton, model: str | os.PathLike, opts: ServeOptions) -> list:
 
 
 def _sigterm_stops_like_ctrl_c() -> None:
-    """SIGTERM (docker stop, systemd) takes the Ctrl-C path, so tritonserver is stopped, not orphaned."""
+    """SIGTERM (docker stop, systemd) takes the Ctrl-C path, so tritonserver is stopped, not
+    orphaned."""
     import signal
     import threading
 
@@ -198,13 +230,21 @@ def _sigterm_stops_like_ctrl_c() -> None:
 def triton_config(opts: ServeOptions):
     from pytriton.triton import TritonConfig
 
-    return TritonConfig(http_address=opts.address, http_port=opts.http_port, grpc_address=opts.address,
-                        grpc_port=opts.grpc_port, metrics_address=opts.address, metrics_port=opts.metrics_port,
-                        log_verbose=opts.log_verbose, exit_timeout_secs=5)
+    return TritonConfig(
+        http_address=opts.address,
+        http_port=opts.http_port,
+        grpc_address=opts.address,
+        grpc_port=opts.grpc_port,
+        metrics_address=opts.address,
+        metrics_port=opts.metrics_port,
+        log_verbose=opts.log_verbose,
+        exit_timeout_secs=5,
+    )
 
 
 def serve(model: str | os.PathLike, opts: ServeOptions, on_ready=None) -> None:
-    """Serve ``model`` until SIGINT/SIGTERM (Ctrl-C); Triton drains in-flight requests, then stops."""
+    """Serve ``model`` until SIGINT/SIGTERM (Ctrl-C); Triton drains in-flight requests, then
+    stops."""
     opts.validate()
     if not Path(model).is_file():
         raise InputError(f"model file {model} does not exist")

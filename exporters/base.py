@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import nn
@@ -20,8 +20,12 @@ class Normalize(nn.Module):
     def __init__(self, mean, std, uint8_input: bool = False) -> None:
         super().__init__()
         self.uint8_input = uint8_input
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float() * (1.0 / 255.0) if self.uint8_input else images
@@ -50,7 +54,8 @@ class ExportableModel:
     # The upstream model's own inference on one letterboxed image [3, H, W] (0..1), returning
     # {"boxes", "scores", "labels"} in input pixels: the parity reference.
     reference: Callable[[torch.Tensor], dict] | None = None
-    # With anchors [N, 4] (NMS box_coding), ``boxes`` are anchor-relative deltas decoded inside the NMS
+    # With anchors [N, 4] (NMS box_coding), ``boxes`` are anchor-relative deltas decoded inside the
+    # NMS
     # (fused decode); families that do this also offer a decode-in-graph module for --nms none.
     anchors: object | None = None
     # An end-to-end head (DETR family): outputs boxes, scores [B, N, C] or [B, N, 1] + labels [B, N]

@@ -1,4 +1,5 @@
-"""torchvision ImageNet classifiers with normalisation folded in; output ``probs`` [B, C] (softmax)."""
+"""torchvision ImageNet classifiers with normalisation folded in; output ``probs`` [B, C]
+(softmax)."""
 
 from __future__ import annotations
 
@@ -34,18 +35,48 @@ class Classifier(nn.Module):
         return torch.softmax(self.model(self.normalize(images)), dim=-1)
 
 
-@register_model("alexnet", family="classifier", task="classify", size_multiple=1,
-                description="torchvision alexnet (ImageNet classifier)")
-@register_model("vgg16", family="classifier", task="classify", size_multiple=1,
-                description="torchvision vgg16 (ImageNet classifier)")
-@register_model("googlenet", family="classifier", task="classify", size_multiple=1,
-                description="torchvision googlenet (ImageNet classifier)")
-@register_model("resnet18", family="classifier", task="classify", size_multiple=1,
-                description="torchvision resnet18 (ImageNet classifier)")
-@register_model("resnet50", family="classifier", task="classify", size_multiple=1,
-                description="torchvision resnet50 (ImageNet classifier)")
-@register_model("mobilenet_v3_large", family="classifier", task="classify", size_multiple=1,
-                description="torchvision mobilenet_v3_large (ImageNet classifier)")
+@register_model(
+    "alexnet",
+    family="classifier",
+    task="classify",
+    size_multiple=1,
+    description="torchvision alexnet (ImageNet classifier)",
+)
+@register_model(
+    "vgg16",
+    family="classifier",
+    task="classify",
+    size_multiple=1,
+    description="torchvision vgg16 (ImageNet classifier)",
+)
+@register_model(
+    "googlenet",
+    family="classifier",
+    task="classify",
+    size_multiple=1,
+    description="torchvision googlenet (ImageNet classifier)",
+)
+@register_model(
+    "resnet18",
+    family="classifier",
+    task="classify",
+    size_multiple=1,
+    description="torchvision resnet18 (ImageNet classifier)",
+)
+@register_model(
+    "resnet50",
+    family="classifier",
+    task="classify",
+    size_multiple=1,
+    description="torchvision resnet50 (ImageNet classifier)",
+)
+@register_model(
+    "mobilenet_v3_large",
+    family="classifier",
+    task="classify",
+    size_multiple=1,
+    description="torchvision mobilenet_v3_large (ImageNet classifier)",
+)
 def build_classifier(request: BuildRequest) -> ExportableModel:
     import torchvision.models as tvm
 
@@ -62,19 +93,32 @@ def build_classifier(request: BuildRequest) -> ExportableModel:
     if size < 64:
         raise ExportError(f"{name} needs --imgsz of at least 64 (got {size})")
     _check_adaptive_pool(name, model, size)
-    names = list(getattr(tvm, weights_enum).IMAGENET1K_V1.meta["categories"]) if classes == 1000 \
+    names = (
+        list(getattr(tvm, weights_enum).IMAGENET1K_V1.meta["categories"])
+        if classes == 1000
         else [f"class{i}" for i in range(classes)]
+    )
     return ExportableModel(
-        module=Classifier(model, uint8_input).eval(), family="classifier", name=name, class_names=names,
-        imgsz=(size, size), nms=None, task="classify", output_names=("probs",),
+        module=Classifier(model, uint8_input).eval(),
+        family="classifier",
+        name=name,
+        class_names=names,
+        imgsz=(size, size),
+        nms=None,
+        task="classify",
+        output_names=("probs",),
         normalization={"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "in_graph": True},
-        source={**source, "torchvision": name}, notes={"preprocess": "letterbox (not resize-256/crop-224)"},
+        source={**source, "torchvision": name},
+        notes={"preprocess": "letterbox (not resize-256/crop-224)"},
     )
 
 
 def _check_adaptive_pool(name: str, model: nn.Module, size: int) -> None:
-    """AlexNet and VGG end in AdaptiveAvgPool2d(6 or 7); ONNX has no adaptive pooling, so the exporter
-    needs the feature map to be a multiple of the pool's output. Say which sizes work, before exporting."""
+    """AlexNet and VGG end in AdaptiveAvgPool2d(6 or 7); ONNX has no adaptive pooling, so the
+    exporter
+    needs the feature map to be a multiple of the pool's output. Say which sizes work, before
+    exporting.
+    """
     import copy
 
     pool, features = getattr(model, "avgpool", None), getattr(model, "features", None)
@@ -88,6 +132,8 @@ def _check_adaptive_pool(name: str, model: nn.Module, size: int) -> None:
 
     if side(size) % out:
         ok = [s for s in range(64, 1025, 32) if side(s) % out == 0][:4]
-        raise ExportError(f"{name} at --imgsz {size} ends in a {side(size)}x{side(size)} feature map that its "
-                          f"AdaptiveAvgPool2d({out}) cannot pool with fixed windows (ONNX has no adaptive pooling); "
-                          f"use --imgsz {' / '.join(map(str, ok))}")
+        raise ExportError(
+            f"{name} at --imgsz {size} ends in a {side(size)}x{side(size)} feature map that its"
+            f" AdaptiveAvgPool2d({out}) cannot pool with fixed windows (ONNX has no adaptive"
+            f" pooling); use --imgsz {' / '.join(map(str, ok))}"
+        )

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from edgedet.bench import BenchConfig, bench_detector, machine_info
 from edgedet.eval.datasets import load_dataset
@@ -33,7 +33,9 @@ class Variant:
 
 
 CALIB_SEED = 3  # synthetic split for INT8 calibration: disjoint from train (1) and validation (2)
-CALIB_SIZE = 300  # edgedet.onnx.quantize.calibration.RECOMMENDED_IMAGES: fewer calibrate with a warning
+CALIB_SIZE = (
+    300  # edgedet.onnx.quantize.calibration.RECOMMENDED_IMAGES: fewer calibrate with a warning
+)
 
 
 @dataclass
@@ -66,21 +68,34 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> dict:
         say(f"[{v.name}] evaluating on {size} images")
         with v.open() as det:
             v.results["eval"] = evaluate(det, dataset)
-            say(f"[{v.name}] mAP@0.5:0.95 {v.results['eval']['mAP']:.4f}  mAP@0.5 {v.results['eval']['mAP50']:.4f}")
+            say(
+                f"[{v.name}] mAP@0.5:0.95 {v.results['eval']['mAP']:.4f}  mAP@0.5"
+                f" {v.results['eval']['mAP50']:.4f}"
+            )
             say(f"[{v.name}] benchmarking ({config.bench_iters} iterations, batch 1)")
             images = [read_image(dataset.image_path(im)) for im in dataset.coco["images"][:8]]
-            v.results["bench"] = bench_detector(det, images, BenchConfig((1,), config.bench_iters, config.bench_warmup))
+            v.results["bench"] = bench_detector(
+                det, images, BenchConfig((1,), config.bench_iters, config.bench_warmup)
+            )
             v.results["backend"] = det.backend.describe()
     annotate(variants[-1], dataset, out / "images", config.annotated)
-    results = {"machine": machine_info(), "dataset": str(data_dir), "images": size,
-               "variants": {v.name: {"description": v.description, "artifact": str(v.artifact or ""), **v.results}
-                            for v in variants},
-               "seconds": round(time.perf_counter() - t0, 1)}
+    results = {
+        "machine": machine_info(),
+        "dataset": str(data_dir),
+        "images": size,
+        "variants": {
+            v.name: {"description": v.description, "artifact": str(v.artifact or ""), **v.results}
+            for v in variants
+        },
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
     plot_latency(results, out / "latency.png")
     write_text_atomic(out / "report.md", render_report(results))
-    say(f"wrote {out}/report.md, results.json, latency.png and {config.annotated} annotated images "
-        f"in {results['seconds']} s")
+    say(
+        f"wrote {out}/report.md, results.json, latency.png and {config.annotated} annotated images "
+        f"in {results['seconds']} s"
+    )
     return results
 
 
@@ -89,8 +104,8 @@ def build_variants(out: Path, calib_images: Path, say) -> list[Variant]:
     import warnings
 
     import edgedet
-    from exporters.pipeline import ExportOptions, build_exportable, export
     from edgedet.onnx.quantize.api import QuantizeOptions, quantize
+    from exporters.pipeline import ExportOptions, build_exportable, export
     from exporters.torch_backend import torch_detector
 
     options = ExportOptions(model="nano")
@@ -101,18 +116,42 @@ def build_variants(out: Path, calib_images: Path, say) -> list[Variant]:
     res = export(options, onnx_path, model=exportable)
     say(f"exported in {sum(res.timings.values()):.1f} s (NMS: {res.manifest.nms_implementation})")
     variants = [
-        Variant("pytorch", lambda: torch_detector(exportable), "PyTorch fp32 on CPU, host NMS (numpy)"),
-        Variant("onnxruntime-fp32", lambda: edgedet.load(onnx_path, providers=["cpu"]),
-                "ONNX fp32, NMS in graph, ONNX Runtime CPU", onnx_path),
+        Variant(
+            "pytorch", lambda: torch_detector(exportable), "PyTorch fp32 on CPU, host NMS (numpy)"
+        ),
+        Variant(
+            "onnxruntime-fp32",
+            lambda: edgedet.load(onnx_path, providers=["cpu"]),
+            "ONNX fp32, NMS in graph, ONNX Runtime CPU",
+            onnx_path,
+        ),
     ]
-    for mode, description in (("fp16", "FP16 graph for TensorRT (I/O, head, NMS in FP32), run by ONNX Runtime CPU"),
-                              ("int8", "INT8 Q/DQ laid out for TensorRT, 300 calibration images, run by ONNX Runtime CPU")):
+    for mode, description in (
+        ("fp16", "FP16 graph for TensorRT (I/O, head, NMS in FP32), run by ONNX Runtime CPU"),
+        (
+            "int8",
+            "INT8 Q/DQ laid out for TensorRT, 300 calibration images, run by ONNX Runtime CPU",
+        ),
+    ):
         path = models / f"nano.{mode}.onnx"
         say(f"quantising -> {path}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            quantize(onnx_path, path, QuantizeOptions(mode=mode, calib_dir=str(calib_images), cache_dir=str(out / "cache")))
-        variants.append(Variant(f"onnxruntime-{mode}", lambda p=path: edgedet.load(p, providers=["cpu"]), description, path))
+            quantize(
+                onnx_path,
+                path,
+                QuantizeOptions(
+                    mode=mode, calib_dir=str(calib_images), cache_dir=str(out / "cache")
+                ),
+            )
+        variants.append(
+            Variant(
+                f"onnxruntime-{mode}",
+                lambda p=path: edgedet.load(p, providers=["cpu"]),
+                description,
+                path,
+            )
+        )
     return variants
 
 
@@ -145,7 +184,10 @@ def plot_latency(results: dict, path: Path) -> None:
         ax.barh(names, vals, left=left, label=stage)
         left = [a + b for a, b in zip(left, vals)]
     ax.set_xlabel("p50 latency per image, batch 1 (ms)")
-    ax.set_title(f"nano 320x320 on {results['machine']['cpu'][:40]} ({results['machine']['cores']} cores)", fontsize=9)
+    ax.set_title(
+        f"nano 320x320 on {results['machine']['cpu'][:40]} ({results['machine']['cores']} cores)",
+        fontsize=9,
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,22 +197,44 @@ def plot_latency(results: dict, path: Path) -> None:
 
 def render_report(results: dict) -> str:
     m = results["machine"]
-    lines = ["# edgedet demo: nano detector", "",
-             f"Machine: {m['cpu']}, {m['cores']} cores, {m['platform']}. Dataset: {results['images']} synthetic "
-             f"validation images ({results['dataset']}). Total time {results['seconds']} s.", "",
-             "| variant | mAP@0.5:0.95 | mAP@0.5 | Δ mAP vs PyTorch | inference p50 (ms) | end-to-end p50 (ms) | description |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "# edgedet demo: nano detector",
+        "",
+        (
+            f"Machine: {m['cpu']}, {m['cores']} cores, {m['platform']}. Dataset:"
+            f" {results['images']} synthetic validation images ({results['dataset']}). Total time"
+            f" {results['seconds']} s."
+        ),
+        "",
+        (
+            "| variant | mAP@0.5:0.95 | mAP@0.5 | Δ mAP vs PyTorch | inference p50 (ms) |"
+            " end-to-end p50 (ms) | description |"
+        ),
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     base = next(iter(results["variants"].values()))["eval"]["mAP"]
     for name, v in results["variants"].items():
         b = v["bench"]["batches"]["1"]
-        lines.append(f"| {name} | {v['eval']['mAP']:.4f} | {v['eval']['mAP50']:.4f} | {v['eval']['mAP'] - base:+.4f} | "
-                     f"{b['inference']['p50']:.2f} | {b['end_to_end']['p50']:.2f} | {v['description']} |")
-    lines += ["", "Latency: batch 1, images already decoded; *inference* is the backend call (model + in-graph NMS "
-              "for ONNX; the torch forward for PyTorch, whose NMS runs on the host and is counted in "
-              "post-processing); *end-to-end* adds letterbox and post-processing. See latency.png.",
-              "FP16 and INT8 rows run in ONNX Runtime on this CPU: they show the accuracy of the files TensorRT "
-              "would build, not their speed (the Q/DQ layout targets TensorRT's fusions; ONNX Runtime's CPU "
-              "kernels gain nothing from it). TensorRT rows need a GPU with TensorRT: `edgedet build` + "
-              "`edgedet bench` there.", "",
-              "Annotated images (ONNX Runtime, score ≥ 0.3) are in images/."]
+        lines.append(
+            f"| {name} | {v['eval']['mAP']:.4f} | {v['eval']['mAP50']:.4f} |"
+            f" {v['eval']['mAP'] - base:+.4f} | {b['inference']['p50']:.2f} |"
+            f" {b['end_to_end']['p50']:.2f} | {v['description']} |"
+        )
+    lines += [
+        "",
+        (
+            "Latency: batch 1, images already decoded; *inference* is the backend call (model +"
+            " in-graph NMS for ONNX; the torch forward for PyTorch, whose NMS runs on the host and"
+            " is counted in post-processing); *end-to-end* adds letterbox and post-processing. See"
+            " latency.png."
+        ),
+        (
+            "FP16 and INT8 rows run in ONNX Runtime on this CPU: they show the accuracy of the"
+            " files TensorRT would build, not their speed (the Q/DQ layout targets TensorRT's"
+            " fusions; ONNX Runtime's CPU kernels gain nothing from it). TensorRT rows need a GPU"
+            " with TensorRT: `edgedet build` + `edgedet bench` there."
+        ),
+        "",
+        "Annotated images (ONNX Runtime, score ≥ 0.3) are in images/.",
+    ]
     return "\n".join(lines) + "\n"

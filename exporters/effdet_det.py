@@ -1,4 +1,5 @@
-"""EfficientDet through the optional ``effdet`` package, with anchors decoded in the NMS (fused decode).
+"""EfficientDet through the optional ``effdet`` package, with anchors decoded in the NMS (fused
+decode).
 
 The graph stops at the raw head: ``boxes`` are the anchor-relative deltas reordered to
 (tx, ty, tw, th) and ``scores`` are sigmoid probabilities [B, N, C]; the anchors (cx, cy, w, h,
@@ -21,7 +22,13 @@ from edgedet.nms.params import BOX_CENTER_SIZE, BOX_CORNERS, DEFAULT_BBOX_XFORM_
 from exporters.base import ExportableModel, Normalize
 from exporters.registry import BuildRequest, register_model
 
-EFFDET_MODELS = ("tf_efficientdet_d0", "tf_efficientdet_d1", "tf_efficientdet_d2", "efficientdet_d0", "efficientdet_d1")
+EFFDET_MODELS = (
+    "tf_efficientdet_d0",
+    "tf_efficientdet_d1",
+    "tf_efficientdet_d2",
+    "efficientdet_d0",
+    "efficientdet_d1",
+)
 
 
 class EffDetHead(nn.Module):
@@ -35,7 +42,9 @@ class EffDetHead(nn.Module):
     def forward(self, images):
         cls_out, box_out = self.model(self.normalize(images))
         b = images.shape[0]
-        cls = torch.cat([c.permute(0, 2, 3, 1).reshape(b, -1, self.num_classes) for c in cls_out], 1)
+        cls = torch.cat(
+            [c.permute(0, 2, 3, 1).reshape(b, -1, self.num_classes) for c in cls_out], 1
+        )
         box = torch.cat([x.permute(0, 2, 3, 1).reshape(b, -1, 4) for x in box_out], 1)
         return box[..., [1, 0, 3, 2]], torch.sigmoid(cls)  # effdet codes are (ty, tx, th, tw)
 
@@ -56,12 +65,24 @@ class DecodedEffDet(nn.Module):
         return torch.cat([c - wh / 2, c + wh / 2], -1), scores
 
 
-@register_model("tf_efficientdet_d0", family="efficientdet", size_multiple=128,
-                description="EfficientDet tf_efficientdet_d0 (needs the optional effdet package)")
-@register_model("tf_efficientdet_d1", family="efficientdet", size_multiple=128,
-                description="EfficientDet tf_efficientdet_d1 (needs the optional effdet package)")
-@register_model("tf_efficientdet_d2", family="efficientdet", size_multiple=128,
-                description="EfficientDet tf_efficientdet_d2 (needs the optional effdet package)")
+@register_model(
+    "tf_efficientdet_d0",
+    family="efficientdet",
+    size_multiple=128,
+    description="EfficientDet tf_efficientdet_d0 (needs the optional effdet package)",
+)
+@register_model(
+    "tf_efficientdet_d1",
+    family="efficientdet",
+    size_multiple=128,
+    description="EfficientDet tf_efficientdet_d1 (needs the optional effdet package)",
+)
+@register_model(
+    "tf_efficientdet_d2",
+    family="efficientdet",
+    size_multiple=128,
+    description="EfficientDet tf_efficientdet_d2 (needs the optional effdet package)",
+)
 def build_effdet(request: BuildRequest) -> ExportableModel:
     """Fused decode needs NMS in the graph; for ``--nms none`` the graph decodes the boxes."""
     name, state, imgsz = request.name, request.state, request.imgsz
@@ -71,20 +92,35 @@ def build_effdet(request: BuildRequest) -> ExportableModel:
         from effdet import create_model, get_efficientdet_config
         from effdet.anchors import Anchors
     except ImportError:
-        raise ExportError("EfficientDet needs the optional package 'effdet' (pip install effdet)") from None
+        raise ExportError(
+            "EfficientDet needs the optional package 'effdet' (pip install effdet)"
+        ) from None
     config = get_efficientdet_config(name)
     if imgsz:
         config.image_size = (imgsz, imgsz)
     classes = num_classes or config.num_classes
-    model = create_model(name, bench_task="", pretrained=False, pretrained_backbone=False, num_classes=classes,
-                         image_size=config.image_size).eval()
+    model = create_model(
+        name,
+        bench_task="",
+        pretrained=False,
+        pretrained_backbone=False,
+        num_classes=classes,
+        image_size=config.image_size,
+    ).eval()
     if state is not None:
         from exporters.weights import apply_state_dict
 
         apply_state_dict(model, state, source.get("weights", "weights"))
     yxyx = Anchors.from_config(config).boxes.float()  # [N, 4] (y1, x1, y2, x2) input pixels
-    anchors = torch.stack([(yxyx[:, 1] + yxyx[:, 3]) / 2, (yxyx[:, 0] + yxyx[:, 2]) / 2,
-                           yxyx[:, 3] - yxyx[:, 1], yxyx[:, 2] - yxyx[:, 0]], -1)
+    anchors = torch.stack(
+        [
+            (yxyx[:, 1] + yxyx[:, 3]) / 2,
+            (yxyx[:, 0] + yxyx[:, 2]) / 2,
+            yxyx[:, 3] - yxyx[:, 1],
+            yxyx[:, 2] - yxyx[:, 0],
+        ],
+        -1,
+    )
     # effdet's input pipeline defaults to ImageNet statistics unless the config names its own
     mean = tuple(config.get("mean", None) or (0.485, 0.456, 0.406))
     std = tuple(config.get("std", None) or (0.229, 0.224, 0.225))
@@ -92,12 +128,22 @@ def build_effdet(request: BuildRequest) -> ExportableModel:
     module = DecodedEffDet(head, anchors).eval() if decode_in_graph else head
     h, w = config.image_size
     return ExportableModel(
-        module=module, family="efficientdet", name=name, class_names=[f"class{i}" for i in range(classes)],
-        imgsz=(h, w), nms=NMSParams(score_threshold=0.05, iou_threshold=0.5, max_output_boxes=100, top_k=5000,
-                                    # decoded in graph: corners; fused: the NMS decodes centre-size deltas
-                                    box_coding=BOX_CORNERS if decode_in_graph else BOX_CENTER_SIZE),
+        module=module,
+        family="efficientdet",
+        name=name,
+        class_names=[f"class{i}" for i in range(classes)],
+        imgsz=(h, w),
+        nms=NMSParams(
+            score_threshold=0.05,
+            iou_threshold=0.5,
+            max_output_boxes=100,
+            top_k=5000,
+            # decoded in graph: corners; fused: the NMS decodes centre-size deltas
+            box_coding=BOX_CORNERS if decode_in_graph else BOX_CENTER_SIZE,
+        ),
         normalization={"mean": list(mean), "std": list(std), "in_graph": True},
-        source={**source, "effdet": name}, category_ids=list(range(1, classes + 1)),
+        source={**source, "effdet": name},
+        category_ids=list(range(1, classes + 1)),
         anchors=None if decode_in_graph else anchors.numpy(),
         notes={"decode": "in graph" if decode_in_graph else "fused in NMS (anchors input)"},
     )

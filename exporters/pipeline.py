@@ -1,4 +1,5 @@
-"""The export pipeline: model -> ONNX (raw) -> verify -> NMS attached -> simplified -> checked -> file + manifest.
+"""The export pipeline: model -> ONNX (raw) -> verify -> NMS attached -> simplified -> checked ->
+file + manifest.
 
 Every stage is a small function; :func:`export` strings them together and times
 them. Nothing touches the output path until the final atomic write, so a failure
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -19,14 +20,18 @@ from edgedet import contract
 from edgedet.errors import ExportError, InputError
 from edgedet.fileio import check_output
 from edgedet.manifest import InputInfo, Manifest, write_onnx_artifact
-from exporters.base import ExportableModel
 from edgedet.onnx.tools import check_model, io_specs, opset_of, simplify
+from exporters.base import ExportableModel
 
-NMS_CHOICES = contract.NMS_IMPLEMENTATIONS  # edgedet.onnx.nms registry names (a test keeps them equal)
+NMS_CHOICES = (
+    contract.NMS_IMPLEMENTATIONS
+)  # edgedet.onnx.nms registry names (a test keeps them equal)
 
 
-IN_NETWORK_NMS = ("{name} runs NMS inside the network (RPN proposals and final detections); export it with "
-                  "--nms edgedet (default) or --nms graph, without --runtime-thresholds")
+IN_NETWORK_NMS = (
+    "{name} runs NMS inside the network (RPN proposals and final detections); export it with "
+    "--nms edgedet (default) or --nms graph, without --runtime-thresholds"
+)
 
 
 @dataclass
@@ -44,7 +49,9 @@ class ExportOptions:
     exporter: str = "auto"
     simplify: bool = True
     verify: bool = True
-    nms_overrides: dict = field(default_factory=dict)  # score_threshold, iou_threshold, max_output_boxes, top_k
+    nms_overrides: dict = field(
+        default_factory=dict
+    )  # score_threshold, iou_threshold, max_output_boxes, top_k
 
 
 @dataclass
@@ -55,9 +62,14 @@ class ExportResult:
     verification: dict
 
 
-def export(options: ExportOptions, output: str | os.PathLike, progress: Callable[[str], None] | None = None,
-           model: ExportableModel | None = None) -> ExportResult:
-    """Export ``options.model`` (or a ready ``model``) to ``output`` (ONNX) with its sidecar manifest."""
+def export(
+    options: ExportOptions,
+    output: str | os.PathLike,
+    progress: Callable[[str], None] | None = None,
+    model: ExportableModel | None = None,
+) -> ExportResult:
+    """Export ``options.model`` (or a ready ``model``) to ``output`` (ONNX) with its sidecar
+    manifest."""
     say = progress or (lambda msg: None)
     _validate(options)
     output = check_output(output, [options.weights])
@@ -88,7 +100,9 @@ def _validate(o: ExportOptions) -> None:
     if o.runtime_thresholds and o.nms != "edgedet":
         raise InputError(f"--runtime-thresholds needs --nms edgedet (got --nms {o.nms})")
     if o.input_dtype not in contract.INPUT_DTYPES:
-        raise InputError(f"input dtype {o.input_dtype} is not one of {', '.join(contract.INPUT_DTYPES)}")
+        raise InputError(
+            f"input dtype {o.input_dtype} is not one of {', '.join(contract.INPUT_DTYPES)}"
+        )
     if o.batch < 1:
         raise InputError(f"--batch must be >= 1, got {o.batch}")
     from exporters.registry import get_model
@@ -98,10 +112,15 @@ def _validate(o: ExportOptions) -> None:
         raise InputError(IN_NETWORK_NMS.format(name=o.model))
     multiple = entry.size_multiple
     if o.imgsz is not None and (o.imgsz < 32 or o.imgsz > 4096 or o.imgsz % multiple):
-        raise InputError(f"--imgsz {o.imgsz} for {o.model} must be in 32..4096 and a multiple of {multiple} "
-                         "(the network downsamples by 32)")
+        raise InputError(
+            f"--imgsz {o.imgsz} for {o.model} must be in 32..4096 and a multiple of {multiple} "
+            "(the network downsamples by 32)"
+        )
     if not 11 <= o.opset <= 21:
-        raise InputError(f"--opset {o.opset} is outside 11..21; TensorRT 10.x parses opsets 9-20, 17 is the default")
+        raise InputError(
+            f"--opset {o.opset} is outside 11..21; TensorRT 10.x parses opsets 9-20, 17 is the"
+            " default"
+        )
 
 
 def build_exportable(o: ExportOptions) -> ExportableModel:
@@ -113,7 +132,9 @@ def build_exportable(o: ExportOptions) -> ExportableModel:
         raise InputError(f"weights file {o.weights} does not exist")
     state = load_state_dict(o.weights) if o.weights and not entry.own_weights else None
     em = entry(build_request(o, state, weights_record(o.weights)))
-    em.nms = nms_params(em, o)  # command-line overrides apply everywhere (manifest, torch reference)
+    em.nms = nms_params(
+        em, o
+    )  # command-line overrides apply everywhere (manifest, torch reference)
     return em
 
 
@@ -121,9 +142,16 @@ def build_request(o: ExportOptions, state: dict | None, source: dict):
     """The options a builder sees (exporters.registry.BuildRequest)."""
     from exporters.registry import BuildRequest
 
-    return BuildRequest(name=o.model, imgsz=o.imgsz, num_classes=o.num_classes,
-                        uint8_input=o.input_dtype == "uint8", state=state,
-                        weights=o.weights or None, source=source, nms=o.nms)
+    return BuildRequest(
+        name=o.model,
+        imgsz=o.imgsz,
+        num_classes=o.num_classes,
+        uint8_input=o.input_dtype == "uint8",
+        state=state,
+        weights=o.weights or None,
+        source=source,
+        nms=o.nms,
+    )
 
 
 def example_input(em: ExportableModel, o: ExportOptions, seed: int = 0):
@@ -138,16 +166,19 @@ def example_input(em: ExportableModel, o: ExportOptions, seed: int = 0):
 def torch_to_onnx(em: ExportableModel, o: ExportOptions):
     import torch
 
-    from exporters.torch_export import export_module
-
     from edgedet.onnx.nms.edgedet_op import add_function_bodies
+    from exporters.torch_export import export_module
 
     x = example_input(em, o)
     model = export_module(em.module, x, em.output_names, o.opset, o.dynamic_batch, o.exporter)
     add_function_bodies(model)  # NMS inside the network (R-CNN) runs as EdgeDetNMS nodes
     with torch.no_grad():
         out = em.module(x)
-    pin_output_shapes(model, [t.shape for t in (out if isinstance(out, (tuple, list)) else (out,))], o.dynamic_batch)
+    pin_output_shapes(
+        model,
+        [t.shape for t in (out if isinstance(out, (tuple, list)) else (out,))],
+        o.dynamic_batch,
+    )
     return model
 
 
@@ -166,7 +197,8 @@ def pin_output_shapes(model, shapes, dynamic_batch: bool) -> None:
 
 
 def verify_raw(em: ExportableModel, raw, o: ExportOptions) -> dict:
-    """Run the raw graph in ONNX Runtime and the module in torch on the same input; report max diffs."""
+    """Run the raw graph in ONNX Runtime and the module in torch on the same input; report max
+    diffs."""
     import onnxruntime as ort
     import torch
 
@@ -177,17 +209,24 @@ def verify_raw(em: ExportableModel, raw, o: ExportOptions) -> dict:
     sess = ort.InferenceSession(raw.SerializeToString(), providers=["CPUExecutionProvider"])
     got = sess.run(list(em.output_names), {"images": x.numpy()})
     if set(contract.NMS_OUTPUTS) <= set(em.output_names):  # NMS inside the network (R-CNN)
-        return verify_detections(dict(zip(em.output_names, (r.numpy() for r in ref))), dict(zip(em.output_names, got)))
+        return verify_detections(
+            dict(zip(em.output_names, (r.numpy() for r in ref))), dict(zip(em.output_names, got))
+        )
     report = {}
     for name, r, g in zip(em.output_names, ref, got):
         r = r.numpy()
         diff = np.abs(r.astype(np.float64) - g.astype(np.float64))
-        report[name] = {"max_abs": float(diff.max(initial=0)), "max_rel": float((diff / (np.abs(r) + 1e-6)).max(initial=0)),
-                        "constant": bool(r.size == 0 or np.ptp(r) == 0)}  # nothing to compare: not a pass
+        report[name] = {
+            "max_abs": float(diff.max(initial=0)),
+            "max_rel": float((diff / (np.abs(r) + 1e-6)).max(initial=0)),
+            "constant": bool(r.size == 0 or np.ptp(r) == 0),
+        }  # nothing to compare: not a pass
         atol = raw_tolerance(name, em.imgsz)
         if not np.allclose(g, r, rtol=1e-3, atol=atol):
-            raise ExportError(f"exported graph disagrees with torch on '{name}' (max abs diff {diff.max():.3g}, "
-                              f"allowed {atol:.3g} + 1e-3 relative); try --exporter dynamo or report the model")
+            raise ExportError(
+                f"exported graph disagrees with torch on '{name}' (max abs diff {diff.max():.3g}, "
+                f"allowed {atol:.3g} + 1e-3 relative); try --exporter dynamo or report the model"
+            )
     return report
 
 
@@ -203,16 +242,26 @@ def verify_detections(ref: dict, got: dict) -> dict:
 
     acc = ParityAccumulator(iou_threshold=0.9)
     for b in range(ref[contract.NUM_DETS].shape[0]):
-        a, o = (Detections(d[contract.DET_BOXES][b, :int(d[contract.NUM_DETS][b, 0])],
-                           d[contract.DET_SCORES][b, :int(d[contract.NUM_DETS][b, 0])],
-                           d[contract.DET_CLASSES][b, :int(d[contract.NUM_DETS][b, 0])]) for d in (ref, got))
+        a, o = (
+            Detections(
+                d[contract.DET_BOXES][b, : int(d[contract.NUM_DETS][b, 0])],
+                d[contract.DET_SCORES][b, : int(d[contract.NUM_DETS][b, 0])],
+                d[contract.DET_CLASSES][b, : int(d[contract.NUM_DETS][b, 0])],
+            )
+            for d in (ref, got)
+        )
         acc.add(a, o)
     r = acc.result()
-    r["verified"] = bool(r["detections_a"] or r["detections_b"])  # 0 vs 0 detections compares nothing
+    r["verified"] = bool(
+        r["detections_a"] or r["detections_b"]
+    )  # 0 vs 0 detections compares nothing
     if min(r["matched_a"], r["matched_b"]) < MIN_MATCHED or r["class_agreement"] < MIN_MATCHED:
-        raise ExportError(f"exported graph disagrees with torch on the detections: {r['matched_a']:.0%} of torch's "
-                          f"{r['detections_a']} and {r['matched_b']:.0%} of ONNX Runtime's {r['detections_b']} match "
-                          f"(IoU >= 0.9, class agreement {r['class_agreement']:.0%}); try --exporter dynamo or report the model")
+        raise ExportError(
+            f"exported graph disagrees with torch on the detections: {r['matched_a']:.0%} of"
+            f" torch's {r['detections_a']} and {r['matched_b']:.0%} of ONNX Runtime's"
+            f" {r['detections_b']} match (IoU >= 0.9, class agreement {r['class_agreement']:.0%});"
+            " try --exporter dynamo or report the model"
+        )
     return {"detections": r}
 
 
@@ -236,11 +285,18 @@ def attach(raw, em: ExportableModel, o: ExportOptions):
         from edgedet.onnx.nms.topk import attach_topk
 
         labels = contract.RAW_LABELS if contract.RAW_LABELS in em.output_names else None
-        return attach_topk(raw, nms_params(em, o), labels=labels, runtime_threshold=o.runtime_thresholds)
+        return attach_topk(
+            raw, nms_params(em, o), labels=labels, runtime_threshold=o.runtime_thresholds
+        )
     from edgedet.onnx.nms import attach_nms
 
-    return attach_nms(raw, nms_params(em, o), implementation=o.nms, anchors=em.anchors,
-                      runtime_thresholds=o.runtime_thresholds)
+    return attach_nms(
+        raw,
+        nms_params(em, o),
+        implementation=o.nms,
+        anchors=em.anchors,
+        runtime_thresholds=o.runtime_thresholds,
+    )
 
 
 def nms_in_network(raw, em: ExportableModel, o: ExportOptions):
@@ -258,23 +314,53 @@ def nms_in_network(raw, em: ExportableModel, o: ExportOptions):
 
 
 def nms_params(em: ExportableModel, o: ExportOptions):
-    return em.nms.replace(**{k: v for k, v in o.nms_overrides.items() if v is not None}) if em.nms else None
+    return (
+        em.nms.replace(**{k: v for k, v in o.nms_overrides.items() if v is not None})
+        if em.nms
+        else None
+    )
 
 
-def make_manifest(em: ExportableModel, model, o: ExportOptions, timings: dict, verification: dict) -> Manifest:
+def make_manifest(
+    em: ExportableModel, model, o: ExportOptions, timings: dict, verification: dict
+) -> Manifest:
     inputs, outputs = io_specs(model)
     kind = contract.output_kind([s.name for s in outputs]) if em.task == "detect" else em.task
     h, w = em.imgsz
     return Manifest(
-        family=em.family, model=em.name, task=em.task, class_names=list(em.class_names),
-        input=InputInfo(contract.INPUT_NAME, (-1 if o.dynamic_batch else o.batch, 3, h, w), o.input_dtype),
-        output_kind=kind, outputs=outputs, category_ids=em.category_ids,
-        nms=nms_params(em, o), nms_where=("graph" if kind == contract.KIND_NMS else "host") if em.nms else "none",
-        nms_implementation=(contract.END_TO_END if em.end_to_end else o.nms if kind == contract.KIND_NMS else "host")
-        if em.nms else "none",
-        normalization=em.normalization, precision={"mode": "fp32"}, source=em.source,
-        notes={**em.notes, "opset": opset_of(model),
-               "exporter": o.exporter, "export_seconds": timings, "verify_raw_vs_torch": verification},
+        family=em.family,
+        model=em.name,
+        task=em.task,
+        class_names=list(em.class_names),
+        input=InputInfo(
+            contract.INPUT_NAME, (-1 if o.dynamic_batch else o.batch, 3, h, w), o.input_dtype
+        ),
+        output_kind=kind,
+        outputs=outputs,
+        category_ids=em.category_ids,
+        nms=nms_params(em, o),
+        nms_where=("graph" if kind == contract.KIND_NMS else "host") if em.nms else "none",
+        nms_implementation=(
+            (
+                contract.END_TO_END
+                if em.end_to_end
+                else o.nms
+                if kind == contract.KIND_NMS
+                else "host"
+            )
+            if em.nms
+            else "none"
+        ),
+        normalization=em.normalization,
+        precision={"mode": "fp32"},
+        source=em.source,
+        notes={
+            **em.notes,
+            "opset": opset_of(model),
+            "exporter": o.exporter,
+            "export_seconds": timings,
+            "verify_raw_vs_torch": verification,
+        },
     )
 
 

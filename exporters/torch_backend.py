@@ -39,23 +39,37 @@ class TorchBackend(Backend):
         return {name: t.numpy() for name, t in zip(self.output_names, out)}
 
     def describe(self) -> dict:
-        return {"backend": self.name, "torch": torch.__version__, "device": "cpu", "threads": torch.get_num_threads()}
+        return {
+            "backend": self.name,
+            "torch": torch.__version__,
+            "device": "cpu",
+            "threads": torch.get_num_threads(),
+        }
 
 
 def torch_detector(exportable: ExportableModel, threads: int | None = None) -> Detector:
     """A Detector running the PyTorch module with host NMS (the reference for parity)."""
     h, w = exportable.imgsz
     manifest = Manifest(
-        family=exportable.family, model=exportable.name, class_names=list(exportable.class_names),
-        input=InputInfo(contract.INPUT_NAME, (-1, 3, h, w), "float32"), output_kind=contract.KIND_RAW,
-        nms=exportable.nms, nms_where="host", nms_implementation="host", category_ids=exportable.category_ids,
-        normalization=exportable.normalization, source=exportable.source, notes={"backend": "torch"},
+        family=exportable.family,
+        model=exportable.name,
+        class_names=list(exportable.class_names),
+        input=InputInfo(contract.INPUT_NAME, (-1, 3, h, w), "float32"),
+        output_kind=contract.KIND_RAW,
+        nms=exportable.nms,
+        nms_where="host",
+        nms_implementation="host",
+        category_ids=exportable.category_ids,
+        normalization=exportable.normalization,
+        source=exportable.source,
+        notes={"backend": "torch"},
     )
     return Detector(Path(f"<torch:{exportable.name}>"), TorchBackend(exportable, threads), manifest)
 
 
 def open_torch_operand(spec: str) -> Detector:
-    """'NAME[@weights.pt]' (what follows `torch:` in `edgedet compare`) -> the PyTorch model as a Detector."""
+    """'NAME[@weights.pt]' (what follows `torch:` in `edgedet compare`) -> the PyTorch model as a
+    Detector."""
     from exporters.pipeline import ExportOptions, build_exportable
 
     name, _, weights = spec.partition("@")

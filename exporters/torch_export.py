@@ -20,8 +20,14 @@ from edgedet.errors import ExportError
 EXPORTERS = ("auto", "torchscript", "dynamo")
 
 
-def export_module(module: torch.nn.Module, example: torch.Tensor, output_names: tuple[str, ...],
-                  opset: int = 17, dynamic_batch: bool = False, exporter: str = "auto"):
+def export_module(
+    module: torch.nn.Module,
+    example: torch.Tensor,
+    output_names: tuple[str, ...],
+    opset: int = 17,
+    dynamic_batch: bool = False,
+    exporter: str = "auto",
+):
     """Trace ``module(example)`` into an ONNX ModelProto with input ``images``."""
     import onnx
 
@@ -30,7 +36,9 @@ def export_module(module: torch.nn.Module, example: torch.Tensor, output_names: 
     module = module.eval()
     if exporter in ("auto", "torchscript"):
         try:
-            return onnx.load_from_string(_torchscript(module, example, output_names, opset, dynamic_batch))
+            return onnx.load_from_string(
+                _torchscript(module, example, output_names, opset, dynamic_batch)
+            )
         except Exception as exc:
             if exporter == "torchscript" or not _torchscript_missing(exc):
                 raise _export_error(exc) from None
@@ -45,8 +53,17 @@ def _torchscript(module, example, output_names, opset, dynamic_batch) -> bytes:
     axes = {name: {0: "batch"} for name in ("images", *output_names)} if dynamic_batch else None
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), buf, dynamo=False, opset_version=opset, input_names=["images"],
-                          output_names=list(output_names), dynamic_axes=axes, do_constant_folding=True)
+        torch.onnx.export(
+            module,
+            (example,),
+            buf,
+            dynamo=False,
+            opset_version=opset,
+            input_names=["images"],
+            output_names=list(output_names),
+            dynamic_axes=axes,
+            do_constant_folding=True,
+        )
     return buf.getvalue()
 
 
@@ -54,17 +71,30 @@ def _dynamo(module, example, output_names, opset, dynamic_batch):
     shapes = {"images": {0: torch.export.Dim("batch", min=1, max=1024)}} if dynamic_batch else None
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(module, (example,), dynamo=True, opset_version=opset, input_names=["images"],
-                                    output_names=list(output_names), dynamic_shapes=shapes, verbose=False)
+        program = torch.onnx.export(
+            module,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=["images"],
+            output_names=list(output_names),
+            dynamic_shapes=shapes,
+            verbose=False,
+        )
     return program.model_proto
 
 
 def _torchscript_missing(exc: Exception) -> bool:
-    return isinstance(exc, (AttributeError, NotImplementedError, ImportError)) or "removed" in str(exc).lower()
+    return (
+        isinstance(exc, (AttributeError, NotImplementedError, ImportError))
+        or "removed" in str(exc).lower()
+    )
 
 
 def _export_error(exc: Exception) -> ExportError:
     text = str(exc).strip().splitlines()
     first = text[0][:300] if text else type(exc).__name__
-    return ExportError(f"torch could not export the model to ONNX: {first}. Try --exporter dynamo/torchscript "
-                       "or another --opset; unsupported modules are named in the message")
+    return ExportError(
+        f"torch could not export the model to ONNX: {first}. Try --exporter dynamo/torchscript "
+        "or another --opset; unsupported modules are named in the message"
+    )

@@ -64,8 +64,15 @@ class SingleStageDetector(nn.Module):
         boxes = self.decode(head, images.shape[0])
         h, w = self.imgsz
         # clip_boxes_to_image, as torchvision's postprocess does
-        boxes = torch.stack([boxes[..., 0].clamp(0, w), boxes[..., 1].clamp(0, h),
-                             boxes[..., 2].clamp(0, w), boxes[..., 3].clamp(0, h)], dim=-1)
+        boxes = torch.stack(
+            [
+                boxes[..., 0].clamp(0, w),
+                boxes[..., 1].clamp(0, h),
+                boxes[..., 2].clamp(0, w),
+                boxes[..., 3].clamp(0, h),
+            ],
+            dim=-1,
+        )
         return boxes, self.activate(head)
 
 
@@ -91,26 +98,42 @@ FAMILIES = {
     "ssdlite320_mobilenet_v3_large": ("ssdlite320_mobilenet_v3_large", SSDDetector, "ssd", 0, 320),
     "ssd300_vgg16": ("ssd300_vgg16", SSDDetector, "ssd", 0, 300),
     "retinanet_resnet50_fpn": ("retinanet_resnet50_fpn", SingleStageDetector, "retinanet", -1, 320),
-    "retinanet_resnet50_fpn_v2": ("retinanet_resnet50_fpn_v2", SingleStageDetector, "retinanet", -1, 320),
+    "retinanet_resnet50_fpn_v2": (
+        "retinanet_resnet50_fpn_v2",
+        SingleStageDetector,
+        "retinanet",
+        -1,
+        320,
+    ),
     "fcos_resnet50_fpn": ("fcos_resnet50_fpn", FCOSDetector, "fcos", -1, 320),
 }
 
 
 def coco_categories() -> list[str]:
-    """torchvision's 91 COCO category names (index = COCO category id; '__background__', 'N/A' gaps)."""
+    """torchvision's 91 COCO category names (index = COCO category id; '__background__', 'N/A'
+    gaps)."""
     from torchvision.models.detection import SSD300_VGG16_Weights
 
     return list(SSD300_VGG16_Weights.COCO_V1.meta["categories"])
 
 
-@register_model("ssdlite320_mobilenet_v3_large", family="ssd", size_multiple=1,
-                description="torchvision SSDlite320 MobileNetV3-Large")
-@register_model("ssd300_vgg16", family="ssd", size_multiple=1,
-                description="torchvision SSD300 VGG16")
-@register_model("retinanet_resnet50_fpn", family="retinanet",
-                description="torchvision RetinaNet ResNet-50 FPN")
-@register_model("retinanet_resnet50_fpn_v2", family="retinanet",
-                description="torchvision RetinaNet ResNet-50 FPN v2")
+@register_model(
+    "ssdlite320_mobilenet_v3_large",
+    family="ssd",
+    size_multiple=1,
+    description="torchvision SSDlite320 MobileNetV3-Large",
+)
+@register_model(
+    "ssd300_vgg16", family="ssd", size_multiple=1, description="torchvision SSD300 VGG16"
+)
+@register_model(
+    "retinanet_resnet50_fpn", family="retinanet", description="torchvision RetinaNet ResNet-50 FPN"
+)
+@register_model(
+    "retinanet_resnet50_fpn_v2",
+    family="retinanet",
+    description="torchvision RetinaNet ResNet-50 FPN v2",
+)
 @register_model("fcos_resnet50_fpn", family="fcos", description="torchvision FCOS ResNet-50 FPN")
 def build_torchvision(request: BuildRequest) -> ExportableModel:
     """Construct torchvision ``request.name`` (random init unless ``request.state``) and wrap it."""
@@ -131,24 +154,40 @@ def build_torchvision(request: BuildRequest) -> ExportableModel:
     try:
         module = wrapper(model, (size, size), uint8_input).eval()
     except RuntimeError as exc:  # e.g. SSD300's VGG extras collapse below ~270 px
-        raise ExportError(f"{name} cannot run at --imgsz {size} ({first_line(exc, 120)}); "
-                          f"use a larger size (default {default_size})") from None
+        raise ExportError(
+            f"{name} cannot run at --imgsz {size} ({first_line(exc, 120)}); "
+            f"use a larger size (default {default_size})"
+        ) from None
     names = coco_categories() if classes == 91 else [f"class{i}" for i in range(classes)]
-    nms = NMSParams(score_threshold=model.score_thresh, iou_threshold=model.nms_thresh,
-                    max_output_boxes=model.detections_per_img, top_k=1000, background_class=background)
+    nms = NMSParams(
+        score_threshold=model.score_thresh,
+        iou_threshold=model.nms_thresh,
+        max_output_boxes=model.detections_per_img,
+        top_k=1000,
+        background_class=background,
+    )
     t = model.transform
     return ExportableModel(
-        module=module, family=family, name=name, class_names=names, imgsz=(size, size), nms=nms,
+        module=module,
+        family=family,
+        name=name,
+        class_names=names,
+        imgsz=(size, size),
+        nms=nms,
         normalization={"mean": list(t.image_mean), "std": list(t.image_std), "in_graph": True},
-        source={**source, "torchvision": builder}, category_ids=list(range(classes)),
+        source={**source, "torchvision": builder},
+        category_ids=list(range(classes)),
         reference=lambda image: _reference(model, image),
-        notes={"postprocess": "global top-k then NMS; torchvision uses per-level/per-class top-k",
-               "torchvision_topk_candidates": model.topk_candidates},
+        notes={
+            "postprocess": "global top-k then NMS; torchvision uses per-level/per-class top-k",
+            "torchvision_topk_candidates": model.topk_candidates,
+        },
     )
 
 
 def _match_transform(model: nn.Module, size: int) -> None:
-    """Make torchvision's own transform a no-op at the export size, so parity compares like with like."""
+    """Make torchvision's own transform a no-op at the export size, so parity compares like with
+    like."""
     t = model.transform
     t.min_size, t.max_size = (size,), size
     if getattr(t, "fixed_size", None):

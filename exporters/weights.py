@@ -25,8 +25,10 @@ def load_state_dict(path: str | os.PathLike) -> dict:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, zip errors, unsupported globals
         first = first_line(exc, 200)
-        raise InputError(f"cannot read weights {path}: {first}. edgedet needs a state_dict saved with "
-                         "torch.save(model.state_dict(), path); full pickled models are refused for safety") from None
+        raise InputError(
+            f"cannot read weights {path}: {first}. edgedet needs a state_dict saved with "
+            "torch.save(model.state_dict(), path); full pickled models are refused for safety"
+        ) from None
     if isinstance(obj, dict):
         for key in _WRAPPER_KEYS:
             if key in obj and isinstance(obj[key], dict):
@@ -42,15 +44,26 @@ def apply_state_dict(module, state: dict, source: str) -> None:
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
     if missing or unexpected or shapes:
         parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+        for label, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("shape mismatch", shapes),
+        ):
             if keys:
                 more = f" (+{len(keys) - 8} more)" if len(keys) > 8 else ""
                 parts.append(f"{label} {len(keys)}: {', '.join(keys[:8])}{more}")
-        hint = "; check --model, or pass --num-classes if the head was trained for other classes" if shapes else ""
+        hint = (
+            "; check --model, or pass --num-classes if the head was trained for other classes"
+            if shapes
+            else ""
+        )
         raise InputError(f"weights {source} do not fit the model: " + "; ".join(parts) + hint)
     module.load_state_dict(state, strict=True)
 

@@ -34,7 +34,9 @@ class YoloHeadSpec:
     num_classes: int
     strides: tuple[int, ...] = (8, 16, 32)
     reg_max: int = 16
-    anchors: tuple[tuple[tuple[float, float], ...], ...] = ()  # per level, (w, h) pixels; kind "anchor"
+    anchors: tuple[
+        tuple[tuple[float, float], ...], ...
+    ] = ()  # per level, (w, h) pixels; kind "anchor"
 
     def channels(self, level: int) -> int:
         if self.kind == "dfl":
@@ -47,30 +49,50 @@ def check_head(module: nn.Module, spec: YoloHeadSpec, imgsz: int) -> None:
     if spec.kind not in KINDS:
         raise InputError(f"head kind '{spec.kind}' is not one of {', '.join(KINDS)}")
     if spec.kind == "anchor" and len(spec.anchors) != len(spec.strides):
-        raise InputError(f"anchor head needs anchors for each of the {len(spec.strides)} strides, got {len(spec.anchors)}")
+        raise InputError(
+            f"anchor head needs anchors for each of the {len(spec.strides)} strides, got"
+            f" {len(spec.anchors)}"
+        )
     with torch.no_grad():
         outs = module(torch.zeros(1, 3, imgsz, imgsz))
     if not isinstance(outs, (list, tuple)) or not all(isinstance(o, torch.Tensor) for o in outs):
-        raise InputError(f"the module returns {type(outs).__name__}; a YOLO head spec needs one raw map per level")
+        raise InputError(
+            f"the module returns {type(outs).__name__}; a YOLO head spec needs one raw map per"
+            " level"
+        )
     if len(outs) != len(spec.strides):
-        raise InputError(f"the module returns {len(outs)} maps, the spec has {len(spec.strides)} strides {spec.strides}")
+        raise InputError(
+            f"the module returns {len(outs)} maps, the spec has {len(spec.strides)} strides"
+            f" {spec.strides}"
+        )
     for i, (o, s) in enumerate(zip(outs, spec.strides)):
         want = (1, spec.channels(i), imgsz // s, imgsz // s)
         if tuple(o.shape) != want:
-            raise InputError(f"level {i} (stride {s}) output has shape {tuple(o.shape)}, the spec implies {want}")
+            raise InputError(
+                f"level {i} (stride {s}) output has shape {tuple(o.shape)}, the spec implies {want}"
+            )
 
 
 class YoloDetector(nn.Module):
-    """module (raw maps per level) + in-graph decode -> (boxes [B, N, 4] xyxy px, scores [B, N, C])."""
+    """module (raw maps per level) + in-graph decode -> (boxes [B, N, 4] xyxy px, scores [B, N,
+    C])."""
 
-    def __init__(self, module: nn.Module, spec: YoloHeadSpec, imgsz: int, uint8_input: bool = False) -> None:
+    def __init__(
+        self, module: nn.Module, spec: YoloHeadSpec, imgsz: int, uint8_input: bool = False
+    ) -> None:
         super().__init__()
         self.module, self.spec, self.uint8_input = module.eval(), spec, uint8_input
         for i, s in enumerate(spec.strides):
             n = imgsz // s
             ys, xs = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
-            self.register_buffer(f"grid{i}", torch.stack([xs, ys], -1).reshape(1, 1, n * n, 2).float(), persistent=False)
-        self.register_buffer("bins", torch.arange(spec.reg_max, dtype=torch.float32), persistent=False)
+            self.register_buffer(
+                f"grid{i}",
+                torch.stack([xs, ys], -1).reshape(1, 1, n * n, 2).float(),
+                persistent=False,
+            )
+        self.register_buffer(
+            "bins", torch.arange(spec.reg_max, dtype=torch.float32), persistent=False
+        )
 
     def forward(self, images: torch.Tensor):
         x = images.float() * (1.0 / 255.0) if self.uint8_input else images
@@ -86,10 +108,12 @@ class YoloDetector(nn.Module):
         bsz, ch, h, w = raw.shape
         r = self.spec.reg_max
         flat = raw.reshape(bsz, ch, h * w).transpose(1, 2)  # [B, HW, 4r + C]
-        dist = torch.softmax(flat[..., : 4 * r].reshape(bsz, h * w, 4, r), -1) @ self.bins  # [B, HW, 4]
+        dist = (
+            torch.softmax(flat[..., : 4 * r].reshape(bsz, h * w, 4, r), -1) @ self.bins
+        )  # [B, HW, 4]
         centre = grid[0] + 0.5
         xyxy = torch.cat([centre - dist[..., :2], centre + dist[..., 2:]], -1) * stride
-        return xyxy, torch.sigmoid(flat[..., 4 * r:])
+        return xyxy, torch.sigmoid(flat[..., 4 * r :])
 
     def _anchor(self, raw, grid, stride, level):
         bsz, _, h, w = raw.shape
@@ -102,21 +126,39 @@ class YoloDetector(nn.Module):
         return xyxy, (p[..., 4:5] * p[..., 5:]).reshape(bsz, na * h * w, nc)
 
 
-def exportable_from_module(module: nn.Module, spec: YoloHeadSpec, imgsz: int = 640, class_names=None,
-                           name: str = "yolo", uint8_input: bool = False, nms: NMSParams = YOLO_NMS) -> ExportableModel:
+def exportable_from_module(
+    module: nn.Module,
+    spec: YoloHeadSpec,
+    imgsz: int = 640,
+    class_names=None,
+    name: str = "yolo",
+    uint8_input: bool = False,
+    nms: NMSParams = YOLO_NMS,
+) -> ExportableModel:
     """Python API: wrap a YOLO-style module for :func:`exporters.pipeline.export` (``model=``)."""
     check_head(module, spec, imgsz)
     names = list(class_names) if class_names else [f"class{i}" for i in range(spec.num_classes)]
     if len(names) != spec.num_classes:
-        raise InputError(f"{len(names)} class names given for a head with {spec.num_classes} classes")
-    return ExportableModel(module=YoloDetector(module, spec, imgsz, uint8_input).eval(), family="yolo", name=name,
-                           class_names=names, imgsz=(imgsz, imgsz), nms=nms, normalization={"in_graph": True},
-                           source={"module": type(module).__name__}, category_ids=list(range(1, len(names) + 1)),
-                           notes={"head": spec.kind, "strides": list(spec.strides)})
+        raise InputError(
+            f"{len(names)} class names given for a head with {spec.num_classes} classes"
+        )
+    return ExportableModel(
+        module=YoloDetector(module, spec, imgsz, uint8_input).eval(),
+        family="yolo",
+        name=name,
+        class_names=names,
+        imgsz=(imgsz, imgsz),
+        nms=nms,
+        normalization={"in_graph": True},
+        source={"module": type(module).__name__},
+        category_ids=list(range(1, len(names) + 1)),
+        notes={"head": spec.kind, "strides": list(spec.strides)},
+    )
 
 
 class UltralyticsDetector(nn.Module):
-    """An Ultralytics DetectionModel -> raw contract. Its head returns [B, 4 + C, N] (cxcywh px, probs)."""
+    """An Ultralytics DetectionModel -> raw contract. Its head returns [B, 4 + C, N] (cxcywh px,
+    probs)."""
 
     def __init__(self, model: nn.Module, uint8_input: bool = False) -> None:
         super().__init__()
@@ -130,27 +172,52 @@ class UltralyticsDetector(nn.Module):
         return torch.cat([cxcy - wh / 2, cxcy + wh / 2], -1), y[..., 4:]
 
 
-@register_model("ultralytics", family="yolo", own_weights=True,
-                description="Ultralytics YOLOv5u/v8/11 checkpoint given with --weights "
-                            "(needs the optional ultralytics package)")
+@register_model(
+    "ultralytics",
+    family="yolo",
+    own_weights=True,
+    description=(
+        "Ultralytics YOLOv5u/v8/11 checkpoint given with --weights "
+        "(needs the optional ultralytics package)"
+    ),
+)
 def build_ultralytics(request: BuildRequest) -> ExportableModel:
-    """Load an Ultralytics checkpoint (.pt) or config (.yaml, random init) with the ultralytics package."""
-    path, imgsz, uint8_input, source = (request.weights, request.imgsz, request.uint8_input,
-                                        request.source)
+    """Load an Ultralytics checkpoint (.pt) or config (.yaml, random init) with the ultralytics
+    package."""
+    path, imgsz, uint8_input, source = (
+        request.weights,
+        request.imgsz,
+        request.uint8_input,
+        request.source,
+    )
     try:
         from ultralytics import YOLO
     except ImportError:
-        raise ExportError("Ultralytics checkpoints need the optional package 'ultralytics' (AGPL-3.0; edgedet does "
-                          "not vendor it): pip install ultralytics") from None
+        raise ExportError(
+            "Ultralytics checkpoints need the optional package 'ultralytics' (AGPL-3.0; edgedet"
+            " does not vendor it): pip install ultralytics"
+        ) from None
     if path is None:
-        raise InputError("--model ultralytics needs --weights yolov8n.pt (a checkpoint) or a model .yaml")
+        raise InputError(
+            "--model ultralytics needs --weights yolov8n.pt (a checkpoint) or a model .yaml"
+        )
     model = YOLO(str(path)).model.float().eval()
     head = model.model[-1]
     if getattr(head, "end2end", False):
-        head.end2end = False  # NMS-free heads: take the one-to-many branch and run edgedet's NMS on it
+        head.end2end = (
+            False  # NMS-free heads: take the one-to-many branch and run edgedet's NMS on it
+        )
     names = [model.names[i] for i in range(len(model.names))]
     size = imgsz or 640
-    return ExportableModel(module=UltralyticsDetector(model, uint8_input).eval(), family="yolo",
-                           name=f"ultralytics:{type(head).__name__}", class_names=names, imgsz=(size, size), nms=YOLO_NMS,
-                           normalization={"in_graph": True}, source=source, category_ids=list(range(1, len(names) + 1)),
-                           notes={"ultralytics_head": type(head).__name__, "strides": [int(s) for s in head.stride]})
+    return ExportableModel(
+        module=UltralyticsDetector(model, uint8_input).eval(),
+        family="yolo",
+        name=f"ultralytics:{type(head).__name__}",
+        class_names=names,
+        imgsz=(size, size),
+        nms=YOLO_NMS,
+        normalization={"in_graph": True},
+        source=source,
+        category_ids=list(range(1, len(names) + 1)),
+        notes={"ultralytics_head": type(head).__name__, "strides": [int(s) for s in head.stride]},
+    )

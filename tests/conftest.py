@@ -1,5 +1,4 @@
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -16,12 +15,15 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 from PIL import Image as _PILImage  # noqa: E402
 
-_PIL_OPEN = _PILImage.open  # Pillow's own, taken before any test module (and ultralytics) is imported
+_PIL_OPEN = (
+    _PILImage.open
+)  # Pillow's own, taken before any test module (and ultralytics) is imported
 
 
 @pytest.fixture(autouse=True)
 def _undo_ultralytics_patches():
-    """Importing ultralytics replaces PIL.Image.open process-wide (unidentified files are retried after
+    """Importing ultralytics replaces PIL.Image.open process-wide (unidentified files are retried
+    after
     installing a HEIF plugin), which turns read_image's clear errors into ModuleNotFoundError in
     every later test - even tests run before it, when a test module imports it at collection: give
     each test Pillow's own open, and put it back afterwards."""
@@ -45,7 +47,12 @@ def pytest_collection_modifyitems(config, items):
     gpus = gpu_info()
     trt = tensorrt_info()
     no_gpu = pytest.mark.skip(reason="needs an NVIDIA GPU (nvidia-smi shows none on this machine)")
-    no_trt = pytest.mark.skip(reason=f"needs full TensorRT with a GPU (tensorrt: {trt['error'] or 'lean runtime only, no Builder'}; GPUs: {len(gpus)})")
+    no_trt = pytest.mark.skip(
+        reason=(
+            "needs full TensorRT with a GPU (tensorrt:"
+            f" {trt['error'] or 'lean runtime only, no Builder'}; GPUs: {len(gpus)})"
+        )
+    )
     for item in items:
         # markers only: "trt"/"cuda" in item.keywords would also match folder names (tests/*/trt/)
         if item.get_closest_marker("cuda") and not gpus:
@@ -80,6 +87,7 @@ def image_dir(tmp_path, rgb_image) -> Path:
     Image.fromarray(rgb_image[:, ::-1]).save(d / "b.jpg")
     return d
 
+
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory):
     """The tiny torch detector exported raw (NMS on the host): path to its ONNX file."""
@@ -105,6 +113,6 @@ def calib_dir(tmp_path_factory):
         img = np.zeros((60, 80, 3), np.uint8)
         img[:] = np.linspace(0, 255, 80, dtype=np.uint8)[None, :, None]
         y, x = rng.integers(0, 40, 2)
-        img[y:y + 20, x:x + 30] = rng.integers(0, 256, 3)
+        img[y : y + 20, x : x + 30] = rng.integers(0, 256, 3)
         Image.fromarray(img).save(d / f"{i:02d}.png")
     return d

@@ -1,11 +1,11 @@
 """The three dependency tiers, guarded by reading every import statement (top level and lazy).
 
-    runtime     edgedet/ outside onnx/ and cli/: numpy, OpenCV, Pillow (+ optional ONNX Runtime,
-                TensorRT); imports neither tier below
-    ONNX tier   edgedet/onnx/: + onnx, ONNX Runtime, TensorRT's builder; never torch or exporters/
-    CLI         edgedet/cli/: the runtime and the ONNX tier; the torch tier only by name
-                (edgedet/cli/main.py's COMMANDS strings), never by import
-    torch tier  exporters/: may import everything
+runtime     edgedet/ outside onnx/ and cli/: numpy, OpenCV, Pillow (+ optional ONNX Runtime,
+            TensorRT); imports neither tier below
+ONNX tier   edgedet/onnx/: + onnx, ONNX Runtime, TensorRT's builder; never torch or exporters/
+CLI         edgedet/cli/: the runtime and the ONNX tier; the torch tier only by name
+            (edgedet/cli/main.py's COMMANDS strings), never by import
+torch tier  exporters/: may import everything
 """
 
 from __future__ import annotations
@@ -36,24 +36,30 @@ def tier_files(tier: str) -> list[Path]:
         return sorted((pkg / "onnx").rglob("*.py"))
     if tier == "cli":
         return sorted((pkg / "cli").rglob("*.py"))
-    return sorted(p for p in pkg.rglob("*.py") if p.relative_to(pkg).parts[0] not in ("onnx", "cli"))
+    return sorted(
+        p for p in pkg.rglob("*.py") if p.relative_to(pkg).parts[0] not in ("onnx", "cli")
+    )
 
 
 def violations(tier: str, forbidden: tuple[str, ...]) -> list[str]:
     bad = []
     for path in tier_files(tier):
         for line, module in imported_modules(path):
-            if module.split(".")[0] in forbidden or any(module.startswith(f + ".") or module == f
-                                                        for f in forbidden):
+            if module.split(".")[0] in forbidden or any(
+                module.startswith(f + ".") or module == f for f in forbidden
+            ):
                 bad.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
     return bad
 
 
-@pytest.mark.parametrize("tier, forbidden", [
-    ("runtime", TORCH + ("edgedet.onnx", "edgedet.cli", "onnx")),
-    ("onnx", TORCH + ("edgedet.cli",)),
-    ("cli", TORCH),
-])
+@pytest.mark.parametrize(
+    "tier, forbidden",
+    [
+        ("runtime", TORCH + ("edgedet.onnx", "edgedet.cli", "onnx")),
+        ("onnx", TORCH + ("edgedet.cli",)),
+        ("cli", TORCH),
+    ],
+)
 def test_tier_imports(tier, forbidden):
     assert tier_files(tier), f"no files found for tier {tier}"
     assert violations(tier, forbidden) == []

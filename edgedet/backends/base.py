@@ -58,14 +58,21 @@ class Backend(abc.ABC):
         self.last_timings: dict[str, float] = {}  # filled when capabilities.stage_timings
         self._closed = False
 
-    def infer(self, feed: dict[str, np.ndarray], check_values: bool = True) -> dict[str, np.ndarray]:
-        """``check_values=False`` skips the NaN/Inf scan of float inputs (a pass over every element), for
+    def infer(
+        self, feed: dict[str, np.ndarray], check_values: bool = True
+    ) -> dict[str, np.ndarray]:
+        """``check_values=False`` skips the NaN/Inf scan of float inputs (a pass over every
+        element), for
         callers whose input is finite by construction (pixels / 255 from Model.preprocess)."""
         if self._closed:
-            raise InputError(f"the model was closed ({self.name} backend); load it again with edgedet.load")
+            raise InputError(
+                f"the model was closed ({self.name} backend); load it again with edgedet.load"
+            )
         for spec in self.inputs:
             if spec.name not in feed:
-                raise InputError(f"missing input '{spec.name}'; the model takes {[s.name for s in self.inputs]}")
+                raise InputError(
+                    f"missing input '{spec.name}'; the model takes {[s.name for s in self.inputs]}"
+                )
             check_shape(spec, feed[spec.name], check_values)
         return self._infer_impl(feed)
 
@@ -87,18 +94,25 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def _infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
-    def _close_impl(self) -> None:
+    def _close_impl(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing to release
         pass
 
 
 def check_shape(spec: IOSpec, array: np.ndarray, check_values: bool = True) -> None:
-    """InputError unless ``array`` fits ``spec`` (fixed dims equal, dtype equal; finite unless not ``check_values``)."""
+    """InputError unless ``array`` fits ``spec`` (fixed dims equal, dtype equal; finite unless not
+    ``check_values``)."""
     if array.dtype != spec.dtype:
-        raise InputError(f"input '{spec.name}' has dtype {array.dtype}; the model expects {np.dtype(spec.dtype)}")
+        raise InputError(
+            f"input '{spec.name}' has dtype {array.dtype}; the model expects {np.dtype(spec.dtype)}"
+        )
     shape = tuple(array.shape)
-    ok = len(shape) == len(spec.shape) and all(d is None or d == s for d, s in zip(spec.shape, shape))
+    ok = len(shape) == len(spec.shape) and all(
+        d is None or d == s for d, s in zip(spec.shape, shape)
+    )
     if not ok:
         want = "x".join("?" if d is None else str(d) for d in spec.shape)
-        raise InputError(f"input '{spec.name}' has shape {'x'.join(map(str, shape))}; the model expects {want}")
+        raise InputError(
+            f"input '{spec.name}' has shape {'x'.join(map(str, shape))}; the model expects {want}"
+        )
     if check_values and array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         raise InputError(f"input '{spec.name}' contains NaN or Inf values")

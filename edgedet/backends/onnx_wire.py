@@ -18,7 +18,14 @@ import numpy as np
 # ModelProto
 MODEL_GRAPH, MODEL_FUNCTIONS = 7, 25
 # GraphProto
-GRAPH_NODE, GRAPH_NAME, GRAPH_INITIALIZER, GRAPH_INPUT, GRAPH_OUTPUT, GRAPH_SPARSE_INITIALIZER = 1, 2, 5, 11, 12, 15
+GRAPH_NODE, GRAPH_NAME, GRAPH_INITIALIZER, GRAPH_INPUT, GRAPH_OUTPUT, GRAPH_SPARSE_INITIALIZER = (
+    1,
+    2,
+    5,
+    11,
+    12,
+    15,
+)
 # NodeProto
 NODE_INPUT, NODE_OUTPUT, NODE_OP_TYPE, NODE_ATTRIBUTE, NODE_DOMAIN = 1, 2, 4, 5, 7
 # AttributeProto
@@ -26,7 +33,14 @@ ATTR_NAME, ATTR_F, ATTR_I, ATTR_G, ATTR_FLOATS, ATTR_INTS, ATTR_GRAPHS = 1, 2, 3
 # FunctionProto
 FUNCTION_NAME, FUNCTION_DOMAIN = 1, 10
 # TensorProto
-TENSOR_DIMS, TENSOR_DATA_TYPE, TENSOR_FLOAT_DATA, TENSOR_NAME, TENSOR_RAW_DATA, TENSOR_DATA_LOCATION = 1, 2, 4, 8, 9, 14
+(
+    TENSOR_DIMS,
+    TENSOR_DATA_TYPE,
+    TENSOR_FLOAT_DATA,
+    TENSOR_NAME,
+    TENSOR_RAW_DATA,
+    TENSOR_DATA_LOCATION,
+) = (1, 2, 4, 8, 9, 14)
 _TENSOR_DTYPES = {1: np.float32, 10: np.float16, 11: np.float64, 6: np.int32, 7: np.int64}
 
 VARINT, FIXED64, LEN, FIXED32 = 0, 1, 2, 5
@@ -51,7 +65,9 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 
 def fields(buf: bytes):
     """(field number, wire type, value, raw bytes of the whole field) for each field of a message.
-    Values and raw bytes are memoryviews into ``buf``: a model's weights are never copied while parsing."""
+    Values and raw bytes are memoryviews into ``buf``: a model's weights are never copied while
+    parsing.
+    """
     buf = buf if isinstance(buf, memoryview) else memoryview(buf)
     pos, n = 0, len(buf)
     while pos < n:
@@ -62,11 +78,11 @@ def fields(buf: bytes):
             value, pos = _varint(buf, pos)
         elif wire == LEN:
             size, pos = _varint(buf, pos)
-            value, pos = buf[pos:pos + size], pos + size
+            value, pos = buf[pos : pos + size], pos + size
         elif wire == FIXED32:
-            value, pos = buf[pos:pos + 4], pos + 4
+            value, pos = buf[pos : pos + 4], pos + 4
         elif wire == FIXED64:
-            value, pos = buf[pos:pos + 8], pos + 8
+            value, pos = buf[pos : pos + 8], pos + 8
         else:
             raise WireError(f"unsupported wire type {wire}")
         if pos > n:
@@ -118,7 +134,9 @@ class Graph:
 
 @dataclass
 class Model:
-    header: list[bytes]  # top-level fields other than graph and functions (ir_version, opset_import, ...)
+    header: list[
+        bytes
+    ]  # top-level fields other than graph and functions (ir_version, opset_import, ...)
     functions: list[tuple[str, str, bytes]]  # (domain, name, FunctionProto bytes)
     graph: Graph
 
@@ -129,8 +147,14 @@ def parse_model(buf: bytes) -> Model:
         if number == MODEL_GRAPH and wire == LEN:
             graph = parse_graph(value)
         elif number == MODEL_FUNCTIONS and wire == LEN:
-            names = {n: v for n, w, v, _ in fields(value) if w == LEN and n in (FUNCTION_NAME, FUNCTION_DOMAIN)}
-            domain, name = (bytes(names.get(k, b"")).decode() for k in (FUNCTION_DOMAIN, FUNCTION_NAME))
+            names = {
+                n: v
+                for n, w, v, _ in fields(value)
+                if w == LEN and n in (FUNCTION_NAME, FUNCTION_DOMAIN)
+            }
+            domain, name = (
+                bytes(names.get(k, b"")).decode() for k in (FUNCTION_DOMAIN, FUNCTION_NAME)
+            )
             functions.append((domain, name, raw))
         else:
             header.append(raw)
@@ -141,7 +165,7 @@ def parse_model(buf: bytes) -> Model:
 
 def parse_graph(buf: bytes) -> Graph:
     g = Graph("", [], {}, [], [])
-    for number, wire, value, raw in fields(buf):
+    for number, wire, value, _raw in fields(buf):
         if wire != LEN:
             continue
         if number == GRAPH_NODE:
@@ -162,7 +186,7 @@ def parse_graph(buf: bytes) -> Graph:
 def parse_node(buf: bytes) -> Node:
     inputs, outputs, attrs, subgraphs = [], [], {}, []
     op_type = domain = ""
-    for number, wire, value, _ in fields(buf):
+    for number, _wire, value, _ in fields(buf):
         if number == NODE_INPUT:
             inputs.append(bytes(value).decode())
         elif number == NODE_OUTPUT:
@@ -178,7 +202,11 @@ def parse_node(buf: bytes) -> Node:
             subgraphs += graphs
     reads = [n for n in inputs if n]
     for g in subgraphs:
-        inner = {o for node in g.nodes for o in node.outputs} | {n for n, _ in g.inputs} | set(g.initializers)
+        inner = (
+            {o for node in g.nodes for o in node.outputs}
+            | {n for n, _ in g.inputs}
+            | set(g.initializers)
+        )
         reads += [n for node in g.nodes for n in node.reads if n not in inner]
     return Node(buf, inputs, outputs, op_type, domain, attrs, reads)
 
@@ -194,7 +222,11 @@ def _attribute(buf: bytes):
         elif number == ATTR_I and wire == VARINT:
             value = v - (1 << 64) if v >= 1 << 63 else v
         elif number == ATTR_FLOATS:
-            floats += list(struct.unpack(f"<{len(v) // 4}f", v)) if wire == LEN else [struct.unpack("<f", v)[0]]
+            floats += (
+                list(struct.unpack(f"<{len(v) // 4}f", v))
+                if wire == LEN
+                else [struct.unpack("<f", v)[0]]
+            )
         elif number == ATTR_INTS:
             ints += _packed_varints(v) if wire == LEN else [v]
         elif number in (ATTR_G, ATTR_GRAPHS) and wire == LEN:
@@ -232,14 +264,22 @@ def tensor_value(buf: bytes) -> np.ndarray:
         elif number == TENSOR_RAW_DATA:
             raw = v
         elif number == TENSOR_FLOAT_DATA:
-            floats += list(struct.unpack(f"<{len(v) // 4}f", v)) if wire == LEN else [struct.unpack("<f", v)[0]]
+            floats += (
+                list(struct.unpack(f"<{len(v) // 4}f", v))
+                if wire == LEN
+                else [struct.unpack("<f", v)[0]]
+            )
         elif number == TENSOR_DATA_LOCATION and v == 1:
             raise WireError("tensor stored as external data")
     np_type = _TENSOR_DTYPES.get(dtype)
     if np_type is None:
         raise WireError(f"tensor data type {dtype} not handled")
     if raw is not None:
-        return np.frombuffer(raw, dtype=np.dtype(np_type).newbyteorder("<")).astype(np_type).reshape(dims)
+        return (
+            np.frombuffer(raw, dtype=np.dtype(np_type).newbyteorder("<"))
+            .astype(np_type)
+            .reshape(dims)
+        )
     if np_type is np.float32:
         return np.asarray(floats, np.float32).reshape(dims)
     raise WireError(f"tensor of data type {dtype} without raw_data")
@@ -247,18 +287,32 @@ def tensor_value(buf: bytes) -> np.ndarray:
 
 def is_external(tensor: bytes) -> bool:
     """True for a TensorProto whose data lives in a separate file (data_location EXTERNAL)."""
-    return any(n == TENSOR_DATA_LOCATION and w == VARINT and v == 1 for n, w, v, _ in fields(tensor))
+    return any(
+        n == TENSOR_DATA_LOCATION and w == VARINT and v == 1 for n, w, v, _ in fields(tensor)
+    )
 
 
 def value_info(name: str, elem_type: int | None = None, shape: list | None = None) -> bytes:
-    """ValueInfoProto bytes: a name, and when ``elem_type`` is given a tensor type (dims: int, str or None)."""
+    """ValueInfoProto bytes: a name, and when ``elem_type`` is given a tensor type (dims: int, str
+    or None)."""
     out = encode_len(1, name.encode())
     if elem_type is None:
         return out
     tensor = encode_int(1, elem_type)
     if shape is not None:
-        dims = b"".join(encode_len(1, encode_int(1, d) if isinstance(d, int) else
-                                   encode_len(2, d.encode()) if isinstance(d, str) else b"") for d in shape)
+        dims = b"".join(
+            encode_len(
+                1,
+                (
+                    encode_int(1, d)
+                    if isinstance(d, int)
+                    else encode_len(2, d.encode())
+                    if isinstance(d, str)
+                    else b""
+                ),
+            )
+            for d in shape
+        )
         tensor += encode_len(2, dims)
     return out + encode_len(2, encode_len(1, tensor))
 
@@ -285,14 +339,28 @@ def _dim(buf: bytes) -> int | None:
     return None
 
 
-def serialize(model: Model, graph_name: str, nodes: list[Node], initializers: list, inputs: list[bytes],
-              outputs: list[bytes], keep_function) -> bytes:
-    """A ModelProto with ``model``'s header, the functions ``keep_function(domain, name)`` accepts and a
-    graph of the given nodes / initializers (TensorProto bytes) / inputs and outputs (ValueInfoProto bytes).
+def serialize(
+    model: Model,
+    graph_name: str,
+    nodes: list[Node],
+    initializers: list,
+    inputs: list[bytes],
+    outputs: list[bytes],
+    keep_function,
+) -> bytes:
+    """A ModelProto with ``model``'s header, the functions ``keep_function(domain, name)`` accepts
+    and a
+    graph of the given nodes / initializers (TensorProto bytes) / inputs and outputs (ValueInfoProto
+    bytes).
     Built as a list of pieces joined once: weights are copied a single time."""
     graph: list = []
-    for number, items in ((GRAPH_NODE, [n.raw for n in nodes]), (GRAPH_NAME, [graph_name.encode()]),
-                          (GRAPH_INITIALIZER, initializers), (GRAPH_INPUT, inputs), (GRAPH_OUTPUT, outputs)):
+    for number, items in (
+        (GRAPH_NODE, [n.raw for n in nodes]),
+        (GRAPH_NAME, [graph_name.encode()]),
+        (GRAPH_INITIALIZER, initializers),
+        (GRAPH_INPUT, inputs),
+        (GRAPH_OUTPUT, outputs),
+    ):
         for item in items:
             graph += [encode_varint(number << 3 | LEN) + encode_varint(len(item)), item]
     size = sum(len(piece) for piece in graph)

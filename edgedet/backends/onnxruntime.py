@@ -13,17 +13,25 @@ from edgedet.errors import InputError, ModelError, require
 NMS_MODES = ("auto", "host", "function")
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 PROVIDER_ALIASES = {
-    "trt": "TensorrtExecutionProvider", "tensorrt": "TensorrtExecutionProvider",
-    "cuda": "CUDAExecutionProvider", "gpu": "CUDAExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "gpu": "CUDAExecutionProvider",
     "cpu": "CPUExecutionProvider",
 }
 _ORT_DTYPES = {
-    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8,
-    "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(bool)": np.bool_,
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(uint8)": np.uint8,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+    "tensor(bool)": np.bool_,
 }
 
 
-def resolve_providers(requested: list[str] | tuple[str, ...] | str | None, available: list[str]) -> list[str]:
+def resolve_providers(
+    requested: list[str] | tuple[str, ...] | str | None, available: list[str]
+) -> list[str]:
     """Map short names (trt, cuda, cpu) to ONNX Runtime providers and check they exist here."""
     if requested is None:
         return [p for p in PREFERRED_PROVIDERS if p in available] or list(available)
@@ -33,8 +41,11 @@ def resolve_providers(requested: list[str] | tuple[str, ...] | str | None, avail
     for name in requested:
         full = PROVIDER_ALIASES.get(name.lower(), name)
         if full not in available:
-            raise InputError(f"ONNX Runtime provider '{name}' is not available here (available: {', '.join(available)}); "
-                             "for CUDA/TensorRT install onnxruntime-gpu: pip install 'edgedet[gpu]'")
+            raise InputError(
+                f"ONNX Runtime provider '{name}' is not available here (available:"
+                f" {', '.join(available)}); for CUDA/TensorRT install onnxruntime-gpu: pip install"
+                " 'edgedet[gpu]'"
+            )
         out.append(full)
     return out
 
@@ -42,10 +53,17 @@ def resolve_providers(requested: list[str] | tuple[str, ...] | str | None, avail
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, path: str | os.PathLike, providers=None, threads: int | None = None,
-                 edgedet_nms: str = "auto", spinning: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        providers=None,
+        threads: int | None = None,
+        edgedet_nms: str = "auto",
+        spinning: bool = False,
+    ) -> None:
         """``edgedet_nms``: how EdgeDetNMS nodes run. "host": the graph is split at them and
-        edgedet.nms.host runs them (edgedet/backends/ort_split.py); "function": ONNX Runtime runs their
+        edgedet.nms.host runs them (edgedet/backends/ort_split.py); "function": ONNX Runtime runs
+        their
         standard-op function body; "auto": host when ONNX Runtime runs on the CPU only.
         ``spinning``: let idle intra-op threads busy-wait for work (ONNX Runtime's default). Off by
         default: on the 2-core machine it cost 12-35 % latency (benchmarks/ort_settings.py), the
@@ -68,9 +86,14 @@ class OnnxRuntimeBackend(Backend):
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.providers = resolve_providers(providers, ort.get_available_providers())
         self.split = None
-        if edgedet_nms == "host" or (edgedet_nms == "auto" and self.providers == ["CPUExecutionProvider"]):
-            self.split = _load_split(path, lambda model: self._open(ort, model, options, path),
-                                     required=edgedet_nms == "host")
+        if edgedet_nms == "host" or (
+            edgedet_nms == "auto" and self.providers == ["CPUExecutionProvider"]
+        ):
+            self.split = _load_split(
+                path,
+                lambda model: self._open(ort, model, options, path),
+                required=edgedet_nms == "host",
+            )
         if self.split is None:
             self.session = self._open(ort, str(path), options, path)
             self.inputs = [_spec(i) for i in self.session.get_inputs()]
@@ -81,22 +104,31 @@ class OnnxRuntimeBackend(Backend):
         self._output_names = [o.name for o in self.outputs]
 
     def _open(self, ort, model, options, path: Path):
-        """An InferenceSession of a file or serialized model; ModelError naming ``path`` when it fails."""
+        """An InferenceSession of a file or serialized model; ModelError naming ``path`` when it
+        fails."""
         try:
             return ort.InferenceSession(model, options, providers=self.providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/NotImplemented types
             if "EfficientNMS_TRT" in str(exc):
-                raise ModelError(f"{path} ends in NVIDIA's EfficientNMS_TRT plugin (--nms efficient), which only "
-                                 "TensorRT runs: build an engine with `edgedet build`, or re-export with --nms edgedet "
-                                 "(or graph) to run it in ONNX Runtime") from None
-            raise ModelError(f"ONNX Runtime cannot load {path}: {_first_line(exc)} "
-                             "(is the file a complete ONNX model? re-export it, or check `edgedet doctor`)") from None
+                raise ModelError(
+                    f"{path} ends in NVIDIA's EfficientNMS_TRT plugin (--nms efficient), which only"
+                    " TensorRT runs: build an engine with `edgedet build`, or re-export with --nms"
+                    " edgedet (or graph) to run it in ONNX Runtime"
+                ) from None
+            raise ModelError(
+                f"ONNX Runtime cannot load {path}: {_first_line(exc)} "
+                "(is the file a complete ONNX model? re-export it, or check `edgedet doctor`)"
+            ) from None
 
     def _infer_impl(self, feed):
         try:
-            values = self.split.run(feed) if self.split else self.session.run(self._output_names, feed)
+            values = (
+                self.split.run(feed) if self.split else self.session.run(self._output_names, feed)
+            )
         except Exception as exc:
-            raise ModelError(f"ONNX Runtime failed while running the model: {_first_line(exc)}") from None
+            raise ModelError(
+                f"ONNX Runtime failed while running the model: {_first_line(exc)}"
+            ) from None
         return dict(zip(self._output_names, values))
 
     def _close_impl(self) -> None:
@@ -106,11 +138,22 @@ class OnnxRuntimeBackend(Backend):
         import onnxruntime as ort
 
         if self.split is None:
-            providers, nms = self.session.get_providers(), "onnxruntime (function body, where the graph has one)"
+            providers, nms = (
+                self.session.get_providers(),
+                "onnxruntime (function body, where the graph has one)",
+            )
         else:
-            providers, nms = self.providers, f"host ({self.split.nms_steps} EdgeDetNMS node(s), graph split)"
-        return {"backend": self.name, "onnxruntime": ort.__version__, "providers": providers,
-                "device": ort.get_device(), "edgedet_nms": nms}
+            providers, nms = (
+                self.providers,
+                f"host ({self.split.nms_steps} EdgeDetNMS node(s), graph split)",
+            )
+        return {
+            "backend": self.name,
+            "onnxruntime": ort.__version__,
+            "providers": providers,
+            "device": ort.get_device(),
+            "edgedet_nms": nms,
+        }
 
 
 def _load_split(path: Path, make_session, required: bool):
@@ -125,7 +168,9 @@ def _load_split(path: Path, make_session, required: bool):
         return None
     try:
         model = onnx_wire.parse_model(data)
-        if not any(is_nms(n) for n in model.graph.nodes):  # e.g. only inside a subgraph: leave it to ORT
+        if not any(
+            is_nms(n) for n in model.graph.nodes
+        ):  # e.g. only inside a subgraph: leave it to ORT
             return None
         if model.graph.sparse_initializers:
             raise onnx_wire.WireError("sparse initializers")
@@ -134,15 +179,19 @@ def _load_split(path: Path, make_session, required: bool):
         return SplitModel(model, make_session)
     except onnx_wire.WireError as exc:
         if required:
-            raise ModelError(f"cannot split {path} at its EdgeDetNMS nodes ({exc}); "
-                             "run it with edgedet_nms='function'") from None
+            raise ModelError(
+                f"cannot split {path} at its EdgeDetNMS nodes ({exc}); "
+                "run it with edgedet_nms='function'"
+            ) from None
         return None
 
 
 def _spec(node) -> IOSpec:
     dtype = _ORT_DTYPES.get(node.type)
     if dtype is None:
-        raise ModelError(f"tensor '{node.name}' has type {node.type}, which edgedet does not handle")
+        raise ModelError(
+            f"tensor '{node.name}' has type {node.type}, which edgedet does not handle"
+        )
     shape = tuple(d if isinstance(d, int) and d >= 0 else None for d in node.shape)
     return IOSpec(node.name, np.dtype(dtype), shape)
 

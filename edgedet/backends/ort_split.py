@@ -28,9 +28,19 @@ from edgedet.nms.host import batched_nms
 from edgedet.nms.opdef import HAS_ANCHORS, OP_DOMAIN, OP_TYPE, THRESHOLD_INPUTS
 from edgedet.nms.params import NMSParams
 
-_PARAM_FIELDS = {f.name for f in dataclasses.fields(NMSParams)}  # EdgeDetNMS attributes = NMSParams fields
-_ORT_TO_ONNX = {"tensor(float)": 1, "tensor(uint8)": 2, "tensor(int8)": 3, "tensor(int32)": 6, "tensor(int64)": 7,
-                "tensor(bool)": 9, "tensor(float16)": 10, "tensor(double)": 11}
+_PARAM_FIELDS = {
+    f.name for f in dataclasses.fields(NMSParams)
+}  # EdgeDetNMS attributes = NMSParams fields
+_ORT_TO_ONNX = {
+    "tensor(float)": 1,
+    "tensor(uint8)": 2,
+    "tensor(int8)": 3,
+    "tensor(int32)": 6,
+    "tensor(int64)": 7,
+    "tensor(bool)": 9,
+    "tensor(float16)": 10,
+    "tensor(double)": 11,
+}
 _ONNX_TO_NP = {1: np.float32, 2: np.uint8, 6: np.int32, 7: np.int64, 9: np.bool_, 10: np.float16}
 INT32 = 6
 
@@ -40,7 +50,8 @@ def is_nms(node) -> bool:
 
 
 def nms_params(node) -> NMSParams:
-    """The NMSParams an EdgeDetNMS node carries (attributes absent from the node take the defaults)."""
+    """The NMSParams an EdgeDetNMS node carries (attributes absent from the node take the
+    defaults)."""
     values = {k: v for k, v in node.attributes.items() if k in _PARAM_FIELDS}
     for flag in ("score_activation", "class_agnostic"):
         if flag in values:
@@ -51,8 +62,10 @@ def nms_params(node) -> NMSParams:
 
 
 def positional_inputs(node) -> list[str]:
-    """[boxes, scores, anchors, score_threshold, iou_threshold] with "" for an absent one. Nodes state
-    which optional inputs follow (has_anchors, threshold_inputs: contiguous inputs); older files without
+    """[boxes, scores, anchors, score_threshold, iou_threshold] with "" for an absent one. Nodes
+    state
+    which optional inputs follow (has_anchors, threshold_inputs: contiguous inputs); older files
+    without
     those attributes were positional with "" gaps."""
     names = list(node.inputs)
     if HAS_ANCHORS not in node.attributes or THRESHOLD_INPUTS not in node.attributes:
@@ -80,32 +93,45 @@ class Slice:
 class HostNMS:
     """One EdgeDetNMS node run by edgedet.nms.host, with the function body's output types."""
 
-    inputs: list[str]  # positional: boxes, scores[, anchors][, score_threshold, iou_threshold]; "" = absent
+    inputs: list[
+        str
+    ]  # positional: boxes, scores[, anchors][, score_threshold, iou_threshold]; "" = absent
     outputs: list[str]  # num_dets, det_boxes, det_scores, det_classes
     params: NMSParams
 
     def __post_init__(self) -> None:
-        # resolved once, not per call: the step should cost what batched_nms costs (benchmarks/e2e.py)
+        # resolved once, not per call: the step should cost what batched_nms costs
+        # (benchmarks/e2e.py)
         boxes, scores, anchors, score_thr, iou_thr = (self.inputs + [""] * 5)[:5]
         self._boxes, self._scores, self._anchors = boxes, scores, anchors
-        self._thresholds = [(n, k) for n, k in ((score_thr, "score_threshold"), (iou_thr, "iou_threshold")) if n]
+        self._thresholds = [
+            (n, k) for n, k in ((score_thr, "score_threshold"), (iou_thr, "iou_threshold")) if n
+        ]
         self._outputs = [(i, n) for i, n in enumerate(self.outputs) if n]
 
     def run(self, store: dict) -> None:
         params = self.params
         if self._thresholds:  # run-time thresholds (float32 [1]) replace the attributes
-            params = params.replace(**{k: float(np.asarray(store[n]).reshape(-1)[0]) for n, k in self._thresholds})
+            params = params.replace(
+                **{k: float(np.asarray(store[n]).reshape(-1)[0]) for n, k in self._thresholds}
+            )
         scores = store[self._scores]
-        res = batched_nms(store[self._boxes], scores, params,
-                          anchors=store[self._anchors] if self._anchors else None)
-        # the function body returns boxes/scores in the type of `scores` (CastLike) and int32 counts/classes
+        res = batched_nms(
+            store[self._boxes],
+            scores,
+            params,
+            anchors=store[self._anchors] if self._anchors else None,
+        )
+        # the function body returns boxes/scores in the type of `scores` (CastLike) and int32
+        # counts/classes
         values = (res.num_dets, res.det_boxes, res.det_scores, res.det_classes)
         for i, name in self._outputs:
             store[name] = values[i].astype(scores.dtype, copy=False) if i in (1, 2) else values[i]
 
 
 class SplitModel:
-    """A model with EdgeDetNMS nodes as ORT slices and host NMS steps; ``run(feed)`` -> graph outputs.
+    """A model with EdgeDetNMS nodes as ORT slices and host NMS steps; ``run(feed)`` -> graph
+    outputs.
 
     ``make_session(model_bytes)`` creates an ONNX Runtime session (the caller's options/providers).
     """
@@ -115,7 +141,9 @@ class SplitModel:
         self.output_names = [name for name, _ in graph.outputs]
         levels = _levels(graph.nodes, graph.initializers)
         needed = _needed_later(graph.nodes, levels, self.output_names)
-        types = {name: wire.value_info_type(raw) for name, raw in graph.inputs}  # name -> (elem type, dims)
+        types = {
+            name: wire.value_info_type(raw) for name, raw in graph.inputs
+        }  # name -> (elem type, dims)
         self.constants = {}  # initializers an NMS node reads directly (anchors)
         self.steps: list = []
         for level in range(max(levels, default=0) + 1):
@@ -124,16 +152,28 @@ class SplitModel:
                 self.steps.append(_make_slice(model, part, needed[level], types, make_session))
             for node in (n for n, lv in zip(graph.nodes, levels) if lv == level and is_nms(n)):
                 ins = positional_inputs(node)
-                self.constants.update({n: wire.tensor_value(graph.initializers[n]) for n in ins
-                                       if n in graph.initializers})
+                self.constants.update(
+                    {
+                        n: wire.tensor_value(graph.initializers[n])
+                        for n in ins
+                        if n in graph.initializers
+                    }
+                )
                 p = nms_params(node)
                 t, shape = types.get(ins[1], (1, None))
                 b, k = (shape[0] if shape else None), p.max_output_boxes
-                types.update(zip(node.outputs, ((INT32, [b, 1]), (t, [b, k, 4]), (t, [b, k]), (INT32, [b, k]))))
+                types.update(
+                    zip(
+                        node.outputs,
+                        ((INT32, [b, 1]), (t, [b, k, 4]), (t, [b, k]), (INT32, [b, k])),
+                    )
+                )
                 self.steps.append(HostNMS(ins, list(node.outputs), p))
         self.nms_steps = sum(isinstance(s, HostNMS) for s in self.steps)
-        self.specs = ([_spec(name, raw) for name, raw in graph.inputs if name not in graph.initializers],
-                      [_spec(name, raw) for name, raw in graph.outputs])
+        self.specs = (
+            [_spec(name, raw) for name, raw in graph.inputs if name not in graph.initializers],
+            [_spec(name, raw) for name, raw in graph.outputs],
+        )
 
     def run(self, feed: dict) -> list[np.ndarray]:
         store = {**self.constants, **feed}
@@ -147,19 +187,25 @@ def _spec(name: str, raw: bytes) -> IOSpec:
     elem, dims = wire.value_info_type(raw)
     dtype = _ONNX_TO_NP.get(elem)
     if dtype is None:
-        raise ModelError(f"tensor '{name}' has ONNX element type {elem}, which edgedet does not handle")
-    return IOSpec(name, np.dtype(dtype), tuple(d if d else None for d in (dims or ())))
+        raise ModelError(
+            f"tensor '{name}' has ONNX element type {elem}, which edgedet does not handle"
+        )
+    return IOSpec(name, np.dtype(dtype), tuple(d if d else None for d in dims or ()))
 
 
 def _dims(shape) -> list | None:
     """ORT's inferred shape (ints, symbolic names, None) as value_info takes it."""
     if shape is None:
         return None
-    return [d if isinstance(d, (int, str)) and not (isinstance(d, int) and d < 0) else None for d in shape]
+    return [
+        d if isinstance(d, (int, str)) and not (isinstance(d, int) and d < 0) else None
+        for d in shape
+    ]
 
 
 def _levels(nodes: list, initializers) -> list[int]:
-    """Slice index of every node (graph order is topological): EdgeDetNMS nodes on the deepest input path."""
+    """Slice index of every node (graph order is topological): EdgeDetNMS nodes on the deepest input
+    path."""
     tensor_level: dict[str, int] = {}
     levels: list[int] = []
     for node in nodes:
@@ -171,7 +217,8 @@ def _levels(nodes: list, initializers) -> list[int]:
 
 
 def _needed_later(nodes, levels, graph_outputs) -> dict[int, set]:
-    """For each slice: tensors read after it (by its NMS steps, later slices) or returned by the graph."""
+    """For each slice: tensors read after it (by its NMS steps, later slices) or returned by the
+    graph."""
     top = max(levels, default=0)
     needed = {lv: set(graph_outputs) for lv in range(top + 1)}
     for node, level in zip(nodes, levels):
@@ -188,13 +235,25 @@ def _make_slice(model: wire.Model, part, needed, types, make_session) -> Slice:
     reads = list(dict.fromkeys(n for node in part for n in node.reads))
     inputs = [n for n in reads if n not in produced_set and n not in graph.initializers]
     graph_inputs = dict(graph.inputs)
-    # shapes let ORT plan the later slices as it plans the whole graph (unknown shapes cost R-CNN's RoI heads)
-    in_info = [graph_inputs[n] if n in graph_inputs else wire.value_info(n, *types[n]) for n in inputs]
+    # shapes let ORT plan the later slices as it plans the whole graph (unknown shapes cost R-CNN's
+    # RoI heads)
+    in_info = [
+        graph_inputs[n] if n in graph_inputs else wire.value_info(n, *types[n]) for n in inputs
+    ]
     outputs = [o for o in produced if o in needed]
     out_info = [wire.value_info(o) for o in outputs]  # ORT infers the types
     used_inits = [graph.initializers[n] for n in reads if n in graph.initializers]
-    data = wire.serialize(model, f"{graph.name}_slice", part, used_inits, in_info, out_info,
-                          keep_function=lambda domain, name: not (name == OP_TYPE and domain == OP_DOMAIN))
+    data = wire.serialize(
+        model,
+        f"{graph.name}_slice",
+        part,
+        used_inits,
+        in_info,
+        out_info,
+        keep_function=lambda domain, name: not (name == OP_TYPE and domain == OP_DOMAIN),
+    )
     session = make_session(data)
-    types.update((o.name, (_ORT_TO_ONNX.get(o.type, 1), _dims(o.shape))) for o in session.get_outputs())
+    types.update(
+        (o.name, (_ORT_TO_ONNX.get(o.type, 1), _dims(o.shape))) for o in session.get_outputs()
+    )
     return Slice(session, inputs, outputs)

@@ -17,6 +17,9 @@ def _interrupted_while_starting(signum, frame):
 
 # only when edgedet is the program being started (the console script, or `python -m edgedet.cli`),
 # never when a test runner or an application imports this package
-if (os.path.basename(sys.argv[0]) in ("edgedet", "-m") and threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+if (
+    os.path.basename(sys.argv[0]) in ("edgedet", "-m")
+    and threading.current_thread() is threading.main_thread()
+    and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+):
     signal.signal(signal.SIGINT, _interrupted_while_starting)

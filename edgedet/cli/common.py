@@ -21,7 +21,9 @@ def int_list(text: str, name: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise InputError(f"{name} takes comma-separated integers such as 1,8; got '{text}'") from None
+        raise InputError(
+            f"{name} takes comma-separated integers such as 1,8; got '{text}'"
+        ) from None
     if not values or any(v < 1 for v in values):
         raise InputError(f"{name} needs positive integers; got '{text}'")
     return values
@@ -32,7 +34,8 @@ def echo_progress(message: str) -> None:
 
 
 class Fraction(click.ParamType):
-    """A finite number in 0..1 (scores, IoUs, matched fractions): NaN would silently disable a filter."""
+    """A finite number in 0..1 (scores, IoUs, matched fractions): NaN would silently disable a
+    filter."""
 
     name = "fraction"
 
@@ -42,7 +45,9 @@ class Fraction(click.ParamType):
         try:
             x = float(value)
         except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number; give a fraction in 0..1 such as 0.25", param, ctx)
+            self.fail(
+                f"{value!r} is not a number; give a fraction in 0..1 such as 0.25", param, ctx
+            )
         if not math.isfinite(x) or not 0.0 <= x <= 1.0:
             self.fail(f"{value!r} is not in 0..1; give a fraction such as 0.25", param, ctx)
         return x
@@ -64,9 +69,13 @@ def read_class_names(path: str) -> list[str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise InputError(f"--class-names file {path} is not UTF-8 text; give a text file with one name per line") from None
+        raise InputError(
+            f"--class-names file {path} is not UTF-8 text; give a text file with one name per line"
+        ) from None
     if "\x00" in text:
-        raise InputError(f"--class-names file {path} is binary; give a text file with one name per line")
+        raise InputError(
+            f"--class-names file {path} is binary; give a text file with one name per line"
+        )
     names = [n.strip() for n in text.splitlines() if n.strip()]
     if not names:
         raise InputError(f"--class-names file {path} holds no names; give one name per line")
@@ -89,8 +98,9 @@ class Backend(click.ParamType):
         name = str(value).strip().lower()
         name = BACKEND_ALIASES.get(name, name)
         if name not in BACKENDS:
-            self.fail(f"unknown backend '{value}'; choose auto, onnxruntime or tensorrt",
-                      param, ctx)
+            self.fail(
+                f"unknown backend '{value}'; choose auto, onnxruntime or tensorrt", param, ctx
+            )
         return name
 
 
@@ -111,13 +121,18 @@ class Providers(click.ParamType):
         for n in names:
             if n.lower() not in PROVIDER_ALIASES and not n.endswith("ExecutionProvider"):
                 short = ", ".join(PROVIDER_ALIASES)
-                self.fail(f"'{n}' is not an ONNX Runtime provider; use {short} or a full name "
-                          "such as CPUExecutionProvider", param, ctx)
+                self.fail(
+                    f"'{n}' is not an ONNX Runtime provider; use {short} or a full name "
+                    "such as CPUExecutionProvider",
+                    param,
+                    ctx,
+                )
         return names
 
 
-PROVIDERS_HELP = ("ONNX Runtime providers in order of preference: cpu, cuda, trt, or full names "
-                  "(e.g. cuda,cpu).")
+PROVIDERS_HELP = (
+    "ONNX Runtime providers in order of preference: cpu, cuda, trt, or full names (e.g. cuda,cpu)."
+)
 BACKEND_HELP = "auto (from the file type: .engine/.plan/.trt -> tensorrt), onnxruntime or tensorrt."
 
 
@@ -129,8 +144,9 @@ def providers_option(fn):
 def backend_options(fn):
     """--backend and --providers: which runtime opens the artifact, and ONNX Runtime's providers."""
     fn = providers_option(fn)
-    return click.option("--backend", type=Backend(), default="auto", show_default=True,
-                        help=BACKEND_HELP)(fn)
+    return click.option(
+        "--backend", type=Backend(), default="auto", show_default=True, help=BACKEND_HELP
+    )(fn)
 
 
 def load_options(artifact, backend: str = "auto", providers: tuple[str, ...] | None = None) -> dict:
@@ -144,21 +160,28 @@ def load_options(artifact, backend: str = "auto", providers: tuple[str, ...] | N
         return {"backend": backend}
     engine = Path(str(artifact)).suffix.lower() in ENGINE_SUFFIXES
     if backend == "tensorrt" or (backend == "auto" and engine):
-        raise InputError(f"--providers applies to ONNX Runtime, but {artifact} runs on TensorRT; "
-                         "drop --providers or open an ONNX model")
+        raise InputError(
+            f"--providers applies to ONNX Runtime, but {artifact} runs on TensorRT; "
+            "drop --providers or open an ONNX model"
+        )
     return {"backend": backend, "providers": list(providers)}
 
 
 def json_report_option(fn):
     """--json PATH: also write the command's report as JSON to PATH (checked before the run)."""
-    return click.option("--json", "json_path", type=click.Path(dir_okay=False),
-                        help="Also write the report as JSON to this file.")(fn)
+    return click.option(
+        "--json",
+        "json_path",
+        type=click.Path(dir_okay=False),
+        help="Also write the report as JSON to this file.",
+    )(fn)
 
 
 def print_json_option(fn):
     """--print-json: the report as JSON on stdout instead of text (for scripts)."""
-    return click.option("--print-json", is_flag=True,
-                        help="Print the report as JSON on stdout instead of text.")(fn)
+    return click.option(
+        "--print-json", is_flag=True, help="Print the report as JSON on stdout instead of text."
+    )(fn)
 
 
 def check_json_path(json_path, inputs) -> None:

@@ -6,8 +6,12 @@ import json
 
 import click
 
-from edgedet.cli.common import (check_json_path, json_report_option, print_json_option,
-                                write_json_report)
+from edgedet.cli.common import (
+    check_json_path,
+    json_report_option,
+    print_json_option,
+    write_json_report,
+)
 
 
 @click.command("doctor")
@@ -33,13 +37,22 @@ def _print_text(r: dict, tips: list[str]) -> None:
     for name, version in r["packages"].items():
         click.echo(f"  {name:24s} {version or '-'}")
     ort = r["onnxruntime"]
-    click.echo(f"  {'onnxruntime':24s} {ort['version'] or '-'}  providers: {', '.join(ort['providers']) or '-'}")
+    click.echo(
+        f"  {'onnxruntime':24s} {ort['version'] or '-'}  providers:"
+        f" {', '.join(ort['providers']) or '-'}"
+    )
     trt = r["tensorrt"]
-    click.echo(f"  {'tensorrt':24s} {trt['version'] or '-'}" + (f" ({trt['module']}, builder: {trt['builder']})" if trt["version"] else ""))
+    click.echo(
+        f"  {'tensorrt':24s} {trt['version'] or '-'}"
+        + (f" ({trt['module']}, builder: {trt['builder']})" if trt["version"] else "")
+    )
     click.echo(f"  {'nvcc':24s} {r['nvcc'] or '-'}")
     if r["gpus"]:
         for g in r["gpus"]:
-            click.echo(f"  GPU: {g['name']} (compute {g['compute_capability']}, driver {g['driver']}, {g['memory']})")
+            click.echo(
+                f"  GPU: {g['name']} (compute {g['compute_capability']}, driver {g['driver']},"
+                f" {g['memory']})"
+            )
     else:
         click.echo("  GPU: none visible")
     click.echo("can:")

@@ -6,14 +6,30 @@ import sys
 
 import click
 
-from edgedet.cli.common import (POSITIVE, backend_options, check_json_path, json_report_option,
-                                load_options, write_json_report)
+from edgedet.cli.common import (
+    POSITIVE,
+    backend_options,
+    check_json_path,
+    json_report_option,
+    load_options,
+    write_json_report,
+)
 
 
 @click.command("eval")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--data", required=True, type=click.Path(), help="COCO annotations.json, a folder holding one, or a YOLO folder.")
-@click.option("--images", "image_dir", type=click.Path(file_okay=False), help="Image folder when --data is a JSON file elsewhere.")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(),
+    help="COCO annotations.json, a folder holding one, or a YOLO folder.",
+)
+@click.option(
+    "--images",
+    "image_dir",
+    type=click.Path(file_okay=False),
+    help="Image folder when --data is a JSON file elsewhere.",
+)
 @click.option("--limit", type=POSITIVE, help="Evaluate only the first N images.")
 @click.option("--batch", type=POSITIVE, default=1, show_default=True)
 @backend_options
@@ -37,9 +53,11 @@ def eval_cmd(model, data, image_dir, limit, batch, backend, providers, json_path
                 last[0] = done
 
             stats = evaluate(det, dataset, limit, batch, progress)
-    click.echo(f"{model} on {data} ({stats['images']} images, {stats['seconds']} s): "
-               f"mAP@0.5:0.95 {stats['mAP']:.4f}  mAP@0.5 {stats['mAP50']:.4f}  mAP@0.75 {stats['mAP75']:.4f}  "
-               f"AR@100 {stats['AR100']:.4f}")
+    click.echo(
+        f"{model} on {data} ({stats['images']} images, {stats['seconds']} s): mAP@0.5:0.95"
+        f" {stats['mAP']:.4f}  mAP@0.5 {stats['mAP50']:.4f}  mAP@0.75 {stats['mAP75']:.4f}  AR@100"
+        f" {stats['AR100']:.4f}"
+    )
     if json_path:
         write_json_report(json_path, stats)
 

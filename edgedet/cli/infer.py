@@ -47,8 +47,10 @@ def output_names(files: list[Path], out: Path) -> list[Path]:
         used.add(name.lower())
         target = out / name
         if target.exists() and any(same_file(target, f) for f in files):
-            raise InputError(f"output folder {out} holds the input image {target}: annotated copies would replace "
-                             "the originals; choose another -o folder")
+            raise InputError(
+                f"output folder {out} holds the input image {target}: annotated copies would"
+                " replace the originals; choose another -o folder"
+            )
         names.append(target)
     return names
 
@@ -56,28 +58,75 @@ def output_names(files: list[Path], out: Path) -> list[Path]:
 @click.command("infer")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("images", nargs=-1, required=True)
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="edgedet-infer", show_default=True)
-@click.option("--min-score", type=FRACTION, default=0.25, show_default=True, help="Drop detections below this score.")
-@click.option("--score-threshold", type=FRACTION, help="NMS score threshold (host NMS, or a model exported with "
-              "--runtime-thresholds); the manifest's value otherwise.")
-@click.option("--iou-threshold", type=FRACTION, help="NMS IoU threshold (same conditions as --score-threshold).")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="edgedet-infer",
+    show_default=True,
+)
+@click.option(
+    "--min-score",
+    type=FRACTION,
+    default=0.25,
+    show_default=True,
+    help="Drop detections below this score.",
+)
+@click.option(
+    "--score-threshold",
+    type=FRACTION,
+    help=(
+        "NMS score threshold (host NMS, or a model exported with "
+        "--runtime-thresholds); the manifest's value otherwise."
+    ),
+)
+@click.option(
+    "--iou-threshold",
+    type=FRACTION,
+    help="NMS IoU threshold (same conditions as --score-threshold).",
+)
 @backend_options
 @click.option("--no-draw", is_flag=True, help="Write only the JSON, no annotated images.")
-@click.option("--skip-bad", is_flag=True, help="Warn about unreadable images and go on instead of stopping.")
+@click.option(
+    "--skip-bad", is_flag=True, help="Warn about unreadable images and go on instead of stopping."
+)
 @stream_options
-def infer_cmd(model, images, out_dir, min_score, score_threshold, iou_threshold, backend, providers, no_draw, skip_bad,
-              **stream):
+def infer_cmd(
+    model,
+    images,
+    out_dir,
+    min_score,
+    score_threshold,
+    iou_threshold,
+    backend,
+    providers,
+    no_draw,
+    skip_bad,
+    **stream,
+):
     """Detect objects in IMAGES (files, folders; or videos, URLs, cameras, source lists) with MODEL.
 
     Videos, rtsp/rtmp/http URLs, cameras (0, /dev/video0) and .txt source lists run the pipelined
-    stream runtime: OUT/detections.jsonl and an annotated OUT/<name>.mp4 per stream (docs/streams.md).
+    stream runtime: OUT/detections.jsonl and an annotated OUT/<name>.mp4 per stream
+    (docs/streams.md).
     """
     from edgedet.streams.cli import infer_streams, wants_streams
 
     opts = load_options(model, backend, providers)
     if wants_streams(images):
-        return infer_streams(model, images, out_dir, min_score, score_threshold, iou_threshold, backend, providers,
-                             no_draw, **stream)
+        return infer_streams(
+            model,
+            images,
+            out_dir,
+            min_score,
+            score_threshold,
+            iou_threshold,
+            backend,
+            providers,
+            no_draw,
+            **stream,
+        )
     import edgedet
     from edgedet.fileio import check_not_input, check_writable
 
@@ -90,23 +139,33 @@ def infer_cmd(model, images, out_dir, min_score, score_threshold, iou_threshold,
         for target in targets:
             check_writable(target)
         if det.manifest.task != "detect":
-            raise InputError(f"{model} is a {det.manifest.task} model, not a detector; `edgedet infer` draws "
-                             "boxes: run it from Python (edgedet.load(...)(image)) or use `edgedet compare`")
+            raise InputError(
+                f"{model} is a {det.manifest.task} model, not a detector; `edgedet infer` draws "
+                "boxes: run it from Python (edgedet.load(...)(image)) or use `edgedet compare`"
+            )
         say_if_random(det.manifest, model)
         det.set_thresholds(score_threshold, iou_threshold)
         records, failed, done, capped = _run(det, files, targets, min_score, skip_bad, json_out)
-    click.echo(f"{len(records)} detections in {done} images -> {json_out}"
-               + ("" if no_draw else f" and annotated images in {out}/") + (f"; {failed} skipped" if failed else ""))
+    click.echo(
+        f"{len(records)} detections in {done} images -> {json_out}"
+        + ("" if no_draw else f" and annotated images in {out}/")
+        + (f"; {failed} skipped" if failed else "")
+    )
     if capped:
         cap = det.nms_params.max_output_boxes
-        click.echo(f"edgedet: note: {capped} image(s) reached the model's limit of {cap} detections, so objects may be "
-                   f"missing there; re-export (or re-run attach-nms) with a larger --max-det", err=True)
+        click.echo(
+            f"edgedet: note: {capped} image(s) reached the model's limit of {cap} detections, so"
+            " objects may be missing there; re-export (or re-run attach-nms) with a larger"
+            " --max-det",
+            err=True,
+        )
     if failed:
         raise SystemExit(1)
 
 
 def _run(det, files, targets, min_score, skip_bad, json_out):
-    """Detect, draw and record each image; on a stop, detections.json still covers the images done."""
+    """Detect, draw and record each image; on a stop, detections.json still covers the images
+    done."""
     from edgedet.fileio import write_bytes_atomic
 
     records, failed, done, capped = [], 0, 0, 0
@@ -126,13 +185,17 @@ def _run(det, files, targets, min_score, skip_bad, json_out):
                 for r in dets.to_coco(image_id, det.manifest.category_ids):
                     records.append({**r, "file_name": str(path)})
                 if targets:
-                    write_bytes_atomic(targets[image_id], _encode(dets.draw(rgb), targets[image_id].suffix))
+                    write_bytes_atomic(
+                        targets[image_id], _encode(dets.draw(rgb), targets[image_id].suffix)
+                    )
                 done += 1
     except (EdgeDetError, KeyboardInterrupt) as exc:
         if done:
             _write_json(json_out, records)
             if isinstance(exc, EdgeDetError):
-                raise type(exc)(f"{exc} (stopped; detections of the {done} images before it are in {json_out})") from None
+                raise type(exc)(
+                    f"{exc} (stopped; detections of the {done} images before it are in {json_out})"
+                ) from None
         raise
     _write_json(json_out, records)
     return records, failed, done, capped

@@ -16,7 +16,8 @@ import click
 from edgedet import __version__
 from edgedet.errors import EdgeDetError, first_line
 
-# name -> "module:attribute", imported only when the command runs. `exporters.*` entries are the torch
+# name -> "module:attribute", imported only when the command runs. `exporters.*` entries are the
+# torch
 # tier: named here as strings, so the runtime package never imports it (tests/test_tiers.py).
 COMMANDS = {
     "export": "exporters.cli:export_cmd",
@@ -54,19 +55,24 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except EdgeDetError as exc:
-            if _SIGINT_SEEN:  # e.g. a module half-imported when Ctrl-C came, then reported as missing
+            if (
+                _SIGINT_SEEN
+            ):  # e.g. a module half-imported when Ctrl-C came, then reported as missing
                 _interrupted()
             click.echo(f"edgedet: error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             _interrupted()
         except Exception:
-            if _SIGINT_SEEN:  # a library turned the KeyboardInterrupt into its own error (e.g. mid-import)
+            if (
+                _SIGINT_SEEN
+            ):  # a library turned the KeyboardInterrupt into its own error (e.g. mid-import)
                 _interrupted()
             raise
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        """Usage errors as one line (click prints Usage/Try/Error); Python warnings as one line each."""
+        """Usage errors as one line (click prints Usage/Try/Error); Python warnings as one line
+        each."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         with _one_line_warnings(), _note_sigint():
@@ -75,8 +81,11 @@ class LazyGroup(click.Group):
             except click.exceptions.Exit as exc:
                 sys.exit(exc.exit_code)
             except click.ClickException as exc:
-                where = f" (see `edgedet {exc.ctx.info_name} --help`)" if getattr(exc, "ctx", None) and \
-                    exc.ctx.parent is not None else " (see `edgedet --help`)"
+                where = (
+                    f" (see `edgedet {exc.ctx.info_name} --help`)"
+                    if getattr(exc, "ctx", None) and exc.ctx.parent is not None
+                    else " (see `edgedet --help`)"
+                )
                 click.echo(f"edgedet: error: {exc.format_message()}{where}", err=True)
                 sys.exit(exc.exit_code)
             except (click.exceptions.Abort, KeyboardInterrupt):
@@ -94,7 +103,8 @@ def _interrupted():
 
 @contextlib.contextmanager
 def _note_sigint():
-    """Remember that Ctrl-C was pressed, so an error a library raised in its place still exits 130."""
+    """Remember that Ctrl-C was pressed, so an error a library raised in its place still exits
+    130."""
     import signal
     import threading
 
@@ -118,14 +128,22 @@ def _note_sigint():
 
 @contextlib.contextmanager
 def _one_line_warnings():
-    """Warnings reach the terminal as one `edgedet: warning:` line each, without source lines; library
+    """Warnings reach the terminal as one `edgedet: warning:` line each, without source lines;
+    library
     deprecation notices and numpy floating-point chatter are not the user's concern."""
+
     def show(message, category, filename, lineno, file=None, line=None):
         click.echo(f"edgedet: warning: {first_line(message, None) or category.__name__}", err=True)
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")
-        for quiet in (DeprecationWarning, PendingDeprecationWarning, FutureWarning, RuntimeWarning, ImportWarning):
+        for quiet in (
+            DeprecationWarning,
+            PendingDeprecationWarning,
+            FutureWarning,
+            RuntimeWarning,
+            ImportWarning,
+        ):
             warnings.simplefilter("ignore", quiet)
         warnings.showwarning = show
         yield

@@ -36,7 +36,8 @@ class Artifact:
 
     @property
     def precision(self) -> str:
-        """fp32 | fp16 | int8: what the file was quantised to (engines keep their ONNX file's mode)."""
+        """fp32 | fp16 | int8: what the file was quantised to (engines keep their ONNX file's
+        mode)."""
         return str(self.manifest.precision.get("mode", "fp32")).lower()
 
 
@@ -46,8 +47,10 @@ def open_artifact(path: str | os.PathLike) -> Artifact:
     if not path.is_file():
         raise InputError(f"model file {path} does not exist")
     if not manifest_path(path).is_file():
-        raise ManifestError(f"{path} has no manifest {manifest_path(path)}; deploy configs are generated from it - "
-                            "export the model with edgedet (or `edgedet attach-nms` for a third-party ONNX)")
+        raise ManifestError(
+            f"{path} has no manifest {manifest_path(path)}; deploy configs are generated from it - "
+            "export the model with edgedet (or `edgedet attach-nms` for a third-party ONNX)"
+        )
     art = Artifact(path, read_manifest(path))
     if not art.manifest.outputs and not art.is_engine:  # manifests of older edgedet: read the graph
         art.manifest.outputs = onnx_outputs(path)
@@ -60,7 +63,9 @@ def onnx_outputs(path: Path) -> list[TensorSpec]:
     try:
         graph = onnx.load(str(path), load_external_data=False).graph
     except Exception as exc:  # onnx raises DecodeError and others for a corrupt file
-        raise InputError(f"{path} is not a readable ONNX file ({type(exc).__name__}: {exc})") from None
+        raise InputError(
+            f"{path} is not a readable ONNX file ({type(exc).__name__}: {exc})"
+        ) from None
 
     def spec(vi):
         t = vi.type.tensor_type
@@ -73,18 +78,22 @@ def onnx_outputs(path: Path) -> list[TensorSpec]:
 def output_names(manifest: Manifest) -> list[str]:
     """The graph's outputs in graph order (the order TensorRT and DeepStream bind them)."""
     if not manifest.outputs:
-        raise ManifestError(f"the manifest of {manifest.model} lists no outputs (written by an older edgedet); "
-                            "re-export the model")
+        raise ManifestError(
+            f"the manifest of {manifest.model} lists no outputs (written by an older edgedet); "
+            "re-export the model"
+        )
     return [o.name for o in manifest.outputs]
 
 
 def plugins_to_load(manifest: Manifest) -> list[str]:
-    """The plugin libraries an engine needs loaded into the host process (path when recorded, else file name);
+    """The plugin libraries an engine needs loaded into the host process (path when recorded, else
+    file name);
     empty when there is none or the plan carries them (version-compatible: plugins_to_serialize).
 
     DeepStream and Triton load plugin libraries with dlopen only (LD_PRELOAD; Triton also
     --backend-config=tensorrt,plugins=<lib>), never through IPluginRegistry::loadLibrary. edgedet's
-    EdgeDetNMS library registers its creator when it is loaded (edgedet/csrc/plugin/edgedet_nms_plugin.cpp,
+    EdgeDetNMS library registers its creator when it is loaded
+    (edgedet/csrc/plugin/edgedet_nms_plugin.cpp,
     "registration at load time"), so dlopen is enough; a library built by an edgedet without that
     registers only through getCreators() and must be rebuilt (`edgedet plugin build`).
     """
@@ -92,8 +101,10 @@ def plugins_to_load(manifest: Manifest) -> list[str]:
     return [p.path or p.file for p in plugins if not p.serialized]
 
 
-PLUGIN_REBUILD_NOTE = ("the library registers EdgeDetNMS when loaded; one built before that registered only through "
-                       "IPluginRegistry::loadLibrary: rebuild it with `edgedet plugin build` for this TensorRT")
+PLUGIN_REBUILD_NOTE = (
+    "the library registers EdgeDetNMS when loaded; one built before that registered only through "
+    "IPluginRegistry::loadLibrary: rebuild it with `edgedet plugin build` for this TensorRT"
+)
 
 
 def copy_artifact(art: Artifact, target: Path) -> Path:
@@ -107,6 +118,11 @@ def check_detector_input(manifest: Manifest, host: str) -> None:
     """Both hosts feed ``images`` as [B, 3, H, W]; refuse what they cannot build a feed for."""
     shape = manifest.input.shape
     if len(shape) != 4 or shape[1] != 3 or shape[2] < 1 or shape[3] < 1:
-        raise InputError(f"{host} needs a [B, 3, H, W] input with fixed H and W; {manifest.model} has {list(shape)}")
+        raise InputError(
+            f"{host} needs a [B, 3, H, W] input with fixed H and W; {manifest.model} has"
+            f" {list(shape)}"
+        )
     if manifest.input.name != contract.INPUT_NAME:
-        raise ManifestError(f"input is named {manifest.input.name!r}, the contract says {contract.INPUT_NAME!r}")
+        raise ManifestError(
+            f"input is named {manifest.input.name!r}, the contract says {contract.INPUT_NAME!r}"
+        )

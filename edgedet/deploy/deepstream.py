@@ -21,8 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgedet import contract
-from edgedet.deploy import (PLUGIN_REBUILD_NOTE, Artifact, check_detector_input, copy_artifact, open_artifact,
-                            output_names, plugins_to_load)
+from edgedet.deploy import (
+    PLUGIN_REBUILD_NOTE,
+    Artifact,
+    check_detector_input,
+    copy_artifact,
+    open_artifact,
+    output_names,
+    plugins_to_load,
+)
 from edgedet.errors import InputError
 from edgedet.fileio import write_text_atomic
 from edgedet.manifest import Manifest
@@ -57,15 +64,20 @@ def preprocess_keys(manifest: Manifest) -> Preprocess:
     nvinfer's single scale factor expresses only when the three std values are equal.
     """
     if manifest.input.dtype != "float32":
-        raise InputError(f"{manifest.model} takes {manifest.input.dtype} input; nvinfer feeds the network float "
-                         "tensors it normalises itself - re-export with the default float32 input")
+        raise InputError(
+            f"{manifest.model} takes {manifest.input.dtype} input; nvinfer feeds the network float "
+            "tensors it normalises itself - re-export with the default float32 input"
+        )
     norm = manifest.normalization or {}
     scale, offsets = 1.0 / 255.0, (0.0, 0.0, 0.0)
     if not norm.get("in_graph", True):
         mean, std = list(norm.get("mean") or [0.0] * 3), list(norm.get("std") or [1.0] * 3)
         if len(set(std)) != 1:
-            raise InputError(f"{manifest.model} normalises with per-channel std {std} outside the graph; nvinfer has "
-                             "one net-scale-factor for all channels - re-export with normalisation in the graph")
+            raise InputError(
+                f"{manifest.model} normalises with per-channel std {std} outside the graph; nvinfer"
+                " has one net-scale-factor for all channels - re-export with normalisation in the"
+                " graph"
+            )
         scale = 1.0 / (255.0 * std[0])
         offsets = tuple(255.0 * m for m in mean)
     letterbox = manifest.input.resize == "letterbox"
@@ -75,31 +87,45 @@ def preprocess_keys(manifest: Manifest) -> Preprocess:
 def check_parser_outputs(manifest: Manifest) -> None:
     """Refuse what NvDsInferParseCustomEfficientNMS cannot read, saying why."""
     if manifest.task != "detect":
-        raise InputError(f"{manifest.model} is a {manifest.task} model; edgedet writes DeepStream configs for "
-                         "detectors (nvinfer network-type=0) only")
+        raise InputError(
+            f"{manifest.model} is a {manifest.task} model; edgedet writes DeepStream configs for "
+            "detectors (nvinfer network-type=0) only"
+        )
     if manifest.output_kind != contract.KIND_NMS:
-        raise InputError(f"{manifest.model} has raw outputs (boxes, scores; NMS on the host) and DeepStream's "
-                         f"{PARSER_FUNC} reads NMS outputs - re-export with --nms edgedet, graph or efficient")
+        raise InputError(
+            f"{manifest.model} has raw outputs (boxes, scores; NMS on the host) and DeepStream's "
+            f"{PARSER_FUNC} reads NMS outputs - re-export with --nms edgedet, graph or efficient"
+        )
     names = output_names(manifest)
     if tuple(names) != PARSER_OUTPUTS:
         extra = [n for n in names if n not in PARSER_OUTPUTS]
-        why = (f"it has the extra output(s) {extra} and the parser takes exactly four" if extra
-               else f"they are in the order {names}")
-        raise InputError(f"{PARSER_FUNC} reads the outputs by position as {list(PARSER_OUTPUTS)}, but {why}; "
-                         "export a detector without masks, or reorder the graph outputs")
+        why = (
+            f"it has the extra output(s) {extra} and the parser takes exactly four"
+            if extra
+            else f"they are in the order {names}"
+        )
+        raise InputError(
+            f"{PARSER_FUNC} reads the outputs by position as {list(PARSER_OUTPUTS)}, but {why}; "
+            "export a detector without masks, or reorder the graph outputs"
+        )
     dtypes = tuple(o.dtype for o in manifest.outputs)
     if dtypes != PARSER_DTYPES:
-        raise InputError(f"{PARSER_FUNC} reads int32 counts/classes and float32 boxes/scores; {manifest.model}'s "
-                         f"outputs are {dict(zip(names, dtypes))}")
+        raise InputError(
+            f"{PARSER_FUNC} reads int32 counts/classes and float32 boxes/scores; {manifest.model}'s"
+            f" outputs are {dict(zip(names, dtypes))}"
+        )
 
 
 def batch_size(art: Artifact, requested: int | None = None) -> int:
-    """The batch nvinfer and streammux run: the model's fixed batch, an engine's profile max, or ``requested``."""
+    """The batch nvinfer and streammux run: the model's fixed batch, an engine's profile max, or
+    ``requested``."""
     fixed = art.manifest.input.batch
     if fixed > 0:
         if requested not in (None, fixed):
-            raise InputError(f"{art.path.name} has a fixed batch of {fixed}; --batch-size {requested} cannot run it "
-                             "(re-export with --dynamic-batch)")
+            raise InputError(
+                f"{art.path.name} has a fixed batch of {fixed}; --batch-size {requested} cannot run"
+                " it (re-export with --dynamic-batch)"
+            )
         return fixed
     if art.is_engine:
         top = profile_max_batch(art.manifest)
@@ -110,7 +136,8 @@ def batch_size(art: Artifact, requested: int | None = None) -> int:
 
 
 def profile_max_batch(manifest: Manifest) -> int:
-    """The largest batch of the engine's first optimisation profile for ``images`` (1 without one)."""
+    """The largest batch of the engine's first optimisation profile for ``images`` (1 without
+    one)."""
     for profile in (manifest.tensorrt.profiles if manifest.tensorrt else [])[:1]:
         for shape in profile:
             if shape.get("name", contract.INPUT_NAME) == manifest.input.name:
@@ -118,27 +145,42 @@ def profile_max_batch(manifest: Manifest) -> int:
     return 1
 
 
-def nvinfer_config(art: Artifact, model_file: str, labels_file: str, batch: int, gpu_id: int = 0) -> str:
+def nvinfer_config(
+    art: Artifact, model_file: str, labels_file: str, batch: int, gpu_id: int = 0
+) -> str:
     """The nvinfer ``[property]`` + ``[class-attrs-all]`` config for a primary detector."""
     m = art.manifest
     check_detector_input(m, "DeepStream")
     check_parser_outputs(m)
     if art.precision not in NETWORK_MODE:
-        raise InputError(f"precision {art.precision!r} of {art.path.name} is not one of {', '.join(NETWORK_MODE)}")
+        raise InputError(
+            f"precision {art.precision!r} of {art.path.name} is not one of"
+            f" {', '.join(NETWORK_MODE)}"
+        )
     pre = preprocess_keys(m)
     model_key = "model-engine-file" if art.is_engine else "onnx-file"
     nms = m.nms
     lines = [
-        f"# nvinfer config for {m.family}/{m.model}, generated by edgedet from {art.path.name}.json",
+        (
+            f"# nvinfer config for {m.family}/{m.model}, generated by edgedet from"
+            f" {art.path.name}.json"
+        ),
         *plugin_comments(art),
         "[property]",
         f"gpu-id={gpu_id}",
         f"{model_key}={model_file}",
         f"labelfile-path={labels_file}",
         f"batch-size={batch}",
-        f"# {art.precision} file; " + ("the engine's precision is fixed" if art.is_engine else
-                                      "a Q/DQ graph carries its own scales (no int8-calib-file)"
-                                      if art.precision == "int8" else "nvinfer builds the engine at this precision"),
+        f"# {art.precision} file; "
+        + (
+            "the engine's precision is fixed"
+            if art.is_engine
+            else (
+                "a Q/DQ graph carries its own scales (no int8-calib-file)"
+                if art.precision == "int8"
+                else "nvinfer builds the engine at this precision"
+            )
+        ),
         f"network-mode={NETWORK_MODE[art.precision]}",
         "network-type=0",
         "process-mode=1",
@@ -149,11 +191,17 @@ def nvinfer_config(art: Artifact, model_file: str, labels_file: str, batch: int,
         f"net-scale-factor={pre.net_scale_factor!r}",
         "offsets=" + ";".join(repr(float(o)) for o in pre.offsets),
         f"model-color-format={pre.model_color_format}",
-        f"# {m.input.resize}: edgedet pads with {m.input.pad_value}, nvinfer's symmetric padding is black (0)",
+        (
+            f"# {m.input.resize}: edgedet pads with {m.input.pad_value}, nvinfer's symmetric"
+            " padding is black (0)"
+        ),
         f"maintain-aspect-ratio={pre.maintain_aspect_ratio}",
         f"symmetric-padding={pre.symmetric_padding}",
         f"scaling-filter={SCALING_FILTER_BILINEAR}",
-        f"# outputs by position: {', '.join(PARSER_OUTPUTS)} (NMS in the graph: {m.nms_implementation})",
+        (
+            f"# outputs by position: {', '.join(PARSER_OUTPUTS)} (NMS in the graph:"
+            f" {m.nms_implementation})"
+        ),
         f"parse-bbox-func-name={PARSER_FUNC}",
         f"custom-lib-path={PARSER_LIB}",
         f"cluster-mode={CLUSTER_NONE}",
@@ -166,48 +214,102 @@ def nvinfer_config(art: Artifact, model_file: str, labels_file: str, batch: int,
 
 
 def plugin_comments(art: Artifact) -> list[str]:
-    """How the engine's plugin library gets into nvinfer's process: custom-lib-path holds the parser library
-    (nvinfer has one), so it is preloaded; it must be in the process before nvinfer deserialises the engine."""
+    """How the engine's plugin library gets into nvinfer's process: custom-lib-path holds the parser
+    library
+    (nvinfer has one), so it is preloaded; it must be in the process before nvinfer deserialises the
+    engine.
+    """
     libs = plugins_to_load(art.manifest) if art.is_engine else []
     if not libs:
         return []
-    return [f"# the engine needs its TensorRT plugin library loaded: start with LD_PRELOAD={':'.join(libs)}",
-            f"# ({PLUGIN_REBUILD_NOTE})"]
+    return [
+        (
+            "# the engine needs its TensorRT plugin library loaded: start with"
+            f" LD_PRELOAD={':'.join(libs)}"
+        ),
+        f"# ({PLUGIN_REBUILD_NOTE})",
+    ]
 
 
 def labels_text(manifest: Manifest) -> str:
     """One class name per line, in class-index order (nvinfer's detector label file)."""
     bad = [n for n in manifest.class_names if "\n" in n or ";" in n]
     if bad:
-        raise InputError(f"class names {bad} contain a newline or ';', which nvinfer's label file cannot hold")
+        raise InputError(
+            f"class names {bad} contain a newline or ';', which nvinfer's label file cannot hold"
+        )
     return "".join(f"{name}\n" for name in manifest.class_names)
 
 
 def run_command(art: Artifact) -> str:
-    """The deepstream-app command line for the generated folder (LD_PRELOAD for an engine's plugin library)."""
+    """The deepstream-app command line for the generated folder (LD_PRELOAD for an engine's plugin
+    library)."""
     libs = plugins_to_load(art.manifest) if art.is_engine else []
-    return (f"LD_PRELOAD={':'.join(libs)} " if libs else "") + "deepstream-app -c deepstream_app.txt"
+    return (
+        f"LD_PRELOAD={':'.join(libs)} " if libs else ""
+    ) + "deepstream-app -c deepstream_app.txt"
 
 
-def app_config(infer_config: str, batch: int, uri: str = SAMPLE_URI, width: int = 1920, height: int = 1080,
-               command: str = "deepstream-app -c deepstream_app.txt") -> str:
-    """A minimal deepstream-app config: ``batch`` copies of one source -> streammux -> nvinfer -> fakesink."""
-    return "\n".join([
-        f"# {command}   (generated by edgedet)",
-        "[application]", "enable-perf-measurement=1", "perf-measurement-interval-sec=5", "",
-        "[source0]", "enable=1", "# 3 = multi-URI: num-sources copies of uri, batched by streammux",
-        "type=3", f"uri={uri}", f"num-sources={batch}", "gpu-id=0", "",
-        "[streammux]", "gpu-id=0", "live-source=0", f"batch-size={batch}", "batched-push-timeout=40000",
-        f"width={width}", f"height={height}", "enable-padding=0", "",
-        "[primary-gie]", "enable=1", "gpu-id=0", f"batch-size={batch}", "gie-unique-id=1",
-        f"config-file={infer_config}", "",
-        "[osd]", "enable=0", "",
-        "[sink0]", "enable=1", "# 1 = fakesink: measure throughput without a display", "type=1", "sync=0", "",
-    ])
+def app_config(
+    infer_config: str,
+    batch: int,
+    uri: str = SAMPLE_URI,
+    width: int = 1920,
+    height: int = 1080,
+    command: str = "deepstream-app -c deepstream_app.txt",
+) -> str:
+    """A minimal deepstream-app config: ``batch`` copies of one source -> streammux -> nvinfer ->
+    fakesink."""
+    return "\n".join(
+        [
+            f"# {command}   (generated by edgedet)",
+            "[application]",
+            "enable-perf-measurement=1",
+            "perf-measurement-interval-sec=5",
+            "",
+            "[source0]",
+            "enable=1",
+            "# 3 = multi-URI: num-sources copies of uri, batched by streammux",
+            "type=3",
+            f"uri={uri}",
+            f"num-sources={batch}",
+            "gpu-id=0",
+            "",
+            "[streammux]",
+            "gpu-id=0",
+            "live-source=0",
+            f"batch-size={batch}",
+            "batched-push-timeout=40000",
+            f"width={width}",
+            f"height={height}",
+            "enable-padding=0",
+            "",
+            "[primary-gie]",
+            "enable=1",
+            "gpu-id=0",
+            f"batch-size={batch}",
+            "gie-unique-id=1",
+            f"config-file={infer_config}",
+            "",
+            "[osd]",
+            "enable=0",
+            "",
+            "[sink0]",
+            "enable=1",
+            "# 1 = fakesink: measure throughput without a display",
+            "type=1",
+            "sync=0",
+            "",
+        ]
+    )
 
 
-def write_deepstream(model: str | os.PathLike, out_dir: str | os.PathLike, batch: int | None = None,
-                     uri: str = SAMPLE_URI) -> list[Path]:
+def write_deepstream(
+    model: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    batch: int | None = None,
+    uri: str = SAMPLE_URI,
+) -> list[Path]:
     """Write DIR/{model file + manifest, labels.txt, config_infer_primary.txt, deepstream_app.txt}.
 
     Paths inside the configs are relative: nvinfer and deepstream-app resolve them against the
@@ -216,9 +318,16 @@ def write_deepstream(model: str | os.PathLike, out_dir: str | os.PathLike, batch
     art = open_artifact(model)
     n = batch_size(art, batch)
     out = Path(out_dir)
-    infer = nvinfer_config(art, art.path.name, "labels.txt", n)  # validates before anything is written
-    files = {out / "labels.txt": labels_text(art.manifest), out / "config_infer_primary.txt": infer,
-             out / "deepstream_app.txt": app_config("config_infer_primary.txt", n, uri, command=run_command(art))}
+    infer = nvinfer_config(
+        art, art.path.name, "labels.txt", n
+    )  # validates before anything is written
+    files = {
+        out / "labels.txt": labels_text(art.manifest),
+        out / "config_infer_primary.txt": infer,
+        out / "deepstream_app.txt": app_config(
+            "config_infer_primary.txt", n, uri, command=run_command(art)
+        ),
+    }
     copied = copy_artifact(art, out / art.path.name)
     for path, text in files.items():
         write_text_atomic(path, text)

@@ -14,8 +14,20 @@ from pathlib import Path
 
 from edgedet.errors import InputError, require
 
-STAT_NAMES = ("mAP", "mAP50", "mAP75", "mAP_small", "mAP_medium", "mAP_large",
-              "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large")
+STAT_NAMES = (
+    "mAP",
+    "mAP50",
+    "mAP75",
+    "mAP_small",
+    "mAP_medium",
+    "mAP_large",
+    "AR1",
+    "AR10",
+    "AR100",
+    "AR_small",
+    "AR_medium",
+    "AR_large",
+)
 
 
 def load_coco_gt(path: str | os.PathLike) -> dict:
@@ -25,7 +37,9 @@ def load_coco_gt(path: str | os.PathLike) -> dict:
     except FileNotFoundError:
         raise InputError(f"annotation file {path} does not exist") from None
     except UnicodeDecodeError:
-        raise InputError(f"annotation file {path} is not UTF-8 text; save it as UTF-8 JSON") from None
+        raise InputError(
+            f"annotation file {path} is not UTF-8 text; save it as UTF-8 JSON"
+        ) from None
     except (OSError, ValueError) as exc:
         raise InputError(f"annotation file {path} is not valid JSON ({exc})") from None
     check_coco_gt(gt, path)
@@ -40,25 +54,40 @@ def check_coco_gt(gt, path) -> None:
         raise InputError(f"annotation file {path} holds a JSON {json_type(gt)}, not a COCO object")
     for key in ("images", "annotations", "categories"):
         if key not in gt:
-            raise InputError(f"annotation file {path} has no '{key}' list; expected COCO instances format")
+            raise InputError(
+                f"annotation file {path} has no '{key}' list; expected COCO instances format"
+            )
         if not isinstance(gt[key], list):
-            raise InputError(f"annotation file {path}: '{key}' is a {json_type(gt[key])}, not a list; "
-                             "expected COCO instances format")
-    need = {"images": ("id", "file_name"), "annotations": ("image_id", "category_id", "bbox"),
-            "categories": ("id", "name")}
+            raise InputError(
+                f"annotation file {path}: '{key}' is a {json_type(gt[key])}, not a list; "
+                "expected COCO instances format"
+            )
+    need = {
+        "images": ("id", "file_name"),
+        "annotations": ("image_id", "category_id", "bbox"),
+        "categories": ("id", "name"),
+    }
     for key, fields in need.items():
         for i, entry in enumerate(gt[key]):
             missing = [f for f in fields if not isinstance(entry, dict) or f not in entry]
             if missing:
-                raise InputError(f"annotation file {path}: {key}[{i}] has no '{missing[0]}'; expected COCO instances format")
+                raise InputError(
+                    f"annotation file {path}: {key}[{i}] has no '{missing[0]}'; expected COCO"
+                    " instances format"
+                )
             if key == "images" and not isinstance(entry["file_name"], str):
                 raise InputError(f"annotation file {path}: images[{i}].file_name is not a string")
             if key == "annotations":
                 box = entry["bbox"]
-                if not isinstance(box, list) or len(box) != 4 or not all(
-                        isinstance(v, (int, float)) and not isinstance(v, bool) for v in box):
-                    raise InputError(f"annotation file {path}: annotations[{i}].bbox is {box!r}; "
-                                     "COCO boxes are [x, y, width, height]")
+                if (
+                    not isinstance(box, list)
+                    or len(box) != 4
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)
+                ):
+                    raise InputError(
+                        f"annotation file {path}: annotations[{i}].bbox is {box!r}; "
+                        "COCO boxes are [x, y, width, height]"
+                    )
 
 
 def coco_map(gt: dict, detections: list[dict]) -> dict[str, float]:

@@ -78,12 +78,18 @@ class ParityAccumulator:
         ious = np.asarray(self.ious or [0.0])
         cd = np.asarray(self.count_deltas or [0])
         return {
-            "images": self.images, "detections_a": self.n_a, "detections_b": self.n_b,
+            "images": self.images,
+            "detections_a": self.n_a,
+            "detections_b": self.n_b,
             "iou_threshold": self.iou_threshold,
             "matched_a": self.matched / self.n_a if self.n_a else 1.0,
             "matched_b": self.matched / self.n_b if self.n_b else 1.0,
             "class_agreement": self.same_class / self.matched if self.matched else 1.0,
-            "score_delta": {"mean": float(sd.mean()), "p95": float(np.percentile(sd, 95)), "max": float(sd.max())},
+            "score_delta": {
+                "mean": float(sd.mean()),
+                "p95": float(np.percentile(sd, 95)),
+                "max": float(sd.max()),
+            },
             "iou": {"mean": float(ious.mean()), "min": float(ious.min())},
             "count_delta": {"mean": float(cd.mean()), "max": int(cd.max())},
         }
@@ -94,13 +100,22 @@ def elementwise(a: np.ndarray, b: np.ndarray) -> dict:
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     diff = np.abs(a64 - b64)
     denom = np.linalg.norm(a64) * np.linalg.norm(b64)
-    return {"max_abs": float(diff.max(initial=0)), "mean_abs": float(diff.mean()) if diff.size else 0.0,
-            "max_rel": float((diff / (np.abs(a64) + 1e-6)).max(initial=0)),
-            "cosine": float((a64.ravel() @ b64.ravel()) / denom) if denom else 1.0}
+    return {
+        "max_abs": float(diff.max(initial=0)),
+        "mean_abs": float(diff.mean()) if diff.size else 0.0,
+        "max_rel": float((diff / (np.abs(a64) + 1e-6)).max(initial=0)),
+        "cosine": float((a64.ravel() @ b64.ravel()) / denom) if denom else 1.0,
+    }
 
 
-def compare_detectors(det_a, det_b, images: list[np.ndarray], iou_threshold: float = 0.5,
-                      min_score: float = 0.25, raw_pair=None) -> dict:
+def compare_detectors(
+    det_a,
+    det_b,
+    images: list[np.ndarray],
+    iou_threshold: float = 0.5,
+    min_score: float = 0.25,
+    raw_pair=None,
+) -> dict:
     """Run both detectors on decoded RGB ``images`` and report parity.
 
     ``raw_pair(image_batch) -> {name: (tensor_a, tensor_b)}`` optionally supplies raw tensors.
@@ -116,8 +131,15 @@ def compare_detectors(det_a, det_b, images: list[np.ndarray], iou_threshold: flo
     report = acc.result()
     report["min_score"] = min_score
     if raw:
-        report["raw"] = {name: {k: (max if k.startswith("max") else (min if k == "cosine" else np.mean))(
-            [s[k] for s in stats]) for k in stats[0]} for name, stats in raw.items()}
+        report["raw"] = {
+            name: {
+                k: (max if k.startswith("max") else (min if k == "cosine" else np.mean))(
+                    [s[k] for s in stats]
+                )
+                for k in stats[0]
+            }
+            for name, stats in raw.items()
+        }
         report["raw"] = {n: {k: float(v) for k, v in d.items()} for n, d in report["raw"].items()}
     return report
 
@@ -134,10 +156,20 @@ def compare_classifiers(cls_a, cls_b, images: list[np.ndarray]) -> dict:
         a, b = cls_a([img], top_k=5)[0], cls_b([img], top_k=5)[0]
         top1 += int(a.class_ids[0] == b.class_ids[0])
         top5 += int(a.class_ids[0] in set(b.class_ids.tolist()))
-        overlap.append(len(set(a.class_ids.tolist()) & set(b.class_ids.tolist())) / len(a.class_ids))
+        overlap.append(
+            len(set(a.class_ids.tolist()) & set(b.class_ids.tolist())) / len(a.class_ids)
+        )
         b_probs = dict(zip(b.class_ids.tolist(), b.probs.tolist()))
         deltas.append(abs(float(a.probs[0]) - b_probs.get(int(a.class_ids[0]), 0.0)))
     n = max(1, len(images))
-    return {"task": "classify", "images": len(images), "top1_agreement": top1 / n, "top5_agreement": top5 / n,
-            "top5_overlap": float(np.mean(overlap or [1.0])), "prob_delta": {"mean": float(np.mean(deltas or [0.0])),
-                                                                              "max": float(np.max(deltas or [0.0]))}}
+    return {
+        "task": "classify",
+        "images": len(images),
+        "top1_agreement": top1 / n,
+        "top5_agreement": top5 / n,
+        "top5_overlap": float(np.mean(overlap or [1.0])),
+        "prob_delta": {
+            "mean": float(np.mean(deltas or [0.0])),
+            "max": float(np.max(deltas or [0.0])),
+        },
+    }

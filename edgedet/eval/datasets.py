@@ -41,17 +41,27 @@ def load_dataset(path: str | os.PathLike, images: str | os.PathLike | None = Non
         root = Path(images) if images else path.parent / "images"
         return Dataset(load_coco_gt(path), root, "coco")
     if (path / "annotations.json").is_file():
-        return Dataset(load_coco_gt(path / "annotations.json"), Path(images) if images else path / "images", "coco")
+        return Dataset(
+            load_coco_gt(path / "annotations.json"),
+            Path(images) if images else path / "images",
+            "coco",
+        )
     if (path / "labels").is_dir():
         return load_yolo(path)
-    raise InputError(f"{path} is neither a COCO annotation file, a folder with annotations.json, "
-                     "nor a YOLO folder with images/ and labels/")
+    raise InputError(
+        f"{path} is neither a COCO annotation file, a folder with annotations.json, "
+        "nor a YOLO folder with images/ and labels/"
+    )
 
 
 def load_yolo(root: Path) -> Dataset:
     names = _yolo_names(root)
     image_dir = root / "images"
-    files = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if image_dir.is_dir() else []
+    files = (
+        sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if image_dir.is_dir()
+        else []
+    )
     if not files:
         raise InputError(f"YOLO dataset {root} has no images in {image_dir}")
     from PIL import Image
@@ -62,11 +72,15 @@ def load_yolo(root: Path) -> Dataset:
             with Image.open(f) as im:
                 w, h = im.size
         except (OSError, SyntaxError, ValueError) as exc:
-            raise InputError(f"YOLO dataset image {f} cannot be read ({type(exc).__name__}: empty or corrupt); "
-                             "remove or replace it") from None
+            raise InputError(
+                f"YOLO dataset image {f} cannot be read ({type(exc).__name__}: empty or corrupt); "
+                "remove or replace it"
+            ) from None
         images.append({"id": image_id, "file_name": f.name, "width": w, "height": h})
         label = root / "labels" / f"{f.stem}.txt"
-        for line_no, line in enumerate(_read_text(label).splitlines() if label.exists() else [], start=1):
+        for line_no, line in enumerate(
+            _read_text(label).splitlines() if label.exists() else [], start=1
+        ):
             anns.append(_yolo_ann(line, line_no, label, image_id, w, h, len(names), len(anns) + 1))
     anns = [a for a in anns if a]
     cats = [{"id": i + 1, "name": n} for i, n in enumerate(names)]
@@ -80,14 +94,25 @@ def _yolo_ann(line, line_no, label, image_id, w, h, num_classes, ann_id):
     try:
         c, cx, cy, bw, bh = int(parts[0]), *map(float, parts[1:5])
     except (ValueError, TypeError):
-        raise InputError(f"{label}:{line_no}: expected 'class cx cy w h', got '{line.strip()}'") from None
+        raise InputError(
+            f"{label}:{line_no}: expected 'class cx cy w h', got '{line.strip()}'"
+        ) from None
     if len(parts) < 5 or not all(math.isfinite(v) for v in (cx, cy, bw, bh)):
-        raise InputError(f"{label}:{line_no}: expected 'class cx cy w h' with finite numbers, got '{line.strip()}'")
+        raise InputError(
+            f"{label}:{line_no}: expected 'class cx cy w h' with finite numbers, got"
+            f" '{line.strip()}'"
+        )
     if not 0 <= c < num_classes:
         raise InputError(f"{label}:{line_no}: class {c} is outside the {num_classes} class names")
     bw, bh = bw * w, bh * h
-    return {"id": ann_id, "image_id": image_id, "category_id": c + 1, "iscrowd": 0, "area": bw * bh,
-            "bbox": [cx * w - bw / 2, cy * h - bh / 2, bw, bh]}
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": c + 1,
+        "iscrowd": 0,
+        "area": bw * bh,
+        "bbox": [cx * w - bw / 2, cy * h - bh / 2, bw, bh],
+    }
 
 
 def _read_text(path: Path) -> str:
@@ -107,7 +132,9 @@ def _yolo_names(root: Path) -> list[str]:
         names = _names_from_yaml(_read_text(yaml))
         if names:
             return names
-    raise InputError(f"YOLO dataset {root} needs class names in classes.txt or data.yaml (names: [...])")
+    raise InputError(
+        f"YOLO dataset {root} needs class names in classes.txt or data.yaml (names: [...])"
+    )
 
 
 def _names_from_yaml(text: str) -> list[str]:
@@ -119,7 +146,7 @@ def _names_from_yaml(text: str) -> list[str]:
             if rest.startswith("["):
                 return [n.strip().strip("'\"") for n in rest.strip("[]").split(",") if n.strip()]
             names = []
-            for sub in lines[i + 1:]:
+            for sub in lines[i + 1 :]:
                 item = sub.strip()
                 if not sub[:1].isspace() or not item:
                     break

@@ -1,4 +1,5 @@
-"""Pieces of the EdgeDetNMS semantics shared by the reference and the host path (docs/nms.md, steps 1-3
+"""Pieces of the EdgeDetNMS semantics shared by the reference and the host path (docs/nms.md, steps
+1-3
 and the IoU of step 6), plus the output container.
 
 Everything is elementwise float32 arithmetic, so implementations that follow the same formulas
@@ -42,16 +43,24 @@ def validate(boxes, scores, anchors=None) -> tuple[np.ndarray, np.ndarray, np.nd
         arrays["anchors"] = np.asarray(anchors)
     for name, t in arrays.items():
         if t.dtype.kind != "f":
-            raise InputError(f"NMS input '{name}' has dtype {t.dtype}; expected a float type (float32 or float16)")
+            raise InputError(
+                f"NMS input '{name}' has dtype {t.dtype}; expected a float type (float32 or"
+                " float16)"
+            )
     boxes, scores = arrays["boxes"], arrays["scores"]
     if scores.ndim != 3:
         raise InputError(f"NMS input 'scores' has shape {scores.shape}; expected [B, N, C]")
     b, n, c = scores.shape
     if boxes.shape not in ((b, n, 4), (b, n, c, 4)):
-        raise InputError(f"NMS input 'boxes' has shape {boxes.shape}; with 'scores' {scores.shape} it must be "
-                         f"[{b}, {n}, 4] or per-class [{b}, {n}, {c}, 4]")
+        raise InputError(
+            f"NMS input 'boxes' has shape {boxes.shape}; with 'scores' {scores.shape} it must be "
+            f"[{b}, {n}, 4] or per-class [{b}, {n}, {c}, 4]"
+        )
     if anchors is not None and arrays["anchors"].shape not in ((1, n, 4), (b, n, 4)):
-        raise InputError(f"NMS input 'anchors' has shape {arrays['anchors'].shape}; expected [1, {n}, 4] or [{b}, {n}, 4]")
+        raise InputError(
+            f"NMS input 'anchors' has shape {arrays['anchors'].shape}; expected [1, {n}, 4] or"
+            f" [{b}, {n}, 4]"
+        )
     as32 = {k: np.asarray(v, np.float32) for k, v in arrays.items()}
     return as32["boxes"], as32["scores"], as32.get("anchors")
 
@@ -62,7 +71,9 @@ def decode(boxes: np.ndarray, anchors: np.ndarray | None, params: NMSParams) -> 
     boxes [..., 4] float32 coded as params.box_coding (anchor deltas when ``anchors``, which
     broadcast against boxes and use the same coding). Returns canonical (x1, y1, x2, y2) float32.
     """
-    with np.errstate(invalid="ignore", over="ignore"):  # inf / NaN coordinates propagate as the spec says
+    with np.errstate(
+        invalid="ignore", over="ignore"
+    ):  # inf / NaN coordinates propagate as the spec says
         return canonical(_corners(boxes, anchors, params))
 
 
@@ -86,9 +97,12 @@ def _corners(boxes: np.ndarray, anchors: np.ndarray | None, params: NMSParams) -
 
 
 def canonical(boxes: np.ndarray) -> np.ndarray:
-    """Step 2: corners [..., 4] -> (min x, min y, max x, max y) float32; NaN coordinates stay NaN."""
+    """Step 2: corners [..., 4] -> (min x, min y, max x, max y) float32; NaN coordinates stay
+    NaN."""
     lo, hi = boxes[..., :2], boxes[..., 2:]
-    return np.concatenate([np.minimum(lo, hi), np.maximum(lo, hi)], -1).astype(np.float32, copy=False)
+    return np.concatenate([np.minimum(lo, hi), np.maximum(lo, hi)], -1).astype(
+        np.float32, copy=False
+    )
 
 
 def activate(scores: np.ndarray, params: NMSParams) -> np.ndarray:
@@ -120,5 +134,10 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def empty_output(batch: int, k: int) -> NMSOutput:
     """Zero-filled outputs for ``batch`` images and K = ``k`` (det_indices -1)."""
-    return NMSOutput(np.zeros((batch, 1), np.int32), np.zeros((batch, k, 4), np.float32),
-                     np.zeros((batch, k), np.float32), np.zeros((batch, k), np.int32), np.full((batch, k), -1, np.int32))
+    return NMSOutput(
+        np.zeros((batch, 1), np.int32),
+        np.zeros((batch, k, 4), np.float32),
+        np.zeros((batch, k), np.float32),
+        np.zeros((batch, k), np.int32),
+        np.full((batch, k), -1, np.int32),
+    )

@@ -73,7 +73,9 @@ def candidates(scores: np.ndarray, params: NMSParams) -> tuple[np.ndarray, np.nd
         kth = np.partition(values, len(values) - params.top_k)[len(values) - params.top_k]
         ties = values >= kth  # every tie of the k-th score survives; the exact sort below cuts them
         idx, values = idx[ties], values[ties]
-    order = np.argsort(-values, kind="stable")[: params.top_k or None]  # stable: ties keep flat-index order
+    order = np.argsort(-values, kind="stable")[
+        : params.top_k or None
+    ]  # stable: ties keep flat-index order
     anchor, cls = np.divmod(idx[order], scores.shape[1])
     return anchor, cls, values[order]
 
@@ -102,9 +104,12 @@ def _sampled_threshold(flat: np.ndarray, top_k: int) -> np.float32:
     return np.partition(sample, sample.size - keep)[sample.size - keep]
 
 
-def _boxes_of(boxes: np.ndarray, anchors, n: np.ndarray, c: np.ndarray, params: NMSParams) -> np.ndarray:
+def _boxes_of(
+    boxes: np.ndarray, anchors, n: np.ndarray, c: np.ndarray, params: NMSParams
+) -> np.ndarray:
     """Decoded canonical boxes [M, 4] of the candidates (anchor n, class c); decoding only the
-    candidates gives the same bits as decoding everything (elementwise) at a fraction of the cost."""
+    candidates gives the same bits as decoding everything (elementwise) at a fraction of the cost.
+    """
     raw = boxes[n, c] if boxes.ndim == 3 else boxes[n]
     return decode(raw, anchors[n] if anchors is not None else None, params)
 
@@ -117,9 +122,13 @@ def nms(boxes, scores, iou_threshold: float) -> np.ndarray:
     """
     boxes, scores = np.asarray(boxes), np.asarray(scores)
     if boxes.ndim != 2 or boxes.shape[-1] != 4 or boxes.dtype.kind != "f":
-        raise InputError(f"nms: 'boxes' must be a float [N, 4] array, got {boxes.dtype} {boxes.shape}")
+        raise InputError(
+            f"nms: 'boxes' must be a float [N, 4] array, got {boxes.dtype} {boxes.shape}"
+        )
     if scores.shape != boxes.shape[:1] or scores.dtype.kind != "f":
-        raise InputError(f"nms: 'scores' must be a float [{len(boxes)}] array, got {scores.dtype} {scores.shape}")
+        raise InputError(
+            f"nms: 'scores' must be a float [{len(boxes)}] array, got {scores.dtype} {scores.shape}"
+        )
     if not 0.0 <= iou_threshold <= 1.0:
         raise InputError(f"nms: iou_threshold must be in [0, 1], got {iou_threshold}")
     scores = scores.astype(np.float32)
@@ -128,7 +137,9 @@ def nms(boxes, scores, iou_threshold: float) -> np.ndarray:
     return order[greedy(cand, np.zeros(len(order), np.int64), iou_threshold)]
 
 
-def greedy(boxes: np.ndarray, groups: np.ndarray, iou_threshold: float, limit: int | None = None) -> np.ndarray:
+def greedy(
+    boxes: np.ndarray, groups: np.ndarray, iou_threshold: float, limit: int | None = None
+) -> np.ndarray:
     """Spec step 6: positions of the kept candidates, in rank order (only the first ``limit``).
 
     boxes: [M, 4] canonical (x1, y1, x2, y2) in rank order; groups: [M] int, the class of each
@@ -139,13 +150,15 @@ def greedy(boxes: np.ndarray, groups: np.ndarray, iou_threshold: float, limit: i
     pending = np.arange(len(boxes))  # undecided, already checked against every kept box
     kept: list[np.ndarray] = []
     n_kept, length = 0, FIRST_PREFIX
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # spec: NaN IoU never suppresses
+    with np.errstate(
+        invalid="ignore", over="ignore", divide="ignore"
+    ):  # spec: NaN IoU never suppresses
         while pending.size:
             head, length = _prefix(pending, cand.groups, length)
             new = head[_settle(cand, head)]
             kept.append(new)
             n_kept += new.size
-            pending = pending[head.size:]
+            pending = pending[head.size :]
             if limit is not None and n_kept >= limit:
                 break  # kept boxes are final and come in rank order: the first `limit` are known
             if new.size and pending.size:
@@ -176,7 +189,9 @@ class _Candidates:
         return overlaps(self.packed, self.area, a, b, self.thr)
 
 
-def overlaps(packed: np.ndarray, area: np.ndarray, a: np.ndarray, b: np.ndarray, thr: np.float32) -> np.ndarray:
+def overlaps(
+    packed: np.ndarray, area: np.ndarray, a: np.ndarray, b: np.ndarray, thr: np.float32
+) -> np.ndarray:
     """IoU(a_k, b_k) > thr for index arrays a, b into ``packed`` / ``area`` (see _Candidates).
 
     Decisions are bit-identical to edgedet.nms.boxes.iou: -(iw), -(ih) come out exactly (negation
@@ -233,7 +248,9 @@ def _settle(cand: _Candidates, idx: np.ndarray) -> np.ndarray:
     key = cand.key1[idx]
     order = np.argsort(key, kind="stable")  # by (group, x1)
     src = idx[order]
-    stop = np.searchsorted(key[order], cand.key2[src], "left")  # partners: later by x1, starting left of my x2
+    stop = np.searchsorted(
+        key[order], cand.key2[src], "left"
+    )  # partners: later by x1, starting left of my x2
     a, b = _later_pairs(stop)
     over = overlaps(cand.packed[src], cand.area[src], a, b, cand.thr)
     ea, eb = order[a[over]], order[b[over]]

@@ -56,12 +56,14 @@ class NMSParams:
         if self.top_k < 0:
             raise InputError(f"top_k must be >= 0 (0 = no limit), got {self.top_k}")
         if self.box_coding not in (BOX_CORNERS, BOX_CENTER_SIZE):
-            raise InputError(f"box_coding must be 0 (corners) or 1 (centre-size), got {self.box_coding}")
+            raise InputError(
+                f"box_coding must be 0 (corners) or 1 (centre-size), got {self.box_coding}"
+            )
         if len(self.box_scale) != 4 or any(s == 0 for s in self.box_scale):
             raise InputError(f"box_scale must be four non-zero numbers, got {self.box_scale}")
         object.__setattr__(self, "box_scale", tuple(float(s) for s in self.box_scale))
 
-    def replace(self, **changes) -> "NMSParams":
+    def replace(self, **changes) -> NMSParams:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -70,7 +72,7 @@ class NMSParams:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "NMSParams":
+    def from_dict(cls, d: dict) -> NMSParams:
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in known}
         if "box_scale" in kwargs:

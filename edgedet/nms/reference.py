@@ -13,7 +13,8 @@ from edgedet.nms.params import NMSParams
 
 
 def reference_nms(boxes, scores, params: NMSParams, anchors=None) -> NMSOutput:
-    """boxes [B, N, 4] or [B, N, C, 4], scores [B, N, C], anchors [1|B, N, 4] -> NMSOutput (K = max_output_boxes)."""
+    """boxes [B, N, 4] or [B, N, C, 4], scores [B, N, C], anchors [1|B, N, 4] -> NMSOutput (K =
+    max_output_boxes)."""
     boxes, scores, anchors = validate(boxes, scores, anchors)
     boxes = decode(boxes, anchors, params)
     scores = activate(scores, params)
@@ -38,13 +39,19 @@ def _one_image(boxes: np.ndarray, scores: np.ndarray, params: NMSParams) -> list
             if c != params.background_class and scores[n, c] > threshold:
                 box = boxes[n, c] if boxes.ndim == 3 else boxes[n]
                 candidates.append((scores[n, c], n, c, box))
-    candidates.sort(key=lambda t: (-t[0], t[1], t[2]))  # step 5: score desc, then anchor, then class
+    candidates.sort(
+        key=lambda t: (-t[0], t[1], t[2])
+    )  # step 5: score desc, then anchor, then class
     if params.top_k > 0:
         candidates = candidates[: params.top_k]
     kept = []  # step 6: greedy
     iou_threshold = np.float32(params.iou_threshold)
     for cand in candidates:
-        if all(not (iou(cand[3], k[3]) > iou_threshold) for k in kept if params.class_agnostic or k[2] == cand[2]):
+        if all(
+            not (iou(cand[3], k[3]) > iou_threshold)
+            for k in kept
+            if params.class_agnostic or k[2] == cand[2]
+        ):
             kept.append(cand)
             if len(kept) == params.max_output_boxes:  # step 7: only the first K are output
                 break

@@ -1,8 +1,11 @@
-"""Score threshold + top-k, no NMS: the selection for end-to-end heads (DETR family, YOLOv10 / YOLO26
-end-to-end, RT-DETR), on the host. edgedet/onnx/nms/topk.py builds the same function from standard ONNX ops.
+"""Score threshold + top-k, no NMS: the selection for end-to-end heads (DETR family, YOLOv10 /
+YOLO26
+end-to-end, RT-DETR), on the host. edgedet/onnx/nms/topk.py builds the same function from standard
+ONNX ops.
 
 Semantics (docs/nms.md, "End-to-end heads"), per image:
-  1. boxes are decoded and canonicalised as EdgeDetNMS steps 1-2 (corners or centre-size, no anchors);
+  1. boxes are decoded and canonicalised as EdgeDetNMS steps 1-2 (corners or centre-size, no
+  anchors);
   2. scores are activated as step 3 (sigmoid when ``score_activation``; NaN never selected);
   3. candidates are the (box n, class c) pairs with score > score_threshold (strict, float32), the
      background class excluded;
@@ -12,7 +15,8 @@ So the result equals EdgeDetNMS with iou_threshold 1.0 and top_k 0 on the same i
 exceeds 1). ``iou_threshold`` and ``top_k`` of the NMSParams do not apply.
 
 With ``labels`` [B, N] the head has already chosen one class per box (Ultralytics end-to-end
-``[B, 300, 6]``, DETR's softmax argmax): ``scores`` is [B, N, 1] and a candidate's class is labels[n].
+``[B, 300, 6]``, DETR's softmax argmax): ``scores`` is [B, N, 1] and a candidate's class is
+labels[n].
 """
 
 from __future__ import annotations
@@ -38,9 +42,14 @@ def select_topk(boxes, scores, params: NMSParams, labels=None) -> NMSOutput:
     if labels is not None:
         labels = np.asarray(labels)
         if labels.shape != (b, n) or labels.dtype.kind not in "iuf":
-            raise InputError(f"'labels' has shape {labels.shape} ({labels.dtype}); expected numbers [{b}, {n}]")
+            raise InputError(
+                f"'labels' has shape {labels.shape} ({labels.dtype}); expected numbers [{b}, {n}]"
+            )
         if c != 1:
-            raise InputError(f"with 'labels' the scores must be [B, N, 1] (one score per box), got {scores.shape}")
+            raise InputError(
+                "with 'labels' the scores must be [B, N, 1] (one score per box), got"
+                f" {scores.shape}"
+            )
         labels = labels.astype(np.int64)
     boxes = decode(boxes, None, params)
     scores = activate(scores, params)
@@ -62,9 +71,20 @@ def select_topk(boxes, scores, params: NMSParams, labels=None) -> NMSOutput:
     return out
 
 
-def end_to_end_params(score_threshold: float = 0.25, max_output_boxes: int = 300, background_class: int = -1,
-                      score_activation: bool = False) -> NMSParams:
-    """The NMSParams an end-to-end artifact records: IoU 1.0 and top_k 0 (nothing suppressed, no pre-cut),
+def end_to_end_params(
+    score_threshold: float = 0.25,
+    max_output_boxes: int = 300,
+    background_class: int = -1,
+    score_activation: bool = False,
+) -> NMSParams:
+    """The NMSParams an end-to-end artifact records: IoU 1.0 and top_k 0 (nothing suppressed, no
+    pre-cut),
     so even an NMS that reads them by mistake computes the same selection."""
-    return NMSParams(score_threshold=score_threshold, iou_threshold=1.0, max_output_boxes=max_output_boxes, top_k=0,
-                     background_class=background_class, score_activation=score_activation)
+    return NMSParams(
+        score_threshold=score_threshold,
+        iou_threshold=1.0,
+        max_output_boxes=max_output_boxes,
+        top_k=0,
+        background_class=background_class,
+        score_activation=score_activation,
+    )

@@ -36,20 +36,27 @@ class NodeBuilder:
         self.nodes.append(self.helper.make_node("Constant", [], [out], name=out, value=tensor))
         return out
 
-    def op(self, op_type: str, inputs: list[str], hint: str | None = None, outputs: int = 1, **attrs):
+    def op(
+        self, op_type: str, inputs: list[str], hint: str | None = None, outputs: int = 1, **attrs
+    ):
         """Append one node; returns its output name (or a list when ``outputs`` > 1)."""
         outs = [self.name(hint or op_type.lower()) for _ in range(outputs)]
         self.nodes.append(self.helper.make_node(op_type, inputs, outs, name=outs[0], **attrs))
         return outs[0] if outputs == 1 else outs
 
     def as_float(self, x: str, elem_type: int) -> str:
-        """``x`` as float32: a Cast for float16 / double inputs (decode and NMS compute in float32)."""
+        """``x`` as float32: a Cast for float16 / double inputs (decode and NMS compute in
+        float32)."""
         return x if elem_type == self.float_type else self.op("Cast", [x], to=self.float_type)
 
-    def function(self, domain: str, name: str, inputs: list[str], outputs: list[str], opset: int = 17):
-        """The nodes as an ONNX local function (FunctionProto) with the given formal inputs/outputs."""
-        return self.helper.make_function(domain, name, inputs, outputs, list(self.nodes),
-                                         [self.helper.make_opsetid("", opset)])
+    def function(
+        self, domain: str, name: str, inputs: list[str], outputs: list[str], opset: int = 17
+    ):
+        """The nodes as an ONNX local function (FunctionProto) with the given formal
+        inputs/outputs."""
+        return self.helper.make_function(
+            domain, name, inputs, outputs, list(self.nodes), [self.helper.make_opsetid("", opset)]
+        )
 
     # -- small compositions used by NMS graphs ------------------------------------------------
     def slice_last(self, x: str, start: int, end: int) -> str:

@@ -17,7 +17,7 @@ class GraphIndex:
     nodes: list
 
     @classmethod
-    def of(cls, model) -> "GraphIndex":
+    def of(cls, model) -> GraphIndex:
         producer, consumers = {}, defaultdict(list)
         for node in model.graph.node:
             for out in node.output:
@@ -63,8 +63,11 @@ def match_nodes(model, patterns) -> dict[str, list[str]]:
     """Node names matched by each glob pattern, tried against node name and op type."""
     out = {}
     for pattern in patterns:
-        out[pattern] = [n.name for n in model.graph.node
-                        if fnmatch.fnmatchcase(n.name, pattern) or fnmatch.fnmatchcase(n.op_type, pattern)]
+        out[pattern] = [
+            n.name
+            for n in model.graph.node
+            if fnmatch.fnmatchcase(n.name, pattern) or fnmatch.fnmatchcase(n.op_type, pattern)
+        ]
     return out
 
 
@@ -81,8 +84,11 @@ def ensure_node_names(model) -> None:
 
 
 def toposort(model) -> None:
-    """Reorder ``model.graph.node`` topologically in place (some converters append nodes at the end)."""
-    available = {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer} | {""}
+    """Reorder ``model.graph.node`` topologically in place (some converters append nodes at the
+    end)."""
+    available = (
+        {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer} | {""}
+    )
     pending = list(model.graph.node)
     ordered = []
     while pending:

@@ -15,7 +15,8 @@ RAW = (contract.RAW_BOXES, contract.RAW_SCORES)
 
 
 def onnx_raw_session(path):
-    """An ORT session over ``path`` whose outputs are the raw tensors present in the graph (or None)."""
+    """An ORT session over ``path`` whose outputs are the raw tensors present in the graph (or
+    None)."""
     import onnx
     import onnxruntime as ort
 
@@ -35,7 +36,8 @@ def onnx_raw_session(path):
 
 
 def raw_tap(detector, path=None):
-    """A function image(RGB) -> {name: tensor} of raw outputs for ``detector``, or None if unavailable."""
+    """A function image(RGB) -> {name: tensor} of raw outputs for ``detector``, or None if
+    unavailable."""
     if detector.backend.name == "torch":
         return lambda img: _run(detector, img, lambda x: detector.infer(x))
     if path is None or str(path).endswith((".engine", ".plan", ".trt")):
@@ -43,7 +45,9 @@ def raw_tap(detector, path=None):
     sess, names = onnx_raw_session(path)
     if sess is None:
         return None
-    return lambda img: _run(detector, img, lambda x: dict(zip(names, sess.run(names, {detector.input.name: x}))))
+    return lambda img: _run(
+        detector, img, lambda x: dict(zip(names, sess.run(names, {detector.input.name: x})))
+    )
 
 
 def _run(detector, img: np.ndarray, fn) -> dict[str, np.ndarray]:

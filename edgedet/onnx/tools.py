@@ -19,10 +19,14 @@ def load_onnx(path: str | os.PathLike, load_external: bool = True):
     try:
         model = onnx.load(str(path), load_external_data=load_external)
     except Exception as exc:  # DecodeError, OSError for missing external data
-        raise ModelError(f"{path} is not a readable ONNX model ({first_line(exc, 200)}); "
-                         "it may be truncated or another file type: re-export it") from None
+        raise ModelError(
+            f"{path} is not a readable ONNX model ({first_line(exc, 200)}); "
+            "it may be truncated or another file type: re-export it"
+        ) from None
     if not model.graph.node:
-        raise ModelError(f"{path} parsed but holds an empty graph; it is probably truncated or not ONNX")
+        raise ModelError(
+            f"{path} parsed but holds an empty graph; it is probably truncated or not ONNX"
+        )
     return model
 
 
@@ -49,7 +53,9 @@ def simplify(model):
     except Exception as exc:  # onnxslim is an optimisation: never let it lose an export
         import warnings
 
-        warnings.warn(f"onnxslim could not simplify the graph ({exc}); keeping it unsimplified")
+        warnings.warn(
+            f"onnxslim could not simplify the graph ({exc}); keeping it unsimplified", stacklevel=2
+        )
         return model
 
 
@@ -69,4 +75,6 @@ def io_specs(model) -> tuple[list, list]:
         return TensorSpec(vi.name, onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name, dims)
 
     inits = {i.name for i in model.graph.initializer}
-    return [spec(i) for i in model.graph.input if i.name not in inits], [spec(o) for o in model.graph.output]
+    return [spec(i) for i in model.graph.input if i.name not in inits], [
+        spec(o) for o in model.graph.output
+    ]

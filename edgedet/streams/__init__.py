@@ -12,7 +12,15 @@ end; ``cli`` is the glue for `edgedet infer` and `edgedet bench`. See docs/strea
 
 from __future__ import annotations
 
-__all__ = ["Pipeline", "StreamResult", "StreamStats", "SourceSpec", "is_stream_source", "parse_sources", "stream"]
+__all__ = [
+    "Pipeline",
+    "StreamResult",
+    "StreamStats",
+    "SourceSpec",
+    "is_stream_source",
+    "parse_sources",
+    "stream",
+]
 
 
 def __getattr__(name):  # lazy: the CLI imports edgedet.streams.cli without the runtime

@@ -1,4 +1,5 @@
-"""Capture threads: one per stream, decode + letterbox, feeding a bounded queue under a frame policy.
+"""Capture threads: one per stream, decode + letterbox, feeding a bounded queue under a frame
+policy.
 
 Policies:
   ``all``     every frame; a full queue blocks the decoder (back-pressure). Default for files.
@@ -14,8 +15,8 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -51,10 +52,14 @@ class FrameQueue:
     so a pop does not wake every blocked capture thread.
     """
 
-    def __init__(self, policy: str, size: int, lock: threading.Lock, cond: threading.Condition) -> None:
+    def __init__(
+        self, policy: str, size: int, lock: threading.Lock, cond: threading.Condition
+    ) -> None:
         """``cond`` must be a Condition on ``lock``."""
         if policy not in POLICIES:
-            raise InputError(f"frame policy '{policy}' is unknown; use one of {', '.join(POLICIES)}")
+            raise InputError(
+                f"frame policy '{policy}' is unknown; use one of {', '.join(POLICIES)}"
+            )
         self.policy, self.size, self.cond = policy, max(1, size), cond
         self.room = threading.Condition(lock)
         self.items: collections.deque = collections.deque()
@@ -94,13 +99,26 @@ class FrameQueue:
 class CaptureThread(threading.Thread):
     """Reads one source into a FrameQueue; ``prepare(rgb) -> (canvas, info)`` runs here too."""
 
-    def __init__(self, stream: int, spec: SourceSpec, reader: Reader, queue: FrameQueue,
-                 prepare: Callable, stop: threading.Event, reconnect_timeout: float = 30.0,
-                 backoff: tuple[float, float] = (0.25, 4.0), max_frames: int | None = None) -> None:
+    def __init__(
+        self,
+        stream: int,
+        spec: SourceSpec,
+        reader: Reader,
+        queue: FrameQueue,
+        prepare: Callable,
+        stop: threading.Event,
+        reconnect_timeout: float = 30.0,
+        backoff: tuple[float, float] = (0.25, 4.0),
+        max_frames: int | None = None,
+    ) -> None:
         super().__init__(name=f"edgedet-capture-{stream}", daemon=True)
         self.stream, self.spec, self.reader, self.queue = stream, spec, reader, queue
         self.prepare, self.stop = prepare, stop
-        self.reconnect_timeout, self.backoff, self.max_frames = reconnect_timeout, backoff, max_frames
+        self.reconnect_timeout, self.backoff, self.max_frames = (
+            reconnect_timeout,
+            backoff,
+            max_frames,
+        )
         self.count = 0
         self.reconnects = 0
         self.error: BaseException | None = None
@@ -124,8 +142,11 @@ class CaptureThread(threading.Thread):
                     self.reader = open_reader(self.spec)
                 except InputError:
                     if time.perf_counter() - last_frame > self.reconnect_timeout:
-                        raise InputError(f"stream {self.spec.target} lost: no frame for {self.reconnect_timeout:.0f} s "
-                                         "and reconnecting failed; check the sender") from None
+                        raise InputError(
+                            f"stream {self.spec.target} lost: no frame for"
+                            f" {self.reconnect_timeout:.0f} s and reconnecting failed; check the"
+                            " sender"
+                        ) from None
                     self.stop.wait(delay)
                     delay = min(delay * 2, self.backoff[1])
                     continue
@@ -151,8 +172,17 @@ class CaptureThread(threading.Thread):
             t1 = time.perf_counter()
             canvas, info = self.prepare(rgb)
             t2 = time.perf_counter()
-            frame = Frame(self.stream, self.count, pts, t1, rgb, self.spec.target, canvas, info,
-                          {"decode": t1 - t0, "letterbox": t2 - t1})
+            frame = Frame(
+                self.stream,
+                self.count,
+                pts,
+                t1,
+                rgb,
+                self.spec.target,
+                canvas,
+                info,
+                {"decode": t1 - t0, "letterbox": t2 - t1},
+            )
             self.count += 1
             got += 1
             self.queue.put(frame, self.stop)

@@ -14,15 +14,36 @@ import click
 
 def stream_options(fn):
     """Options that apply to video, URL and camera sources."""
-    for option in reversed([
-        click.option("--track", is_flag=True, help="Videos/streams: add ByteTrack ids to detections (JSON and video)."),
-        click.option("--policy", type=click.Choice(["latest", "all"]),
-                     help="Videos/streams: 'latest' drops stale frames (default for live sources), "
-                          "'all' keeps every frame (default for files)."),
-        click.option("--batch", type=int, help="Videos/streams: frames per model call across streams "
-                     "(default: one per stream, within the model's batch)."),
-        click.option("--max-frames", type=int, help="Videos/streams: stop after this many frames per stream."),
-    ]):
+    for option in reversed(
+        [
+            click.option(
+                "--track",
+                is_flag=True,
+                help="Videos/streams: add ByteTrack ids to detections (JSON and video).",
+            ),
+            click.option(
+                "--policy",
+                type=click.Choice(["latest", "all"]),
+                help=(
+                    "Videos/streams: 'latest' drops stale frames (default for live sources), "
+                    "'all' keeps every frame (default for files)."
+                ),
+            ),
+            click.option(
+                "--batch",
+                type=int,
+                help=(
+                    "Videos/streams: frames per model call across streams "
+                    "(default: one per stream, within the model's batch)."
+                ),
+            ),
+            click.option(
+                "--max-frames",
+                type=int,
+                help="Videos/streams: stop after this many frames per stream.",
+            ),
+        ]
+    ):
         fn = option(fn)
     return fn
 
@@ -33,8 +54,21 @@ def wants_streams(sources) -> bool:
     return any(is_stream_source(s) for s in sources)
 
 
-def infer_streams(model, sources, out_dir, min_score, score_threshold, iou_threshold, backend, providers,
-                  no_draw, track=False, policy=None, batch=None, max_frames=None) -> None:
+def infer_streams(
+    model,
+    sources,
+    out_dir,
+    min_score,
+    score_threshold,
+    iou_threshold,
+    backend,
+    providers,
+    no_draw,
+    track=False,
+    policy=None,
+    batch=None,
+    max_frames=None,
+) -> None:
     """Run the pipeline, write out/<source>.mp4 per video stream and out/detections.jsonl."""
     import edgedet
     from edgedet.streams.pipeline import Pipeline
@@ -46,8 +80,22 @@ def infer_streams(model, sources, out_dir, min_score, score_threshold, iou_thres
     opts = {"providers": providers} if providers else {}
     with edgedet.load(model, backend=backend, **opts) as det:
         det.set_thresholds(score_threshold, iou_threshold)
-        videos = {} if no_draw else {i: out / video_name(i, s, specs) for i, s in enumerate(specs) if s.kind != "images"}
-        pipe = Pipeline(det, specs, policy=policy, batch=batch, track=track, min_score=min_score, max_frames=max_frames)
+        videos = (
+            {}
+            if no_draw
+            else {
+                i: out / video_name(i, s, specs) for i, s in enumerate(specs) if s.kind != "images"
+            }
+        )
+        pipe = Pipeline(
+            det,
+            specs,
+            policy=policy,
+            batch=batch,
+            track=track,
+            min_score=min_score,
+            max_frames=max_frames,
+        )
         pipe.open()  # a bad source fails here, before any output file exists
         interrupted = False
         try:
@@ -61,8 +109,11 @@ def infer_streams(model, sources, out_dir, min_score, score_threshold, iou_thres
             pipe.close()
     s = pipe.stats
     written = f"{out}/detections.jsonl" + "".join(f", {p}" for p in videos.values())
-    click.echo(("interrupted: " if interrupted else "") + f"{s.frames} frames from {len(specs)} stream(s) -> {written}; "
-               f"pipeline {s.fps:.1f} FPS end to end, {pipe.dropped} frames dropped")
+    click.echo(
+        ("interrupted: " if interrupted else "")
+        + f"{s.frames} frames from {len(specs)} stream(s) -> {written}; "
+        f"pipeline {s.fps:.1f} FPS end to end, {pipe.dropped} frames dropped"
+    )
     if interrupted:
         sys.exit(130)
 

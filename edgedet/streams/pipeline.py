@@ -77,7 +77,8 @@ class StreamStats:
 
 
 class Pipeline:
-    """Run ``detector`` on ``sources``; iterate to get :class:`StreamResult` in frame order per stream.
+    """Run ``detector`` on ``sources``; iterate to get :class:`StreamResult` in frame order per
+    stream.
 
     policy: "latest" or "all" for every stream; default "latest" for live sources, "all" for files.
     batch: frames per model call; default the model's fixed batch, else one per stream (capped
@@ -87,13 +88,28 @@ class Pipeline:
     intra-op threads: cores // threads, at most 4), else 1 (TensorRT: one execution context).
     """
 
-    def __init__(self, detector, sources, *, policy: str | None = None, batch: int | None = None,
-                 track: bool = False, min_score: float = 0.0, sinks=(), max_frames: int | None = None,
-                 queue_size: int | None = None, reconnect_timeout: float = 30.0, open_timeout: float = 5.0,
-                 tracker_options: dict | None = None, in_flight: int | None = None,
-                 model_workers: int | None = None) -> None:
+    def __init__(
+        self,
+        detector,
+        sources,
+        *,
+        policy: str | None = None,
+        batch: int | None = None,
+        track: bool = False,
+        min_score: float = 0.0,
+        sinks=(),
+        max_frames: int | None = None,
+        queue_size: int | None = None,
+        reconnect_timeout: float = 30.0,
+        open_timeout: float = 5.0,
+        tracker_options: dict | None = None,
+        in_flight: int | None = None,
+        model_workers: int | None = None,
+    ) -> None:
         if policy is not None and policy not in POLICIES:
-            raise InputError(f"frame policy '{policy}' is unknown; use one of {', '.join(POLICIES)}")
+            raise InputError(
+                f"frame policy '{policy}' is unknown; use one of {', '.join(POLICIES)}"
+            )
         self.detector = detector
         self.specs = list(sources) if _all_specs(sources) else parse_sources(sources)
         self.policy, self.min_score, self.sinks = policy, min_score, list(sinks)
@@ -116,8 +132,12 @@ class Pipeline:
 
             self.trackers = [ByteTracker(**(tracker_options or {})) for _ in self.specs]
         self.stats = StreamStats()
-        self._stop = threading.Event()  # stop capturing (end, break, Ctrl-C): in-flight frames finish
-        self._abort = threading.Event()  # a stage failed: nothing waits on a downstream stage any more
+        self._stop = (
+            threading.Event()
+        )  # stop capturing (end, break, Ctrl-C): in-flight frames finish
+        self._abort = (
+            threading.Event()
+        )  # a stage failed: nothing waits on a downstream stage any more
         self._rr = 0
         self._readers = None
         self._lock = threading.Lock()
@@ -133,8 +153,10 @@ class Pipeline:
         top = min(self.detector.max_batch, limit[1] if limit else 1 << 30)
         if fixed:
             if batch not in (None, fixed):
-                raise InputError(f"{self.detector.path.name} has a fixed batch of {fixed}; use batch {fixed} "
-                                 "or export with --dynamic-batch")
+                raise InputError(
+                    f"{self.detector.path.name} has a fixed batch of {fixed}; use batch {fixed} "
+                    "or export with --dynamic-batch"
+                )
             return fixed
         if batch is not None and not 1 <= batch <= top:
             raise InputError(f"batch {batch} is outside 1..{top} for {self.detector.path.name}")
@@ -188,21 +210,46 @@ class Pipeline:
             size = self.queue_size or (1 if policy == "latest" else 2 * self.batch)
             q = FrameQueue(policy, size, self._lock, self._cond)
             self._queues.append(q)
-            self._captures.append(CaptureThread(i, spec, reader, q, self._prepare, self._stop,
-                                                self.reconnect_timeout, max_frames=self.max_frames))
+            self._captures.append(
+                CaptureThread(
+                    i,
+                    spec,
+                    reader,
+                    q,
+                    self._prepare,
+                    self._stop,
+                    self.reconnect_timeout,
+                    max_frames=self.max_frames,
+                )
+            )
         self._post_q: queue.Queue = queue.Queue(maxsize=max(2, self.model_workers))
         self._out: queue.Queue = queue.Queue(maxsize=2)
-        self._threads = [*self._captures, threading.Thread(target=self._guard, args=(self._model_stage, self._post_q),
-                                                            name="edgedet-model", daemon=True),
-                         threading.Thread(target=self._guard, args=(self._post_stage, self._out),
-                                          name="edgedet-post", daemon=True)]
+        self._threads = [
+            *self._captures,
+            threading.Thread(
+                target=self._guard,
+                args=(self._model_stage, self._post_q),
+                name="edgedet-model",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=self._guard,
+                args=(self._post_stage, self._out),
+                name="edgedet-post",
+                daemon=True,
+            ),
+        ]
         self.stats.started = time.perf_counter()
         for t in self._threads:
             t.start()
 
     def _prepare(self, rgb: np.ndarray):
-        i = self.detector.input  # the manifest's resize, padding and channel order, as Detector.preprocess
-        return fit_to_input(rgb, i.height, i.width, i.pad_value, i.resize, i.padding, i.channel_order)
+        i = (
+            self.detector.input
+        )  # the manifest's resize, padding and channel order, as Detector.preprocess
+        return fit_to_input(
+            rgb, i.height, i.width, i.pad_value, i.resize, i.padding, i.channel_order
+        )
 
     def _guard(self, stage, downstream: queue.Queue) -> None:
         """Run a stage; keep its first error; always tell the next stage that nothing more comes."""
@@ -219,7 +266,11 @@ class Pipeline:
         # With several workers the calls overlap (on a CPU backend, one per core: a frame's model
         # call runs while the next one's starts); the futures go downstream in submission order,
         # so the post-process stage still sees batches in frame order.
-        pool = ThreadPoolExecutor(self.model_workers, "edgedet-model") if self.model_workers > 1 else None
+        pool = (
+            ThreadPoolExecutor(self.model_workers, "edgedet-model")
+            if self.model_workers > 1
+            else None
+        )
         try:
             while True:
                 while not self._slots.acquire(timeout=0.05):
@@ -237,7 +288,9 @@ class Pipeline:
     def _infer(self, frames: list[Frame]) -> dict:
         det = self.detector
         canvases = [f.canvas for f in frames]
-        canvases += [canvases[-1]] * (self.batch - len(canvases)) if det.backend.inputs[0].shape[0] else []
+        canvases += (
+            [canvases[-1]] * (self.batch - len(canvases)) if det.backend.inputs[0].shape[0] else []
+        )
         t0 = time.perf_counter()
         outputs = det.infer(to_input(canvases, det.input.dtype))
         self.stats.stages["model"].append(time.perf_counter() - t0)
@@ -257,7 +310,11 @@ class Pipeline:
                 while progress and len(frames) < self.batch:
                     progress = False
                     for k in range(n):
-                        f = self._queues[(self._rr + k) % n].pop() if len(frames) < self.batch else None
+                        f = (
+                            self._queues[(self._rr + k) % n].pop()
+                            if len(frames) < self.batch
+                            else None
+                        )
                         if f is not None:
                             frames.append(f)
                             progress = True
@@ -279,8 +336,14 @@ class Pipeline:
                 outputs = outputs.result()
             t0 = time.perf_counter()
             # the tracker's second association needs the low-score boxes; min_score applies after it
-            low = min(self.min_score, self.trackers[0].low_thresh) if self.trackers else self.min_score
-            dets = det.postprocess(outputs, [f.info for f in frames], [f.source for f in frames], min_score=low)
+            low = (
+                min(self.min_score, self.trackers[0].low_thresh)
+                if self.trackers
+                else self.min_score
+            )
+            dets = det.postprocess(
+                outputs, [f.info for f in frames], [f.source for f in frames], min_score=low
+            )
             self.stats.stages["postprocess"].append(time.perf_counter() - t0)
             results = [self._deliver(f, d) for f, d in zip(frames, dets)]
             # while closing, close() drains _out so results still reach the sinks first
@@ -296,7 +359,9 @@ class Pipeline:
             d.meta["track_ids"] = track_ids
             self.stats.stages["track"].append(time.perf_counter() - t0)
         d.meta.update(stream=f.stream, frame=f.index, pts=f.pts)
-        result = StreamResult(f.stream, f.source, f.index, f.pts, d, f.rgb, f.capture_time, track_ids, dict(f.times))
+        result = StreamResult(
+            f.stream, f.source, f.index, f.pts, d, f.rgb, f.capture_time, track_ids, dict(f.times)
+        )
         if self.sinks:
             t0 = time.perf_counter()
             for sink in self.sinks:
@@ -307,11 +372,14 @@ class Pipeline:
         return result
 
     def close(self) -> None:
-        """Stop capturing, let decoded frames finish, join the stages, close every sink. Idempotent."""
+        """Stop capturing, let decoded frames finish, join the stages, close every sink.
+        Idempotent."""
         if self._closed:
             return
         self._closed = True
-        if not self._captures:  # opened, never started: the capture threads did not take the readers
+        if (
+            not self._captures
+        ):  # opened, never started: the capture threads did not take the readers
             for r in self._readers or []:
                 r.close()
         self._stop.set()
@@ -340,8 +408,13 @@ class Pipeline:
 
     def _collect(self) -> None:
         for spec, c, q in zip(self.specs, self._captures, getattr(self, "_queues", [])):
-            self.stats.per_stream[c.stream] = {"source": spec.target, "policy": q.policy, "frames_decoded": c.count,
-                                               "dropped": q.dropped, "reconnects": c.reconnects}
+            self.stats.per_stream[c.stream] = {
+                "source": spec.target,
+                "policy": q.policy,
+                "frames_decoded": c.count,
+                "dropped": q.dropped,
+                "reconnects": c.reconnects,
+            }
 
     @property
     def dropped(self) -> int:
@@ -370,7 +443,11 @@ def default_model_workers(backend) -> int:
 
 
 def _all_specs(sources) -> bool:
-    return isinstance(sources, (list, tuple)) and bool(sources) and all(isinstance(s, SourceSpec) for s in sources)
+    return (
+        isinstance(sources, (list, tuple))
+        and bool(sources)
+        and all(isinstance(s, SourceSpec) for s in sources)
+    )
 
 
 def stream(detector, source, **options) -> Pipeline:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import glob as globlib
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -68,7 +68,12 @@ def parse_sources(sources: str | os.PathLike | int | list | tuple) -> list[Sourc
             else:
                 specs.append(spec)
     if images:
-        specs.insert(0, SourceSpec("images", str(images[0].parent if len(images) > 1 else images[0]), tuple(images)))
+        specs.insert(
+            0,
+            SourceSpec(
+                "images", str(images[0].parent if len(images) > 1 else images[0]), tuple(images)
+            ),
+        )
     return specs
 
 
@@ -80,7 +85,9 @@ def _parse_one(text: str) -> list[SourceSpec]:
     if scheme in NETWORK_SCHEMES:
         return [SourceSpec("network", text)]
     if scheme:
-        raise InputError(f"source {text}: unknown scheme '{scheme}://' (known: {', '.join(NETWORK_SCHEMES)})")
+        raise InputError(
+            f"source {text}: unknown scheme '{scheme}://' (known: {', '.join(NETWORK_SCHEMES)})"
+        )
     if re.fullmatch(r"\d+", text) or re.fullmatch(r"/dev/video\d+", text):
         return [SourceSpec("camera", text)]
     if any(c in text for c in "*?["):
@@ -97,7 +104,9 @@ def _parse_path(path: Path) -> list[SourceSpec]:
 
         return [SourceSpec("images", str(path), tuple(list_images(path)))]
     if not path.exists():
-        raise InputError(f"source {path} does not exist (a file, folder, glob, URL or camera index)")
+        raise InputError(
+            f"source {path} does not exist (a file, folder, glob, URL or camera index)"
+        )
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         return [SourceSpec("images", str(path), (path,))]
@@ -176,29 +185,45 @@ class AVReader(Reader):
         self.stream = self.container.streams.video[0]
         if self.stream.codec_context is None or self.stream.codec_context.codec is None:
             self.close()
-            raise InputError(f"source {target}: its video codec is unknown to FFmpeg; re-encode it (e.g. to H.264)")
+            raise InputError(
+                f"source {target}: its video codec is unknown to FFmpeg; re-encode it (e.g. to"
+                " H.264)"
+            )
         if not self.spec.live:
             self.stream.thread_type = "AUTO"  # frame threads: files are decoded ahead anyway
 
     def _open_failure(self, exc: Exception) -> str:
         target, why = self.spec.target, _first_line(exc)
         if self.spec.live:
-            return f"cannot open stream {target} ({why}); check the address, the port and that the sender is running"
-        return f"video {target} cannot be read ({why}); the file is corrupt, truncated or not a video"
+            return (
+                f"cannot open stream {target} ({why}); check the address, the port and that the"
+                " sender is running"
+            )
+        return (
+            f"video {target} cannot be read ({why}); the file is corrupt, truncated or not a video"
+        )
 
     def frames(self):
         av = require("av", "streams", "Reading video files and network streams")
         try:
             for frame in self.container.decode(self.stream):
-                yield frame.to_ndarray(format="rgb24"), (float(frame.time) if frame.time is not None else None)
+                yield (
+                    frame.to_ndarray(format="rgb24"),
+                    (float(frame.time) if frame.time is not None else None),
+                )
         except av.error.EOFError:
             return
         except (av.error.FFmpegError, OSError) as exc:
             if self.spec.live:
                 return  # a dropped connection: the caller reconnects
             if isinstance(exc, av.error.DecoderNotFoundError):
-                raise InputError(f"video {self.spec.target}: no decoder for its codec; re-encode it (e.g. to H.264)") from None
-            raise InputError(f"video {self.spec.target} is corrupt ({_first_line(exc)}); re-encode or remove it") from None
+                raise InputError(
+                    f"video {self.spec.target}: no decoder for its codec; re-encode it (e.g. to"
+                    " H.264)"
+                ) from None
+            raise InputError(
+                f"video {self.spec.target} is corrupt ({_first_line(exc)}); re-encode or remove it"
+            ) from None
 
     def close(self) -> None:
         if self.container is not None:
@@ -225,12 +250,16 @@ class OpenCVReader(Reader):
         if self.spec.kind == "camera":
             device = target if target.startswith("/dev/") else f"/dev/video{target}"
             if not os.path.exists(device):
-                raise InputError(f"camera {target}: {device} does not exist; list cameras with `ls /dev/video*`")
+                raise InputError(
+                    f"camera {target}: {device} does not exist; list cameras with `ls /dev/video*`"
+                )
             self.cap = cv2.VideoCapture(device, cv2.CAP_V4L2)
         else:
             if not re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()):
-                raise InputError("GStreamer pipelines need an OpenCV built with GStreamer (JetPack's system "
-                                 "OpenCV is; the opencv-python wheel is not)")
+                raise InputError(
+                    "GStreamer pipelines need an OpenCV built with GStreamer (JetPack's system "
+                    "OpenCV is; the opencv-python wheel is not)"
+                )
             self.cap = cv2.VideoCapture(target, cv2.CAP_GSTREAMER)
         if not self.cap.isOpened():
             self.close()
@@ -253,7 +282,9 @@ class OpenCVReader(Reader):
 
 def open_reader(spec: SourceSpec, timeout: float = 5.0) -> Reader:
     """An opened reader for ``spec`` (InputError with one line if it cannot be read)."""
-    reader = {"images": ImageReader, "camera": OpenCVReader, "gstreamer": OpenCVReader}.get(spec.kind)
+    reader = {"images": ImageReader, "camera": OpenCVReader, "gstreamer": OpenCVReader}.get(
+        spec.kind
+    )
     reader = reader(spec) if reader else AVReader(spec, timeout)
     reader.open()
     return reader

@@ -40,20 +40,43 @@ class KalmanBoxFilter:
 
     def initiate(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         h = z[3]
-        std = np.array([2 * _STD_POS * h, 2 * _STD_POS * h, 1e-2, 2 * _STD_POS * h,
-                        10 * _STD_VEL * h, 10 * _STD_VEL * h, 1e-5, 10 * _STD_VEL * h])
-        return np.r_[z, np.zeros(4)], np.diag(std ** 2)
+        std = np.array(
+            [
+                2 * _STD_POS * h,
+                2 * _STD_POS * h,
+                1e-2,
+                2 * _STD_POS * h,
+                10 * _STD_VEL * h,
+                10 * _STD_VEL * h,
+                1e-5,
+                10 * _STD_VEL * h,
+            ]
+        )
+        return np.r_[z, np.zeros(4)], np.diag(std**2)
 
     def predict(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Batched: mean [K, 8], cov [K, 8, 8]."""
         h = mean[:, 3]
-        std = np.stack([_STD_POS * h, _STD_POS * h, np.full_like(h, 1e-2), _STD_POS * h,
-                        _STD_VEL * h, _STD_VEL * h, np.full_like(h, 1e-5), _STD_VEL * h], 1)
+        std = np.stack(
+            [
+                _STD_POS * h,
+                _STD_POS * h,
+                np.full_like(h, 1e-2),
+                _STD_POS * h,
+                _STD_VEL * h,
+                _STD_VEL * h,
+                np.full_like(h, 1e-5),
+                _STD_VEL * h,
+            ],
+            1,
+        )
         q = np.zeros_like(cov)
-        q[:, np.arange(8), np.arange(8)] = std ** 2
+        q[:, np.arange(8), np.arange(8)] = std**2
         return mean @ self.F.T, self.F @ cov @ self.F.T + q
 
-    def update(self, mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def update(
+        self, mean: np.ndarray, cov: np.ndarray, z: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         h = mean[3]
         r = np.diag(np.array([_STD_POS * h, _STD_POS * h, 1e-1, _STD_POS * h]) ** 2)
         s = self.H @ cov @ self.H.T + r
@@ -75,10 +98,25 @@ class Track:
 class ByteTracker:
     """One tracker per stream. ``update`` once per frame, in order."""
 
-    def __init__(self, track_thresh: float = 0.5, low_thresh: float = 0.1, new_track_thresh: float = 0.6,
-                 match_thresh: float = 0.8, track_buffer: int = 30, duplicate_iou: float = 0.7) -> None:
-        self.track_thresh, self.low_thresh, self.new_track_thresh = track_thresh, low_thresh, new_track_thresh
-        self.match_thresh, self.track_buffer, self.duplicate_iou = match_thresh, track_buffer, duplicate_iou
+    def __init__(
+        self,
+        track_thresh: float = 0.5,
+        low_thresh: float = 0.1,
+        new_track_thresh: float = 0.6,
+        match_thresh: float = 0.8,
+        track_buffer: int = 30,
+        duplicate_iou: float = 0.7,
+    ) -> None:
+        self.track_thresh, self.low_thresh, self.new_track_thresh = (
+            track_thresh,
+            low_thresh,
+            new_track_thresh,
+        )
+        self.match_thresh, self.track_buffer, self.duplicate_iou = (
+            match_thresh,
+            track_buffer,
+            duplicate_iou,
+        )
         self.kf = KalmanBoxFilter()
         self.tracks: list[Track] = []  # tracked + lost (removed ones are dropped)
         self.frame = 0
@@ -100,14 +138,18 @@ class ByteTracker:
         confirmed = [t for t in self.tracks if t.id]
         unconfirmed = [t for t in self.tracks if not t.id]
         # 1: high boxes vs every confirmed track (tracked or lost)
-        rest_t, rest_high = self._associate(confirmed, high, boxes, scores, classes, ids, 1 - self.match_thresh)
+        rest_t, rest_high = self._associate(
+            confirmed, high, boxes, scores, classes, ids, 1 - self.match_thresh
+        )
         # 2: low boxes vs the tracked tracks still unmatched
         tracked = [t for t in rest_t if t.state == TRACKED]
         rest_tracked, _ = self._associate(tracked, low, boxes, scores, classes, ids, 0.5)
         for t in rest_tracked:
             t.state = LOST
         # 3: unconfirmed tracks vs the remaining high boxes
-        rest_u, rest_high = self._associate(unconfirmed, rest_high, boxes, scores, classes, ids, 0.3)
+        rest_u, rest_high = self._associate(
+            unconfirmed, rest_high, boxes, scores, classes, ids, 0.3
+        )
         for t in rest_u:
             t.state = REMOVED
         # 4: new tracks
@@ -125,7 +167,8 @@ class ByteTracker:
         return ids
 
     def _not_duplicate(self, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """Bool [N]: False for a box overlapping a higher-scoring kept box by IoU >= duplicate_iou."""
+        """Bool [N]: False for a box overlapping a higher-scoring kept box by IoU >=
+        duplicate_iou."""
         keep = np.ones(len(scores), bool)
         if len(scores) < 2:
             return keep
@@ -142,17 +185,23 @@ class ByteTracker:
             return
         mean = np.stack([t.mean for t in self.tracks])
         cov = np.stack([t.cov for t in self.tracks])
-        mean[[i for i, t in enumerate(self.tracks) if t.state != TRACKED], 7] = 0  # lost: keep the height
+        mean[[i for i, t in enumerate(self.tracks) if t.state != TRACKED], 7] = (
+            0  # lost: keep the height
+        )
         mean, cov = self.kf.predict(mean, cov)
         for t, m, c in zip(self.tracks, mean, cov):
             t.mean, t.cov = m, c
 
-    def _associate(self, tracks: list[Track], dets: np.ndarray, boxes, scores, classes, ids, min_iou: float):
+    def _associate(
+        self, tracks: list[Track], dets: np.ndarray, boxes, scores, classes, ids, min_iou: float
+    ):
         """Hungarian matching on IoU; matched tracks are updated and their ids written to ``ids``.
         Returns (unmatched tracks, unmatched detection indices)."""
         if not tracks or not len(dets):
             return tracks, dets
-        linear_sum_assignment = require("scipy.optimize", "streams", "Tracking (--track)").linear_sum_assignment
+        linear_sum_assignment = require(
+            "scipy.optimize", "streams", "Tracking (--track)"
+        ).linear_sum_assignment
         iou = box_iou(np.stack([t.box for t in tracks]), boxes[dets])
         rows, cols = linear_sum_assignment(-iou)
         ok = iou[rows, cols] >= min_iou
@@ -160,12 +209,19 @@ class ByteTracker:
         for r, c in zip(rows, cols):
             t, i = tracks[r], dets[c]
             t.mean, t.cov = self.kf.update(t.mean, t.cov, xyxy_to_xyah(boxes[i]))
-            t.score, t.cls, t.state, t.last_frame = float(scores[i]), int(classes[i]), TRACKED, self.frame
+            t.score, t.cls, t.state, t.last_frame = (
+                float(scores[i]),
+                int(classes[i]),
+                TRACKED,
+                self.frame,
+            )
             t.hits += 1
             ids[i] = t.id or self._confirm(t)
         matched_t, matched_d = set(rows.tolist()), set(cols.tolist())
-        return ([t for k, t in enumerate(tracks) if k not in matched_t],
-                np.array([d for k, d in enumerate(dets) if k not in matched_d], np.int64))
+        return (
+            [t for k, t in enumerate(tracks) if k not in matched_t],
+            np.array([d for k, d in enumerate(dets) if k not in matched_d], np.int64),
+        )
 
     def _confirm(self, track: Track) -> int:
         track.id = self.next_id

@@ -41,13 +41,25 @@ class JsonlSink:
 def to_record(result) -> dict:
     d = result.detections
     dets = []
-    for k, (box, score, cls) in enumerate(zip(d.boxes.tolist(), d.scores.tolist(), d.class_ids.tolist())):
-        rec = {"box": [round(v, 2) for v in box], "score": round(score, 5), "class_id": cls, "label": d._name(cls)}
+    for k, (box, score, cls) in enumerate(
+        zip(d.boxes.tolist(), d.scores.tolist(), d.class_ids.tolist())
+    ):
+        rec = {
+            "box": [round(v, 2) for v in box],
+            "score": round(score, 5),
+            "class_id": cls,
+            "label": d._name(cls),
+        }
         if result.track_ids is not None:
             rec["track_id"] = int(result.track_ids[k])
         dets.append(rec)
-    return {"stream": result.stream, "source": result.source, "frame": result.frame,
-            "pts": None if result.pts is None else round(result.pts, 6), "detections": dets}
+    return {
+        "stream": result.stream,
+        "source": result.source,
+        "frame": result.frame,
+        "pts": None if result.pts is None else round(result.pts, 6),
+        "detections": dets,
+    }
 
 
 class VideoSink:
@@ -55,8 +67,12 @@ class VideoSink:
     else MPEG-4 Part 2. Frame times follow the source's pts (or frame index / fps), so dropped
     frames keep the video's timing right."""
 
-    def __init__(self, paths: dict[int, str | os.PathLike], fps: dict[int, float | None] | None = None,
-                 min_score: float = 0.0) -> None:
+    def __init__(
+        self,
+        paths: dict[int, str | os.PathLike],
+        fps: dict[int, float | None] | None = None,
+        min_score: float = 0.0,
+    ) -> None:
         self.av = require("av", "streams", "Writing annotated video")
         self.paths = {k: Path(v) for k, v in paths.items()}
         self.fps = fps or {}
@@ -71,7 +87,9 @@ class VideoSink:
         fps = self.fps.get(stream) or 30.0
         vs = container.add_stream(codec, rate=Fraction(round(fps * 1000), 1000))
         vs.width, vs.height, vs.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
-        vs.codec_context.time_base = Fraction(1, 1000)  # frame times in ms, taken from the source's pts
+        vs.codec_context.time_base = Fraction(
+            1, 1000
+        )  # frame times in ms, taken from the source's pts
         if codec == "libx264":
             vs.options = {"preset": "veryfast", "crf": "23"}
         state = [container, vs, -1, fps]
@@ -85,7 +103,10 @@ class VideoSink:
         state = self._open.get(result.stream) or self._start(result.stream, h, w)
         container, vs, last, fps = state
         rgb = draw(result, self.min_score)
-        if (h, w) != (vs.height, vs.width):  # odd sides (yuv420p needs even), or a reconnect at another size
+        if (h, w) != (
+            vs.height,
+            vs.width,
+        ):  # odd sides (yuv420p needs even), or a reconnect at another size
             import cv2
 
             rgb = cv2.resize(rgb, (vs.width, vs.height), interpolation=cv2.INTER_AREA)
@@ -117,6 +138,14 @@ def draw(result, min_score: float = 0.0) -> np.ndarray:
         for box, tid, score in zip(d.boxes, result.track_ids, d.scores):
             if tid >= 0 and score >= min_score:
                 x1, _, _, y2 = (int(round(v)) for v in box)
-                cv2.putText(canvas, f"#{tid}", (x1 + 2, max(y2 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                            (255, 255, 255), 1, cv2.LINE_AA)
+                cv2.putText(
+                    canvas,
+                    f"#{tid}",
+                    (x1 + 2, max(y2 - 4, 10)),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    0.5,
+                    (255, 255, 255),
+                    1,
+                    cv2.LINE_AA,
+                )
     return canvas

@@ -25,7 +25,10 @@ from edgedet.manifest import TensorRTSection
 from edgedet.trt.plugins import PluginRecord
 from edgedet.trt.version import TRTVersion, parse_compute_capability
 
-REBUILD = "rebuild the engine on this device from its ONNX file (`edgedet build model.onnx -o model.engine`)"
+REBUILD = (
+    "rebuild the engine on this device from its ONNX file (`edgedet build model.onnx -o"
+    " model.engine`)"
+)
 HW_LEVELS = HardwareCompatibility.values()
 
 
@@ -43,13 +46,18 @@ class EngineNeeds:
     dla_core: int | None = None
 
     @classmethod
-    def from_manifest(cls, section: TensorRTSection) -> "EngineNeeds":
+    def from_manifest(cls, section: TensorRTSection) -> EngineNeeds:
         gpu = section.gpu or {}
-        return cls(TRTVersion.parse(section.version), bool(section.version_compatible),
-                   bool(section.exclude_lean_runtime),
-                   str(section.hardware_compatibility_level or "NONE").upper(),
-                   parse_compute_capability(gpu.get("compute_capability")), gpu.get("name"),
-                   list(section.plugins), section.dla_core)
+        return cls(
+            TRTVersion.parse(section.version),
+            bool(section.version_compatible),
+            bool(section.exclude_lean_runtime),
+            str(section.hardware_compatibility_level or "NONE").upper(),
+            parse_compute_capability(gpu.get("compute_capability")),
+            gpu.get("name"),
+            list(section.plugins),
+            section.dla_core,
+        )
 
 
 @dataclass
@@ -66,51 +74,82 @@ class Machine:
 def version_problem(needs: EngineNeeds, here: Machine) -> str | None:
     """Why this TensorRT cannot deserialise the plan, or None."""
     built, have = needs.trt_version, here.trt_version
-    desc = f"this machine has TensorRT {have}" + (" (lean runtime)" if here.trt_flavour == "lean" else "")
+    desc = f"this machine has TensorRT {have}" + (
+        " (lean runtime)" if here.trt_flavour == "lean" else ""
+    )
     if not needs.version_compatible:
         if here.trt_flavour == "lean":
-            return (f"the engine was built with TensorRT {built} without --version-compatible, and {desc}, which runs "
-                    f"version-compatible engines only; {REBUILD} with full TensorRT, rebuild it with "
-                    f"`edgedet build --version-compatible`, or install full TensorRT {built}")
+            return (
+                f"the engine was built with TensorRT {built} without --version-compatible, and"
+                f" {desc}, which runs version-compatible engines only; {REBUILD} with full"
+                " TensorRT, rebuild it with `edgedet build --version-compatible`, or install full"
+                f" TensorRT {built}"
+            )
         if not built.same_release(have):
-            return (f"the engine was built with TensorRT {built} and {desc}; a plan file loads only in the TensorRT "
-                    f"release that built it: {REBUILD}, or install TensorRT {built}")
+            return (
+                f"the engine was built with TensorRT {built} and {desc}; a plan file loads only in"
+                f" the TensorRT release that built it: {REBUILD}, or install TensorRT {built}"
+            )
         return None
     if needs.exclude_lean_runtime and not built.same_release(have):
-        return (f"the engine was built --version-compatible without its lean runtime (EXCLUDE_LEAN_RUNTIME) by "
-                f"TensorRT {built}, and {desc}; it needs exactly TensorRT {built}: {REBUILD}, or install it")
+        return (
+            "the engine was built --version-compatible without its lean runtime"
+            f" (EXCLUDE_LEAN_RUNTIME) by TensorRT {built}, and {desc}; it needs exactly TensorRT"
+            f" {built}: {REBUILD}, or install it"
+        )
     if have < built:
-        return (f"the version-compatible engine was built with TensorRT {built} and {desc}; version-compatible "
-                f"engines run on the same or a newer TensorRT only: install TensorRT {built} or newer, or {REBUILD}")
+        return (
+            f"the version-compatible engine was built with TensorRT {built} and {desc};"
+            " version-compatible engines run on the same or a newer TensorRT only: install"
+            f" TensorRT {built} or newer, or {REBUILD}"
+        )
     return None
 
 
 def hardware_problem(needs: EngineNeeds, here: Machine) -> str | None:
     """Why this GPU cannot run the plan, or None (no GPU at all is a problem too)."""
     if here.compute_capability is None:
-        return f"no usable NVIDIA GPU here ({here.gpu_error or 'none visible'}); TensorRT engines need one"
+        return (
+            f"no usable NVIDIA GPU here ({here.gpu_error or 'none visible'}); TensorRT engines"
+            " need one"
+        )
     want, have = needs.compute_capability, here.compute_capability
     if want is None:
         return None  # manifest without a GPU record: let TensorRT decide
     level = needs.hardware_compatibility
-    gpu = f"this GPU{f' ({here.gpu_name})' if here.gpu_name else ''} has compute capability {have[0]}.{have[1]}"
+    gpu = (
+        f"this GPU{f' ({here.gpu_name})' if here.gpu_name else ''} has compute capability"
+        f" {have[0]}.{have[1]}"
+    )
     if level == "AMPERE_PLUS":
         if have < (8, 0):
-            return f"the engine was built with hardware compatibility AMPERE_PLUS (compute capability 8.0+) and {gpu}: {REBUILD}"
+            return (
+                "the engine was built with hardware compatibility AMPERE_PLUS (compute capability"
+                f" 8.0+) and {gpu}: {REBUILD}"
+            )
         return None
     if have != want:
         built_on = f"{needs.gpu_name}, " if needs.gpu_name else ""
-        return (f"the engine was built for compute capability {want[0]}.{want[1]} ({built_on}hardware compatibility "
-                f"{level}) and {gpu}: {REBUILD}")
+        return (
+            f"the engine was built for compute capability {want[0]}.{want[1]} ({built_on}hardware"
+            f" compatibility {level}) and {gpu}: {REBUILD}"
+        )
     return None
 
 
 def hardware_warnings(needs: EngineNeeds, here: Machine) -> list[str]:
     """Loadable but not recommended: another GPU model with the same compute capability."""
-    if (needs.hardware_compatibility == "NONE" and needs.gpu_name and here.gpu_name
-            and needs.gpu_name != here.gpu_name and needs.compute_capability == here.compute_capability):
-        return [f"engine built on {needs.gpu_name}, running on {here.gpu_name} (same compute capability): "
-                "TensorRT advises building on the device model that runs the engine"]
+    if (
+        needs.hardware_compatibility == "NONE"
+        and needs.gpu_name
+        and here.gpu_name
+        and needs.gpu_name != here.gpu_name
+        and needs.compute_capability == here.compute_capability
+    ):
+        return [
+            f"engine built on {needs.gpu_name}, running on {here.gpu_name} (same compute"
+            " capability): TensorRT advises building on the device model that runs the engine"
+        ]
     return []
 
 
@@ -120,7 +159,9 @@ def check(needs: EngineNeeds, here: Machine, plugin_problems: list[str] = ()) ->
     return reasons + list(plugin_problems)
 
 
-def require_compatible(engine: str, needs: EngineNeeds, here: Machine, plugin_problems: list[str] = ()) -> None:
+def require_compatible(
+    engine: str, needs: EngineNeeds, here: Machine, plugin_problems: list[str] = ()
+) -> None:
     """CompatibilityError naming every difference between what ``engine`` needs and this machine."""
     reasons = check(needs, here, plugin_problems)
     if reasons:

@@ -21,7 +21,8 @@ class CudaError(EdgeDetError):
 
 
 def import_cudart():
-    """cuda-python's runtime module: ``cuda.bindings.runtime`` (12.6+/13.x) or ``cuda.cudart`` (older)."""
+    """cuda-python's runtime module: ``cuda.bindings.runtime`` (12.6+/13.x) or ``cuda.cudart``
+    (older)."""
     try:
         from cuda.bindings import runtime as cudart
     except ImportError:
@@ -29,8 +30,10 @@ def import_cudart():
             from cuda import cudart  # cuda-python < 12.6 layout
         except ImportError:
             raise DependencyError(
-                "the TensorRT backend allocates GPU buffers with cuda-python, which is not installed: "
-                "pip install cuda-python (12.x for CUDA 12 / JetPack 6, 13.x for CUDA 13)") from None
+                "the TensorRT backend allocates GPU buffers with cuda-python, which is not"
+                " installed: pip install cuda-python (12.x for CUDA 12 / JetPack 6, 13.x for"
+                " CUDA 13)"
+            ) from None
     return cudart
 
 
@@ -80,9 +83,16 @@ class Cuda:
 
     def device_info(self, index: int = 0) -> DeviceInfo:
         prop = self.call("cudaGetDeviceProperties", self.rt.cudaGetDeviceProperties(index))
-        name = prop.name.decode(errors="replace") if isinstance(prop.name, bytes) else str(prop.name)
-        return DeviceInfo(index, name.split("\x00")[0].strip(), (int(prop.major), int(prop.minor)),
-                          bool(prop.integrated), int(prop.totalGlobalMem))
+        name = (
+            prop.name.decode(errors="replace") if isinstance(prop.name, bytes) else str(prop.name)
+        )
+        return DeviceInfo(
+            index,
+            name.split("\x00")[0].strip(),
+            (int(prop.major), int(prop.minor)),
+            bool(prop.integrated),
+            int(prop.totalGlobalMem),
+        )
 
     def set_device(self, index: int) -> None:
         self.call("cudaSetDevice", self.rt.cudaSetDevice(index))
@@ -125,22 +135,36 @@ class PinnedBuffer:
 
 
 class Stream:
-    """A non-blocking CUDA stream: TensorRT advises against the default stream for execute_async_v3."""
+    """A non-blocking CUDA stream: TensorRT advises against the default stream for
+    execute_async_v3."""
 
     def __init__(self, cuda: Cuda) -> None:
         self.cuda = cuda
-        self.handle = cuda.call("cudaStreamCreateWithFlags", cuda.rt.cudaStreamCreateWithFlags(cuda.rt.cudaStreamNonBlocking))
+        self.handle = cuda.call(
+            "cudaStreamCreateWithFlags",
+            cuda.rt.cudaStreamCreateWithFlags(cuda.rt.cudaStreamNonBlocking),
+        )
 
     def __int__(self) -> int:
         return int(self.handle)
 
     def copy_htod(self, dst: int, src: int, nbytes: int) -> None:
         rt = self.cuda.rt
-        self.cuda.call("cudaMemcpyAsync(H2D)", rt.cudaMemcpyAsync(dst, src, nbytes, rt.cudaMemcpyKind.cudaMemcpyHostToDevice, self.handle))
+        self.cuda.call(
+            "cudaMemcpyAsync(H2D)",
+            rt.cudaMemcpyAsync(
+                dst, src, nbytes, rt.cudaMemcpyKind.cudaMemcpyHostToDevice, self.handle
+            ),
+        )
 
     def copy_dtoh(self, dst: int, src: int, nbytes: int) -> None:
         rt = self.cuda.rt
-        self.cuda.call("cudaMemcpyAsync(D2H)", rt.cudaMemcpyAsync(dst, src, nbytes, rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.handle))
+        self.cuda.call(
+            "cudaMemcpyAsync(D2H)",
+            rt.cudaMemcpyAsync(
+                dst, src, nbytes, rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.handle
+            ),
+        )
 
     def synchronize(self) -> None:
         self.cuda.call("cudaStreamSynchronize", self.cuda.rt.cudaStreamSynchronize(self.handle))
@@ -161,9 +185,13 @@ class Event:
     def record(self, stream: Stream) -> None:
         self.cuda.call("cudaEventRecord", self.cuda.rt.cudaEventRecord(self.handle, stream.handle))
 
-    def elapsed_ms(self, start: "Event") -> float:
+    def elapsed_ms(self, start: Event) -> float:
         """Milliseconds from ``start`` to this event (both must have completed)."""
-        return float(self.cuda.call("cudaEventElapsedTime", self.cuda.rt.cudaEventElapsedTime(start.handle, self.handle)))
+        return float(
+            self.cuda.call(
+                "cudaEventElapsedTime", self.cuda.rt.cudaEventElapsedTime(start.handle, self.handle)
+            )
+        )
 
     def destroy(self) -> None:
         if self.handle is not None:
@@ -178,14 +206,19 @@ class GraphExec:
         self.cuda, self.handle = cuda, handle
 
     @classmethod
-    def capture(cls, cuda: Cuda, stream: Stream, work) -> "GraphExec | None":
+    def capture(cls, cuda: Cuda, stream: Stream, work) -> GraphExec | None:
         """Capture ``work()`` on ``stream`` (thread-local mode) and instantiate it.
 
         Returns None when the work cannot be captured (``work`` returned False or capture was
         invalidated); the stream is left usable, as trtexec's endCaptureOnError does.
         """
         rt = cuda.rt
-        cuda.call("cudaStreamBeginCapture", rt.cudaStreamBeginCapture(stream.handle, rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal))
+        cuda.call(
+            "cudaStreamBeginCapture",
+            rt.cudaStreamBeginCapture(
+                stream.handle, rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
+            ),
+        )
         try:
             ok = bool(work())
         except BaseException:

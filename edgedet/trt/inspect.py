@@ -25,23 +25,53 @@ def inspect_engine(path: str | os.PathLike, layers: bool = False, plugin_paths=(
     plan = read_plan(path)
     manifest = read_manifest(path) if manifest_path(path).exists() else None
     section = manifest.tensorrt if manifest else None
-    report = {"engine": str(path), "bytes": len(plan), "manifest": _manifest_summary(manifest),
-              "built": section.to_dict() if section else {}}
+    report = {
+        "engine": str(path),
+        "bytes": len(plan),
+        "manifest": _manifest_summary(manifest),
+        "built": section.to_dict() if section else {},
+    }
     machine, reasons = _machine()
     report["machine"], report["notes"] = machine, []
     if section and "trt_version" in machine:
         needs = compat.EngineNeeds.from_manifest(section)
-        here = compat.Machine(machine["trt_version"], machine["flavour"], machine.get("cc"), machine.get("gpu"),
-                              machine.get("gpu_error"))
-        resolved = [plugins.resolve(r, path.parent, plugin_paths, machine["trt_version"]) for r in needs.plugins]
+        here = compat.Machine(
+            machine["trt_version"],
+            machine["flavour"],
+            machine.get("cc"),
+            machine.get("gpu"),
+            machine.get("gpu_error"),
+        )
+        resolved = [
+            plugins.resolve(r, path.parent, plugin_paths, machine["trt_version"])
+            for r in needs.plugins
+        ]
         problems = [p for r in resolved for p in plugins.problems(r)]
-        problems += [p for r in resolved if r.path is not None or r.record.serialized
-                     if (p := plugins.arch_problem(r.path, here.compute_capability, r.record.architectures, r.record.file))]
+        problems += [
+            p
+            for r in resolved
+            if r.path is not None or r.record.serialized
+            if (
+                p := plugins.arch_problem(
+                    r.path, here.compute_capability, r.record.architectures, r.record.file
+                )
+            )
+        ]
         reasons = compat.check(needs, here, problems)
-        report["plugins"] = [{"file": r.record.file, "found": str(r.path) if r.path else None,
-                              "sha256_matches": r.hash_matches, "embedded": r.record.serialized} for r in resolved]
+        report["plugins"] = [
+            {
+                "file": r.record.file,
+                "found": str(r.path) if r.path else None,
+                "sha256_matches": r.hash_matches,
+                "embedded": r.record.serialized,
+            }
+            for r in resolved
+        ]
     elif not section:
-        report["notes"].append("no manifest 'tensorrt' section: what the engine needs is unknown until TensorRT loads it")
+        report["notes"].append(
+            "no manifest 'tensorrt' section: what the engine needs is unknown until TensorRT"
+            " loads it"
+        )
     if not reasons:
         try:
             report.update(_open(path, layers, plugin_paths))
@@ -56,9 +86,15 @@ def inspect_engine(path: str | os.PathLike, layers: bool = False, plugin_paths=(
 def _manifest_summary(manifest) -> dict | None:
     if manifest is None:
         return None
-    return {"model": f"{manifest.family}/{manifest.model}", "input": list(manifest.input.shape),
-            "input_dtype": manifest.input.dtype, "outputs": [o.name for o in manifest.outputs],
-            "classes": manifest.num_classes, "precision": manifest.precision, "source": manifest.source}
+    return {
+        "model": f"{manifest.family}/{manifest.model}",
+        "input": list(manifest.input.shape),
+        "input_dtype": manifest.input.dtype,
+        "outputs": [o.name for o in manifest.outputs],
+        "classes": manifest.num_classes,
+        "precision": manifest.precision,
+        "source": manifest.source,
+    }
 
 
 def _machine() -> tuple[dict, list[str]]:
@@ -69,7 +105,9 @@ def _machine() -> tuple[dict, list[str]]:
     problems: list[str] = []
     try:
         trt = backend.import_tensorrt()
-        info.update(tensorrt=str(trt.version), module=trt.name, flavour=trt.flavour, trt_version=trt.version)
+        info.update(
+            tensorrt=str(trt.version), module=trt.name, flavour=trt.flavour, trt_version=trt.version
+        )
     except DependencyError as exc:
         problems.append(str(exc))
     try:
@@ -77,7 +115,11 @@ def _machine() -> tuple[dict, list[str]]:
         count, why = cuda.device_count()
         if count:
             d = cuda.device_info(0)
-            info.update(gpu=d.name, compute_capability="%d.%d" % d.compute_capability, cc=d.compute_capability)
+            info.update(
+                gpu=d.name,
+                compute_capability="{}.{}".format(*d.compute_capability),
+                cc=d.compute_capability,
+            )
         else:
             info["gpu_error"] = why
             problems.append(f"no usable NVIDIA GPU ({why})")
@@ -88,7 +130,8 @@ def _machine() -> tuple[dict, list[str]]:
 
 
 def _open(path: Path, layers: bool, plugin_paths) -> dict:
-    """I/O, profiles, memory and (full TensorRT) per-layer information of the deserialised engine."""
+    """I/O, profiles, memory and (full TensorRT) per-layer information of the deserialised
+    engine."""
     from edgedet.backends.tensorrt import TensorRTBackend
 
     with warnings.catch_warnings():
@@ -96,10 +139,21 @@ def _open(path: Path, layers: bool, plugin_paths) -> dict:
         backend = TensorRTBackend(path, plugins=plugin_paths)
     try:
         engine, t = backend.engine, backend.trt.module
-        out = {"io": [{"name": x.name, "input": x.is_input, "dtype": x.dtype.name, "shape": list(x.shape),
-                       "profile": [list(s) for s in x.profile] if x.profile else None} for x in backend.tensors],
-               "num_layers": engine.num_layers, "device_memory_bytes": int(engine.device_memory_size_v2),
-               "batch_range": [backend.min_batch, backend.max_batch]}
+        out = {
+            "io": [
+                {
+                    "name": x.name,
+                    "input": x.is_input,
+                    "dtype": x.dtype.name,
+                    "shape": list(x.shape),
+                    "profile": [list(s) for s in x.profile] if x.profile else None,
+                }
+                for x in backend.tensors
+            ],
+            "num_layers": engine.num_layers,
+            "device_memory_bytes": int(engine.device_memory_size_v2),
+            "batch_range": [backend.min_batch, backend.max_batch],
+        }
         if layers:
             out["layers"] = _layer_info(t, engine)
         return out
@@ -110,7 +164,10 @@ def _open(path: Path, layers: bool, plugin_paths) -> dict:
 def _layer_info(t, engine):
     """Engine inspector JSON (needs full TensorRT and a DETAILED profiling verbosity build)."""
     if not hasattr(t, "EngineInspector"):
-        return "not available: this TensorRT Python module (lean runtime) does not bind IEngineInspector"
+        return (
+            "not available: this TensorRT Python module (lean runtime) does not bind"
+            " IEngineInspector"
+        )
     inspector = engine.create_engine_inspector()
     text = inspector.get_engine_information(t.LayerInformationFormat.JSON)
     try:

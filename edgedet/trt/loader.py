@@ -20,12 +20,13 @@ from edgedet.trt.version import TRTVersion
 TRT_MODULES = ("tensorrt", "tensorrt_lean", "tensorrt_lean_bindings")
 
 HOWTO = (
-    "on Jetson (JetPack 6.x ships TensorRT 10.3) `sudo apt install nvidia-tensorrt`, or the parts "
-    "`python3-libnvinfer python3-libnvinfer-dev libnvinfer-dev libnvinfer-plugin-dev libnvonnxparsers-dev`; "
-    "on a desktop `pip install tensorrt` (CUDA 13) or `pip install tensorrt-cu12` (CUDA 12), which fetch the "
-    "libraries from NVIDIA's index https://pypi.nvidia.com, or NVIDIA's TensorRT tarball (`pip install "
-    "python/tensorrt-*.whl` from it, its lib/ on LD_LIBRARY_PATH); to only run version-compatible engines, "
-    "the lean runtime `pip install tensorrt-lean` (see `edgedet doctor` and docs/jetson.md)"
+    "on Jetson (JetPack 6.x ships TensorRT 10.3) `sudo apt install nvidia-tensorrt`, or the parts"
+    " `python3-libnvinfer python3-libnvinfer-dev libnvinfer-dev libnvinfer-plugin-dev"
+    " libnvonnxparsers-dev`; on a desktop `pip install tensorrt` (CUDA 13) or `pip install"
+    " tensorrt-cu12` (CUDA 12), which fetch the libraries from NVIDIA's index"
+    " https://pypi.nvidia.com, or NVIDIA's TensorRT tarball (`pip install python/tensorrt-*.whl`"
+    " from it, its lib/ on LD_LIBRARY_PATH); to only run version-compatible engines, the lean"
+    " runtime `pip install tensorrt-lean` (see `edgedet doctor` and docs/jetson.md)"
 )
 
 
@@ -58,17 +59,24 @@ def import_tensorrt(need_builder: bool = False, modules: tuple[str, ...] = TRT_M
         except Exception as exc:  # placeholder wheels and a missing libnvinfer fail at import time
             errors.append(f"{name}: {first_line(exc, 160)}")
             continue
-        trt = TensorRT(mod, name, TRTVersion.parse(getattr(mod, "__version__", "0")),
-                       "full" if hasattr(mod, "Builder") else "lean")
+        trt = TensorRT(
+            mod,
+            name,
+            TRTVersion.parse(getattr(mod, "__version__", "0")),
+            "full" if hasattr(mod, "Builder") else "lean",
+        )
         if need_builder and not trt.has_builder:
             raise DependencyError(
-                f"building engines needs full TensorRT with its Builder and ONNX parser; this machine only has "
-                f"the TensorRT {trt.version} lean runtime ({name}), which can run engines but not build them. "
-                f"Get full TensorRT: {HOWTO}")
+                "building engines needs full TensorRT with its Builder and ONNX parser; this"
+                f" machine only has the TensorRT {trt.version} lean runtime ({name}), which can run"
+                f" engines but not build them. Get full TensorRT: {HOWTO}"
+            )
         return trt
     found = f" (import failed: {'; '.join(errors)})" if errors else ""
     purpose = "Building TensorRT engines" if need_builder else "Running TensorRT engines"
-    raise DependencyError(f"{purpose} needs TensorRT, which is not installed here{found}. Get it: {HOWTO}")
+    raise DependencyError(
+        f"{purpose} needs TensorRT, which is not installed here{found}. Get it: {HOWTO}"
+    )
 
 
 @dataclass

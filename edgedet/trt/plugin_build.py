@@ -25,9 +25,9 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from edgedet.cuda_build import CSRC, default_arch, nvcc_command, nvcc_path, run_nvcc
 from edgedet.errors import DependencyError, EdgeDetError, InputError
@@ -39,17 +39,20 @@ SOURCES = ("nms_kernels.cu", "plugin/edgedet_nms_plugin.cpp")  # relative to CSR
 HEADERS = ("NvInfer.h", "NvInferVersion.h")
 MANIFEST_SCHEMA = "edgedet.plugin/1"
 _ARCH = re.compile(r"(sm|compute)_\d+[af]?|native|all|all-major|portable")
-# `--arch portable`: machine code for the common data-centre, desktop and Jetson Orin (sm_87) GPUs of
-# compute capability 8.x-9.0, plus compute_80 PTX that the driver JIT-compiles for any later GPU - what an
+# `--arch portable`: machine code for the common data-centre, desktop and Jetson Orin (sm_87) GPUs
+# of
+# compute capability 8.x-9.0, plus compute_80 PTX that the driver JIT-compiles for any later GPU -
+# what an
 # engine built with --hardware-compat ampere_plus (compute capability 8.0+) needs from its plugin.
 PORTABLE_SASS = ("sm_80", "sm_86", "sm_87", "sm_89", "sm_90")
 PORTABLE_PTX = ("compute_80",)
 
 HOWTO_HEADERS = (
-    "on Jetson (JetPack) or with NVIDIA's Debian repository `sudo apt install libnvinfer-dev` (part of "
-    "`tensorrt-dev`); with the TensorRT tarball set TENSORRT_ROOT to its folder; pip wheels carry no C++ headers - "
-    "pass --tensorrt-include DIR with the include/ folder of the tarball or of the matching release branch of "
-    "github.com/NVIDIA/TensorRT (same major.minor as the TensorRT that will load the plugin)"
+    "on Jetson (JetPack) or with NVIDIA's Debian repository `sudo apt install libnvinfer-dev` (part"
+    " of `tensorrt-dev`); with the TensorRT tarball set TENSORRT_ROOT to its folder; pip wheels"
+    " carry no C++ headers - pass --tensorrt-include DIR with the include/ folder of the tarball or"
+    " of the matching release branch of github.com/NVIDIA/TensorRT (same major.minor as the"
+    " TensorRT that will load the plugin)"
 )
 
 
@@ -79,9 +82,13 @@ def header_search_dirs(explicit: str | os.PathLike | None = None) -> list[Path]:
     dirs = []
     if os.environ.get("TENSORRT_ROOT"):
         dirs.append(Path(os.environ["TENSORRT_ROOT"]) / "include")
-    dirs += [Path("/usr/include/aarch64-linux-gnu"),  # JetPack, NVIDIA's arm64 Debian packages
-             Path("/usr/include/x86_64-linux-gnu"),  # NVIDIA's x86-64 Debian packages
-             Path("/usr/include"), Path("/usr/local/tensorrt/include"), Path("/opt/tensorrt/include")]
+    dirs += [
+        Path("/usr/include/aarch64-linux-gnu"),  # JetPack, NVIDIA's arm64 Debian packages
+        Path("/usr/include/x86_64-linux-gnu"),  # NVIDIA's x86-64 Debian packages
+        Path("/usr/include"),
+        Path("/usr/local/tensorrt/include"),
+        Path("/opt/tensorrt/include"),
+    ]
     return dirs
 
 
@@ -91,7 +98,11 @@ def read_header_version(path: str | os.PathLike) -> TRTVersion:
     10.3-10.11 define them as numbers; from 10.12 (and in 11.x) they alias TRT_MAJOR_ENTERPRISE etc.
     (include/NvInferVersion.h at tags v10.3.0, release/10.12, v11.1), so aliases are followed.
     """
-    macros = dict(re.findall(r"^\s*#\s*define\s+(\w+)\s+([\w.]+)", Path(path).read_text(errors="replace"), re.M))
+    macros = dict(
+        re.findall(
+            r"^\s*#\s*define\s+(\w+)\s+([\w.]+)", Path(path).read_text(errors="replace"), re.M
+        )
+    )
 
     def value(name: str, depth: int = 0):
         v = macros.get(name)
@@ -101,59 +112,79 @@ def read_header_version(path: str | os.PathLike) -> TRTVersion:
 
     parts = [value(f"NV_TENSORRT_{p}") for p in ("MAJOR", "MINOR", "PATCH", "BUILD")]
     if parts[0] is None or parts[1] is None:
-        raise InputError(f"{path} does not define NV_TENSORRT_MAJOR/NV_TENSORRT_MINOR; is it TensorRT's NvInferVersion.h?")
+        raise InputError(
+            f"{path} does not define NV_TENSORRT_MAJOR/NV_TENSORRT_MINOR; is it TensorRT's"
+            " NvInferVersion.h?"
+        )
     return TRTVersion(*(p or 0 for p in parts))
 
 
-def find_headers(explicit: str | os.PathLike | None = None, candidates: list[Path] | None = None) -> TensorRTHeaders:
+def find_headers(
+    explicit: str | os.PathLike | None = None, candidates: list[Path] | None = None
+) -> TensorRTHeaders:
     """The first folder with TensorRT's headers; DependencyError naming every folder searched."""
     searched = candidates if candidates is not None else header_search_dirs(explicit)
     for d in searched:
         if all((d / h).is_file() for h in HEADERS):
             version = read_header_version(d / "NvInferVersion.h")
             if not version.features.supported:
-                raise DependencyError(f"the TensorRT headers in {d} are version {version}; the EdgeDetNMS plugin needs "
-                                      "TensorRT 10.3 to 11.x (IPluginV3)")
+                raise DependencyError(
+                    f"the TensorRT headers in {d} are version {version}; the EdgeDetNMS plugin"
+                    " needs TensorRT 10.3 to 11.x (IPluginV3)"
+                )
             return TensorRTHeaders(d, version)
     where = ", ".join(map(str, searched))
-    raise DependencyError(f"TensorRT C++ headers ({' and '.join(HEADERS)}) were not found (searched {where}); get them: "
-                          + HOWTO_HEADERS)
+    raise DependencyError(
+        f"TensorRT C++ headers ({' and '.join(HEADERS)}) were not found (searched {where}); get"
+        " them: " + HOWTO_HEADERS
+    )
 
 
 # ------------------------------------------------------------------ compiler
 
 
 def nvcc_for(cuda_home: str | os.PathLike | None = None) -> str:
-    """nvcc under ``cuda_home`` when given, else edgedet.cuda_build.nvcc_path() (PATH, $CUDA_HOME)."""
+    """nvcc under ``cuda_home`` when given, else edgedet.cuda_build.nvcc_path() (PATH,
+    $CUDA_HOME)."""
     if cuda_home:
         nvcc = Path(cuda_home) / "bin" / "nvcc"
         if not nvcc.is_file():
-            raise DependencyError(f"nvcc was not found at {nvcc} (--cuda-home {cuda_home}); give the CUDA toolkit's "
-                                  "folder, e.g. /usr/local/cuda")
+            raise DependencyError(
+                f"nvcc was not found at {nvcc} (--cuda-home {cuda_home}); give the CUDA toolkit's "
+                "folder, e.g. /usr/local/cuda"
+            )
         return str(nvcc)
     return nvcc_path()
 
 
 def arch_flags(arch: str | None) -> list[str]:
-    """``--arch sm_87`` -> ['-arch=sm_87']; ``portable`` -> -gencode for PORTABLE_SASS + PORTABLE_PTX;
+    """``--arch sm_87`` -> ['-arch=sm_87']; ``portable`` -> -gencode for PORTABLE_SASS +
+    PORTABLE_PTX;
     None -> -arch=native with a GPU, else nvcc's default."""
     if arch is None:
         return default_arch()
     if not _ARCH.fullmatch(arch):
-        raise InputError(f"--arch '{arch}' is not a CUDA architecture (e.g. sm_87 for Jetson Orin, sm_90, native, "
-                         "portable)")
+        raise InputError(
+            f"--arch '{arch}' is not a CUDA architecture (e.g. sm_87 for Jetson Orin, sm_90,"
+            " native, portable)"
+        )
     if arch == "portable":
-        return [f"-gencode=arch=compute_{s[3:]},code={s}" for s in PORTABLE_SASS] + \
-               [f"-gencode=arch={p},code={p}" for p in PORTABLE_PTX]
+        return [f"-gencode=arch=compute_{s[3:]},code={s}" for s in PORTABLE_SASS] + [
+            f"-gencode=arch={p},code={p}" for p in PORTABLE_PTX
+        ]
     return [f"-arch={arch}"]
 
 
 def architectures(flags: list[str], gpu_capabilities: list[str] | None = None) -> dict | None:
-    """The GPU code ``flags`` put into the library, as {'sass': [...], 'ptx': [...]}; None when unknown.
+    """The GPU code ``flags`` put into the library, as {'sass': [...], 'ptx': [...]}; None when
+    unknown.
 
-    nvcc (CUDA 13 docs, --gpu-architecture): -arch=sm_XY is short for -arch=compute_XY -code=sm_XY,compute_XY
+    nvcc (CUDA 13 docs, --gpu-architecture): -arch=sm_XY is short for -arch=compute_XY
+    -code=sm_XY,compute_XY
     (machine code and PTX); -arch=native builds machine code, no PTX, for the GPUs of this machine
-    (``gpu_capabilities``, e.g. ['8.7']); without -arch, nvcc's default architecture, not recorded here."""
+    (``gpu_capabilities``, e.g. ['8.7']); without -arch, nvcc's default architecture, not recorded
+    here.
+    """
     sass: list[str] = []
     ptx: list[str] = []
     for f in flags:
@@ -173,15 +204,23 @@ def architectures(flags: list[str], gpu_capabilities: list[str] | None = None) -
     return {"sass": sorted(set(sass)), "ptx": sorted(set(ptx))} if sass or ptx else None
 
 
-def plugin_nvcc_command(nvcc: str, include: Path, output: Path, arch: list[str], csrc: Path = CSRC) -> list[str]:
+def plugin_nvcc_command(
+    nvcc: str, include: Path, output: Path, arch: list[str], csrc: Path = CSRC
+) -> list[str]:
     """The nvcc call that compiles and links the plugin (edgedet.cuda_build.nvcc_command; pure).
 
     Hidden visibility leaves only getCreators/setLoggerFinder exported; --no-undefined turns a
     missing symbol into a build error instead of a dlopen failure on the device.
     """
-    return nvcc_command(nvcc, [csrc / s for s in SOURCES], output, arch, [include, csrc],
-                        host_flags=("-fvisibility=hidden", "-Wno-deprecated-declarations"),
-                        linker_flags=("--no-undefined",))
+    return nvcc_command(
+        nvcc,
+        [csrc / s for s in SOURCES],
+        output,
+        arch,
+        [include, csrc],
+        host_flags=("-fvisibility=hidden", "-Wno-deprecated-declarations"),
+        linker_flags=("--no-undefined",),
+    )
 
 
 def nvcc_version(nvcc: str) -> str | None:
@@ -194,7 +233,8 @@ def nvcc_version(nvcc: str) -> str | None:
 
 
 def default_output(version: TRTVersion) -> Path:
-    """``<cache>/plugins/<major.minor>/libedgedet_nms_plugin.so`` (a search location of edgedet.trt.plugins)."""
+    """``<cache>/plugins/<major.minor>/libedgedet_nms_plugin.so`` (a search location of
+    edgedet.trt.plugins)."""
     from edgedet.trt.plugins import default_plugin_dirs
 
     return default_plugin_dirs(version)[0] / opdef.PLUGIN_LIBRARY
@@ -203,22 +243,31 @@ def default_output(version: TRTVersion) -> Path:
 # ------------------------------------------------------------------ build
 
 
-def build_plugin(tensorrt_include: str | os.PathLike | None = None, output: str | os.PathLike | None = None,
-                 arch: str | None = None, cuda_home: str | os.PathLike | None = None,
-                 say: Callable[[str], None] | None = None) -> PluginBuild:
-    """Compile the plugin into ``output`` (default: the versioned cache folder) plus ``output.json``."""
+def build_plugin(
+    tensorrt_include: str | os.PathLike | None = None,
+    output: str | os.PathLike | None = None,
+    arch: str | None = None,
+    cuda_home: str | os.PathLike | None = None,
+    say: Callable[[str], None] | None = None,
+) -> PluginBuild:
+    """Compile the plugin into ``output`` (default: the versioned cache folder) plus
+    ``output.json``."""
     say = say or (lambda msg: None)
     flags = arch_flags(arch)
     missing = [s for s in SOURCES if not (CSRC / s).is_file()]
     if missing:
-        raise EdgeDetError(f"plugin sources missing from this edgedet installation: {', '.join(missing)} (in {CSRC}); "
-                           "reinstall edgedet from a complete source tree")
+        raise EdgeDetError(
+            f"plugin sources missing from this edgedet installation: {', '.join(missing)} (in"
+            f" {CSRC}); reinstall edgedet from a complete source tree"
+        )
     headers = find_headers(tensorrt_include)
     nvcc = nvcc_for(cuda_home)
     output = check_writable(Path(output) if output else default_output(headers.version))
     notes = _version_notes(headers.version)
-    say(f"TensorRT {headers.version} headers in {headers.include}; nvcc {nvcc_version(nvcc) or '?'} "
-        f"({' '.join(flags) or 'default architecture: no GPU visible'})")
+    say(
+        f"TensorRT {headers.version} headers in {headers.include}; nvcc {nvcc_version(nvcc) or '?'}"
+        f" ({' '.join(flags) or 'default architecture: no GPU visible'})"
+    )
     t0 = time.perf_counter()
     with atomic_path(output, suffix=".so") as tmp:
         cmd = plugin_nvcc_command(nvcc, headers.include, tmp, flags)
@@ -232,16 +281,26 @@ def manifest_path(library: str | os.PathLike) -> Path:
     return Path(f"{library}.json")
 
 
-def _manifest(output: Path, headers: TensorRTHeaders, nvcc: str, flags: list[str], seconds: float) -> dict:
+def _manifest(
+    output: Path, headers: TensorRTHeaders, nvcc: str, flags: list[str], seconds: float
+) -> dict:
     return {
         "schema": MANIFEST_SCHEMA,
         "file": output.name,
         "sha256": sha256_file(output),
-        "creators": [{"name": opdef.PLUGIN_NAME, "version": opdef.PLUGIN_VERSION, "namespace": opdef.PLUGIN_NAMESPACE}],
+        "creators": [
+            {
+                "name": opdef.PLUGIN_NAME,
+                "version": opdef.PLUGIN_VERSION,
+                "namespace": opdef.PLUGIN_NAMESPACE,
+            }
+        ],
         "tensorrt": {"version": str(headers.version), "include": str(headers.include)},
         "nvcc": {"path": nvcc, "version": nvcc_version(nvcc)},
         "arch": flags,
-        "architectures": architectures(flags, _gpu_capabilities() if "-arch=native" in flags else None),
+        "architectures": architectures(
+            flags, _gpu_capabilities() if "-arch=native" in flags else None
+        ),
         "sources": {s: sha256_file(CSRC / s) for s in SOURCES},
         "seconds": seconds,
     }
@@ -266,13 +325,17 @@ def _version_notes(version: TRTVersion) -> list[str]:
     except InputError:
         return []
     if (py.major, py.minor) != (version.major, version.minor):
-        return [f"the headers are TensorRT {version} but Python's {found['module']} is {py}: the plugin only loads "
-                f"into TensorRT {version.major}.{version.minor}; point --tensorrt-include at headers of {py.major}.{py.minor}"]
+        return [
+            f"the headers are TensorRT {version} but Python's {found['module']} is {py}: the plugin"
+            f" only loads into TensorRT {version.major}.{version.minor}; point --tensorrt-include"
+            f" at headers of {py.major}.{py.minor}"
+        ]
     return []
 
 
 def plugin_status() -> dict:
-    """For `edgedet doctor`: TensorRT headers found here, and the built library in the cache, if any. Never raises."""
+    """For `edgedet doctor`: TensorRT headers found here, and the built library in the cache, if
+    any. Never raises."""
     try:
         headers = find_headers()
         found = {"headers": str(headers.include), "tensorrt": str(headers.version)}

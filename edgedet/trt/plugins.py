@@ -13,7 +13,8 @@ first file found is reported as a mismatch):
   3. the engine's own folder
   4. the absolute path recorded at build time
   5. the default plugin folder: ``<cache>/plugins/<TRT major.minor>/`` then ``<cache>/plugins/``,
-     with ``<cache>`` = ``$EDGEDET_CACHE_DIR`` or ``$XDG_CACHE_HOME/edgedet`` or ``~/.cache/edgedet``
+     with ``<cache>`` = ``$EDGEDET_CACHE_DIR`` or ``$XDG_CACHE_HOME/edgedet`` or
+     ``~/.cache/edgedet``
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ class Creator:
     namespace: str = ""
 
     def __str__(self) -> str:
-        return f"{self.name} v{self.version}" + (f" (namespace '{self.namespace}')" if self.namespace else "")
+        return f"{self.name} v{self.version}" + (
+            f" (namespace '{self.namespace}')" if self.namespace else ""
+        )
 
 
 @dataclass
@@ -51,16 +54,26 @@ class PluginRecord:
     path: str | None = None  # absolute path at build time (a hint, not a requirement)
     creators: list[Creator] = field(default_factory=list)
     serialized: bool = False  # embedded in a version-compatible plan via plugins_to_serialize
-    architectures: dict | None = None  # GPU code it holds, from its JSON sidecar (library_architectures)
+    architectures: dict | None = (
+        None  # GPU code it holds, from its JSON sidecar (library_architectures)
+    )
 
     def to_dict(self) -> dict:
         return {**asdict(self), "creators": [asdict(c) for c in self.creators]}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PluginRecord":
-        return cls(d["file"], d.get("sha256"), d.get("path"),
-                   [Creator(c["name"], str(c.get("version", "1")), c.get("namespace", "")) for c in d.get("creators", [])],
-                   bool(d.get("serialized", False)), d.get("architectures"))
+    def from_dict(cls, d: dict) -> PluginRecord:
+        return cls(
+            d["file"],
+            d.get("sha256"),
+            d.get("path"),
+            [
+                Creator(c["name"], str(c.get("version", "1")), c.get("namespace", ""))
+                for c in d.get("creators", [])
+            ],
+            bool(d.get("serialized", False)),
+            d.get("architectures"),
+        )
 
 
 @dataclass
@@ -86,13 +99,18 @@ def cache_dir() -> Path:
 
 
 def default_plugin_dirs(trt_version=None) -> list[Path]:
-    """``<cache>/plugins/<major.minor>/`` (plugins are built per TensorRT release) then ``<cache>/plugins/``."""
+    """``<cache>/plugins/<major.minor>/`` (plugins are built per TensorRT release) then
+    ``<cache>/plugins/``."""
     root = cache_dir() / "plugins"
-    versioned = [root / f"{trt_version.major}.{trt_version.minor}"] if trt_version is not None else []
+    versioned = (
+        [root / f"{trt_version.major}.{trt_version.minor}"] if trt_version is not None else []
+    )
     return versioned + [root]
 
 
-def search_locations(record: PluginRecord, engine_dir: Path | None, extra=(), trt_version=None) -> list[Path]:
+def search_locations(
+    record: PluginRecord, engine_dir: Path | None, extra=(), trt_version=None
+) -> list[Path]:
     """Candidate file paths for ``record``, in search order (existing or not, deduplicated)."""
     places: list[Path] = []
     env = [p for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
@@ -111,7 +129,9 @@ def search_locations(record: PluginRecord, engine_dir: Path | None, extra=(), tr
     return out
 
 
-def resolve(record: PluginRecord, engine_dir: Path | None = None, extra=(), trt_version=None) -> Resolved:
+def resolve(
+    record: PluginRecord, engine_dir: Path | None = None, extra=(), trt_version=None
+) -> Resolved:
     """Find ``record``'s library: the first file whose sha256 matches, else the first that exists.
 
     A caller-given path that names a different file is still tried (users rename libraries).
@@ -137,16 +157,22 @@ def problems(resolved: Resolved, check_hash: bool = True) -> list[str]:
     what = ", ".join(map(str, rec.creators)) or "plugins"
     if resolved.path is None:
         shown = ", ".join(resolved.searched[:4]) + (" ..." if len(resolved.searched) > 4 else "")
-        return [f"plugin library {rec.file} (provides {what}) was not found (searched {shown}); "
-                f"{BUILD_HINT}, or point ${ENV_VAR} at it"]
+        return [
+            f"plugin library {rec.file} (provides {what}) was not found (searched {shown}); "
+            f"{BUILD_HINT}, or point ${ENV_VAR} at it"
+        ]
     if check_hash and not resolved.hash_matches:
-        return [f"plugin library {resolved.path} has sha256 {resolved.sha256[:12]}... but the engine was built with "
-                f"{rec.sha256[:12]}...: a different build of {rec.file}; rebuild the engine against this library "
-                f"(`edgedet build ... --plugin {resolved.path}`) or install the library it was built with"]
+        return [
+            f"plugin library {resolved.path} has sha256 {resolved.sha256[:12]}... but the engine"
+            f" was built with {rec.sha256[:12]}...: a different build of {rec.file}; rebuild the"
+            f" engine against this library (`edgedet build ... --plugin {resolved.path}`) or"
+            " install the library it was built with"
+        ]
     return []
 
 
-# ------------------------------------------------------------------ GPU architectures of a plugin library
+# ------------------------------------------------------------------ GPU architectures of a plugin
+# library
 # `edgedet plugin build` records in the library's JSON sidecar which GPU code it holds:
 # {"sass": ["sm_87"], "ptx": ["compute_87"]}. CUDA's rules (CUDA C++ Programming Guide, "Binary
 # Compatibility" / "PTX Compatibility"): SASS for sm_XY runs on compute capability X.Z with Z >= Y;
@@ -154,7 +180,8 @@ def problems(resolved: Resolved, check_hash: bool = True) -> list[str]:
 
 
 def library_architectures(path: str | os.PathLike) -> dict | None:
-    """The GPU code recorded in ``<library>.json`` ({'sass': [...], 'ptx': [...]}), None when unknown."""
+    """The GPU code recorded in ``<library>.json`` ({'sass': [...], 'ptx': [...]}), None when
+    unknown."""
     import json
 
     sidecar = Path(f"{path}.json")
@@ -180,16 +207,26 @@ def describe_architectures(arch: dict) -> str:
     return ", ".join([*arch.get("sass", []), *(f"{c} (PTX)" for c in arch.get("ptx", []))])
 
 
-def arch_problem(path: str | os.PathLike | None, cc: tuple[int, int] | None, arch: dict | None = None,
-                 name: str | None = None) -> str | None:
-    """Why the plugin library at ``path`` has no GPU code for compute capability ``cc`` (None: fine or unknown).
-    Its JSON sidecar says what it holds; else ``arch`` (the engine's manifest, e.g. for an embedded plugin)."""
+def arch_problem(
+    path: str | os.PathLike | None,
+    cc: tuple[int, int] | None,
+    arch: dict | None = None,
+    name: str | None = None,
+) -> str | None:
+    """Why the plugin library at ``path`` has no GPU code for compute capability ``cc`` (None: fine
+    or unknown).
+    Its JSON sidecar says what it holds; else ``arch`` (the engine's manifest, e.g. for an embedded
+    plugin).
+    """
     arch = (library_architectures(path) if path is not None else None) or arch
     if arch is None or cc is None or runs_on(arch, cc):
         return None
-    return (f"plugin library {path or name} holds GPU code for {describe_architectures(arch)} only, and this GPU is compute "
-            f"capability {cc[0]}.{cc[1]} (its kernels would fail with cudaErrorNoKernelImageForDevice); {BUILD_HINT}, "
-            "or build it with `--arch portable` for several GPUs")
+    return (
+        f"plugin library {path or name} holds GPU code for {describe_architectures(arch)} only, and"
+        f" this GPU is compute capability {cc[0]}.{cc[1]} (its kernels would fail with"
+        f" cudaErrorNoKernelImageForDevice); {BUILD_HINT}, or build it with `--arch portable` for"
+        " several GPUs"
+    )
 
 
 _LOADED: dict[str, list[Creator]] = {}  # realpath -> creators it registered (libraries stay loaded)
@@ -226,9 +263,13 @@ def load_library(trt_module, path: str | os.PathLike) -> list[Creator]:
         try:
             ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
         except OSError as exc:
-            raise CompatibilityError(f"cannot load plugin library {path}: {exc}; it may be built for another "
-                                     f"TensorRT/CUDA version or architecture - {BUILD_HINT}") from None
-    added = sorted(registered_creators(trt_module) - before, key=lambda c: (c.name, c.version, c.namespace))
+            raise CompatibilityError(
+                f"cannot load plugin library {path}: {exc}; it may be built for another "
+                f"TensorRT/CUDA version or architecture - {BUILD_HINT}"
+            ) from None
+    added = sorted(
+        registered_creators(trt_module) - before, key=lambda c: (c.name, c.version, c.namespace)
+    )
     _LOADED[key] = added
     return added
 

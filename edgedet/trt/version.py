@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 from edgedet.errors import InputError
 
-MIN_SUPPORTED = (10, 3)  # JetPack 6.x ships TensorRT 10.3; older versions lack the 10.x runtime API we use
+MIN_SUPPORTED = (
+    10,
+    3,
+)  # JetPack 6.x ships TensorRT 10.3; older versions lack the 10.x runtime API we use
 
 
 @dataclass(frozen=True, order=True)
@@ -26,7 +29,7 @@ class TRTVersion:
     build: int = 0
 
     @classmethod
-    def parse(cls, text: str | "TRTVersion") -> "TRTVersion":
+    def parse(cls, text: str | TRTVersion) -> TRTVersion:
         """'10.3.0.30' / '11.4' / '10.12.0' -> TRTVersion; InputError for anything else."""
         if isinstance(text, TRTVersion):
             return text
@@ -42,14 +45,14 @@ class TRTVersion:
     def at_least(self, major: int, minor: int = 0, patch: int = 0) -> bool:
         return (self.major, self.minor, self.patch) >= (major, minor, patch)
 
-    def same_release(self, other: "TRTVersion") -> bool:
+    def same_release(self, other: TRTVersion) -> bool:
         """Equal major.minor.patch and, when both sides know it, build number."""
         if (self.major, self.minor, self.patch) != (other.major, other.minor, other.patch):
             return False
         return not (self.build and other.build) or self.build == other.build
 
     @property
-    def features(self) -> "Features":
+    def features(self) -> Features:
         return Features(self)
 
 
@@ -61,9 +64,13 @@ class Features:
 
     @property
     def supported(self) -> bool:
-        """edgedet targets 10.3 <= TensorRT <= 11.x: JetPack 6 ships TensorRT 10.3 (JetPack 6 release notes);
+        """edgedet targets 10.3 <= TensorRT <= 11.x: JetPack 6 ships TensorRT 10.3 (JetPack 6
+        release notes);
         the EdgeDetNMS plugin's IPluginV3 interface exists from 10.0 (NvInferRuntime.h)."""
-        return (self.version.major, self.version.minor) >= MIN_SUPPORTED and self.version.major <= 11
+        return (
+            self.version.major,
+            self.version.minor,
+        ) >= MIN_SUPPORTED and self.version.major <= 11
 
     @property
     def strongly_typed_flag(self) -> bool:
@@ -78,7 +85,8 @@ class Features:
 
     @property
     def weak_typing_flags(self) -> bool:
-        """BuilderFlag.FP16 / INT8 / OBEY_PRECISION_CONSTRAINTS exist up to 10.x; removed in 11.0."""
+        """BuilderFlag.FP16 / INT8 / OBEY_PRECISION_CONSTRAINTS exist up to 10.x; removed in
+        11.0."""
         return self.version.major < 11
 
     @property
@@ -88,7 +96,8 @@ class Features:
 
     @property
     def device_memory_size_v2(self) -> bool:
-        """ICudaEngine.device_memory_size_v2 exists from 10.1; device_memory_size is removed in 11.0."""
+        """ICudaEngine.device_memory_size_v2 exists from 10.1; device_memory_size is removed in
+        11.0."""
         return self.version.at_least(10, 1)
 
     @property

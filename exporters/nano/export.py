@@ -25,8 +25,11 @@ class _Uint8Input(nn.Module):
         return self.model(images.float() * (1.0 / 255.0))
 
 
-@register_model("nano", family="nano",
-                description="edgedet's built-in anchor-free detector (synthetic shapes, 320x320)")
+@register_model(
+    "nano",
+    family="nano",
+    description="edgedet's built-in anchor-free detector (synthetic shapes, 320x320)",
+)
 def build_exportable(request: BuildRequest) -> ExportableModel:
     from exporters import nano
     from exporters.weights import apply_state_dict, weights_record
@@ -34,7 +37,9 @@ def build_exportable(request: BuildRequest) -> ExportableModel:
     state, imgsz, source = request.state, request.imgsz, request.source
     num_classes, uint8_input = request.num_classes, request.uint8_input
     if num_classes not in (None, len(nano.CLASS_NAMES)):
-        raise InputError(f"nano has {len(nano.CLASS_NAMES)} classes; --num-classes {num_classes} does not apply")
+        raise InputError(
+            f"nano has {len(nano.CLASS_NAMES)} classes; --num-classes {num_classes} does not apply"
+        )
     model = nano.build_model(weights=None if state is not None else nano.WEIGHTS_PATH)
     if state is not None:
         apply_state_dict(model, state, source.get("weights", "weights"))
@@ -43,8 +48,15 @@ def build_exportable(request: BuildRequest) -> ExportableModel:
     size = imgsz or nano.INPUT_SIZE
     module = _Uint8Input(model) if uint8_input else model
     return ExportableModel(
-        module=module.eval(), family="nano", name="nano", class_names=list(nano.CLASS_NAMES), imgsz=(size, size),
-        nms=NANO_NMS, normalization=getattr(model, "normalization", {"in_graph": True}), source=source,
+        module=module.eval(),
+        family="nano",
+        name="nano",
+        class_names=list(nano.CLASS_NAMES),
+        imgsz=(size, size),
+        nms=NANO_NMS,
+        normalization=getattr(model, "normalization", {"in_graph": True}),
+        source=source,
         category_ids=[i + 1 for i in range(len(nano.CLASS_NAMES))],
-        reference=None, notes={"trained_on": "edgedet synthetic shapes (exporters/nano/synthetic.py)"},
+        reference=None,
+        notes={"trained_on": "edgedet synthetic shapes (exporters/nano/synthetic.py)"},
     )

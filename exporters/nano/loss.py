@@ -41,15 +41,19 @@ def box_iou_aligned(a: torch.Tensor, b: torch.Tensor, ciou: bool = False) -> tor
     cw = torch.maximum(a[..., 2], b[..., 2]) - torch.minimum(a[..., 0], b[..., 0])
     ch = torch.maximum(a[..., 3], b[..., 3]) - torch.minimum(a[..., 1], b[..., 1])
     diag = cw.pow(2) + ch.pow(2) + EPS
-    centre = ((a[..., 0] + a[..., 2] - b[..., 0] - b[..., 2]).pow(2)
-              + (a[..., 1] + a[..., 3] - b[..., 1] - b[..., 3]).pow(2)) / 4
-    v = (4 / math.pi ** 2) * (torch.atan(wb / (hb + EPS)) - torch.atan(wa / (ha + EPS))).pow(2)
+    centre = (
+        (a[..., 0] + a[..., 2] - b[..., 0] - b[..., 2]).pow(2)
+        + (a[..., 1] + a[..., 3] - b[..., 1] - b[..., 3]).pow(2)
+    ) / 4
+    v = (4 / math.pi**2) * (torch.atan(wb / (hb + EPS)) - torch.atan(wa / (ha + EPS))).pow(2)
     with torch.no_grad():
         alpha = v / (v - iou + (1 + EPS))
     return iou - (centre / diag + v * alpha)
 
 
-def candidates(anchors: torch.Tensor, strides: torch.Tensor, gt_boxes: torch.Tensor) -> torch.Tensor:
+def candidates(
+    anchors: torch.Tensor, strides: torch.Tensor, gt_boxes: torch.Tensor
+) -> torch.Tensor:
     """Anchors a ground truth may take: centre inside its box, or the finest-level anchor
     nearest its centre (so boxes smaller than a stride-8 cell still get one).
 
@@ -65,7 +69,9 @@ def candidates(anchors: torch.Tensor, strides: torch.Tensor, gt_boxes: torch.Ten
 
 
 @torch.no_grad()
-def assign(scores, boxes, anchors, strides, gt_labels, gt_boxes, gt_mask, cfg: LossConfig = LossConfig()):
+def assign(
+    scores, boxes, anchors, strides, gt_labels, gt_boxes, gt_mask, cfg: LossConfig = LossConfig()
+):
     """Task-aligned assignment.
 
     scores [B, N, C] sigmoid, boxes [B, N, 4] predicted, anchors [N, 2], strides [N, 1],
@@ -74,8 +80,12 @@ def assign(scores, boxes, anchors, strides, gt_labels, gt_boxes, gt_mask, cfg: L
     """
     b, n, c = scores.shape
     cand = candidates(anchors, strides, gt_boxes) & gt_mask[..., None]
-    ious = box_iou_aligned(gt_boxes[:, :, None, :], boxes[:, None, :, :]).clamp(min=0) * cand  # [B, M, N]
-    cls_score = scores.gather(2, gt_labels[:, None, :].expand(b, n, -1)).transpose(1, 2)  # [B, M, N]
+    ious = (
+        box_iou_aligned(gt_boxes[:, :, None, :], boxes[:, None, :, :]).clamp(min=0) * cand
+    )  # [B, M, N]
+    cls_score = scores.gather(2, gt_labels[:, None, :].expand(b, n, -1)).transpose(
+        1, 2
+    )  # [B, M, N]
     # + EPS * cand: with untrained predictions (all metrics 0) top-k still picks candidates
     metric = cls_score.pow(cfg.alpha) * ious.pow(cfg.beta) * cand + EPS * cand
     top = metric.topk(min(cfg.topk, n), dim=-1).indices
@@ -88,7 +98,9 @@ def assign(scores, boxes, anchors, strides, gt_labels, gt_boxes, gt_mask, cfg: L
     t_labels = gt_labels.gather(1, gt_idx)
     t_boxes = gt_boxes.gather(1, gt_idx[..., None].expand(-1, -1, 4))
     metric = metric * pos
-    quality = (metric * (ious * pos).amax(-1, keepdim=True) / (metric.amax(-1, keepdim=True) + EPS)).amax(1)
+    quality = (
+        metric * (ious * pos).amax(-1, keepdim=True) / (metric.amax(-1, keepdim=True) + EPS)
+    ).amax(1)
     t_scores = F.one_hot(t_labels, c).float() * (quality * fg)[..., None]
     return fg, t_boxes, t_scores
 
@@ -100,13 +112,16 @@ def dfl_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     left = target.long()
     w_left = left + 1 - target
     logp = logits.log_softmax(-1)
-    loss = -(logp.gather(-1, left[..., None])[..., 0] * w_left
-             + logp.gather(-1, (left + 1)[..., None])[..., 0] * (1 - w_left))
+    loss = -(
+        logp.gather(-1, left[..., None])[..., 0] * w_left
+        + logp.gather(-1, (left + 1)[..., None])[..., 0] * (1 - w_left)
+    )
     return loss.mean(-1)
 
 
-def detection_loss(model, cls_logits, reg_logits, gt_labels, gt_boxes, gt_mask,
-                   cfg: LossConfig = LossConfig()) -> tuple[torch.Tensor, dict[str, float]]:
+def detection_loss(
+    model, cls_logits, reg_logits, gt_labels, gt_boxes, gt_mask, cfg: LossConfig = LossConfig()
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss and its parts.
 
     cls_logits [B, N, C], reg_logits [B, N, 4 * R] (the model's train-mode outputs);
@@ -116,10 +131,20 @@ def detection_loss(model, cls_logits, reg_logits, gt_labels, gt_boxes, gt_mask,
     r = model.reg_max
     anchors, strides = model.anchor_points, model.anchor_strides
     dist_logits = reg_logits.view(b, n, 4, r)
-    dist = dist_logits.softmax(-1) @ torch.arange(r, dtype=dist_logits.dtype)  # [B, N, 4] in strides
+    dist = dist_logits.softmax(-1) @ torch.arange(
+        r, dtype=dist_logits.dtype
+    )  # [B, N, 4] in strides
     boxes = torch.cat([anchors - dist[..., :2] * strides, anchors + dist[..., 2:] * strides], -1)
-    fg, t_boxes, t_scores = assign(cls_logits.detach().sigmoid(), boxes.detach(), anchors, strides,
-                                   gt_labels, gt_boxes, gt_mask, cfg)
+    fg, t_boxes, t_scores = assign(
+        cls_logits.detach().sigmoid(),
+        boxes.detach(),
+        anchors,
+        strides,
+        gt_labels,
+        gt_boxes,
+        gt_mask,
+        cfg,
+    )
     norm = t_scores.sum().clamp(min=1)
     loss_cls = F.binary_cross_entropy_with_logits(cls_logits, t_scores, reduction="sum") / norm
     loss_box = loss_dfl = cls_logits.new_zeros(())

@@ -2,9 +2,11 @@
 
 Parts, each a small module:
 
-- ``Backbone``: a stem of two stride-2 3x3 convs, then CSP stages of 3x3 conv + BN + ReLU residual blocks; features at
+- ``Backbone``: a stem of two stride-2 3x3 convs, then CSP stages of 3x3 conv + BN + ReLU residual
+blocks; features at
   strides 4/8/16/32.
-- ``PAN``: top-down then bottom-up fusion (nearest upsampling, strided conv, add) to ``neck`` channels
+- ``PAN``: top-down then bottom-up fusion (nearest upsampling, strided conv, add) to ``neck``
+channels
   at strides 8/16/32, with the stride-4 features folded into stride 8.
 - ``Head``: per level, a decoupled classification tower and regression tower; the regression
   output is a distribution over ``reg_max`` bins per box side (DFL, as in GFL / YOLOv8).
@@ -32,8 +34,13 @@ STD = (0.229, 0.224, 0.225)
 class ConvBNAct(nn.Sequential):
     """Conv2d (no bias) + BatchNorm2d + ReLU; 'same' padding for odd kernels."""
 
-    def __init__(self, c_in: int, c_out: int, k: int = 3, s: int = 1, act: bool = True, p: int | None = None) -> None:
-        layers = [nn.Conv2d(c_in, c_out, k, s, k // 2 if p is None else p, bias=False), nn.BatchNorm2d(c_out)]
+    def __init__(
+        self, c_in: int, c_out: int, k: int = 3, s: int = 1, act: bool = True, p: int | None = None
+    ) -> None:
+        layers = [
+            nn.Conv2d(c_in, c_out, k, s, k // 2 if p is None else p, bias=False),
+            nn.BatchNorm2d(c_out),
+        ]
         super().__init__(*layers, *([nn.ReLU(inplace=True)] if act else []))
 
 
@@ -83,7 +90,11 @@ class Backbone(nn.Module):
     def __init__(self, widths=(32, 64, 128, 192), depths=(2, 2, 1)) -> None:
         super().__init__()
         half = widths[0] // 2
-        self.stem = nn.Sequential(ConvBNAct(3, half, 3, 2), ConvBNAct(half, widths[0], 3, 2), ConvBNAct(widths[0], widths[0], 3))
+        self.stem = nn.Sequential(
+            ConvBNAct(3, half, 3, 2),
+            ConvBNAct(half, widths[0], 3, 2),
+            ConvBNAct(widths[0], widths[0], 3),
+        )
         self.stages = nn.ModuleList(CSPStage(widths[i], widths[i + 1], depths[i]) for i in range(3))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -94,7 +105,8 @@ class Backbone(nn.Module):
 
 
 class PAN(nn.Module):
-    """Path aggregation: lateral 1x1 -> top-down (upsample + add) -> bottom-up (stride-2 conv + add).
+    """Path aggregation: lateral 1x1 -> top-down (upsample + add) -> bottom-up (stride-2 conv +
+    add).
 
     features [C2 (s4), C3 (s8), C4 (s16), C5 (s32)] -> three maps (s8, s16, s32) with ``c``
     channels. C2 enters the stride-8 lateral through a stride-2 3x3 conv: small objects (12-32 px)
@@ -127,12 +139,23 @@ class Head(nn.Module):
     """Per level: cls tower -> C logits, reg tower -> 4 * reg_max DFL logits. Not shared across
     levels, so BatchNorm statistics stay per level (as in NanoDet)."""
 
-    def __init__(self, c: int, num_classes: int, levels: int = 3, reg_max: int = REG_MAX, depth: int = 1,
-                 cells=(1600, 400, 100)) -> None:
+    def __init__(
+        self,
+        c: int,
+        num_classes: int,
+        levels: int = 3,
+        reg_max: int = REG_MAX,
+        depth: int = 1,
+        cells=(1600, 400, 100),
+    ) -> None:
         super().__init__()
         self.cells = tuple(cells)  # H * W per level, as constants so Reshape needs no Shape op
-        self.cls_towers = nn.ModuleList(nn.Sequential(*[ConvBNAct(c, c) for _ in range(depth)]) for _ in range(levels))
-        self.reg_towers = nn.ModuleList(nn.Sequential(*[ConvBNAct(c, c) for _ in range(depth)]) for _ in range(levels))
+        self.cls_towers = nn.ModuleList(
+            nn.Sequential(*[ConvBNAct(c, c) for _ in range(depth)]) for _ in range(levels)
+        )
+        self.reg_towers = nn.ModuleList(
+            nn.Sequential(*[ConvBNAct(c, c) for _ in range(depth)]) for _ in range(levels)
+        )
         self.cls_out = nn.ModuleList(nn.Conv2d(c, num_classes, 1) for _ in range(levels))
         self.reg_out = nn.ModuleList(nn.Conv2d(c, 4 * reg_max, 1) for _ in range(levels))
         self.reset_bias()
@@ -148,8 +171,16 @@ class Head(nn.Module):
         """-> cls logits [B, C, N], reg logits [B, 4 * reg_max, N] (levels concatenated)."""
         cls, reg = [], []
         for i, f in enumerate(feats):
-            cls.append(self.cls_out[i](self.cls_towers[i](f)).reshape(-1, self.cls_out[i].out_channels, self.cells[i]))
-            reg.append(self.reg_out[i](self.reg_towers[i](f)).reshape(-1, self.reg_out[i].out_channels, self.cells[i]))
+            cls.append(
+                self.cls_out[i](self.cls_towers[i](f)).reshape(
+                    -1, self.cls_out[i].out_channels, self.cells[i]
+                )
+            )
+            reg.append(
+                self.reg_out[i](self.reg_towers[i](f)).reshape(
+                    -1, self.reg_out[i].out_channels, self.cells[i]
+                )
+            )
         return torch.cat(cls, 2), torch.cat(reg, 2)
 
 
@@ -186,15 +217,25 @@ class NanoDet(nn.Module):
     In train mode returns (cls logits [B, N, C], reg logits [B, N, 4 * reg_max]) for the loss.
     """
 
-    def __init__(self, num_classes: int, input_size: int = 320, widths=(32, 64, 128, 192),
-                 depths=(2, 2, 1), neck: int = 64, head_depth: int = 1, reg_max: int = REG_MAX) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        input_size: int = 320,
+        widths=(32, 64, 128, 192),
+        depths=(2, 2, 1),
+        neck: int = 64,
+        head_depth: int = 1,
+        reg_max: int = REG_MAX,
+    ) -> None:
         super().__init__()
         self.num_classes, self.input_size, self.reg_max = num_classes, input_size, reg_max
         self.normalization = {"mean": list(MEAN), "std": list(STD), "in_graph": True}
         std = torch.tensor(STD).view(1, 3, 1, 1)
         # x * (1/std) + (-mean/std): a Mul and an Add in the graph
         self.register_buffer("in_scale", 1.0 / std, persistent=False)
-        self.register_buffer("in_shift", -torch.tensor(MEAN).view(1, 3, 1, 1) / std, persistent=False)
+        self.register_buffer(
+            "in_shift", -torch.tensor(MEAN).view(1, 3, 1, 1) / std, persistent=False
+        )
         self.backbone = Backbone(widths, depths)
         self.neck = PAN(widths, neck)
         cells = [(input_size // s) ** 2 for s in STRIDES]
@@ -213,11 +254,14 @@ class NanoDet(nn.Module):
     def decode(self, reg: torch.Tensor) -> torch.Tensor:
         """reg logits [B, 4 * reg_max, N] -> boxes [B, N, 4] (x1, y1, x2, y2) in input pixels."""
         dist = self.dfl(reg).transpose(1, 2) * self.anchor_strides  # [B, N, 4] ltrb in px
-        return torch.cat([self.anchor_points - dist[..., :2], self.anchor_points + dist[..., 2:]], -1)
+        return torch.cat(
+            [self.anchor_points - dist[..., :2], self.anchor_points + dist[..., 2:]], -1
+        )
 
     @torch.no_grad()
-    def fuse(self) -> "NanoDet":
-        """Fold every BatchNorm into the conv before it (eval only; the ONNX graph then has no BN)."""
+    def fuse(self) -> NanoDet:
+        """Fold every BatchNorm into the conv before it (eval only; the ONNX graph then has no
+        BN)."""
         for module in self.modules():
             if isinstance(module, ConvBNAct) and isinstance(module[1], nn.BatchNorm2d):
                 module[0] = nn.utils.fusion.fuse_conv_bn_eval(module[0], module[1])

@@ -18,12 +18,20 @@ import cv2
 import numpy as np
 
 from exporters.nano import CLASS_NAMES
-from exporters.nano.synthetic import _MIN_CONTRAST, _RING_HOLE, _SHAPES, _background, _random_colours
+from exporters.nano.synthetic import (
+    _MIN_CONTRAST,
+    _RING_HOLE,
+    _SHAPES,
+    _background,
+    _random_colours,
+)
 
 
-def render_sequence(seed: int, num_frames: int = 60, width: int = 480, height: int = 320,
-                    num_objects: int = 3) -> tuple[list[np.ndarray], list[list[tuple[int, int, list[float]]]]]:
-    """Frames (RGB uint8 [height, width, 3]) and per frame ``[(track_id, class_index, [x1, y1, x2, y2])]``
+def render_sequence(
+    seed: int, num_frames: int = 60, width: int = 480, height: int = 320, num_objects: int = 3
+) -> tuple[list[np.ndarray], list[list[tuple[int, int, list[float]]]]]:
+    """Frames (RGB uint8 [height, width, 3]) and per frame ``[(track_id, class_index, [x1, y1, x2,
+    y2])]``
     (track ids 1..num_objects, boxes in pixel edges, x2/y2 exclusive)."""
     rng = np.random.default_rng([seed, 7])
     bg = np.clip(_background(rng, height, width) + 0.5, 0, 255)
@@ -33,14 +41,22 @@ def render_sequence(seed: int, num_frames: int = 60, width: int = 480, height: i
         size = rng.uniform(0.45, 0.7) * min(lane_h, width / 4)
         cls = int(rng.integers(len(CLASS_NAMES)))
         colours = _random_colours(rng, 8)
-        far = np.flatnonzero(np.linalg.norm(colours - bg.reshape(-1, 3).mean(0), axis=1) >= _MIN_CONTRAST)
-        objects.append({
-            "id": k + 1, "cls": cls, "size": size, "colour": colours[far[0] if far.size else 0],
-            "theta": rng.uniform(0, 2 * np.pi), "spin": rng.uniform(-0.05, 0.05),
-            "pos": np.array([rng.uniform(size, width - size), (k + 0.5) * lane_h]),
-            "vel": np.array([rng.choice([-1, 1]) * rng.uniform(2, 6), rng.uniform(-1, 1)]),
-            "lane": (k * lane_h, (k + 1) * lane_h),
-        })
+        far = np.flatnonzero(
+            np.linalg.norm(colours - bg.reshape(-1, 3).mean(0), axis=1) >= _MIN_CONTRAST
+        )
+        objects.append(
+            {
+                "id": k + 1,
+                "cls": cls,
+                "size": size,
+                "colour": colours[far[0] if far.size else 0],
+                "theta": rng.uniform(0, 2 * np.pi),
+                "spin": rng.uniform(-0.05, 0.05),
+                "pos": np.array([rng.uniform(size, width - size), (k + 0.5) * lane_h]),
+                "vel": np.array([rng.choice([-1, 1]) * rng.uniform(2, 6), rng.uniform(-1, 1)]),
+                "lane": (k * lane_h, (k + 1) * lane_h),
+            }
+        )
     frames, truth = [], []
     for _ in range(num_frames):
         img = bg.copy()
@@ -49,7 +65,13 @@ def render_sequence(seed: int, num_frames: int = 60, width: int = 480, height: i
             mask = _shape_mask(o, height, width)
             img[mask] = o["colour"]
             ys, xs = np.nonzero(mask)
-            boxes.append((o["id"], o["cls"], [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]))
+            boxes.append(
+                (
+                    o["id"],
+                    o["cls"],
+                    [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)],
+                )
+            )
             _move(o, width)
         frames.append(img.astype(np.uint8))
         truth.append(boxes)
@@ -57,7 +79,12 @@ def render_sequence(seed: int, num_frames: int = 60, width: int = 480, height: i
 
 
 def _shape_mask(o: dict, height: int, width: int) -> np.ndarray:
-    rot = np.array([[math.cos(o["theta"]), -math.sin(o["theta"])], [math.sin(o["theta"]), math.cos(o["theta"])]])
+    rot = np.array(
+        [
+            [math.cos(o["theta"]), -math.sin(o["theta"])],
+            [math.sin(o["theta"]), math.cos(o["theta"])],
+        ]
+    )
     name = CLASS_NAMES[o["cls"]]
     mask = np.zeros((height, width), np.uint8)
     outer = (_SHAPES[name] * o["size"] / 2) @ rot.T + o["pos"]
@@ -80,8 +107,14 @@ def _move(o: dict, width: int) -> None:
     o["theta"] += o["spin"]
 
 
-def write_video(frames: list[np.ndarray], path: str | Path, fps: int = 30, codec: str = "libx264",
-                crf: int = 12, pix_fmt: str | None = None) -> Path:
+def write_video(
+    frames: list[np.ndarray],
+    path: str | Path,
+    fps: int = 30,
+    codec: str = "libx264",
+    crf: int = 12,
+    pix_fmt: str | None = None,
+) -> Path:
     """Encode RGB frames with PyAV (H.264, yuv444p at ``crf``: near-lossless; crf 0 is lossless;
     ``pix_fmt="yuv420p"`` for what cameras send)."""
     import av

@@ -63,16 +63,33 @@ _SHAPES = {
     "triangle": _polygon(3, [1.0]),
     "star": _polygon(10, [1.0, 0.42]),
     "ring": _polygon(48, [1.0]),
-    "cross": np.array([[-_W, -1], [_W, -1], [_W, -_W], [1, -_W], [1, _W], [_W, _W], [_W, 1], [-_W, 1],
-                       [-_W, _W], [-1, _W], [-1, -_W], [-_W, -_W]], dtype=np.float64),
+    "cross": np.array(
+        [
+            [-_W, -1],
+            [_W, -1],
+            [_W, -_W],
+            [1, -_W],
+            [1, _W],
+            [_W, _W],
+            [_W, 1],
+            [-_W, 1],
+            [-_W, _W],
+            [-1, _W],
+            [-1, -_W],
+            [-_W, -_W],
+        ],
+        dtype=np.float64,
+    ),
 }
 _RING_HOLE = 0.55
 
 
 # ---------------------------------------------------------------- backgrounds
 
+
 def _random_colours(rng, n: int) -> np.ndarray:
-    """RGB float32 [n, 3] from HSV with saturation 0.2..1 and value 0.15..1 (greys and darks too)."""
+    """RGB float32 [n, 3] from HSV with saturation 0.2..1 and value 0.15..1 (greys and darks
+    too)."""
     hsv = np.stack([rng.integers(0, 180, n), rng.integers(50, 256, n), rng.integers(40, 256, n)], 1)
     return cv2.cvtColor(hsv.astype(np.uint8)[None], cv2.COLOR_HSV2RGB)[0].astype(np.float32)
 
@@ -104,7 +121,9 @@ def _texture(rng, h: int, w: int) -> np.ndarray:
     else:
         cell = rng.uniform(8, 48)
         v = yy * np.float32(math.cos(theta)) - xx * np.float32(math.sin(theta))
-        t = ((np.floor(u * np.float32(1 / cell)) + np.floor(v * np.float32(1 / cell))) % 2).astype(np.float32)
+        t = ((np.floor(u * np.float32(1 / cell)) + np.floor(v * np.float32(1 / cell))) % 2).astype(
+            np.float32
+        )
     return cv2.merge([c1[i] + (c2[i] - c1[i]) * t for i in range(3)])
 
 
@@ -123,6 +142,7 @@ def _background(rng, h: int, w: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- clutter
 
+
 def _blob(rng, img: np.ndarray) -> None:
     """Semi-transparent irregular blob (radial Fourier noise of order 2 and 3): a smooth potato,
     neither a circle nor pointed like a star or cross."""
@@ -134,7 +154,9 @@ def _blob(rng, img: np.ndarray) -> None:
     size = rng.uniform(15, 0.4 * min(h, w))
     pts = np.stack([r * np.cos(a), r * np.sin(a)], 1) * size / 2 + rng.uniform((0, 0), (w, h))
     layer = img.copy()
-    cv2.fillPoly(layer, [np.round(pts * 16).astype(np.int32)], _random_colour(rng).tolist(), cv2.LINE_AA, 4)
+    cv2.fillPoly(
+        layer, [np.round(pts * 16).astype(np.int32)], _random_colour(rng).tolist(), cv2.LINE_AA, 4
+    )
     alpha = rng.uniform(0.3, 0.7)
     cv2.addWeighted(layer, alpha, img, 1 - alpha, 0, dst=img)
 
@@ -144,13 +166,20 @@ def _stroke(rng, img: np.ndarray, thickness: tuple[int, int]) -> None:
     h, w = img.shape[:2]
     n = 2 if rng.random() < 0.5 else int(rng.integers(4, 12))
     start = rng.uniform((0, 0), (w, h))
-    steps = rng.normal(0, 0.15 * min(h, w), (n - 1, 2)) if n > 2 else rng.uniform((0, 0), (w, h))[None] - start
+    steps = (
+        rng.normal(0, 0.15 * min(h, w), (n - 1, 2))
+        if n > 2
+        else rng.uniform((0, 0), (w, h))[None] - start
+    )
     pts = np.vstack([start, start + np.cumsum(steps, 0)])
     t = int(rng.integers(thickness[0], thickness[1] + 1))
-    cv2.polylines(img, [np.round(pts).astype(np.int32)], False, _random_colour(rng).tolist(), t, cv2.LINE_AA)
+    cv2.polylines(
+        img, [np.round(pts).astype(np.int32)], False, _random_colour(rng).tolist(), t, cv2.LINE_AA
+    )
 
 
 # ---------------------------------------------------------------- objects
+
 
 def _object_polygons(rng, cls: str, size: float) -> tuple[np.ndarray, np.ndarray | None]:
     """Outer polygon [K, 2] (and hole polygon for a ring) around the origin, in pixels."""
@@ -174,7 +203,9 @@ def _render_mask(outer: np.ndarray, hole: np.ndarray | None, centre) -> tuple[tu
     mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
     cv2.fillPoly(mask, [np.round((pts - (x0, y0)) * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
     if hole is not None:
-        cv2.fillPoly(mask, [np.round((hole + centre - (x0, y0)) * 16).astype(np.int32)], 0, cv2.LINE_8, 4)
+        cv2.fillPoly(
+            mask, [np.round((hole + centre - (x0, y0)) * 16).astype(np.int32)], 0, cv2.LINE_8, 4
+        )
     return (int(x0), int(y0), int(x1), int(y1)), mask.view(bool)
 
 
@@ -193,8 +224,10 @@ def _fill(rng, img: np.ndarray, box, m: np.ndarray) -> None:
     fill = np.broadcast_to(colour, patch.shape)
     if style < 0.25:  # linear shading across the object
         ph, pw = m.shape
-        t = (np.arange(pw)[None, :] / max(pw, 1) * rng.uniform(-0.4, 0.4) + np.arange(ph)[:, None] / max(ph, 1)
-             * rng.uniform(-0.4, 0.4)).astype(np.float32)
+        t = (
+            np.arange(pw)[None, :] / max(pw, 1) * rng.uniform(-0.4, 0.4)
+            + np.arange(ph)[:, None] / max(ph, 1) * rng.uniform(-0.4, 0.4)
+        ).astype(np.float32)
         fill = np.clip(fill * (1 + t[..., None]), 0, 255)
     elif style < 0.4:  # speckled texture
         fill = np.clip(fill + rng.normal(0, 18, patch.shape).astype(np.float32), 0, 255)
@@ -218,8 +251,10 @@ class _Layout:
 
     def hides_too_much(self, box, m: np.ndarray) -> bool:
         x0, y0, x1, y1 = box
-        return any(c - np.count_nonzero(v[y0:y1, x0:x1] & m) < MIN_VISIBLE * f
-                   for v, c, f in zip(self.visible, self.count, self.full))
+        return any(
+            c - np.count_nonzero(v[y0:y1, x0:x1] & m) < MIN_VISIBLE * f
+            for v, c, f in zip(self.visible, self.count, self.full)
+        )
 
     def add(self, box, m: np.ndarray) -> None:
         x0, y0, x1, y1 = box
@@ -234,7 +269,8 @@ class _Layout:
 
 
 def _place(rng, layout: _Layout, outer, hole):
-    """A (box, mask) inside the image that leaves every earlier object >= MIN_VISIBLE visible, or None."""
+    """A (box, mask) inside the image that leaves every earlier object >= MIN_VISIBLE visible, or
+    None."""
     lo, hi = -outer.min(0) + 1, np.array([layout.w, layout.h]) - outer.max(0) - 2
     if np.any(hi <= lo):
         return None
@@ -285,9 +321,16 @@ def _write_chunk(out_dir: str, seed: int, indices: list[int]) -> list[tuple[dict
     for index in indices:
         rgb, objects = render_image(seed, index)
         name = f"{index + 1:06d}.jpg"
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        ok, buf = cv2.imencode(
+            ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+        )
         (Path(out_dir) / "images" / name).write_bytes(buf.tobytes())
-        records.append(({"id": index + 1, "file_name": name, "width": rgb.shape[1], "height": rgb.shape[0]}, objects))
+        records.append(
+            (
+                {"id": index + 1, "file_name": name, "width": rgb.shape[1], "height": rgb.shape[0]},
+                objects,
+            )
+        )
     return records
 
 
@@ -303,28 +346,45 @@ def generate_dataset(out_dir: str | Path, num_images: int, seed: int, workers: i
     chunks = [list(range(i, min(i + 50, num_images))) for i in range(0, num_images, 50)]
     if workers > 1 and len(chunks) > 1:
         with ProcessPoolExecutor(workers) as pool:
-            results = list(pool.map(_write_chunk, [str(out)] * len(chunks), [seed] * len(chunks), chunks))
+            results = list(
+                pool.map(_write_chunk, [str(out)] * len(chunks), [seed] * len(chunks), chunks)
+            )
     else:
         results = [_write_chunk(str(out), seed, c) for c in chunks]
     images, annotations = [], []
     for image, objects in (r for chunk in results for r in chunk):
         images.append(image)
         for obj in objects:
-            annotations.append({"id": len(annotations) + 1, "image_id": image["id"], "iscrowd": 0, **obj})
-    categories = [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CLASS_NAMES)]
+            annotations.append(
+                {"id": len(annotations) + 1, "image_id": image["id"], "iscrowd": 0, **obj}
+            )
+    categories = [
+        {"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CLASS_NAMES)
+    ]
     path = out / "annotations.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    tmp.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories})
+    )
     tmp.replace(path)
     return path
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Generate the nano synthetic detection dataset (COCO format).")
+    parser = argparse.ArgumentParser(
+        description="Generate the nano synthetic detection dataset (COCO format)."
+    )
     parser.add_argument("--out", required=True, help="output folder (images/ and annotations.json)")
     parser.add_argument("--num", type=int, default=VAL_SIZE, help="number of images")
-    parser.add_argument("--seed", type=int, default=VAL_SEED, help=f"split seed (train {TRAIN_SEED}, val {VAL_SEED})")
-    parser.add_argument("--workers", type=int, default=1, help="processes (output does not depend on it)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=VAL_SEED,
+        help=f"split seed (train {TRAIN_SEED}, val {VAL_SEED})",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes (output does not depend on it)"
+    )
     args = parser.parse_args(argv)
     path = generate_dataset(args.out, args.num, args.seed, args.workers)
     print(f"wrote {args.num} images and {path}")

@@ -14,30 +14,51 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import tiny_models
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-import tiny_models
 from edgedet.manifest import InputInfo, Manifest, write_artifact, write_onnx_artifact
 
 GOOD_COCO = {
     "images": [{"id": 1, "file_name": "a.png", "width": 80, "height": 48}],
-    "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [8, 8, 20, 20], "area": 400, "iscrowd": 0}],
-    "categories": [{"id": 1, "name": "circle"}, {"id": 2, "name": "square"}, {"id": 3, "name": "triangle"}],
+    "annotations": [
+        {
+            "id": 1,
+            "image_id": 1,
+            "category_id": 1,
+            "bbox": [8, 8, 20, 20],
+            "area": 400,
+            "iscrowd": 0,
+        }
+    ],
+    "categories": [
+        {"id": 1, "name": "circle"},
+        {"id": 2, "name": "square"},
+        {"id": 3, "name": "triangle"},
+    ],
 }
 
 
 def classifier_model(size: int = 64, classes: int = 3) -> onnx.ModelProto:
     """images -> probs [B, classes]: softmax of (mean(images) * w)."""
-    nodes = [helper.make_node("ReduceMean", ["images"], ["m"], keepdims=0, axes=[1, 2, 3]),
-             helper.make_node("Reshape", ["m", "shape_b1"], ["m_b1"]),
-             helper.make_node("Mul", ["m_b1", "w"], ["logits"]),
-             helper.make_node("Softmax", ["logits"], ["probs"], axis=1)]
-    inits = [numpy_helper.from_array(np.array([-1, 1], np.int64), "shape_b1"),
-             numpy_helper.from_array(np.arange(1, classes + 1, dtype=np.float32)[None], "w")]
-    graph = helper.make_graph(nodes, "tiny_cls",
-                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
-                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, classes])], inits)
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["m"], keepdims=0, axes=[1, 2, 3]),
+        helper.make_node("Reshape", ["m", "shape_b1"], ["m_b1"]),
+        helper.make_node("Mul", ["m_b1", "w"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array([-1, 1], np.int64), "shape_b1"),
+        numpy_helper.from_array(np.arange(1, classes + 1, dtype=np.float32)[None], "w"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_cls",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, classes])],
+        inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
 
 
@@ -54,17 +75,26 @@ def nms_model_with(boxes0=None, num_dets: int | None = None) -> onnx.ModelProto:
     return m
 
 
-def _manifest(name: str, kind: str = "nms", task: str = "detect", classes=tiny_models.CLASS_NAMES) -> Manifest:
+def _manifest(
+    name: str, kind: str = "nms", task: str = "detect", classes=tiny_models.CLASS_NAMES
+) -> Manifest:
     from edgedet.nms.params import NMSParams
 
-    return Manifest(family="tiny", model=name, class_names=list(classes), task=task,
-                    input=InputInfo("images", (1, 3, 64, 64), "float32"), output_kind=kind,
-                    nms=None if kind == "classify" else NMSParams(0.3, 0.5, 4, 0),
-                    nms_where={"nms": "graph", "raw": "host"}.get(kind, "none"),
-                    category_ids=list(range(1, len(classes) + 1)))
+    return Manifest(
+        family="tiny",
+        model=name,
+        class_names=list(classes),
+        task=task,
+        input=InputInfo("images", (1, 3, 64, 64), "float32"),
+        output_kind=kind,
+        nms=None if kind == "classify" else NMSParams(0.3, 0.5, 4, 0),
+        nms_where={"nms": "graph", "raw": "host"}.get(kind, "none"),
+        category_ids=list(range(1, len(classes) + 1)),
+    )
 
 
-# Each entry: (id, how to break the manifest dict) -- applied to a copy of the tiny NMS model's manifest.
+# Each entry: (id, how to break the manifest dict) -- applied to a copy of the tiny NMS model's
+# manifest.
 BAD_MANIFESTS = {
     "list": lambda d: [],
     "null": lambda d: None,
@@ -95,8 +125,12 @@ def build_workspace(root: Path) -> Path:
     models = root / "models"
     tiny_models.save(tiny_models.nms_model(), models / "nms.onnx")
     tiny_models.save(tiny_models.raw_model(), models / "raw.onnx", kind="raw")
-    write_onnx_artifact(classifier_model(), models / "cls.onnx", _manifest("cls", "classify", "classify"))
-    write_onnx_artifact(nms_model_with(boxes0=[np.nan, 8, 40, np.inf]), models / "nanbox.onnx", _manifest("nanbox"))
+    write_onnx_artifact(
+        classifier_model(), models / "cls.onnx", _manifest("cls", "classify", "classify")
+    )
+    write_onnx_artifact(
+        nms_model_with(boxes0=[np.nan, 8, 40, np.inf]), models / "nanbox.onnx", _manifest("nanbox")
+    )
     write_onnx_artifact(nms_model_with(num_dets=9), models / "toomany.onnx", _manifest("toomany"))
     # an edgedet-made artifact whose manifest was lost
     write_onnx_artifact(tiny_models.nms_model(), models / "orphan.onnx", _manifest("orphan"))
@@ -115,7 +149,9 @@ def build_workspace(root: Path) -> Path:
     # raw model whose manifest lists 2 classes while the graph scores 3
     raw_good = json.loads((models / "raw.onnx.json").read_text())
     shutil.copy(models / "raw.onnx", bad / "raw-classes.onnx")
-    (bad / "raw-classes.onnx.json").write_text(json.dumps({**raw_good, "class_names": ["a", "b"], "category_ids": [1, 2]}))
+    (bad / "raw-classes.onnx.json").write_text(
+        json.dumps({**raw_good, "class_names": ["a", "b"], "category_ids": [1, 2]})
+    )
 
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (48, 80, 3), dtype=np.uint8)
@@ -156,15 +192,25 @@ def _datasets(data: Path, rgb: np.ndarray) -> None:
         "list.json": b"[]",
         "images_number.json": json.dumps({**GOOD_COCO, "images": 5}).encode(),
         "no_file_name.json": json.dumps({**GOOD_COCO, "images": [{"id": 1}]}).encode(),
-        "bbox2.json": json.dumps({**GOOD_COCO, "annotations": [{**GOOD_COCO["annotations"][0], "bbox": [1, 2]}]}).encode(),
-        "no_annotations.json": json.dumps({k: v for k, v in GOOD_COCO.items() if k != "annotations"}).encode(),
+        "bbox2.json": (
+            json.dumps(
+                {**GOOD_COCO, "annotations": [{**GOOD_COCO["annotations"][0], "bbox": [1, 2]}]}
+            ).encode()
+        ),
+        "no_annotations.json": (
+            json.dumps({k: v for k, v in GOOD_COCO.items() if k != "annotations"}).encode()
+        ),
         "no_category_name.json": json.dumps({**GOOD_COCO, "categories": [{"id": 1}]}).encode(),
     }
     for name, data_bytes in variants.items():
         (coco / name).write_bytes(data_bytes)
 
-    def yolo(name: str, label: bytes | None = b"0 0.5 0.5 0.2 0.2\n", image: bytes | None = None,
-             classes: bytes | None = b"circle\nsquare\n") -> None:
+    def yolo(
+        name: str,
+        label: bytes | None = b"0 0.5 0.5 0.2 0.2\n",
+        image: bytes | None = None,
+        classes: bytes | None = b"circle\nsquare\n",
+    ) -> None:
         d = data / name
         (d / "images").mkdir(parents=True)
         (d / "labels").mkdir()

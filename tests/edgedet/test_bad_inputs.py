@@ -1,4 +1,5 @@
-"""The bad-input corpus: every subcommand and the Python API, fed what a hostile user would feed them.
+"""The bad-input corpus: every subcommand and the Python API, fed what a hostile user would feed
+them.
 
 For every case: a non-zero exit (or an EdgeDetError from the API), exactly one line on stderr (one
 line of message), no traceback, every input byte-identical afterwards, no temporary or partial file
@@ -14,9 +15,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -25,11 +26,15 @@ from click.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).parent))
 
 import bad_inputs  # noqa: E402
+
 from edgedet.errors import EdgeDetError  # noqa: E402
 
 ort = pytest.importorskip("onnxruntime")
 
-PROGRESS_LABELS = {"detecting", "evaluating"}  # click prints a progress bar's label once when not on a tty
+PROGRESS_LABELS = {
+    "detecting",
+    "evaluating",
+}  # click prints a progress bar's label once when not on a tty
 PARTIAL_MARKS = (".tmp", ".commit", ".prev")
 
 
@@ -38,7 +43,8 @@ class Case:
     id: str
     argv: tuple[str, ...] = ()
     api: Callable | None = None
-    # files a failed run may legitimately leave (infer stopped by a corrupt image records the images done)
+    # files a failed run may legitimately leave (infer stopped by a corrupt image records the images
+    # done)
     allow_new: tuple[str, ...] = ()
     needs: str | None = None  # an optional module the command needs first (torch)
 
@@ -55,7 +61,9 @@ def _cli_cases() -> list[Case]:
     c: list[Case] = []
     m = "models/nms.onnx"
     # -- manifests broken field by field, through every command that reads one
-    for name in list(bad_inputs.BAD_MANIFESTS) + list(bad_inputs.RAW_BYTES_MANIFESTS) + ["raw-classes"]:
+    for name in (
+        list(bad_inputs.BAD_MANIFESTS) + list(bad_inputs.RAW_BYTES_MANIFESTS) + ["raw-classes"]
+    ):
         bad = f"badman/{name}.onnx"
         c.append(cli(f"manifest-{name}-infer", "infer", bad, "imgs", "-o", "out"))
         c.append(cli(f"manifest-{name}-bench", "bench", bad, "--iters", "1", "--warmup", "0"))
@@ -65,18 +73,45 @@ def _cli_cases() -> list[Case]:
     c.append(cli("manifest-orphan-eval", "eval", "models/orphan.onnx", "--data", "data/coco"))
     # -- infer
     for value in ("nan", "-0.1", "1.5", "inf", "abc"):
-        c.append(cli(f"infer-min-score-{value}", "infer", m, "imgs", "-o", "out", "--min-score", value))
+        c.append(
+            cli(f"infer-min-score-{value}", "infer", m, "imgs", "-o", "out", "--min-score", value)
+        )
     c += [
-        cli("infer-score-threshold-nan", "infer", "models/raw.onnx", "imgs", "-o", "out", "--score-threshold", "nan"),
-        cli("infer-iou-threshold-2", "infer", "models/raw.onnx", "imgs", "-o", "out", "--iou-threshold", "2"),
+        cli(
+            "infer-score-threshold-nan",
+            "infer",
+            "models/raw.onnx",
+            "imgs",
+            "-o",
+            "out",
+            "--score-threshold",
+            "nan",
+        ),
+        cli(
+            "infer-iou-threshold-2",
+            "infer",
+            "models/raw.onnx",
+            "imgs",
+            "-o",
+            "out",
+            "--iou-threshold",
+            "2",
+        ),
         cli("infer-out-is-input-dir", "infer", m, "imgs", "-o", "imgs"),
         cli("infer-out-is-input-dir-abs-file", "infer", m, "imgs/b.jpg", "-o", "imgs"),
         cli("infer-missing-image", "infer", m, "nope.jpg", "-o", "out"),
         cli("infer-not-an-image", "infer", m, "notes.txt", "-o", "out"),
         cli("infer-empty-image", "infer", m, "empty.jpg", "-o", "out"),
         cli("infer-empty-folder", "infer", m, "empty_dir", "-o", "out"),
-        cli("infer-corrupt-stops", "infer", m, "broken_imgs", "-o", "out",
-            allow_new=("out/a.png", "out/detections.json")),
+        cli(
+            "infer-corrupt-stops",
+            "infer",
+            m,
+            "broken_imgs",
+            "-o",
+            "out",
+            allow_new=("out/a.png", "out/detections.json"),
+        ),
         cli("infer-model-missing", "infer", "models/nope.onnx", "imgs", "-o", "out"),
         cli("infer-model-is-dir", "infer", "models", "imgs", "-o", "out"),
         cli("infer-model-junk", "infer", "models/junk.onnx", "imgs", "-o", "out"),
@@ -105,15 +140,48 @@ def _cli_cases() -> list[Case]:
         cli("eval-no-data", "eval", m),
         cli("eval-model-missing", "eval", "models/nope.onnx", "--data", "data/coco"),
     ]
-    for name in ("not_utf8", "not_json", "list", "images_number", "no_file_name", "bbox2", "no_annotations",
-                 "no_category_name"):
-        c.append(cli(f"eval-coco-{name}", "eval", m, "--data", f"data/coco/{name}.json", "--images", "data/coco/images"))
-    for name in ("yolo_empty_image", "yolo_label_latin1", "yolo_label_short", "yolo_label_class", "yolo_label_nan",
-                 "yolo_no_classes", "yolo_classes_latin1", "yolo_no_images"):
+    for name in (
+        "not_utf8",
+        "not_json",
+        "list",
+        "images_number",
+        "no_file_name",
+        "bbox2",
+        "no_annotations",
+        "no_category_name",
+    ):
+        c.append(
+            cli(
+                f"eval-coco-{name}",
+                "eval",
+                m,
+                "--data",
+                f"data/coco/{name}.json",
+                "--images",
+                "data/coco/images",
+            )
+        )
+    for name in (
+        "yolo_empty_image",
+        "yolo_label_latin1",
+        "yolo_label_short",
+        "yolo_label_class",
+        "yolo_label_nan",
+        "yolo_no_classes",
+        "yolo_classes_latin1",
+        "yolo_no_images",
+    ):
         c.append(cli(f"eval-{name}", "eval", m, "--data", f"data/{name}"))
     # -- bench
-    for opt, value in (("--iters", "0"), ("--iters", "-1"), ("--warmup", "-1"), ("--batch", "0"), ("--batch", "abc"),
-                       ("--batch", "2"), ("--cuda-graph", "on")):
+    for opt, value in (
+        ("--iters", "0"),
+        ("--iters", "-1"),
+        ("--warmup", "-1"),
+        ("--batch", "0"),
+        ("--batch", "abc"),
+        ("--batch", "2"),
+        ("--cuda-graph", "on"),
+    ):
         c.append(cli(f"bench{opt}-{value}", "bench", m, opt, value))
     c += [
         cli("bench-json-in-proc", "bench", m, "--iters", "1", "--json", "/proc/b.json"),
@@ -124,8 +192,16 @@ def _cli_cases() -> list[Case]:
         cli("bench-model-junk", "bench", "models/junk.onnx"),
     ]
     # -- compare
-    for opt, value in (("--iou", "nan"), ("--iou", "-1"), ("--min-score", "2"), ("--min-match", "1.5"),
-                       ("--min-match", "nan"), ("--max-score-delta", "nan"), ("--limit", "0"), ("--limit", "-1")):
+    for opt, value in (
+        ("--iou", "nan"),
+        ("--iou", "-1"),
+        ("--min-score", "2"),
+        ("--min-match", "1.5"),
+        ("--min-match", "nan"),
+        ("--max-score-delta", "nan"),
+        ("--limit", "0"),
+        ("--limit", "-1"),
+    ):
         c.append(cli(f"compare{opt}-{value}", "compare", m, m, "--images", "imgs", opt, value))
     c += [
         cli("compare-json-is-model", "compare", m, m, "--images", "imgs", "--json", m),
@@ -134,27 +210,91 @@ def _cli_cases() -> list[Case]:
         cli("compare-images-corrupt", "compare", m, m, "--images", "broken_imgs"),
         cli("compare-b-missing", "compare", m, "models/nope.onnx", "--images", "imgs"),
         cli("compare-task-mismatch", "compare", m, "models/cls.onnx", "--images", "imgs"),
-        cli("compare-nothing-detected-gate", "compare", m, m, "--images", "imgs", "--min-score", "1.0",
-            "--min-match", "0.9"),
+        cli(
+            "compare-nothing-detected-gate",
+            "compare",
+            m,
+            m,
+            "--images",
+            "imgs",
+            "--min-score",
+            "1.0",
+            "--min-match",
+            "0.9",
+        ),
         cli("compare-no-images-option", "compare", m, m),
     ]
     # -- quantize
     c += [
         cli("quantize-over-input", "quantize", m, "--fp16", "-o", m),
         cli("quantize-over-input-manifest", "quantize", m, "--fp16", "-o", f"{m}.json"),
-        cli("quantize-over-input-int8", "quantize", "models/raw.onnx", "--int8", "--calib", "imgs", "-o", "models/raw.onnx"),
+        cli(
+            "quantize-over-input-int8",
+            "quantize",
+            "models/raw.onnx",
+            "--int8",
+            "--calib",
+            "imgs",
+            "-o",
+            "models/raw.onnx",
+        ),
         cli("quantize-no-mode", "quantize", m, "-o", "out/q.onnx"),
         cli("quantize-int8-no-calib", "quantize", m, "--int8", "-o", "out/q.onnx"),
-        cli("quantize-calib-size-0", "quantize", m, "--int8", "--calib", "imgs", "--calib-size", "0", "-o", "out/q.onnx"),
-        cli("quantize-calib-empty", "quantize", "models/raw.onnx", "--int8", "--calib", "empty_dir", "-o", "out/q.onnx"),
-        cli("quantize-calib-missing", "quantize", "models/raw.onnx", "--int8", "--calib", "nope", "-o", "out/q.onnx"),
+        cli(
+            "quantize-calib-size-0",
+            "quantize",
+            m,
+            "--int8",
+            "--calib",
+            "imgs",
+            "--calib-size",
+            "0",
+            "-o",
+            "out/q.onnx",
+        ),
+        cli(
+            "quantize-calib-empty",
+            "quantize",
+            "models/raw.onnx",
+            "--int8",
+            "--calib",
+            "empty_dir",
+            "-o",
+            "out/q.onnx",
+        ),
+        cli(
+            "quantize-calib-missing",
+            "quantize",
+            "models/raw.onnx",
+            "--int8",
+            "--calib",
+            "nope",
+            "-o",
+            "out/q.onnx",
+        ),
         cli("quantize-model-missing", "quantize", "models/nope.onnx", "--fp16", "-o", "out/q.onnx"),
         cli("quantize-model-junk", "quantize", "models/junk.onnx", "--fp16", "-o", "out/q.onnx"),
         cli("quantize-orphan", "quantize", "models/orphan.onnx", "--fp16", "-o", "out/q.onnx"),
         cli("quantize-out-in-proc", "quantize", m, "--fp16", "-o", "/proc/q.onnx"),
         cli("quantize-out-is-dir", "quantize", m, "--fp16", "-o", "imgs"),
-        cli("quantize-prev-pair-bad-option", "quantize", m, "--fp16", "--method", "magic", "-o", "prev/model.fp16.onnx"),
-        cli("quantize-prev-pair-bad-model", "quantize", "models/junk.onnx", "--fp16", "-o", "prev/model.fp16.onnx"),
+        cli(
+            "quantize-prev-pair-bad-option",
+            "quantize",
+            m,
+            "--fp16",
+            "--method",
+            "magic",
+            "-o",
+            "prev/model.fp16.onnx",
+        ),
+        cli(
+            "quantize-prev-pair-bad-model",
+            "quantize",
+            "models/junk.onnx",
+            "--fp16",
+            "-o",
+            "prev/model.fp16.onnx",
+        ),
         cli("quantize-no-output", "quantize", m, "--fp16"),
         cli("check-qdq-missing", "check-qdq", "models/nope.onnx"),
         cli("check-qdq-junk", "check-qdq", "models/junk.onnx"),
@@ -163,33 +303,158 @@ def _cli_cases() -> list[Case]:
     # -- attach-nms (third-party ONNX)
     raw = "models/raw.onnx"
     c += [
-        cli("attach-over-input", "attach-nms", raw, "--boxes", "boxes", "--scores", "scores", "-o", raw),
-        cli("attach-missing", "attach-nms", "models/nope.onnx", "--boxes", "boxes", "--scores", "scores", "-o", "out/a.onnx"),
-        cli("attach-junk", "attach-nms", "models/junk.onnx", "--boxes", "boxes", "--scores", "scores", "-o", "out/a.onnx"),
-        cli("attach-class-names-missing", "attach-nms", raw, "--boxes", "boxes", "--scores", "scores",
-            "--class-names", "text/nope.txt", "-o", "out/a.onnx"),
-        cli("attach-class-names-binary", "attach-nms", raw, "--boxes", "boxes", "--scores", "scores",
-            "--class-names", "text/names_binary.txt", "-o", "out/a.onnx"),
-        cli("attach-class-names-latin1", "attach-nms", raw, "--boxes", "boxes", "--scores", "scores",
-            "--class-names", "text/names_latin1.txt", "-o", "out/a.onnx"),
-        cli("attach-class-names-empty", "attach-nms", raw, "--boxes", "boxes", "--scores", "scores",
-            "--class-names", "text/names_empty.txt", "-o", "out/a.onnx"),
-        cli("attach-out-in-proc", "attach-nms", raw, "--boxes", "boxes", "--scores", "scores", "-o", "/proc/a.onnx"),
+        cli(
+            "attach-over-input",
+            "attach-nms",
+            raw,
+            "--boxes",
+            "boxes",
+            "--scores",
+            "scores",
+            "-o",
+            raw,
+        ),
+        cli(
+            "attach-missing",
+            "attach-nms",
+            "models/nope.onnx",
+            "--boxes",
+            "boxes",
+            "--scores",
+            "scores",
+            "-o",
+            "out/a.onnx",
+        ),
+        cli(
+            "attach-junk",
+            "attach-nms",
+            "models/junk.onnx",
+            "--boxes",
+            "boxes",
+            "--scores",
+            "scores",
+            "-o",
+            "out/a.onnx",
+        ),
+        cli(
+            "attach-class-names-missing",
+            "attach-nms",
+            raw,
+            "--boxes",
+            "boxes",
+            "--scores",
+            "scores",
+            "--class-names",
+            "text/nope.txt",
+            "-o",
+            "out/a.onnx",
+        ),
+        cli(
+            "attach-class-names-binary",
+            "attach-nms",
+            raw,
+            "--boxes",
+            "boxes",
+            "--scores",
+            "scores",
+            "--class-names",
+            "text/names_binary.txt",
+            "-o",
+            "out/a.onnx",
+        ),
+        cli(
+            "attach-class-names-latin1",
+            "attach-nms",
+            raw,
+            "--boxes",
+            "boxes",
+            "--scores",
+            "scores",
+            "--class-names",
+            "text/names_latin1.txt",
+            "-o",
+            "out/a.onnx",
+        ),
+        cli(
+            "attach-class-names-empty",
+            "attach-nms",
+            raw,
+            "--boxes",
+            "boxes",
+            "--scores",
+            "scores",
+            "--class-names",
+            "text/names_empty.txt",
+            "-o",
+            "out/a.onnx",
+        ),
+        cli(
+            "attach-out-in-proc",
+            "attach-nms",
+            raw,
+            "--boxes",
+            "boxes",
+            "--scores",
+            "scores",
+            "-o",
+            "/proc/a.onnx",
+        ),
         cli("attach-no-output", "attach-nms", raw, "--boxes", "boxes", "--scores", "scores"),
     ]
     # -- export (torch tier: refused before anything slow)
-    for opt, value in (("--imgsz", "100000"), ("--imgsz", "0"), ("--batch", "0"), ("--num-classes", "0"),
-                       ("--score-threshold", "nan"), ("--iou-threshold", "2"), ("--max-det", "0"), ("--top-k", "-1"),
-                       ("--opset", "5"), ("--model", "no-such-model"), ("--nms", "magic")):
-        c.append(cli(f"export{opt}-{value}", "export", opt, value, "-o", "out/e.onnx", needs="torch"))
+    for opt, value in (
+        ("--imgsz", "100000"),
+        ("--imgsz", "0"),
+        ("--batch", "0"),
+        ("--num-classes", "0"),
+        ("--score-threshold", "nan"),
+        ("--iou-threshold", "2"),
+        ("--max-det", "0"),
+        ("--top-k", "-1"),
+        ("--opset", "5"),
+        ("--model", "no-such-model"),
+        ("--nms", "magic"),
+    ):
+        c.append(
+            cli(f"export{opt}-{value}", "export", opt, value, "-o", "out/e.onnx", needs="torch")
+        )
     c += [
-        cli("export-over-weights", "export", "--model", "nano", "--weights", "weights.pt", "-o", "weights.pt", needs="torch"),
-        cli("export-over-weights-manifest", "export", "--model", "nano", "--weights", "weights.pt", "-o",
-            "weights.pt.json", needs="torch"),
+        cli(
+            "export-over-weights",
+            "export",
+            "--model",
+            "nano",
+            "--weights",
+            "weights.pt",
+            "-o",
+            "weights.pt",
+            needs="torch",
+        ),
+        cli(
+            "export-over-weights-manifest",
+            "export",
+            "--model",
+            "nano",
+            "--weights",
+            "weights.pt",
+            "-o",
+            "weights.pt.json",
+            needs="torch",
+        ),
         cli("export-no-output", "export", "--model", "nano", needs="torch"),
         cli("export-out-is-dir", "export", "--model", "nano", "-o", "imgs", needs="torch"),
         cli("export-out-in-proc", "export", "--model", "nano", "-o", "/proc/e.onnx", needs="torch"),
-        cli("export-imgsz-not-multiple", "export", "--model", "nano", "--imgsz", "33", "-o", "out/e.onnx", needs="torch"),
+        cli(
+            "export-imgsz-not-multiple",
+            "export",
+            "--model",
+            "nano",
+            "--imgsz",
+            "33",
+            "-o",
+            "out/e.onnx",
+            needs="torch",
+        ),
     ]
     # -- demo, build, inspect, plugin, doctor, the group itself
     c += [
@@ -205,10 +470,21 @@ def _cli_cases() -> list[Case]:
         cli("deploy-triton-missing", "deploy", "triton", "models/nope.onnx", "-o", "out/repo"),
         cli("deploy-triton-junk", "deploy", "triton", "models/junk.onnx", "-o", "out/repo"),
         cli("deploy-triton-orphan", "deploy", "triton", "models/orphan.onnx", "-o", "out/repo"),
-        cli("deploy-triton-instances-0", "deploy", "triton", m, "-o", "out/repo", "--instances", "0"),
+        cli(
+            "deploy-triton-instances-0", "deploy", "triton", m, "-o", "out/repo", "--instances", "0"
+        ),
         cli("deploy-deepstream-raw", "deploy", "deepstream", "models/raw.onnx", "-o", "out/ds"),
-        cli("deploy-deepstream-classifier", "deploy", "deepstream", "models/cls.onnx", "-o", "out/ds"),
-        cli("deploy-deepstream-missing", "deploy", "deepstream", "models/nope.onnx", "-o", "out/ds"),
+        cli(
+            "deploy-deepstream-classifier",
+            "deploy",
+            "deepstream",
+            "models/cls.onnx",
+            "-o",
+            "out/ds",
+        ),
+        cli(
+            "deploy-deepstream-missing", "deploy", "deepstream", "models/nope.onnx", "-o", "out/ds"
+        ),
         cli("serve-missing", "serve", "models/nope.onnx"),
         cli("serve-junk", "serve", "models/junk.onnx"),
         cli("serve-instances-0", "serve", m, "--instances", "0"),
@@ -229,6 +505,7 @@ def _with_model(fn, path="models/nms.onnx"):
     def run():
         with _load(path) as det:
             fn(det)
+
     return run
 
 
@@ -237,6 +514,7 @@ def _after_close(fn):
         det = _load("models/nms.onnx")
         det.close()
         fn(det)
+
     return run
 
 
@@ -245,10 +523,16 @@ def _api_cases() -> list[Case]:
     from edgedet.manifest import read_manifest
 
     rgb = np.zeros((48, 80, 3), np.uint8)
-    c = [api(f"api-manifest-{name}", lambda name=name: _load(f"badman/{name}.onnx"))
-         for name in list(bad_inputs.BAD_MANIFESTS) + list(bad_inputs.RAW_BYTES_MANIFESTS) + ["raw-classes"]]
-    c += [api(f"api-read-manifest-{name}", lambda name=name: read_manifest(f"badman/{name}.onnx"))
-          for name in ("list", "null", "not-utf8", "short-shape", "class-names-string")]
+    c = [
+        api(f"api-manifest-{name}", lambda name=name: _load(f"badman/{name}.onnx"))
+        for name in (
+            list(bad_inputs.BAD_MANIFESTS) + list(bad_inputs.RAW_BYTES_MANIFESTS) + ["raw-classes"]
+        )
+    ]
+    c += [
+        api(f"api-read-manifest-{name}", lambda name=name: read_manifest(f"badman/{name}.onnx"))
+        for name in ("list", "null", "not-utf8", "short-shape", "class-names-string")
+    ]
     c += [
         api("api-load-dir", lambda: _load("models")),
         api("api-load-missing", lambda: _load("models/nope.onnx")),
@@ -264,7 +548,9 @@ def _api_cases() -> list[Case]:
         api("api-image-bool", _with_model(lambda d: d(rgb.astype(bool)))),
         api("api-image-object", _with_model(lambda d: d(np.full((4, 4, 3), None, dtype=object)))),
         api("api-image-float-255", _with_model(lambda d: d(np.full((8, 8, 3), 200.0, np.float32)))),
-        api("api-image-float-nan", _with_model(lambda d: d(np.full((8, 8, 3), np.nan, np.float32)))),
+        api(
+            "api-image-float-nan", _with_model(lambda d: d(np.full((8, 8, 3), np.nan, np.float32)))
+        ),
         api("api-image-int32-300", _with_model(lambda d: d(np.full((8, 8, 3), 300, np.int32)))),
         api("api-image-negative", _with_model(lambda d: d(np.full((8, 8, 3), -1, np.int16)))),
         api("api-image-1-channel-3d", _with_model(lambda d: d(np.zeros((8, 8, 1), np.uint8)))),
@@ -276,19 +562,35 @@ def _api_cases() -> list[Case]:
         api("api-min-score-negative", _with_model(lambda d: d(rgb, min_score=-0.5))),
         api("api-min-score-2", _with_model(lambda d: d(rgb, min_score=2))),
         api("api-min-score-string", _with_model(lambda d: d(rgb, min_score="0.5"))),
-        api("api-thresholds-iou-nan", _with_model(lambda d: d.set_thresholds(iou=float("nan")), "models/raw.onnx")),
-        api("api-thresholds-score-2", _with_model(lambda d: d.set_thresholds(score=2.0), "models/raw.onnx")),
+        api(
+            "api-thresholds-iou-nan",
+            _with_model(lambda d: d.set_thresholds(iou=float("nan")), "models/raw.onnx"),
+        ),
+        api(
+            "api-thresholds-score-2",
+            _with_model(lambda d: d.set_thresholds(score=2.0), "models/raw.onnx"),
+        ),
         api("api-thresholds-baked", _with_model(lambda d: d.set_thresholds(score=0.5))),
         api("api-too-many-dets", _with_model(lambda d: d(rgb), "models/toomany.onnx")),
         api("api-classifier-top-k-0", _with_model(lambda d: d(rgb, top_k=0), "models/cls.onnx")),
         api("api-call-after-close", _after_close(lambda d: d(rgb))),
         api("api-predict-after-close", _after_close(lambda d: d.predict([rgb]))),
-        api("api-infer-after-close", _after_close(lambda d: d.infer(np.zeros((1, 3, 64, 64), np.float32)))),
+        api(
+            "api-infer-after-close",
+            _after_close(lambda d: d.infer(np.zeros((1, 3, 64, 64), np.float32))),
+        ),
     ]
-    c += [api(f"api-dataset-coco-{name}", lambda name=name: load_dataset(f"data/coco/{name}.json", "data/coco/images"))
-          for name in ("not_utf8", "not_json", "list", "images_number", "no_file_name", "bbox2")]
-    c += [api(f"api-dataset-{name}", lambda name=name: load_dataset(f"data/{name}"))
-          for name in ("yolo_empty_image", "yolo_label_latin1", "yolo_label_nan", "yolo_no_images")]
+    c += [
+        api(
+            f"api-dataset-coco-{name}",
+            lambda name=name: load_dataset(f"data/coco/{name}.json", "data/coco/images"),
+        )
+        for name in ("not_utf8", "not_json", "list", "images_number", "no_file_name", "bbox2")
+    ]
+    c += [
+        api(f"api-dataset-{name}", lambda name=name: load_dataset(f"data/{name}"))
+        for name in ("yolo_empty_image", "yolo_label_latin1", "yolo_label_nan", "yolo_no_images")
+    ]
     return c
 
 
@@ -300,8 +602,11 @@ def test_corpus_size():
     from edgedet.cli.main import COMMANDS
 
     commands = {case.argv[0] for case in CASES if case.argv}
-    print(f"\nbad-input corpus: {len(CASES)} cases ({sum(bool(c.argv) for c in CASES)} CLI, "
-          f"{sum(c.api is not None for c in CASES)} API) over {len(commands & set(COMMANDS))} subcommands")
+    print(
+        f"\nbad-input corpus: {len(CASES)} cases ({sum(bool(c.argv) for c in CASES)} CLI,"
+        f" {sum(c.api is not None for c in CASES)} API) over {len(commands & set(COMMANDS))}"
+        " subcommands"
+    )
     assert len(CASES) >= 150
     assert set(COMMANDS) <= commands, f"subcommands without a case: {set(COMMANDS) - commands}"
     assert len({c.id for c in CASES}) == len(CASES), "duplicate case ids"
@@ -313,14 +618,19 @@ def pristine(tmp_path_factory) -> Path:
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
 def workspace(pristine, tmp_path, monkeypatch) -> Path:
     ws = tmp_path / "ws"
-    shutil.copytree(pristine, ws, copy_function=os.link)  # cheap; in-place writes would show in the hashes
+    shutil.copytree(
+        pristine, ws, copy_function=os.link
+    )  # cheap; in-place writes would show in the hashes
     monkeypatch.chdir(ws)
     return ws
 
@@ -349,42 +659,75 @@ def test_bad_input(case: Case, workspace: Path):
         from edgedet.cli.main import cli as edgedet_cli
 
         result = CliRunner().invoke(edgedet_cli, list(case.argv), catch_exceptions=True)
-        assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), (
-            f"uncaught {type(result.exception).__name__}: {result.exception}")
+        assert not isinstance(result.exception, Exception) or isinstance(
+            result.exception, SystemExit
+        ), f"uncaught {type(result.exception).__name__}: {result.exception}"
         assert result.exit_code not in (0, None), result.output
         assert "Traceback" not in result.output
-        lines = [ln for ln in result.stderr.splitlines() if ln.strip() and ln.strip() not in PROGRESS_LABELS]
+        lines = [
+            ln
+            for ln in result.stderr.splitlines()
+            if ln.strip() and ln.strip() not in PROGRESS_LABELS
+        ]
         assert len(lines) == 1, f"expected one line on stderr, got {lines}"
         assert lines[0].startswith("edgedet: error: "), lines[0]
     check_untouched(workspace, before, case.allow_new)
 
 
-@pytest.mark.parametrize("argv", [
-    ["infer", "models/nms.onnx", "imgs", "-o", "imgs"],
-    ["quantize", "models/nms.onnx", "--fp16", "-o", "models/nms.onnx"],
-    ["eval", "models/nms.onnx", "--data", "data/coco", "--batch", "0"],
-    ["frobnicate"],
-], ids=["infer-over-inputs", "quantize-over-input", "eval-batch-0", "unknown-command"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["infer", "models/nms.onnx", "imgs", "-o", "imgs"],
+        ["quantize", "models/nms.onnx", "--fp16", "-o", "models/nms.onnx"],
+        ["eval", "models/nms.onnx", "--data", "data/coco", "--batch", "0"],
+        ["frobnicate"],
+    ],
+    ids=["infer-over-inputs", "quantize-over-input", "eval-batch-0", "unknown-command"],
+)
 def test_bad_input_real_process(argv, workspace):
-    """The same promise through a real `python -m edgedet.cli` process (stderr as a user sees it)."""
+    """The same promise through a real `python -m edgedet.cli` process (stderr as a user sees
+    it)."""
     before = snapshot(workspace)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "edgedet.cli", *argv], capture_output=True, text=True, env=env,
-                          timeout=120)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgedet.cli", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("edgedet: error: "), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith(
+        "edgedet: error: "
+    ), proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     check_untouched(workspace, before, ())
 
 
 def test_corrupt_calibration_cache_is_rebuilt_with_one_warning(workspace, tmp_path):
-    """A truncated or edited calibration cache is not trusted: one warning line, then recalibration."""
+    """A truncated or edited calibration cache is not trusted: one warning line, then
+    recalibration."""
     from click.testing import CliRunner
 
     from edgedet.cli.main import cli as edgedet_cli
 
     cache = tmp_path / "cache"
-    args = ["quantize", "models/raw.onnx", "--int8", "--calib", "imgs", "--cache-dir", str(cache), "-o", "out/q.onnx"]
+    args = [
+        "quantize",
+        "models/raw.onnx",
+        "--int8",
+        "--calib",
+        "imgs",
+        "--cache-dir",
+        str(cache),
+        "-o",
+        "out/q.onnx",
+    ]
     first = CliRunner().invoke(edgedet_cli, args)
     assert first.exit_code == 0, first.output
     (entry,) = cache.glob("*.json")
@@ -398,26 +741,50 @@ def test_corrupt_calibration_cache_is_rebuilt_with_one_warning(workspace, tmp_pa
 
 # -- checks with nothing to compare are not passes ------------------------------------------------
 
+
 def test_export_parity_with_zero_detections_is_not_verified():
     pytest.importorskip("torch")
     from exporters.pipeline import verify_detections
 
-    empty = {"num_dets": np.zeros((1, 1), np.int32), "det_boxes": np.zeros((1, 4, 4), np.float32),
-             "det_scores": np.zeros((1, 4), np.float32), "det_classes": np.zeros((1, 4), np.int32)}
+    empty = {
+        "num_dets": np.zeros((1, 1), np.int32),
+        "det_boxes": np.zeros((1, 4, 4), np.float32),
+        "det_scores": np.zeros((1, 4), np.float32),
+        "det_classes": np.zeros((1, 4), np.int32),
+    }
     assert verify_detections(empty, empty)["detections"]["verified"] is False
-    one = {**empty, "num_dets": np.ones((1, 1), np.int32),
-           "det_boxes": np.array([[[1, 1, 9, 9]] + [[0, 0, 0, 0]] * 3], np.float32)}
+    one = {
+        **empty,
+        "num_dets": np.ones((1, 1), np.int32),
+        "det_boxes": np.array([[[1, 1, 9, 9]] + [[0, 0, 0, 0]] * 3], np.float32),
+    }
     assert verify_detections(one, one)["detections"]["verified"] is True
 
 
 def test_compare_with_nothing_detected_says_so_and_fails_its_gate(workspace):
     from edgedet.cli.main import cli as edgedet_cli
 
-    r = CliRunner().invoke(edgedet_cli, ["compare", "models/nms.onnx", "models/nms.onnx", "--images", "imgs",
-                                         "--min-score", "1.0"])
-    assert r.exit_code == 0 and "nothing to compare" in r.stdout  # no gate asked: reported, not passed
-    r = CliRunner().invoke(edgedet_cli, ["compare", "models/nms.onnx", "models/nms.onnx", "--images", "imgs",
-                                         "--min-score", "1.0", "--min-match", "0.5"])
+    r = CliRunner().invoke(
+        edgedet_cli,
+        ["compare", "models/nms.onnx", "models/nms.onnx", "--images", "imgs", "--min-score", "1.0"],
+    )
+    assert (
+        r.exit_code == 0 and "nothing to compare" in r.stdout
+    )  # no gate asked: reported, not passed
+    r = CliRunner().invoke(
+        edgedet_cli,
+        [
+            "compare",
+            "models/nms.onnx",
+            "models/nms.onnx",
+            "--images",
+            "imgs",
+            "--min-score",
+            "1.0",
+            "--min-match",
+            "0.5",
+        ],
+    )
     assert r.exit_code == 1 and "nothing was compared" in r.stderr
 
 
@@ -425,10 +792,16 @@ def test_random_weights_are_said_by_infer_eval_and_compare(workspace):
     from edgedet.cli.main import cli as edgedet_cli
 
     man = json.loads(Path("models/nms.onnx.json").read_text())
-    man["source"] = {"onnx": "x.onnx", "from": {"weights": None, "random_init": True}}  # a quantised random model
+    man["source"] = {
+        "onnx": "x.onnx",
+        "from": {"weights": None, "random_init": True},
+    }  # a quantised random model
     Path("models/nms.onnx.json").write_text(json.dumps(man))
-    runs = [["infer", "models/nms.onnx", "imgs", "-o", "out"], ["eval", "models/nms.onnx", "--data", "data/coco"],
-            ["compare", "models/nms.onnx", "models/raw.onnx", "--images", "imgs"]]
+    runs = [
+        ["infer", "models/nms.onnx", "imgs", "-o", "out"],
+        ["eval", "models/nms.onnx", "--data", "data/coco"],
+        ["compare", "models/nms.onnx", "models/raw.onnx", "--images", "imgs"],
+    ]
     for argv in runs:
         r = CliRunner().invoke(edgedet_cli, argv)
         assert r.exit_code == 0, r.output
@@ -438,7 +811,10 @@ def test_random_weights_are_said_by_infer_eval_and_compare(workspace):
 def test_non_finite_detections_are_dropped_with_one_warning(workspace):
     import edgedet
 
-    with edgedet.load("models/nanbox.onnx") as det, pytest.warns(UserWarning, match="dropped 1 detection"):
+    with (
+        edgedet.load("models/nanbox.onnx") as det,
+        pytest.warns(UserWarning, match="dropped 1 detection"),
+    ):
         d = det(np.full((48, 80, 3), 128, np.uint8))
     assert len(d) == 1 and np.isfinite(d.boxes).all()
 
@@ -464,7 +840,8 @@ def test_infer_keeps_names_and_formats_apart(workspace):
 
 
 def test_16_bit_files_and_uint16_arrays_agree(tmp_path):
-    """The same 16-bit pixels give the same 8-bit image whether read from a PNG or passed as an array."""
+    """The same 16-bit pixels give the same 8-bit image whether read from a PNG or passed as an
+    array."""
     from PIL import Image
 
     from edgedet.preprocess import as_rgb8, read_image

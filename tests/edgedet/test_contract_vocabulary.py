@@ -18,8 +18,14 @@ import pytest
 
 from edgedet import contract
 from edgedet.errors import ManifestError
-from edgedet.manifest import (InputInfo, Manifest, TensorRTSection, manifest_path, read_manifest,
-                              write_manifest)
+from edgedet.manifest import (
+    InputInfo,
+    Manifest,
+    TensorRTSection,
+    manifest_path,
+    read_manifest,
+    write_manifest,
+)
 from edgedet.trt.plugins import PluginRecord
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
@@ -33,8 +39,13 @@ def doc_vocabularies() -> dict[str, list[str]]:
 
 
 def vocabularies() -> dict[str, type[contract.Vocabulary]]:
-    return {name: obj for name, obj in vars(contract).items() if isinstance(obj, type)
-            and issubclass(obj, contract.Vocabulary) and obj is not contract.Vocabulary}
+    return {
+        name: obj
+        for name, obj in vars(contract).items()
+        if isinstance(obj, type)
+        and issubclass(obj, contract.Vocabulary)
+        and obj is not contract.Vocabulary
+    }
 
 
 def test_doc_lists_every_vocabulary_with_its_values_in_order():
@@ -47,17 +58,27 @@ def test_doc_lists_every_vocabulary_with_its_values_in_order():
 
 def test_doc_tensorrt_section_names_every_field():
     section = DOC.read_text().split("### The `tensorrt` section", 1)[1].split("\n#", 1)[0]
-    keys = {k for line in section.splitlines() if line.startswith("| `")
-            for k in re.findall(r"`([a-z_]+)`", line.split("|")[1])}
+    keys = {
+        k
+        for line in section.splitlines()
+        if line.startswith("| `")
+        for k in re.findall(r"`([a-z_]+)`", line.split("|")[1])
+    }
     fields = set(TensorRTSection.__dataclass_fields__) - {"extra"}
     assert fields <= keys, f"docs/contract.md does not describe {sorted(fields - keys)}"
 
 
 def test_doc_names_every_contract_tensor():
     text = DOC.read_text()
-    for name in (contract.INPUT_NAME, *contract.NMS_OUTPUTS, contract.DET_MASKS,
-                 *contract.RAW_OUTPUTS, contract.RAW_LABELS, contract.CLASS_PROBS,
-                 *contract.THRESHOLD_INPUTS):
+    for name in (
+        contract.INPUT_NAME,
+        *contract.NMS_OUTPUTS,
+        contract.DET_MASKS,
+        *contract.RAW_OUTPUTS,
+        contract.RAW_LABELS,
+        contract.CLASS_PROBS,
+        *contract.THRESHOLD_INPUTS,
+    ):
         assert f"| `{name}` |" in text or f"`{name}`" in text, name
 
 
@@ -66,8 +87,10 @@ def test_members_behave_as_their_strings():
     assert kind == "nms" and "nms" == kind and hash(kind) == hash("nms") and {"nms": 1}[kind] == 1
     assert f"{kind}|{kind!r}|{kind:>4}" == "nms|'nms'| nms" and str(kind) == "nms"
     assert "%s" % kind == "nms"  # noqa: UP031 - the old messages use %-formatting too
-    assert json.dumps({"output_kind": kind, kind: [contract.Task.DETECT]}) == \
-        '{"output_kind": "nms", "nms": ["detect"]}'
+    assert (
+        json.dumps({"output_kind": kind, kind: [contract.Task.DETECT]})
+        == '{"output_kind": "nms", "nms": ["detect"]}'
+    )
     assert contract.KIND_RAW is contract.OutputKind.RAW and contract.END_TO_END == "end-to-end"
     assert copy.deepcopy(kind) is kind and contract.OutputKind("raw") is contract.KIND_RAW
     with pytest.raises(ValueError):
@@ -92,8 +115,9 @@ def test_manifest_reads_members_and_writes_the_same_bytes(tiny_nms):
     assert (json.dumps(m.to_dict(), indent=2) + "\n").encode() == raw
 
 
-@pytest.mark.parametrize("field, value", [("nms_implementation", "fast"), ("nms_where", "gpu"),
-                                          ("task", "segment")])
+@pytest.mark.parametrize(
+    "field, value", [("nms_implementation", "fast"), ("nms_where", "gpu"), ("task", "segment")]
+)
 def test_values_outside_a_vocabulary_are_refused_by_name(tiny_nms, field, value):
     d = json.loads(manifest_path(tiny_nms).read_text())
     d[field] = value
@@ -104,18 +128,34 @@ def test_values_outside_a_vocabulary_are_refused_by_name(tiny_nms, field, value)
 # ---------------------------------------------------------------- the tensorrt section
 
 BUILT = {  # key for key, in order, as edgedet/onnx/engine/build.py writes the section
-    "version": "10.3.0.30", "module": "tensorrt", "precision": "strongly-typed",
-    "network_flags": ["STRONGLY_TYPED"], "builder_flags": [], "version_compatible": True,
-    "exclude_lean_runtime": False, "hardware_compatibility_level": "NONE",
+    "version": "10.3.0.30",
+    "module": "tensorrt",
+    "precision": "strongly-typed",
+    "network_flags": ["STRONGLY_TYPED"],
+    "builder_flags": [],
+    "version_compatible": True,
+    "exclude_lean_runtime": False,
+    "hardware_compatibility_level": "NONE",
     "gpu": {"name": "Orin", "compute_capability": "8.7", "integrated": True},
-    "profiles": [[{"name": "images", "min": [1, 3, 8, 8], "opt": [2, 3, 8, 8],
-                   "max": [4, 3, 8, 8]}]],
-    "plugins": [{"file": "libedgedet_nms_plugin.so", "sha256": "ab" * 32,
-                 "path": "/opt/p/libedgedet_nms_plugin.so",
-                 "creators": [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}],
-                 "serialized": True, "architectures": {"sm": ["87"], "ptx": []}}],
-    "plugin_layers": 1, "nms_function_stripped": True, "dla_core": None,
-    "builder_optimization_level": 3, "workspace_bytes": None, "timing_cache": "orin.cache",
+    "profiles": [
+        [{"name": "images", "min": [1, 3, 8, 8], "opt": [2, 3, 8, 8], "max": [4, 3, 8, 8]}]
+    ],
+    "plugins": [
+        {
+            "file": "libedgedet_nms_plugin.so",
+            "sha256": "ab" * 32,
+            "path": "/opt/p/libedgedet_nms_plugin.so",
+            "creators": [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}],
+            "serialized": True,
+            "architectures": {"sm": ["87"], "ptx": []},
+        }
+    ],
+    "plugin_layers": 1,
+    "nms_function_stripped": True,
+    "dla_core": None,
+    "builder_optimization_level": 3,
+    "workspace_bytes": None,
+    "timing_cache": "orin.cache",
 }
 
 
@@ -139,8 +179,14 @@ def test_section_keeps_unknown_keys_and_loads_old_sections():
 def test_manifest_file_with_a_section_round_trips(tmp_path):
     art = tmp_path / "m.engine"
     art.write_bytes(b"plan")
-    m = Manifest(family="tiny", model="t", class_names=["a"], input=InputInfo(),
-                 output_kind="nms", tensorrt=BUILT)  # a dict as JSON holds it becomes the dataclass
+    m = Manifest(
+        family="tiny",
+        model="t",
+        class_names=["a"],
+        input=InputInfo(),
+        output_kind="nms",
+        tensorrt=BUILT,
+    )  # a dict as JSON holds it becomes the dataclass
     assert isinstance(m.tensorrt, TensorRTSection)
     raw = write_manifest(art, m).read_bytes()
     back = read_manifest(art)
@@ -151,8 +197,9 @@ def test_manifest_file_with_a_section_round_trips(tmp_path):
 def test_no_section_stays_absent(tiny_nms):
     m = read_manifest(tiny_nms)
     assert m.tensorrt is None and "tensorrt" not in m.to_dict()
-    bare = Manifest(family="f", model="m", class_names=[], input=m.input, output_kind="nms",
-                    tensorrt={})
+    bare = Manifest(
+        family="f", model="m", class_names=[], input=m.input, output_kind="nms", tensorrt={}
+    )
     assert bare.tensorrt is None
 
 
@@ -162,14 +209,17 @@ def test_a_section_with_only_a_version_loads(tiny_nms):
     assert Manifest.from_dict(d).tensorrt == TensorRTSection("10.3.0.30")
 
 
-@pytest.mark.parametrize("section, field", [
-    ({"module": "tensorrt"}, "tensorrt.version"),
-    ({"version": 10}, "tensorrt.version"),
-    ({"version": "10.3.0.30", "gpu": "Orin"}, "tensorrt.gpu"),
-    ({"version": "10.3.0.30", "profiles": {}}, "tensorrt.profiles"),
-    ({"version": "10.3.0.30", "plugins": [{"sha256": "ab"}]}, "tensorrt.plugins"),
-    ([1], "tensorrt"),
-])
+@pytest.mark.parametrize(
+    "section, field",
+    [
+        ({"module": "tensorrt"}, "tensorrt.version"),
+        ({"version": 10}, "tensorrt.version"),
+        ({"version": "10.3.0.30", "gpu": "Orin"}, "tensorrt.gpu"),
+        ({"version": "10.3.0.30", "profiles": {}}, "tensorrt.profiles"),
+        ({"version": "10.3.0.30", "plugins": [{"sha256": "ab"}]}, "tensorrt.plugins"),
+        ([1], "tensorrt"),
+    ],
+)
 def test_bad_sections_are_refused_by_name(tiny_nms, section, field):
     d = json.loads(manifest_path(tiny_nms).read_text())
     d["tensorrt"] = section

@@ -2,9 +2,9 @@ import sys
 
 import numpy as np
 import pytest
+import tiny_models
 
 import edgedet
-import tiny_models
 from edgedet.errors import InputError, ModelError
 
 
@@ -68,10 +68,14 @@ def test_min_score_filter(tiny_nms, rgb_image):
 def test_runtime_does_not_import_torch(tiny_nms, tmp_path):
     import subprocess
 
-    code = (f"import sys, edgedet; d = edgedet.load(r'{tiny_nms}'); import numpy as np; "
-            "d(np.zeros((32, 32, 3), np.uint8)); "
-            "print('torch' in sys.modules, 'onnx' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    code = (
+        f"import sys, edgedet; d = edgedet.load(r'{tiny_nms}'); import numpy as np; "
+        "d(np.zeros((32, 32, 3), np.uint8)); "
+        "print('torch' in sys.modules, 'onnx' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == ["False", "False"]
 
 
@@ -89,7 +93,9 @@ def test_wrong_input_shape_and_nan_are_refused(tiny_nms):
 def test_corrupt_onnx_is_a_clear_error(tmp_path, damage):
     path = tiny_models.save(tiny_models.nms_model(), tmp_path / "m.onnx", manifest=False)
     data = path.read_bytes()
-    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\x00garbage" * 10, "empty": b""}[damage])
+    path.write_bytes(
+        {"truncate": data[: len(data) // 2], "garbage": b"\x00garbage" * 10, "empty": b""}[damage]
+    )
     with pytest.raises(ModelError, match="m.onnx"):
         edgedet.load(path)
 

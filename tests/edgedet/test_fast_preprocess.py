@@ -16,11 +16,12 @@ from edgedet.preprocess import read_image, read_image_for_input, to_input
 
 
 def photo_like(h: int, w: int, seed: int = 0) -> np.ndarray:
-    """Gradients, flat patches and noise: chroma edges that 4:2:0 upsampling must reproduce exactly."""
+    """Gradients, flat patches and noise: chroma edges that 4:2:0 upsampling must reproduce
+    exactly."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:h, 0:w]
     img = np.stack([x * 255 // w, y * 255 // h, (x * y) % 256], -1).astype(np.int16)
-    img[h // 4: h // 2, w // 3: w // 2] = (250, 20, 90)
+    img[h // 4 : h // 2, w // 3 : w // 2] = (250, 20, 90)
     img += rng.integers(-20, 21, img.shape, dtype=np.int16)
     return np.clip(img, 0, 255).astype(np.uint8)
 
@@ -33,8 +34,12 @@ def pillow_pixels(path, draft=None) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-SAVES = {"baseline_420": {"quality": 90}, "444": {"quality": 95, "subsampling": 0},
-         "progressive": {"quality": 85, "progressive": True}, "low_quality": {"quality": 30}}
+SAVES = {
+    "baseline_420": {"quality": 90},
+    "444": {"quality": 95, "subsampling": 0},
+    "progressive": {"quality": 85, "progressive": True},
+    "low_quality": {"quality": 30},
+}
 
 
 @pytest.mark.parametrize("kind", sorted(SAVES))
@@ -55,7 +60,9 @@ def test_opencv_reduced_decode_is_pillows_draft(tmp_path, side, scale):
     path = tmp_path / "big.jpg"
     Image.fromarray(photo_like(1203, 1601, seed=1)).save(path, quality=90)
     out, size = read_image_for_input(path, side, side)
-    assert size == (1203, 1601) and out.shape[1] == -(-1601 // scale)  # libjpeg rounds the scaled size up
+    assert size == (1203, 1601) and out.shape[1] == -(
+        -1601 // scale
+    )  # libjpeg rounds the scaled size up
     np.testing.assert_array_equal(out, pillow_pixels(path, (side, side)))
 
 
@@ -68,7 +75,8 @@ def test_opencv_without_rgb_flag_gives_the_same_pixels(tmp_path, monkeypatch):
 
 
 def test_jpeg_not_ending_in_its_end_marker_is_left_to_pillow(tmp_path):
-    """Trailing bytes after the image (camera trailers): Pillow decodes; a cut file: Pillow refuses."""
+    """Trailing bytes after the image (camera trailers): Pillow decodes; a cut file: Pillow
+    refuses."""
     path = tmp_path / "p.jpg"
     Image.fromarray(photo_like(64, 96)).save(path, quality=90)
     data = path.read_bytes()

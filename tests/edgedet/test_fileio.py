@@ -3,7 +3,14 @@ import os
 import pytest
 
 from edgedet.errors import InputError
-from edgedet.fileio import atomic_path, atomic_write, check_writable, sha256_bytes, sha256_file, write_bytes_atomic
+from edgedet.fileio import (
+    atomic_path,
+    atomic_write,
+    check_writable,
+    sha256_bytes,
+    sha256_file,
+    write_bytes_atomic,
+)
 
 
 def test_atomic_write_replaces_only_on_success(tmp_path):
@@ -43,12 +50,15 @@ def test_check_writable_errors_name_the_path(tmp_path):
 
 
 def test_unwritable_folder_and_file_are_reported(tmp_path, monkeypatch):
-    # root ignores permission bits, so stand in for the OS answer (os.access is what check_writable asks)
+    # root ignores permission bits, so stand in for the OS answer (os.access is what check_writable
+    # asks)
     ro = tmp_path / "ro"
     ro.mkdir()
     (ro / "m.onnx").write_bytes(b"x")
     real_access = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p).startswith(str(ro)) else real_access(p, mode))
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if str(p).startswith(str(ro)) else real_access(p, mode)
+    )
     with pytest.raises(InputError, match="folder .*ro is not writable"):
         check_writable(ro / "new.onnx")
     monkeypatch.setattr(os, "access", lambda p, mode: not str(p).endswith("m.onnx"))
@@ -66,4 +76,8 @@ def test_unwritable_parent_is_reported(tmp_path):
 def test_sha256(tmp_path):
     p = tmp_path / "f"
     p.write_bytes(b"abc")
-    assert sha256_file(p) == sha256_bytes(b"abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert (
+        sha256_file(p)
+        == sha256_bytes(b"abc")
+        == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    )

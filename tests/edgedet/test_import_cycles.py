@@ -8,8 +8,13 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-ACYCLIC = ("edgedet.contract", "edgedet.manifest", "edgedet.detector", "edgedet.classifier",
-           "edgedet.loading")
+ACYCLIC = (
+    "edgedet.contract",
+    "edgedet.manifest",
+    "edgedet.detector",
+    "edgedet.classifier",
+    "edgedet.loading",
+)
 
 
 def module_files() -> dict[str, Path]:
@@ -30,8 +35,11 @@ def import_graph() -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 deps.update(a.name for a in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                subs = [f"{node.module}.{a.name}" for a in node.names
-                        if f"{node.module}.{a.name}" in files]
+                subs = [
+                    f"{node.module}.{a.name}"
+                    for a in node.names
+                    if f"{node.module}.{a.name}" in files
+                ]
                 deps.update(subs if len(subs) == len(node.names) else [node.module, *subs])
         graph[name] = {d for d in deps if d in files and d != name}
     return graph

@@ -3,10 +3,10 @@ manifest-less files whose outputs only carry the contract's names (class 8)."""
 
 import numpy as np
 import pytest
+import tiny_models
 from onnx import numpy_helper
 
 import edgedet
-import tiny_models
 from edgedet.errors import InputError, ModelError
 from edgedet.manifest import InputInfo, Manifest, read_manifest, write_manifest
 from edgedet.preprocess import fit_to_input, letterbox, unletterbox_boxes
@@ -55,8 +55,14 @@ def test_bgr_reverses_channels():
 def test_manifest_carries_the_modes_and_old_manifests_default(tmp_path):
     path = tiny_models.save(tiny_models.nms_model(), tmp_path / "m.onnx")
     m = read_manifest(path)
-    assert (m.input.resize, m.input.padding, m.input.channel_order) == ("letterbox", "center", "RGB")
-    m.input = InputInfo("images", (1, 3, 64, 64), resize="stretch", padding="top-left", channel_order="BGR")
+    assert (m.input.resize, m.input.padding, m.input.channel_order) == (
+        "letterbox",
+        "center",
+        "RGB",
+    )
+    m.input = InputInfo(
+        "images", (1, 3, 64, 64), resize="stretch", padding="top-left", channel_order="BGR"
+    )
     write_manifest(path, m)
     back = read_manifest(path).input
     assert (back.resize, back.padding, back.channel_order) == ("stretch", "top-left", "BGR")
@@ -65,7 +71,8 @@ def test_manifest_carries_the_modes_and_old_manifests_default(tmp_path):
 
 
 def test_manifestless_file_with_normalised_boxes_is_refused_with_the_fix(tmp_path):
-    """An SSD-style file whose outputs happen to be named boxes/scores once gave 100 zero-width boxes, exit 0."""
+    """An SSD-style file whose outputs happen to be named boxes/scores once gave 100 zero-width
+    boxes, exit 0."""
     model = tiny_models.raw_model()
     for init in model.graph.initializer:
         if init.name == "boxes_c":

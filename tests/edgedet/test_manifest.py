@@ -3,14 +3,27 @@ import json
 import pytest
 
 from edgedet.errors import ManifestError
-from edgedet.manifest import SCHEMA, InputInfo, Manifest, manifest_path, read_manifest, write_manifest
+from edgedet.manifest import (
+    SCHEMA,
+    InputInfo,
+    Manifest,
+    manifest_path,
+    read_manifest,
+    write_manifest,
+)
 from edgedet.nms.params import NMSParams
 
 
 def _manifest():
-    return Manifest(family="nano", model="nano", class_names=["a", "b"],
-                    input=InputInfo("images", (-1, 3, 320, 320), "uint8"), output_kind="nms",
-                    nms=NMSParams(score_threshold=0.1), category_ids=[1, 2])
+    return Manifest(
+        family="nano",
+        model="nano",
+        class_names=["a", "b"],
+        input=InputInfo("images", (-1, 3, 320, 320), "uint8"),
+        output_kind="nms",
+        nms=NMSParams(score_threshold=0.1),
+        category_ids=[1, 2],
+    )
 
 
 def test_roundtrip_and_sidecar_name(tmp_path):

@@ -10,7 +10,12 @@ def test_full_mask_fills_its_box():
     ys, xs = np.nonzero(out[0])
     assert out.shape == (1, 50, 60) and out.dtype == bool
     # padding by one mask pixel grows the box by 30/28 before rounding: 1 px each side at most
-    assert 9 <= xs.min() <= 10 and 40 <= xs.max() <= 42 and 19 <= ys.min() <= 20 and 30 <= ys.max() <= 31
+    assert (
+        9 <= xs.min() <= 10
+        and 40 <= xs.max() <= 42
+        and 19 <= ys.min() <= 20
+        and 30 <= ys.max() <= 31
+    )
 
 
 def test_half_mask_and_clipping():
@@ -20,7 +25,9 @@ def test_half_mask_and_clipping():
     out = paste_masks(masks, np.array([[0, 0, 28, 28], [50, 50, 80, 80]], np.float32), (60, 60))
     left = out[0, 5:20].sum(0)
     assert left[:12].all() and not left[17:].any()
-    assert out[1, 50:, 50:].all() and not out[1, :48].any() and not out[1, :, :48].any()  # clipped at the edge
+    assert (
+        out[1, 50:, 50:].all() and not out[1, :48].any() and not out[1, :, :48].any()
+    )  # clipped at the edge
 
 
 def test_matches_torchvision_paste():
@@ -29,7 +36,15 @@ def test_matches_torchvision_paste():
 
     rng = np.random.default_rng(0)
     masks = rng.random((5, 28, 28)).astype(np.float32)
-    boxes = np.array([[3, 4, 30, 50], [10, 10, 11, 12], [0, 0, 63, 47], [40, 5, 70, 20], [-5, -5, 20, 20]], np.float32)
-    ref = paste_masks_in_image(torch.from_numpy(masks)[:, None], torch.from_numpy(boxes), (48, 64))[:, 0].numpy() >= 0.5
+    boxes = np.array(
+        [[3, 4, 30, 50], [10, 10, 11, 12], [0, 0, 63, 47], [40, 5, 70, 20], [-5, -5, 20, 20]],
+        np.float32,
+    )
+    ref = (
+        paste_masks_in_image(torch.from_numpy(masks)[:, None], torch.from_numpy(boxes), (48, 64))[
+            :, 0
+        ].numpy()
+        >= 0.5
+    )
     got = paste_masks(masks, boxes, (48, 64))
     assert (ref != got).mean() < 0.01  # bilinear rounding differs on a few boundary pixels at most

@@ -14,12 +14,19 @@ PRIVATE = ("FIELD" + "-NOTES",)  # the project's internal notes document, not sh
 def test_no_reference_to_internal_notes():
     hits = []
     for folder, dirs, files in os.walk(ROOT):
-        dirs[:] = [d for d in dirs if d not in SKIP and not d.startswith(".")]  # venvs, caches, .git
+        dirs[:] = [
+            d for d in dirs if d not in SKIP and not d.startswith(".")
+        ]  # venvs, caches, .git
         for name in files:
             path = Path(folder) / name
             if path.suffix not in SUFFIXES:
                 continue
             text = path.read_text(errors="ignore")
-            hits += [f"{path.relative_to(ROOT)}:{n}" for n, line in enumerate(text.splitlines(), 1)
-                     if any(p in line for p in PRIVATE)]
-    assert not hits, "cite the public source (TensorRT docs, header, release notes) instead: " + ", ".join(hits)
+            hits += [
+                f"{path.relative_to(ROOT)}:{n}"
+                for n, line in enumerate(text.splitlines(), 1)
+                if any(p in line for p in PRIVATE)
+            ]
+    assert not hits, (
+        "cite the public source (TensorRT docs, header, release notes) instead: " + ", ".join(hits)
+    )

@@ -1,4 +1,5 @@
-"""EdgeDetNMS on ONNX Runtime through the split graph (edgedet/backends/ort_split.py): the host NMS between
+"""EdgeDetNMS on ONNX Runtime through the split graph (edgedet/backends/ort_split.py): the host NMS
+between
 ORT slices gives the same bits as ONNX Runtime running the node's function body, for one NMS at the
 end, run-time thresholds, and a two-stage (R-CNN-shaped) model whose second stage reads first-stage
 tensors."""
@@ -8,9 +9,9 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
+import tiny_models  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-import tiny_models  # noqa: E402
 from edgedet import contract  # noqa: E402
 from edgedet.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
 from edgedet.backends.ort_split import HostNMS, Slice  # noqa: E402
@@ -27,8 +28,10 @@ def _init(name, value):
 
 
 def two_stage_model():
-    """images [1,3,32,32] -> RPN-like NMS (N boxes, LEVELS classes, K1 kept) -> per-class boxes/scores of the
-    K1 proposals, which also read the first stage's pre-NMS tensor ``m`` -> final NMS -> contract outputs.
+    """images [1,3,32,32] -> RPN-like NMS (N boxes, LEVELS classes, K1 kept) -> per-class
+    boxes/scores of the
+    K1 proposals, which also read the first stage's pre-NMS tensor ``m`` -> final NMS -> contract
+    outputs.
     Only Add/Mul/Slice arithmetic: the function body and the host NMS must agree bit for bit."""
     rng = np.random.default_rng(3)
     xy = rng.uniform(0, 24, (1, N, 2)).astype(np.float32)
@@ -39,38 +42,66 @@ def two_stage_model():
         helper.make_node("Mul", ["m", "zero"], ["m0"]),
         helper.make_node("Add", ["boxes1_c", "m0"], ["boxes1"]),
         helper.make_node("Mul", ["scores1_c", "m"], ["scores1"]),
-        make_node(["boxes1", "scores1"], [f"rpn/{o}" for o in contract.NMS_OUTPUTS],
-                  NMSParams(score_threshold=0.05, iou_threshold=0.5, max_output_boxes=K1, top_k=0), "rpn_nms"),
-        # stage 2: per-class boxes = proposal + class offset; scores from the proposal's x1 and m (stage 1)
+        make_node(
+            ["boxes1", "scores1"],
+            [f"rpn/{o}" for o in contract.NMS_OUTPUTS],
+            NMSParams(score_threshold=0.05, iou_threshold=0.5, max_output_boxes=K1, top_k=0),
+            "rpn_nms",
+        ),
+        # stage 2: per-class boxes = proposal + class offset; scores from the proposal's x1 and m
+        # (stage 1)
         helper.make_node("Unsqueeze", ["rpn/det_boxes", "axis2"], ["props4"]),
         helper.make_node("Add", ["props4", "offsets_c"], ["boxes2"]),
         helper.make_node("Slice", ["rpn/det_boxes", "s0", "s1", "s2"], ["x1"]),
         helper.make_node("Mul", ["x1", "inv32"], ["x1n"]),
         helper.make_node("Add", ["x1n", "m"], ["x1m"]),
         helper.make_node("Mul", ["scores2_c", "x1m"], ["scores2"]),
-        make_node(["boxes2", "scores2"], list(contract.NMS_OUTPUTS),
-                  NMSParams(score_threshold=0.5, iou_threshold=0.4, max_output_boxes=K2, top_k=40,
-                            background_class=0), "box_nms"),
+        make_node(
+            ["boxes2", "scores2"],
+            list(contract.NMS_OUTPUTS),
+            NMSParams(
+                score_threshold=0.5,
+                iou_threshold=0.4,
+                max_output_boxes=K2,
+                top_k=40,
+                background_class=0,
+            ),
+            "box_nms",
+        ),
     ]
-    inits = [_init("shape_b11", np.array([-1, 1, 1], np.int64)), _init("zero", np.float32(0)),
-             _init("boxes1_c", boxes1), _init("scores1_c", rng.uniform(0, 1, (1, N, LEVELS)).astype(np.float32)),
-             _init("axis2", np.array([2], np.int64)),
-             _init("offsets_c", rng.choice([-2.0, 0.0, 1.5], (1, 1, C, 4)).astype(np.float32)),
-             _init("s0", np.array([0], np.int64)), _init("s1", np.array([1], np.int64)),
-             _init("s2", np.array([2], np.int64)), _init("inv32", np.float32(1 / 32)),
-             _init("scores2_c", rng.uniform(0, 1, (1, K1, C)).astype(np.float32))]
-    outputs = [helper.make_tensor_value_info("num_dets", TensorProto.INT32, [1, 1]),
-               helper.make_tensor_value_info("det_boxes", TensorProto.FLOAT, [1, K2, 4]),
-               helper.make_tensor_value_info("det_scores", TensorProto.FLOAT, [1, K2]),
-               helper.make_tensor_value_info("det_classes", TensorProto.INT32, [1, K2])]
-    graph = helper.make_graph(nodes, "two_stage", [helper.make_tensor_value_info(
-        "images", TensorProto.FLOAT, [1, 3, SIZE, SIZE])], outputs, inits)
+    inits = [
+        _init("shape_b11", np.array([-1, 1, 1], np.int64)),
+        _init("zero", np.float32(0)),
+        _init("boxes1_c", boxes1),
+        _init("scores1_c", rng.uniform(0, 1, (1, N, LEVELS)).astype(np.float32)),
+        _init("axis2", np.array([2], np.int64)),
+        _init("offsets_c", rng.choice([-2.0, 0.0, 1.5], (1, 1, C, 4)).astype(np.float32)),
+        _init("s0", np.array([0], np.int64)),
+        _init("s1", np.array([1], np.int64)),
+        _init("s2", np.array([2], np.int64)),
+        _init("inv32", np.float32(1 / 32)),
+        _init("scores2_c", rng.uniform(0, 1, (1, K1, C)).astype(np.float32)),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("num_dets", TensorProto.INT32, [1, 1]),
+        helper.make_tensor_value_info("det_boxes", TensorProto.FLOAT, [1, K2, 4]),
+        helper.make_tensor_value_info("det_scores", TensorProto.FLOAT, [1, K2]),
+        helper.make_tensor_value_info("det_classes", TensorProto.INT32, [1, K2]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "two_stage",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
+        outputs,
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
     return add_function_bodies(model)
 
 
 def run_both(path, feed):
-    """Outputs of the plain ORT path (function body) and of the split path, plus the split backend."""
+    """Outputs of the plain ORT path (function body) and of the split path, plus the split
+    backend."""
     with OnnxRuntimeBackend(path, edgedet_nms="function") as plain:
         want = plain.infer(feed)
     split = OnnxRuntimeBackend(path, edgedet_nms="host")
@@ -91,7 +122,9 @@ def test_two_stage_split_equals_function_body(tmp_path, seed):
     images = np.random.default_rng(seed).uniform(0.2, 1.0, (1, 3, SIZE, SIZE)).astype(np.float32)
     want, got, split = run_both(path, {"images": images})
     assert_same_bits(got, want)
-    assert 0 < int(want["num_dets"][0, 0]) < K2  # real detections, and the final NMS suppressed some
+    assert (
+        0 < int(want["num_dets"][0, 0]) < K2
+    )  # real detections, and the final NMS suppressed some
     steps = split.split.steps
     assert [type(s) for s in steps] == [Slice, HostNMS, Slice, HostNMS]
     assert "m" in steps[2].inputs  # stage 2 reads a first-stage tensor besides the proposals
@@ -109,8 +142,11 @@ def test_run_time_thresholds_reach_the_host_nms(tmp_path):
     images = np.full((1, 3, 64, 64), 0.5, np.float32)
     counts = []
     for score, iou in ((0.3, 0.5), (0.05, 0.5), (0.05, 0.95)):
-        feed = {"images": images, contract.SCORE_THRESHOLD_INPUT: np.array([score], np.float32),
-                contract.IOU_THRESHOLD_INPUT: np.array([iou], np.float32)}
+        feed = {
+            "images": images,
+            contract.SCORE_THRESHOLD_INPUT: np.array([score], np.float32),
+            contract.IOU_THRESHOLD_INPUT: np.array([iou], np.float32),
+        }
         want, got, _ = run_both(path, feed)
         assert_same_bits(got, want)
         counts.append(int(got["num_dets"][0, 0]))
@@ -129,7 +165,11 @@ def test_auto_splits_on_cpu(tmp_path):
     onnx.save(two_stage_model(), path)
     with OnnxRuntimeBackend(path, providers=["cpu"]) as backend:
         assert backend.split is not None and backend.split.nms_steps == 2
-        assert [s.name for s in backend.inputs] == ["images"] and backend.outputs[1].shape == (1, K2, 4)
+        assert [s.name for s in backend.inputs] == ["images"] and backend.outputs[1].shape == (
+            1,
+            K2,
+            4,
+        )
 
 
 def test_wire_reader_agrees_with_onnx(tmp_path):
@@ -139,22 +179,44 @@ def test_wire_reader_agrees_with_onnx(tmp_path):
     from edgedet.onnx.nms.edgedet_op import nms_nodes, params_from_node
 
     model = two_stage_model()
-    params = NMSParams(score_threshold=-0.5, iou_threshold=0.3, max_output_boxes=7, top_k=5000, background_class=-1,
-                       score_activation=True, class_agnostic=True, box_coding=1, box_scale=(10, 10, 5, 5))
-    model.graph.node[5].CopyFrom(make_node(["boxes1", "scores1"], [f"rpn/{o}" for o in contract.NMS_OUTPUTS],
-                                           params, "rpn_nms"))
+    params = NMSParams(
+        score_threshold=-0.5,
+        iou_threshold=0.3,
+        max_output_boxes=7,
+        top_k=5000,
+        background_class=-1,
+        score_activation=True,
+        class_agnostic=True,
+        box_coding=1,
+        box_scale=(10, 10, 5, 5),
+    )
+    model.graph.node[5].CopyFrom(
+        make_node(
+            ["boxes1", "scores1"], [f"rpn/{o}" for o in contract.NMS_OUTPUTS], params, "rpn_nms"
+        )
+    )
     parsed = onnx_wire.parse_model(model.SerializeToString())
     assert [n.op_type for n in parsed.graph.nodes] == [n.op_type for n in model.graph.node]
     assert [n.outputs for n in parsed.graph.nodes] == [list(n.output) for n in model.graph.node]
     wire_nms = [n for n in parsed.graph.nodes if n.op_type == "EdgeDetNMS"]
     assert [nms_params(n) for n in wire_nms] == [params_from_node(n) for n in nms_nodes(model)]
-    np.testing.assert_array_equal(onnx_wire.tensor_value(parsed.graph.initializers["scores1_c"]),
-                                  numpy_helper.to_array(model.graph.initializer[3]))
+    np.testing.assert_array_equal(
+        onnx_wire.tensor_value(parsed.graph.initializers["scores1_c"]),
+        numpy_helper.to_array(model.graph.initializer[3]),
+    )
     elem, dims = onnx_wire.value_info_type(dict(parsed.graph.outputs)["det_boxes"])
     assert (elem, dims) == (TensorProto.FLOAT, [1, K2, 4])
     # re-serialised whole, it is the same model to onnx
     g = parsed.graph
-    again = onnx.load_from_string(onnx_wire.serialize(
-        parsed, g.name, g.nodes, list(g.initializers.values()), [raw for _, raw in g.inputs],
-        [raw for _, raw in g.outputs], keep_function=lambda d, n: True))
+    again = onnx.load_from_string(
+        onnx_wire.serialize(
+            parsed,
+            g.name,
+            g.nodes,
+            list(g.initializers.values()),
+            [raw for _, raw in g.inputs],
+            [raw for _, raw in g.outputs],
+            keep_function=lambda d, n: True,
+        )
+    )
     assert again.graph == model.graph and list(again.functions) == list(model.functions)

@@ -3,7 +3,14 @@ import pytest
 from PIL import Image
 
 from edgedet.errors import InputError
-from edgedet.preprocess import as_rgb8, letterbox, list_images, read_image, to_input, unletterbox_boxes
+from edgedet.preprocess import (
+    as_rgb8,
+    letterbox,
+    list_images,
+    read_image,
+    to_input,
+    unletterbox_boxes,
+)
 
 
 @pytest.mark.parametrize("shape", [(48, 80), (80, 48), (64, 64), (10, 300)])
@@ -39,11 +46,21 @@ def test_to_input_layout_and_dtypes():
     assert to_input([c], "uint8").dtype == np.uint8
 
 
-@pytest.mark.parametrize("mode,fmt", [("L", "png"), ("RGBA", "png"), ("P", "png"), ("I;16", "png"), ("RGB", "jpeg"), ("CMYK", "jpeg")])
+@pytest.mark.parametrize(
+    "mode,fmt",
+    [
+        ("L", "png"),
+        ("RGBA", "png"),
+        ("P", "png"),
+        ("I;16", "png"),
+        ("RGB", "jpeg"),
+        ("CMYK", "jpeg"),
+    ],
+)
 def test_read_image_converts_odd_kinds_to_rgb8(tmp_path, mode, fmt):
     arr = (np.arange(20 * 30) % 256).reshape(20, 30).astype(np.uint8)
     if mode == "I;16":
-        im = Image.fromarray((arr.astype(np.uint16) * 257))
+        im = Image.fromarray(arr.astype(np.uint16) * 257)
     elif mode in ("L", "P"):
         im = Image.fromarray(arr).convert(mode)
     else:

@@ -1,4 +1,5 @@
-"""Reduced-scale JPEG decoding for the network input (read_image_for_input + letterbox(source_size)):
+"""Reduced-scale JPEG decoding for the network input (read_image_for_input +
+letterbox(source_size)):
 the letterbox geometry and box mapping are those of the full decode, only the pixels come from a
 1/2..1/8 DCT-scaled decode, which stays at least as large as the input."""
 
@@ -15,7 +16,11 @@ def scene(h: int, w: int) -> np.ndarray:
     y, x = np.mgrid[0:h, 0:w]
     img = np.stack([x * 255 // w, y * 255 // h, (x + y) * 255 // (h + w)], -1).astype(np.uint8)
     for i, (fy, fx) in enumerate([(0.2, 0.1), (0.5, 0.6), (0.7, 0.3)]):
-        img[int(fy * h):int(fy * h) + h // 5, int(fx * w):int(fx * w) + w // 4] = (60 * i, 200, 255 - 70 * i)
+        img[int(fy * h) : int(fy * h) + h // 5, int(fx * w) : int(fx * w) + w // 4] = (
+            60 * i,
+            200,
+            255 - 70 * i,
+        )
     return img
 
 
@@ -30,12 +35,18 @@ def test_large_jpeg_decodes_reduced_but_letterboxes_as_full(big_jpeg):
     small, size = read_image_for_input(big_jpeg, 320, 320)
     full = read_image(big_jpeg)
     assert size == full.shape[:2] == (1500, 2000)
-    assert small.shape == (375, 500, 3)  # 1/4 scale: the smallest DCT scale keeping both sides >= 320
+    assert small.shape == (
+        375,
+        500,
+        3,
+    )  # 1/4 scale: the smallest DCT scale keeping both sides >= 320
     canvas_s, info_s = letterbox(small, 320, 320, source_size=size)
     canvas_f, info_f = letterbox(full, 320, 320)
     assert info_s == info_f  # same scale, padding and original size: boxes map back identically
     diff = np.abs(canvas_s.astype(int) - canvas_f.astype(int))
-    assert diff.mean() < 2.0 and np.percentile(diff, 99) < 40  # same picture; edges resampled differently
+    assert (
+        diff.mean() < 2.0 and np.percentile(diff, 99) < 40
+    )  # same picture; edges resampled differently
 
 
 def test_small_jpeg_and_png_decode_at_full_size(tmp_path, big_jpeg):

@@ -29,7 +29,9 @@ def test_decode_gives_the_pixels_read_image_gives_for_the_file(rgb_image, tmp_pa
     np.testing.assert_array_equal(decode(np.bytes_(data), 0), read_image(tmp_path / "a.png"))
 
 
-@pytest.mark.parametrize("data,match", [(b"", "no image bytes"), (b"\x89PNG\r\n\x1a\n broken", "cannot be decoded")])
+@pytest.mark.parametrize(
+    "data,match", [(b"", "no image bytes"), (b"\x89PNG\r\n\x1a\n broken", "cannot be decoded")]
+)
 def test_decode_errors_name_the_request(data, match):
     with pytest.raises(InputError, match=match) as err:
         decode(data, 3)
@@ -37,9 +39,20 @@ def test_decode_errors_name_the_request(data, match):
 
 
 def test_pack_pads_to_k_and_unpack_restores_detections():
-    a = Detections(np.array([[1, 2, 30, 40], [5, 5, 9, 9]], np.float32), np.array([0.9, 0.4], np.float32),
-                   np.array([2, 0], np.int32), ("x", "y", "z"), (48, 80))
-    b = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32), ("x", "y", "z"), (10, 20))
+    a = Detections(
+        np.array([[1, 2, 30, 40], [5, 5, 9, 9]], np.float32),
+        np.array([0.9, 0.4], np.float32),
+        np.array([2, 0], np.int32),
+        ("x", "y", "z"),
+        (48, 80),
+    )
+    b = Detections(
+        np.zeros((0, 4), np.float32),
+        np.zeros(0, np.float32),
+        np.zeros(0, np.int32),
+        ("x", "y", "z"),
+        (10, 20),
+    )
     out = pack([a, b], k=4)
     assert out["det_boxes"].shape == (2, 4, 4) and out["num_dets"][:, 0].tolist() == [2, 0]
     assert not out["det_boxes"][0, 2:].any() and out["image_size"].tolist() == [[48, 80], [10, 20]]
@@ -49,7 +62,8 @@ def test_pack_pads_to_k_and_unpack_restores_detections():
 
 
 def test_decode_batch_on_threads_keeps_request_order_and_names_the_bad_request(rgb_image):
-    """A batch's images decoded on the pool equal the serial decode, in request order; the first bad request
+    """A batch's images decoded on the pool equal the serial decode, in request order; the first bad
+    request
     in order is the one the error names, whichever thread finished first."""
     imgs = [rgb_image, rgb_image[::-1].copy(), rgb_image[:, ::-1].copy(), rgb_image[:20]]
     batch = np.array([[png_bytes(x)] for x in imgs], dtype=np.object_)
@@ -67,8 +81,16 @@ def test_decode_batch_on_threads_keeps_request_order_and_names_the_bad_request(r
     assert decoder_pool(1) is None  # 1: decode in the caller, no pool
 
 
-@pytest.mark.parametrize("kw", [{"instances": 0}, {"http_port": 8001}, {"metrics_port": 70000},
-                                {"decode_threads": -1}, {"threads": 0}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"instances": 0},
+        {"http_port": 8001},
+        {"metrics_port": 70000},
+        {"decode_threads": -1},
+        {"threads": 0},
+    ],
+)
 def test_bad_options(kw):
     with pytest.raises(InputError):
         ServeOptions(**kw).validate()

@@ -1,6 +1,9 @@
-"""DETR through HuggingFace transformers (end-to-end head, no NMS): exported by `edgedet export`, run through
-edgedet.load in ONNX Runtime and matched against transformers' own post_process_object_detection on the
-same image; the same model's raw HF export (pixel_values -> logits, pred_boxes) through attach-nms; FP16
+"""DETR through HuggingFace transformers (end-to-end head, no NMS): exported by `edgedet export`,
+run through
+edgedet.load in ONNX Runtime and matched against transformers' own post_process_object_detection on
+the
+same image; the same model's raw HF export (pixel_values -> logits, pred_boxes) through attach-nms;
+FP16
 and INT8 (softmax / LayerNorm kept out of Q/DQ). A tiny config, random weights calibrated so scores
 spread (no hub download)."""
 
@@ -12,7 +15,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
-transformers = pytest.importorskip("transformers", reason="the DETR family needs the optional transformers package")
+transformers = pytest.importorskip(
+    "transformers", reason="the DETR family needs the optional transformers package"
+)
 
 import edgedet  # noqa: E402
 from edgedet import contract  # noqa: E402
@@ -41,15 +46,20 @@ def scene(seed=3, shape=(96, 160)):
     img[:] = np.linspace(0, 255, shape[1], dtype=np.uint8)[None, :, None]
     for _ in range(6):
         y, x = rng.integers(0, shape[0] - 20), rng.integers(0, shape[1] - 30)
-        img[y:y + 20, x:x + 30] = rng.integers(0, 256, 3)
+        img[y : y + 20, x : x + 30] = rng.integers(0, 256, 3)
     return img
 
 
 def reference(em, img, threshold=0.5):
-    """transformers' post_process_object_detection on the letterboxed image, boxes in original pixels."""
+    """transformers' post_process_object_detection on the letterboxed image, boxes in original
+    pixels."""
     canvas, info = letterbox(img, SIZE, SIZE)
     ref = em.reference(torch.from_numpy(to_input([canvas]))[0])
-    return unletterbox_boxes(ref["boxes"].numpy(), info), ref["scores"].numpy(), ref["labels"].numpy()
+    return (
+        unletterbox_boxes(ref["boxes"].numpy(), info),
+        ref["scores"].numpy(),
+        ref["labels"].numpy(),
+    )
 
 
 def box_iou(a, b):
@@ -62,17 +72,22 @@ def box_iou(a, b):
 
 def assert_matches(det, boxes, scores, labels, score_tol=1e-4, iou=0.99, px=0.05):
     """The same detection set: equal counts, and each reference detection matched one to one by a
-    detection of the same class, score within ``score_tol`` and IoU >= ``iou`` (boxes clipped to zero
+    detection of the same class, score within ``score_tol`` and IoU >= ``iou`` (boxes clipped to
+    zero
     width at the image border, which have no IoU, match by coordinates within ``px``)."""
     assert len(det) == len(boxes) > 0, (len(det), len(boxes))
     ious = box_iou(boxes, det.boxes)
     close = np.abs(boxes[:, None] - det.boxes[None]).max(-1) <= px
     ok = (np.nan_to_num(ious) >= iou) | (np.isnan(ious) & close)
-    ok &= (labels[:, None] == det.class_ids[None]) & (np.abs(scores[:, None] - det.scores[None]) <= score_tol)
+    ok &= (labels[:, None] == det.class_ids[None]) & (
+        np.abs(scores[:, None] - det.scores[None]) <= score_tol
+    )
     used = set()
     for i in np.argsort(-scores, kind="stable"):
         j = next((j for j in np.flatnonzero(ok[i]) if j not in used), None)
-        assert j is not None, f"reference detection {i} ({labels[i]}, {scores[i]:.4f}, {boxes[i]}) has no match"
+        assert j is not None, (
+            f"reference detection {i} ({labels[i]}, {scores[i]:.4f}, {boxes[i]}) has no match"
+        )
         used.add(j)
 
 
@@ -80,17 +95,23 @@ def test_export_matches_transformers_post_processing(detr):
     em, res = detr
     m = res.manifest
     assert m.nms_implementation == contract.END_TO_END and m.source["random_init"] is False
-    assert m.nms.max_output_boxes == em.notes["queries"] and res.verification["boxes"]["max_abs"] < 0.05
+    assert (
+        m.nms.max_output_boxes == em.notes["queries"]
+        and res.verification["boxes"]["max_abs"] < 0.05
+    )
     with edgedet.load(res.path, providers=["cpu"]) as det:
         for seed in (3, 4):
             img = scene(seed)
             boxes, scores, labels = reference(em, img)
-            assert 0 < len(scores) < em.notes["queries"]  # the threshold cuts: a check with detections
+            assert (
+                0 < len(scores) < em.notes["queries"]
+            )  # the threshold cuts: a check with detections
             assert_matches(det(img), boxes, scores, labels)
 
 
 def test_hf_onnx_export_through_attach_nms(detr, tmp_path):
-    """The model exported as HF/optimum do (input pixel_values, outputs logits + pred_boxes), made to
+    """The model exported as HF/optimum do (input pixel_values, outputs logits + pred_boxes), made
+    to
     follow the contract with one attach-nms command."""
     from click.testing import CliRunner
 
@@ -111,15 +132,42 @@ def test_hf_onnx_export_through_attach_nms(detr, tmp_path):
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(HF().eval(), (torch.rand(1, 3, SIZE, SIZE),), buf, dynamo=False, opset_version=17,
-                          input_names=["pixel_values"], output_names=["logits", "pred_boxes"])
+        torch.onnx.export(
+            HF().eval(),
+            (torch.rand(1, 3, SIZE, SIZE),),
+            buf,
+            dynamo=False,
+            opset_version=17,
+            input_names=["pixel_values"],
+            output_names=["logits", "pred_boxes"],
+        )
     src = tmp_path / "detr-hf.onnx"
     src.write_bytes(buf.getvalue())
     out = tmp_path / "detr-hf.e2e.onnx"
-    r = CliRunner().invoke(cli, ["attach-nms", str(src), "--detr-boxes", "pred_boxes", "--detr-logits", "logits",
-                                 "--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225", "--num-classes",
-                                 str(len(em.class_names)), "--score-threshold", "0.5", "--max-det", "100", "-o",
-                                 str(out)], catch_exceptions=False)
+    r = CliRunner().invoke(
+        cli,
+        [
+            "attach-nms",
+            str(src),
+            "--detr-boxes",
+            "pred_boxes",
+            "--detr-logits",
+            "logits",
+            "--mean",
+            "0.485,0.456,0.406",
+            "--std",
+            "0.229,0.224,0.225",
+            "--num-classes",
+            str(len(em.class_names)),
+            "--score-threshold",
+            "0.5",
+            "--max-det",
+            "100",
+            "-o",
+            str(out),
+        ],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 0, r.output
     img = scene(5)
     with edgedet.load(out, providers=["cpu"]) as det:
@@ -138,18 +186,29 @@ def test_fp16_and_int8_with_attention_kept_out(detr, tmp_path, calib_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "calibrating with 12 images" is expected here
         fp16 = quantize(res.path, tmp_path / "d.fp16.onnx", QuantizeOptions(mode="fp16"))
-        int8 = quantize(res.path, tmp_path / "d.int8.onnx",
-                        QuantizeOptions(mode="int8", calib_dir=str(calib_dir), cache_dir=str(tmp_path / "c"),
-                                        exclude=("Softmax", "LayerNormalization")))
+        int8 = quantize(
+            res.path,
+            tmp_path / "d.int8.onnx",
+            QuantizeOptions(
+                mode="int8",
+                calib_dir=str(calib_dir),
+                cache_dir=str(tmp_path / "c"),
+                exclude=("Softmax", "LayerNormalization"),
+            ),
+        )
     with edgedet.load(fp16.path, providers=["cpu"]) as det:
         got = det(img)
     # FP16 rounds the attention of a random (wide-weight) model: most detections keep class and box
     ious = box_iou(boxes, got.boxes)
     same = np.nan_to_num(ious) * (labels[:, None] == got.class_ids[None])
-    solid = (boxes[:, 2:] - boxes[:, :2]).min(1) >= 4  # boxes clipped thin at the border have no stable IoU
+    solid = (boxes[:, 2:] - boxes[:, :2]).min(
+        1
+    ) >= 4  # boxes clipped thin at the border have no stable IoU
     matched = (same.max(1)[solid] >= 0.9).mean() if len(got) else 0.0
-    print(f"FP16 vs transformers FP32: {len(got)} vs {len(boxes)} detections, {matched:.0%} of {solid.sum()} "
-          "boxes >= 4 px matched at IoU 0.9")
+    print(
+        f"FP16 vs transformers FP32: {len(got)} vs {len(boxes)} detections, {matched:.0%} of"
+        f" {solid.sum()} boxes >= 4 px matched at IoU 0.9"
+    )
     assert abs(len(got) - len(boxes)) <= 0.1 * len(boxes) and matched >= 0.8
     m = onnx.load(int8.path)
     nodes = {n.name: n for n in m.graph.node}
@@ -159,4 +218,6 @@ def test_fp16_and_int8_with_attention_kept_out(detr, tmp_path, calib_dir):
             assert not set(n.input) & consumers, n.name
     assert sum(n.op_type == "QuantizeLinear" for n in nodes.values()) > 5 and check_qdq(m) == []
     with edgedet.load(int8.path, providers=["cpu"]) as det:
-        assert det(img).boxes.shape[1] == 4  # runs; its accuracy is measured in benchmarks, not asserted
+        assert (
+            det(img).boxes.shape[1] == 4
+        )  # runs; its accuracy is measured in benchmarks, not asserted

@@ -1,4 +1,5 @@
-"""Every single-stage family: ONNX Runtime (NMS in graph) == the PyTorch wrapper + host NMS, and how close
+"""Every single-stage family: ONNX Runtime (NMS in graph) == the PyTorch wrapper + host NMS, and how
+close
 both are to torchvision's own forward().
 
 torchvision weights cannot be downloaded here, so heads are randomly initialised; their class
@@ -13,12 +14,17 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 import edgedet  # noqa: E402
-from edgedet.eval.compare import ParityAccumulator, match  # noqa: E402
+from edgedet.eval.compare import ParityAccumulator  # noqa: E402
 from exporters.pipeline import ExportOptions, build_exportable, export  # noqa: E402
 from exporters.torch_backend import torch_detector  # noqa: E402
 
-FAMILIES = [("ssdlite320_mobilenet_v3_large", 160), ("ssd300_vgg16", 300), ("retinanet_resnet50_fpn", 128),
-            ("retinanet_resnet50_fpn_v2", 128), ("fcos_resnet50_fpn", 128)]
+FAMILIES = [
+    ("ssdlite320_mobilenet_v3_large", 160),
+    ("ssd300_vgg16", 300),
+    ("retinanet_resnet50_fpn", 128),
+    ("retinanet_resnet50_fpn_v2", 128),
+    ("fcos_resnet50_fpn", 128),
+]
 
 
 def spread_scores(em, size, imgs):
@@ -36,7 +42,9 @@ def spread_scores(em, size, imgs):
         if np.quantile(scores, 0.999) < 0.99:
             break
         spread_class_scores(head, 0.5)
-    return float(np.quantile(scores, 0.998))  # a threshold keeping the top 0.2 %: detections, few ties
+    return float(
+        np.quantile(scores, 0.998)
+    )  # a threshold keeping the top 0.2 %: detections, few ties
 
 
 def images(size, n=3):
@@ -46,7 +54,7 @@ def images(size, n=3):
         img = np.full((size, size, 3), 90 + 40 * i, np.uint8)
         for _ in range(4):
             x, y = rng.integers(0, size - 40, 2)
-            img[y:y + 40, x:x + 40] = rng.integers(0, 256, 3)
+            img[y : y + 40, x : x + 40] = rng.integers(0, 256, 3)
         out.append(img)
     return out
 
@@ -54,7 +62,8 @@ def images(size, n=3):
 def assert_raw_parity(em, path, size):
     """Raw outputs of the exported graph vs the torch wrapper.
 
-    scores: |a - b| <= 1e-3 + 1e-4 |b|. boxes (pixels): |a - b| <= max(1e-3, 1e-4 * imgsz) + 1e-3 |b|:
+    scores: |a - b| <= 1e-3 + 1e-4 |b|. boxes (pixels): |a - b| <= max(1e-3, 1e-4 * imgsz) + 1e-3
+    |b|:
     decoding multiplies head outputs by anchors of up to 512 px and exp(dw), so ~1e-6 relative float
     noise in a ResNet-50 reaches 0.03 px on a 72 px coordinate of RetinaNet's largest anchors
     (exporters.pipeline.raw_tolerance applies the same rule when exporting).
@@ -69,15 +78,24 @@ def assert_raw_parity(em, path, size):
     with torch.no_grad():
         ref = dict(zip(("boxes", "scores"), (t.numpy() for t in em.module(x))))
     np.testing.assert_allclose(got["scores"], ref["scores"], atol=1e-3, rtol=1e-4, err_msg="scores")
-    np.testing.assert_allclose(got["boxes"], ref["boxes"], atol=max(1e-3, 1e-4 * size), rtol=1e-3, err_msg="boxes")
+    np.testing.assert_allclose(
+        got["boxes"], ref["boxes"], atol=max(1e-3, 1e-4 * size), rtol=1e-3, err_msg="boxes"
+    )
 
 
 def sized(d, min_side=4.0):
     """Detections with both sides >= min_side px: random heads emit sub-pixel boxes, for which
     IoU >= 0.99 would test float noise (0.003 px on a 1 px box) rather than the export."""
     wh = d.boxes[:, 2:] - d.boxes[:, :2]
-    return d.filter(-1.0) if len(d) == 0 else type(d)(*(x[(wh >= min_side).all(1)] for x in (d.boxes, d.scores, d.class_ids)),
-                                                       d.class_names, d.image_size)
+    return (
+        d.filter(-1.0)
+        if len(d) == 0
+        else type(d)(
+            *(x[(wh >= min_side).all(1)] for x in (d.boxes, d.scores, d.class_ids)),
+            d.class_names,
+            d.image_size,
+        )
+    )
 
 
 def assert_graph_nms_is_host_nms(path, params, imgs):
@@ -88,7 +106,9 @@ def assert_graph_nms_is_host_nms(path, params, imgs):
     from edgedet.nms.host import batched_nms
 
     model = onnx.load(path)
-    model.graph.output.extend([onnx.helper.make_empty_tensor_value_info(n) for n in ("boxes", "scores")])
+    model.graph.output.extend(
+        [onnx.helper.make_empty_tensor_value_info(n) for n in ("boxes", "scores")]
+    )
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = ["num_dets", "det_boxes", "det_scores", "det_classes", "boxes", "scores"]
     for img in imgs:
@@ -106,7 +126,9 @@ def test_onnx_detections_equal_wrapper_and_track_torchvision(tmp_path, name, siz
     imgs = images(size)
     threshold = spread_scores(em, size, imgs)
     em.nms = em.nms.replace(score_threshold=threshold)
-    opts = ExportOptions(model=name, imgsz=size, nms="graph", nms_overrides={"score_threshold": threshold})
+    opts = ExportOptions(
+        model=name, imgsz=size, nms="graph", nms_overrides={"score_threshold": threshold}
+    )
     res = export(opts, tmp_path / "m.onnx", model=em)
     assert res.manifest.output_kind == "nms"
     assert_raw_parity(em, tmp_path / "m.onnx", size)
@@ -117,10 +139,13 @@ def test_onnx_detections_equal_wrapper_and_track_torchvision(tmp_path, name, siz
         acc.add(a, b)
     report = acc.result()
     assert report["detections_a"] > 0, "the test needs detections to compare"
-    # Float noise (~1e-6) in raw scores can reorder near-tied candidates, and NMS then keeps the other
+    # Float noise (~1e-6) in raw scores can reorder near-tied candidates, and NMS then keeps the
+    # other
     # box of the pair; that is the only source of difference (assert_graph_nms_is_host_nms), so
     # demand near-equality rather than equality.
-    assert min(report["matched_a"], report["matched_b"]) >= 0.95 and report["class_agreement"] == 1.0, report
+    assert (
+        min(report["matched_a"], report["matched_b"]) >= 0.95 and report["class_agreement"] == 1.0
+    ), report
     assert report["score_delta"]["max"] < 1e-4
     assert_graph_nms_is_host_nms(res.path, em.nms, imgs)
 
@@ -130,16 +155,31 @@ def test_onnx_detections_equal_wrapper_and_track_torchvision(tmp_path, name, siz
     # benchmarks/families.py and reported in docs/models.md.)
     tv = em.module.model
     tv.score_thresh, tv.topk_candidates = threshold, 100_000
-    res = export(ExportOptions(model=name, imgsz=size, nms="graph", nms_overrides={"score_threshold": threshold,
-                                                                                   "top_k": 20_000}),
-                 tmp_path / "uncapped.onnx", model=em)
+    res = export(
+        ExportOptions(
+            model=name,
+            imgsz=size,
+            nms="graph",
+            nms_overrides={"score_threshold": threshold, "top_k": 20_000},
+        ),
+        tmp_path / "uncapped.onnx",
+        model=em,
+    )
     acc = ParityAccumulator(iou_threshold=0.99)
     with edgedet.load(res.path) as onnx_det:
         for img in imgs:
             ref = em.reference(torch.from_numpy(img).permute(2, 0, 1).float() / 255)
             ours = onnx_det(img)
-            acc.add(sized(type(ours)(ref["boxes"].numpy(), ref["scores"].numpy(), ref["labels"].numpy().astype(np.int32))),
-                    sized(ours))
+            acc.add(
+                sized(
+                    type(ours)(
+                        ref["boxes"].numpy(),
+                        ref["scores"].numpy(),
+                        ref["labels"].numpy().astype(np.int32),
+                    )
+                ),
+                sized(ours),
+            )
     agree = acc.result()
     assert agree["detections_a"] > 0 and min(agree["matched_a"], agree["matched_b"]) >= 0.95, agree
     assert agree["class_agreement"] == 1.0 and agree["score_delta"]["max"] < 1e-4

@@ -1,5 +1,8 @@
-"""Every exportable family quantises: FP16 and INT8 (TensorRT Q/DQ layout) run in ONNX Runtime and the INT8
-graph passes the static TensorRT Q/DQ check. Small inputs, randomly initialised weights, four calibration images."""
+"""Every exportable family quantises: FP16 and INT8 (TensorRT Q/DQ layout) run in ONNX Runtime and
+the INT8
+graph passes the static TensorRT Q/DQ check. Small inputs, randomly initialised weights, four
+calibration images.
+"""
 
 import warnings
 
@@ -9,13 +12,20 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from exporters.pipeline import ExportOptions, export  # noqa: E402
 from edgedet.onnx.quantize.api import QuantizeOptions, quantize  # noqa: E402
 from edgedet.onnx.quantize.check import check_qdq  # noqa: E402
+from exporters.pipeline import ExportOptions, export  # noqa: E402
 
-FAMILIES = [("ssdlite320_mobilenet_v3_large", 160), ("ssd300_vgg16", 300), ("retinanet_resnet50_fpn", 128),
-            ("fcos_resnet50_fpn", 128), ("resnet18", 64), ("mobilenet_v3_large", 64), ("nano", 320),
-            ("fasterrcnn_mobilenet_v3_large_320_fpn", 320)]  # two-stage: FP32 from the RPN's EdgeDetNMS on
+FAMILIES = [
+    ("ssdlite320_mobilenet_v3_large", 160),
+    ("ssd300_vgg16", 300),
+    ("retinanet_resnet50_fpn", 128),
+    ("fcos_resnet50_fpn", 128),
+    ("resnet18", 64),
+    ("mobilenet_v3_large", 64),
+    ("nano", 320),
+    ("fasterrcnn_mobilenet_v3_large_320_fpn", 320),
+]  # two-stage: FP32 from the RPN's EdgeDetNMS on
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +51,11 @@ def test_family_quantises_for_tensorrt(tmp_path, calib, name, size):
         warnings.simplefilter("ignore")  # "calibrating with 4 images" is expected here
         for mode in ("fp16", "int8"):
             out = tmp_path / f"m.{mode}.onnx"
-            res = quantize(fp32, out, QuantizeOptions(mode=mode, calib_dir=str(calib), cache_dir=str(tmp_path / "c")))
+            res = quantize(
+                fp32,
+                out,
+                QuantizeOptions(mode=mode, calib_dir=str(calib), cache_dir=str(tmp_path / "c")),
+            )
             assert res.precision["kept_fp32"], "the head must stay in higher precision"
             sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
             outputs = sess.run(None, {"images": x})

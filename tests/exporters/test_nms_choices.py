@@ -1,4 +1,5 @@
-"""--nms edgedet (EdgeDetNMS op + local function), graph (standard ops) and none (host NMS) give the same
+"""--nms edgedet (EdgeDetNMS op + local function), graph (standard ops) and none (host NMS) give the
+same
 detections through the runtime on exported models; run-time thresholds work end to end."""
 
 import numpy as np
@@ -31,10 +32,18 @@ def exported(tmp_path_factory):
     imgs = images(SIZE, 4)
     em.nms = em.nms.replace(score_threshold=spread_scores(em, SIZE, imgs), max_output_boxes=50)
     paths = {}
-    for name, opts in (("edgedet", {}), ("graph", {"nms": "graph"}), ("none", {"nms": "none"}),
-                       ("runtime", {"runtime_thresholds": True})):
+    for name, opts in (
+        ("edgedet", {}),
+        ("graph", {"nms": "graph"}),
+        ("none", {"nms": "none"}),
+        ("runtime", {"runtime_thresholds": True}),
+    ):
         paths[name] = out / f"{name}.onnx"
-        export(ExportOptions(model=MODEL, imgsz=SIZE, dynamic_batch=True, **opts), paths[name], model=em)
+        export(
+            ExportOptions(model=MODEL, imgsz=SIZE, dynamic_batch=True, **opts),
+            paths[name],
+            model=em,
+        )
     return paths, imgs
 
 
@@ -68,5 +77,8 @@ def test_run_time_thresholds_equal_host_nms_at_other_thresholds(exported):
         got = detect(paths["runtime"], imgs, score=score, iou=iou)
         assert_same(got, detect(paths["none"], imgs, score=score, iou=iou))
     assert sum(map(len, detect(paths["runtime"], imgs, score=0.0001))) > sum(map(len, base))
-    with edgedet.load(paths["graph"]) as det, pytest.raises(InputError, match="--runtime-thresholds"):
+    with (
+        edgedet.load(paths["graph"]) as det,
+        pytest.raises(InputError, match="--runtime-thresholds"),
+    ):
         det.set_thresholds(score=0.5)

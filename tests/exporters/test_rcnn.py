@@ -1,4 +1,5 @@
-"""Two-stage R-CNN wrappers: fixed shapes, same detections (and masks) as torchvision's forward()."""
+"""Two-stage R-CNN wrappers: fixed shapes, same detections (and masks) as torchvision's
+forward()."""
 
 import numpy as np
 import pytest
@@ -20,7 +21,9 @@ def build(name, size=320):
     em = build_two_stage(request, score_threshold=0.05)
     wake_up(em.module.model.backbone, size)
     x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(5))
-    calibrate_logits(em.module, em.module.model.roi_heads.box_predictor.cls_score, lambda: em.module(x), 3.0)
+    calibrate_logits(
+        em.module, em.module.model.roi_heads.box_predictor.cls_score, lambda: em.module(x), 3.0
+    )
     return em
 
 
@@ -36,20 +39,31 @@ def test_fixed_shape_wrapper_equals_torchvision_forward(name):
     x = torch.rand(2, 3, 320, 320, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         batched = em.module(x)
-        singles = [em.module(x[b:b + 1]) for b in range(2)]  # torchvision runs one image at a time
+        singles = [
+            em.module(x[b : b + 1]) for b in range(2)
+        ]  # torchvision runs one image at a time
     out = [torch.cat(t) for t in zip(*singles)]
     assert all(a.shape == b.shape for a, b in zip(batched, out))
     torch.testing.assert_close(batched[0], out[0])  # the same detection counts batched or not
     k = em.nms.max_output_boxes
-    assert out[0].shape == (2, 1) and out[1].shape == (2, k, 4) and out[2].shape == (2, k) and out[3].shape == (2, k)
+    assert (
+        out[0].shape == (2, 1)
+        and out[1].shape == (2, k, 4)
+        and out[2].shape == (2, k)
+        and out[3].shape == (2, k)
+    )
     assert out[0].dtype == torch.int32 and out[3].dtype == torch.int32
     acc = ParityAccumulator(iou_threshold=0.99)
     mask_ious = []
     for b in range(2):
         ref = em.reference(x[b])
         n = int(out[0][b, 0])
-        assert (out[2][b, n:] == 0).all() and (out[1][b, n:] == 0).all(), "rows past num_dets must be zero"
-        a = Detections(ref["boxes"].numpy(), ref["scores"].numpy(), ref["labels"].numpy().astype(np.int32))
+        assert (out[2][b, n:] == 0).all() and (out[1][b, n:] == 0).all(), (
+            "rows past num_dets must be zero"
+        )
+        a = Detections(
+            ref["boxes"].numpy(), ref["scores"].numpy(), ref["labels"].numpy().astype(np.int32)
+        )
         d = Detections(out[1][b, :n].numpy(), out[2][b, :n].numpy(), out[3][b, :n].numpy())
         acc.add(sized(a), sized(d))
         if len(out) == 5 and n:
@@ -78,7 +92,9 @@ def test_proposal_count_is_fixed_and_padded():
 @pytest.mark.parametrize("nms", ["edgedet", "graph"])
 def test_onnx_export_matches_the_wrapper(tmp_path, nms):
     """The whole two-stage network in one fixed-shape ONNX file: EdgeDetNMS nodes with their local
-    function (``edgedet``) or inlined to standard ops (``graph``); ONNX Runtime == the eager wrapper."""
+    function (``edgedet``) or inlined to standard ops (``graph``); ONNX Runtime == the eager
+    wrapper.
+    """
     import onnx
     import onnxruntime as ort
 
@@ -102,7 +118,9 @@ def test_onnx_export_matches_the_wrapper(tmp_path, nms):
     assert n >= 1 and got[0][0, 0] == n
     np.testing.assert_array_equal(got[3], ref[3])
     np.testing.assert_allclose(got[2], ref[2], atol=1e-3)
-    np.testing.assert_allclose(got[1], ref[1], atol=0.05)  # px; ResNet/MobileNet float noise through the box decode
+    np.testing.assert_allclose(
+        got[1], ref[1], atol=0.05
+    )  # px; ResNet/MobileNet float noise through the box decode
 
 
 def test_two_stage_refuses_nms_it_cannot_run_mid_network(tmp_path):
@@ -117,15 +135,20 @@ def test_two_stage_refuses_nms_it_cannot_run_mid_network(tmp_path):
 
 
 def test_in_network_nms_is_verified_by_detection_sets():
-    """A flipped near-tie moves rows, not detections: verification matches sets, and still catches real drift."""
+    """A flipped near-tie moves rows, not detections: verification matches sets, and still catches
+    real drift."""
     from edgedet.errors import ExportError
     from exporters.pipeline import verify_detections
 
     rng = np.random.default_rng(0)
     xy = rng.uniform(0, 200, (1, 10, 2)).astype(np.float32)
     boxes = np.concatenate([xy, xy + 20], -1)
-    ref = {"num_dets": np.array([[10]], np.int32), "det_boxes": boxes,
-           "det_scores": np.linspace(0.9, 0.5, 10, dtype=np.float32)[None], "det_classes": np.ones((1, 10), np.int32)}
+    ref = {
+        "num_dets": np.array([[10]], np.int32),
+        "det_boxes": boxes,
+        "det_scores": np.linspace(0.9, 0.5, 10, dtype=np.float32)[None],
+        "det_classes": np.ones((1, 10), np.int32),
+    }
     swapped = {k: v.copy() for k, v in ref.items()}
     swapped["det_boxes"][0, [3, 4]] = swapped["det_boxes"][0, [4, 3]]  # same set, other order
     assert verify_detections(ref, swapped)["detections"]["matched_a"] == 1.0
@@ -145,11 +168,15 @@ def test_cli_exports_a_two_stage_model(tmp_path):
 
     torch.manual_seed(0)  # the random initialisation (no weights can be downloaded here)
     out = tmp_path / "frcnn.onnx"
-    r = CliRunner().invoke(cli, ["export", "--model", "fasterrcnn_mobilenet_v3_large_320_fpn", "-o", str(out)],
-                           catch_exceptions=False)
+    r = CliRunner().invoke(
+        cli,
+        ["export", "--model", "fasterrcnn_mobilenet_v3_large_320_fpn", "-o", str(out)],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 0, r.output
     assert "NMS graph (edgedet)" in r.output
-    # random weights detect nothing on the check image: said, and not counted as verified (was "100% of 0")
+    # random weights detect nothing on the check image: said, and not counted as verified (was "100%
+    # of 0")
     assert "not verified: torch and ONNX Runtime both gave 0 detections" in r.output
     assert "matches torch on 100% of 0" not in r.output
     assert out.is_file() and out.with_name("frcnn.onnx.json").is_file()

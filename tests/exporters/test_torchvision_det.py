@@ -10,11 +10,17 @@ from edgedet.errors import ExportError, InputError  # noqa: E402
 from exporters.pipeline import ExportOptions, build_exportable, export  # noqa: E402
 
 # small sizes keep CI fast; SSD300's VGG extras need ~270 px or more
-FAMILIES = [("ssdlite320_mobilenet_v3_large", 160), ("ssd300_vgg16", 300), ("retinanet_resnet50_fpn", 128),
-            ("retinanet_resnet50_fpn_v2", 128), ("fcos_resnet50_fpn", 128)]
+FAMILIES = [
+    ("ssdlite320_mobilenet_v3_large", 160),
+    ("ssd300_vgg16", 300),
+    ("retinanet_resnet50_fpn", 128),
+    ("retinanet_resnet50_fpn_v2", 128),
+    ("fcos_resnet50_fpn", 128),
+]
 
 
-# every family is exported with NMS in test_family_parity.py; two cover the raw (--nms none) form here
+# every family is exported with NMS in test_family_parity.py; two cover the raw (--nms none) form
+# here
 @pytest.mark.parametrize("name,size", [FAMILIES[0], FAMILIES[4]])
 def test_raw_export_runs_in_ort_and_matches_wrapper(tmp_path, name, size):
     opts = ExportOptions(model=name, imgsz=size, nms="none", dynamic_batch=True)
@@ -35,7 +41,11 @@ def test_raw_export_runs_in_ort_and_matches_wrapper(tmp_path, name, size):
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-3)
     boxes, scores = got
     assert scores.shape[2] == 91 and (scores >= 0).all() and (scores <= 1).all()
-    assert (boxes[..., 0] >= 0).all() and (boxes[..., 2] <= size).all() and (boxes[..., 3] <= size).all()
+    assert (
+        (boxes[..., 0] >= 0).all()
+        and (boxes[..., 2] <= size).all()
+        and (boxes[..., 3] <= size).all()
+    )
 
 
 def test_too_small_size_is_a_clear_error():

@@ -1,5 +1,7 @@
-"""Ultralytics end-to-end exports (YOLO26, YOLOv10, RT-DETR; random weights from the bundled yaml, no
-download) through `attach-nms --final output0`, matched against Ultralytics' own predictor on the same
+"""Ultralytics end-to-end exports (YOLO26, YOLOv10, RT-DETR; random weights from the bundled yaml,
+no
+download) through `attach-nms --final output0`, matched against Ultralytics' own predictor on the
+same
 image at IoU >= 0.99. Ultralytics is AGPL-3.0 and optional: skipped where it is not installed."""
 
 import numpy as np
@@ -7,8 +9,13 @@ import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
-ultralytics = pytest.importorskip("ultralytics", reason="ultralytics (optional, AGPL-3.0) is not installed; "
-                                                        "pip install ultralytics to run the end-to-end export checks")
+ultralytics = pytest.importorskip(
+    "ultralytics",
+    reason=(
+        "ultralytics (optional, AGPL-3.0) is not installed; "
+        "pip install ultralytics to run the end-to-end export checks"
+    ),
+)
 
 import edgedet  # noqa: E402
 from edgedet import contract  # noqa: E402
@@ -17,19 +24,21 @@ SIZE = 320
 
 
 def picture():
-    """A synthetic RGB picture exactly the input size, so no tool letterboxes (their padding rules differ)."""
+    """A synthetic RGB picture exactly the input size, so no tool letterboxes (their padding rules
+    differ)."""
     rng = np.random.default_rng(7)
     img = np.zeros((SIZE, SIZE, 3), np.uint8)
     img[:] = np.linspace(0, 255, SIZE, dtype=np.uint8)[None, :, None]
     for _ in range(12):
         y, x = rng.integers(0, SIZE - 60, 2)
-        img[y:y + 60, x:x + 80] = rng.integers(0, 256, 3)
+        img[y : y + 60, x : x + 80] = rng.integers(0, 256, 3)
     return img
 
 
 def liven(model, img):
     """Random weights from the yaml give every anchor the same score (activations vanish through the
-    untrained BatchNorms; RT-DETR zero-initialises its box heads): re-estimate BatchNorm statistics on the
+    untrained BatchNorms; RT-DETR zero-initialises its box heads): re-estimate BatchNorm statistics
+    on the
     picture and give zero-initialised head weights small random values, so rows differ."""
     import torch
 
@@ -68,7 +77,9 @@ def iou(a, b):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cfg,kind", [("yolo26n.yaml", "YOLO"), ("yolov10n.yaml", "YOLO"), ("rtdetr-l.yaml", "RTDETR")])
+@pytest.mark.parametrize(
+    "cfg,kind", [("yolo26n.yaml", "YOLO"), ("yolov10n.yaml", "YOLO"), ("rtdetr-l.yaml", "RTDETR")]
+)
 def test_ultralytics_end_to_end_export_matches_its_predictor(cfg, kind, tmp_path, monkeypatch):
     import torch
     from click.testing import CliRunner
@@ -84,25 +95,54 @@ def test_ultralytics_end_to_end_export_matches_its_predictor(cfg, kind, tmp_path
     thr = threshold_with_detections(src, img)
     out = tmp_path / "e2e.onnx"
     # RT-DETR's rows hold (cx, cy, w, h) in 0..1 of the input; YOLO's (x1, y1, x2, y2) in pixels
-    normalized = ["--normalized", "--final-columns", "cxcywh,score,class"] if kind == "RTDETR" else []
-    r = CliRunner().invoke(cli, ["attach-nms", str(src), "--final", "output0", *normalized, "--score-threshold",
-                                 str(thr), "--max-det", "300", "-o", str(out)], catch_exceptions=False)
+    normalized = (
+        ["--normalized", "--final-columns", "cxcywh,score,class"] if kind == "RTDETR" else []
+    )
+    r = CliRunner().invoke(
+        cli,
+        [
+            "attach-nms",
+            str(src),
+            "--final",
+            "output0",
+            *normalized,
+            "--score-threshold",
+            str(thr),
+            "--max-det",
+            "300",
+            "-o",
+            str(out),
+        ],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 0, r.output
     with edgedet.load(out, providers=["cpu"]) as det:
         assert det.manifest.nms_implementation == contract.END_TO_END
         got = det(img)
     # Ultralytics' own inference of the same ONNX file (its AutoBackend + predictor post-processing)
-    onnx_model = getattr(ultralytics, kind)(str(src), **({"task": "detect"} if kind == "YOLO" else {}))
-    res = onnx_model.predict(np.ascontiguousarray(img[..., ::-1]), imgsz=SIZE, conf=thr, verbose=False)[0]  # BGR
-    boxes, scores, cls = (res.boxes.xyxy.cpu().numpy(), res.boxes.conf.cpu().numpy(),
-                          res.boxes.cls.cpu().numpy().astype(int))
+    onnx_model = getattr(ultralytics, kind)(
+        str(src), **({"task": "detect"} if kind == "YOLO" else {})
+    )
+    res = onnx_model.predict(
+        np.ascontiguousarray(img[..., ::-1]), imgsz=SIZE, conf=thr, verbose=False
+    )[0]  # BGR
+    boxes, scores, cls = (
+        res.boxes.xyxy.cpu().numpy(),
+        res.boxes.conf.cpu().numpy(),
+        res.boxes.cls.cpu().numpy().astype(int),
+    )
     assert len(got) == len(boxes) == 20
-    boxes = np.clip(boxes, 0, SIZE)  # edgedet clips boxes to the image; Ultralytics' RT-DETR predictor does not
-    # one to one: same class, score within 1e-4, IoU >= 0.99 (equal scores may come in another order)
+    boxes = np.clip(
+        boxes, 0, SIZE
+    )  # edgedet clips boxes to the image; Ultralytics' RT-DETR predictor does not
+    # one to one: same class, score within 1e-4, IoU >= 0.99 (equal scores may come in another
+    # order)
     ok = (iou(boxes, got.boxes) >= 0.99) & (cls[:, None] == got.class_ids[None])
     ok &= np.abs(scores[:, None] - got.scores[None]) <= 1e-4
     used = set()
     for i in np.argsort(-scores, kind="stable"):
         j = next((j for j in np.flatnonzero(ok[i]) if j not in used), None)
-        assert j is not None, f"Ultralytics' detection {i} ({cls[i]}, {scores[i]:.5f}, {boxes[i]}) has no match"
+        assert j is not None, (
+            f"Ultralytics' detection {i} ({cls[i]}, {scores[i]:.5f}, {boxes[i]}) has no match"
+        )
         used.add(j)

@@ -1,4 +1,5 @@
-"""--weights: state_dicts load strictly; everything else is refused with a message naming the problem."""
+"""--weights: state_dicts load strictly; everything else is refused with a message naming the
+problem."""
 
 import pytest
 
@@ -35,7 +36,10 @@ def test_mismatches_are_listed(tmp_path):
         apply_state_dict(model(), state, "w.pt")
     msg = str(e.value)
     assert "missing 1: 0.bias" in msg and "unexpected 1: head.weight" in msg
-    assert "shape mismatch 1: 0.weight (8, 3, 3, 3) vs model (4, 3, 3, 3)" in msg and "--num-classes" in msg
+    assert (
+        "shape mismatch 1: 0.weight (8, 3, 3, 3) vs model (4, 3, 3, 3)" in msg
+        and "--num-classes" in msg
+    )
 
 
 def test_full_pickled_models_and_garbage_are_refused(tmp_path):

@@ -65,16 +65,26 @@ def test_anchor_decode_matches_numpy_reference():
     cx, cy = (p[0] * 2 - 0.5 + 6) * 8, (p[1] * 2 - 0.5 + 5) * 8
     w, h = (p[2] * 2) ** 2 * 16, (p[3] * 2) ** 2 * 30
     i = 1 * 64 + 5 * 8 + 6
-    np.testing.assert_allclose(boxes[0, i], [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], rtol=1e-5)
+    np.testing.assert_allclose(
+        boxes[0, i], [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], rtol=1e-5
+    )
     np.testing.assert_allclose(scores[0, i], p[4] * p[5:], rtol=1e-5)
 
 
 def test_head_spec_mismatches_are_named():
     mod = Levels([19] * 3, 64)
-    with pytest.raises(InputError, match=r"level 0 \(stride 8\) output has shape \(1, 19, 8, 8\), the spec implies \(1, 20, 8, 8\)"):
+    with pytest.raises(
+        InputError,
+        match=(
+            r"level 0 \(stride 8\) output has shape \(1, 19, 8, 8\), the spec implies \(1, 20,"
+            r" 8, 8\)"
+        ),
+    ):
         exportable_from_module(mod, YoloHeadSpec("dfl", num_classes=4, reg_max=4), imgsz=64)
     with pytest.raises(InputError, match="returns 3 maps, the spec has 2 strides"):
-        exportable_from_module(mod, YoloHeadSpec("dfl", num_classes=3, reg_max=4, strides=(8, 16)), imgsz=64)
+        exportable_from_module(
+            mod, YoloHeadSpec("dfl", num_classes=3, reg_max=4, strides=(8, 16)), imgsz=64
+        )
     with pytest.raises(InputError, match="needs anchors"):
         exportable_from_module(mod, YoloHeadSpec("anchor", num_classes=3), imgsz=64)
     with pytest.raises(InputError, match="not one of"):
@@ -97,8 +107,12 @@ def test_module_export_runs_in_onnxruntime(tmp_path):
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ultralytics") is None,
-                    reason="optional ultralytics package (AGPL-3.0) not installed; run with it on PYTHONPATH to test")
+@pytest.mark.skipif(
+    importlib.util.find_spec("ultralytics") is None,
+    reason=(
+        "optional ultralytics package (AGPL-3.0) not installed; run with it on PYTHONPATH to test"
+    ),
+)
 def test_ultralytics_checkpoint_exports_and_matches(tmp_path, monkeypatch):
     ort = pytest.importorskip("onnxruntime")
     monkeypatch.setenv("YOLO_OFFLINE", "1")
@@ -106,14 +120,22 @@ def test_ultralytics_checkpoint_exports_and_matches(tmp_path, monkeypatch):
 
     ckpt = tmp_path / "yolov8n.pt"
     YOLO("yolov8n.yaml").save(str(ckpt))  # random init, no download
-    res = export(ExportOptions(model="ultralytics", weights=str(ckpt), imgsz=128, nms="none"), tmp_path / "u.onnx")
+    res = export(
+        ExportOptions(model="ultralytics", weights=str(ckpt), imgsz=128, nms="none"),
+        tmp_path / "u.onnx",
+    )
     assert len(res.manifest.class_names) == 80  # a .yaml-built model names its classes "0".."79"
     sess = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
-    boxes, scores = sess.run(["boxes", "scores"], {"images": np.random.rand(1, 3, 128, 128).astype(np.float32)})
+    boxes, scores = sess.run(
+        ["boxes", "scores"], {"images": np.random.rand(1, 3, 128, 128).astype(np.float32)}
+    )
     assert boxes.shape == (1, 336, 4) and scores.shape == (1, 336, 80)
     assert max(v["max_abs"] for v in res.verification.values()) < 1e-3
 
 
 def test_ultralytics_missing_weights_is_clear(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
-        export(ExportOptions(model="ultralytics", weights=str(tmp_path / "nope.pt")), tmp_path / "u.onnx")
+        export(
+            ExportOptions(model="ultralytics", weights=str(tmp_path / "nope.pt")),
+            tmp_path / "u.onnx",
+        )

@@ -21,12 +21,12 @@ BOUNDARY = "edgedetframe"
 
 def stamp(img: np.ndarray, ms: int) -> None:
     for b in range(BITS):
-        img[:CELL, b * CELL:(b + 1) * CELL] = 255 if (ms >> b) & 1 else 0
+        img[:CELL, b * CELL : (b + 1) * CELL] = 255 if (ms >> b) & 1 else 0
 
 
 def read_stamp(rgb: np.ndarray) -> float:
     """The send time (seconds since the epoch) stamped on a decoded frame."""
-    cells = rgb[CELL // 2, CELL // 2::CELL, 1][:BITS]
+    cells = rgb[CELL // 2, CELL // 2 :: CELL, 1][:BITS]
     return sum(1 << b for b, v in enumerate(cells) if v > 127) / 1000.0
 
 
@@ -48,8 +48,12 @@ class Handler(BaseHTTPRequestHandler):
             ok, jpg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])
             data = jpg.tobytes()
             try:
-                self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
-                                 .encode() + data + b"\r\n")
+                self.wfile.write(
+                    f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length:"
+                    f" {len(data)}\r\n\r\n".encode()
+                    + data
+                    + b"\r\n"
+                )
                 self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 return

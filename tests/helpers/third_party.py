@@ -17,7 +17,8 @@ of real exports (issue 14):
 - ``face_ssd_deltas``: the SSD face head exporting box deltas against prior boxes (``priors()``).
 - ``ltrb_raw``: a YOLOv6/v8-style raw head, (l, t, r, b) in stride units from cell centres.
 - ``logit_head``: boxes in pixels and class logits (sigmoid not applied).
-- ``end2end_yolo``: an end-to-end head (YOLO26/YOLOv10 ``end2end``): ``output0`` [1, K, 6] final rows.
+- ``end2end_yolo``: an end-to-end head (YOLO26/YOLOv10 ``end2end``): ``output0`` [1, K, 6] final
+rows.
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ class _Features(torch.nn.Module):
 
     def forward(self, x):
         x = x * self.in_scale
-        return [conv(torch.nn.functional.avg_pool2d(x, s, s)) for s, conv in zip(self.strides, self.convs)]
+        return [
+            conv(torch.nn.functional.avg_pool2d(x, s, s))
+            for s, conv in zip(self.strides, self.convs)
+        ]
 
 
 def _cells(h, w, strides):
@@ -53,11 +57,15 @@ def _cells(h, w, strides):
         yv, xv = np.meshgrid(np.arange(h // s), np.arange(w // s), indexing="ij")
         grids.append(np.stack([xv, yv], -1).reshape(-1, 2))
         sizes.append(np.full((grids[-1].shape[0], 1), s))
-    return torch.from_numpy(np.concatenate(grids)).float(), torch.from_numpy(np.concatenate(sizes)).float()
+    return (
+        torch.from_numpy(np.concatenate(grids)).float(),
+        torch.from_numpy(np.concatenate(sizes)).float(),
+    )
 
 
 class GridHead(torch.nn.Module):
-    """Anchor-free grid head shared by the YOLO-style builders: raw (dx, dy, log w, log h, obj, cls)."""
+    """Anchor-free grid head shared by the YOLO-style builders: raw (dx, dy, log w, log h, obj,
+    cls)."""
 
     def __init__(self, h, w, strides=(8, 16, 32), in_scale=1.0, seed=0):
         super().__init__()
@@ -75,7 +83,11 @@ class GridHead(torch.nn.Module):
         r = self.raw(x)
         xy = (torch.tanh(r[..., :2]) + 0.5 + self.grid) * self.stride
         wh = torch.exp(torch.tanh(r[..., 2:4]) * 1.5) * self.stride
-        return torch.cat([xy, wh], -1), torch.sigmoid(r[..., 4:5] * 4), torch.sigmoid(r[..., 5:] * 4 - 1)
+        return (
+            torch.cat([xy, wh], -1),
+            torch.sigmoid(r[..., 4:5] * 4),
+            torch.sigmoid(r[..., 5:] * 4 - 1),
+        )
 
     def prep(self, x):
         """The model input for an RGB 0..1 image tensor (Ultralytics / YOLOv5: RGB 0..1)."""
@@ -87,7 +99,9 @@ class GridHead(torch.nn.Module):
 
 
 def _xyxy(cxcywh):
-    return torch.cat([cxcywh[..., :2] - cxcywh[..., 2:] / 2, cxcywh[..., :2] + cxcywh[..., 2:] / 2], -1)
+    return torch.cat(
+        [cxcywh[..., :2] - cxcywh[..., 2:] / 2, cxcywh[..., :2] + cxcywh[..., 2:] / 2], -1
+    )
 
 
 class UltralyticsLike(GridHead):
@@ -119,7 +133,9 @@ class YoloxRaw(GridHead):
     def forward(self, x):
         r = self.raw(x)
         _, obj, cls = self.decoded(x)
-        return torch.cat([torch.tanh(r[..., :2]) + 0.5, torch.tanh(r[..., 2:4]) * 1.5, obj, cls], -1)
+        return torch.cat(
+            [torch.tanh(r[..., :2]) + 0.5, torch.tanh(r[..., 2:4]) * 1.5, obj, cls], -1
+        )
 
     def reference(self, x):
         cxcywh, obj, cls = self.decoded(self.prep(x))
@@ -142,7 +158,8 @@ class LtrbRaw(GridHead):
 
 
 class LogitHead(GridHead):
-    """Pixel xyxy boxes ``bx`` [1, N, 4] and raw class logits ``logits`` [1, N, C] (sigmoid left to the user)."""
+    """Pixel xyxy boxes ``bx`` [1, N, 4] and raw class logits ``logits`` [1, N, C] (sigmoid left to
+    the user)."""
 
     def forward(self, x):
         cxcywh, _, _ = self.decoded(x)
@@ -150,7 +167,8 @@ class LogitHead(GridHead):
 
 
 class FaceSSD(torch.nn.Module):
-    """SSD-style face detector: takes (pixels - 127) / 128 (normalised by the user's code, not in the
+    """SSD-style face detector: takes (pixels - 127) / 128 (normalised by the user's code, not in
+    the
     graph), softmax over (background, face), normalised xyxy boxes."""
 
     def __init__(self, h, w, strides=(8, 16), seed=0):
@@ -172,11 +190,15 @@ class FaceSSD(torch.nn.Module):
 
     def reference(self, x):
         scores, boxes = self.forward(self.prep(x))
-        return boxes * torch.tensor([self.w, self.h, self.w, self.h], dtype=boxes.dtype), scores[..., 1:]
+        return (
+            boxes * torch.tensor([self.w, self.h, self.w, self.h], dtype=boxes.dtype),
+            scores[..., 1:],
+        )
 
 
 class FaceSSDDeltas(FaceSSD):
-    """The same SSD face head exporting box deltas against its priors (decode left to the user's code:
+    """The same SSD face head exporting box deltas against its priors (decode left to the user's
+    code:
     centre variance 0.1, size variance 0.2)."""
 
     def priors(self):
@@ -185,8 +207,17 @@ class FaceSSDDeltas(FaceSSD):
         for s in self.features.strides:
             fh, fw = self.h // s, self.w // s
             ys, xs = np.mgrid[0:fh, 0:fw]
-            out.append(np.stack([(xs.ravel() + 0.5) / fw, (ys.ravel() + 0.5) / fh,
-                                 np.full(xs.size, 2 * s / self.w), np.full(xs.size, 2 * s / self.h)], 1))
+            out.append(
+                np.stack(
+                    [
+                        (xs.ravel() + 0.5) / fw,
+                        (ys.ravel() + 0.5) / fh,
+                        np.full(xs.size, 2 * s / self.w),
+                        np.full(xs.size, 2 * s / self.h),
+                    ],
+                    1,
+                )
+            )
         return np.concatenate(out).astype(np.float32)
 
     def forward(self, x):
@@ -202,12 +233,17 @@ class FaceSSDDeltas(FaceSSD):
         c = p[:, :2] + d[..., :2] * 0.1 * p[:, 2:]
         wh = p[:, 2:] * torch.exp(d[..., 2:] * 0.2)
         box = torch.cat([c - wh / 2, c + wh / 2], -1)
-        return box * torch.tensor([self.w, self.h, self.w, self.h], dtype=box.dtype), scores[..., 1:]
+        return (
+            box * torch.tensor([self.w, self.h, self.w, self.h], dtype=box.dtype),
+            scores[..., 1:],
+        )
 
 
 class EndToEndYolo(torch.nn.Module):
-    """A YOLO-style dense head (64 anchors) with the end-to-end post-processing Ultralytics' v10Detect
-    / YOLO26 heads export: top max_det anchors by best class, then top max_det (anchor, class) pairs,
+    """A YOLO-style dense head (64 anchors) with the end-to-end post-processing Ultralytics'
+    v10Detect
+    / YOLO26 heads export: top max_det anchors by best class, then top max_det (anchor, class)
+    pairs,
     rows (x1, y1, x2, y2, score, class) in input pixels."""
 
     def __init__(self, layout="ultralytics", size=64, num_classes=4, max_det=30):
@@ -238,8 +274,17 @@ class EndToEndYolo(torch.nn.Module):
 def _export(module, x, input_name, output_names, opset=17, keep_inits=False, dynamic_batch=False):
     buf = io.BytesIO()
     axes = {input_name: {0: "batch"}} if dynamic_batch else None
-    torch.onnx.export(module.eval(), (x,), buf, dynamo=False, opset_version=opset, input_names=[input_name],
-                      output_names=output_names, keep_initializers_as_inputs=keep_inits, dynamic_axes=axes)
+    torch.onnx.export(
+        module.eval(),
+        (x,),
+        buf,
+        dynamo=False,
+        opset_version=opset,
+        input_names=[input_name],
+        output_names=output_names,
+        keep_initializers_as_inputs=keep_inits,
+        dynamic_axes=axes,
+    )
     return onnx.load_from_string(buf.getvalue())
 
 
@@ -270,7 +315,9 @@ def end2end_yolo(h=64, w=64):
     """Ultralytics' end2end export (YOLO26 / YOLOv10): ``images`` -> ``output0`` [1, 30, 6]."""
     m = EndToEndYolo(size=h)
     model = _export(m, torch.rand(1, 3, h, w), "images", ["output0"])
-    onnx.helper.set_model_props(model, {"names": str({i: f"class{i}" for i in range(m.nc)}), "task": "detect"})
+    onnx.helper.set_model_props(
+        model, {"names": str({i: f"class{i}" for i in range(m.nc)}), "task": "detect"}
+    )
     return m, model
 
 
@@ -303,8 +350,15 @@ def logit_head(h=64, w=64):
 def face_ssd(h=48, w=64):
     """Opset 9, initialisers as inputs, unknown intermediate dims, shapes only on the outputs."""
     m = FaceSSD(h, w)
-    model = _export(m, torch.randn(1, 3, h, w), "input", ["scores", "boxes"], opset=9, keep_inits=True,
-                    dynamic_batch=True)
+    model = _export(
+        m,
+        torch.randn(1, 3, h, w),
+        "input",
+        ["scores", "boxes"],
+        opset=9,
+        keep_inits=True,
+        dynamic_batch=True,
+    )
     del model.graph.value_info[:]
     n = sum((h // s) * (w // s) for s in m.features.strides)
     for out, k in zip(model.graph.output, (2, 4)):  # the old exporter declared static output shapes

@@ -22,11 +22,15 @@ class TinyDet(nn.Module):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU())
         self.b1 = nn.Sequential(nn.Conv2d(8, 8, 3, 1, 1), nn.ReLU())
-        self.down = nn.Sequential(nn.Conv2d(16, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 16, 3, 2, 1), nn.ReLU())
+        self.down = nn.Sequential(
+            nn.Conv2d(16, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 16, 3, 2, 1), nn.ReLU()
+        )
         self.box = nn.Conv2d(16, 4, 1)
         self.cls = nn.Conv2d(16, len(CLASSES), 1)
         ys, xs = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
-        self.register_buffer("centers", torch.stack([xs, ys], -1).reshape(1, 64, 2).float() * 8 + 4, persistent=False)
+        self.register_buffer(
+            "centers", torch.stack([xs, ys], -1).reshape(1, 64, 2).float() * 8 + 4, persistent=False
+        )
 
     def forward(self, images):
         x = self.stem(images - 0.5)
@@ -46,11 +50,17 @@ def build(request: BuildRequest) -> ExportableModel:
     module = TinyDet().eval()
     if request.state is not None:
         module.load_state_dict(request.state)
-    return ExportableModel(module=module, family="tiny", name="tiny", class_names=list(CLASSES), imgsz=(64, 64),
-                           nms=NMSParams(score_threshold=0.3, iou_threshold=0.5, max_output_boxes=20, top_k=64),
-                           normalization={"in_graph": True},
-                           source=request.source or {"random_init": True},
-                           category_ids=[1, 2, 3])
+    return ExportableModel(
+        module=module,
+        family="tiny",
+        name="tiny",
+        class_names=list(CLASSES),
+        imgsz=(64, 64),
+        nms=NMSParams(score_threshold=0.3, iou_threshold=0.5, max_output_boxes=20, top_k=64),
+        normalization={"in_graph": True},
+        source=request.source or {"random_init": True},
+        category_ids=[1, 2, 3],
+    )
 
 
 def register_tiny():

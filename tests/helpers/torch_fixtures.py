@@ -1,4 +1,5 @@
-"""Helpers that make randomly initialised torchvision models behave like trained ones for parity tests."""
+"""Helpers that make randomly initialised torchvision models behave like trained ones for parity
+tests."""
 
 import torch
 
@@ -29,8 +30,11 @@ def spread_class_scores(head: torch.nn.Module, factor: float) -> None:
 
 
 @torch.no_grad()
-def calibrate_logits(model: torch.nn.Module, layer: torch.nn.Module, run, target_std: float = 2.0) -> None:
-    """Rescale ``layer`` so its outputs have standard deviation ``target_std`` while ``run()`` executes
+def calibrate_logits(
+    model: torch.nn.Module, layer: torch.nn.Module, run, target_std: float = 2.0
+) -> None:
+    """Rescale ``layer`` so its outputs have standard deviation ``target_std`` while ``run()``
+    executes
     ``model``: class scores then spread (no ties at 1/C) without saturating (no ties at 1.0)."""
     seen = []
     handle = layer.register_forward_hook(lambda m, i, o: seen.append(o.detach().float().std()))

@@ -17,13 +17,21 @@ from edgedet.nms import NMSParams, batched_nms, host, nms, reference_nms
 @given(cases())
 def test_host_equals_reference(case):
     boxes, scores, p, anchors = case
-    assert_same_output(batched_nms(boxes, scores, p, anchors), reference_nms(boxes, scores, p, anchors))
+    assert_same_output(
+        batched_nms(boxes, scores, p, anchors), reference_nms(boxes, scores, p, anchors)
+    )
 
 
 def small_rounds(two_sided: bool):
     """Tiny round sizes so small inputs exercise multi-round settling and both x-range searches."""
-    return mock.patch.multiple(host, FIRST_PREFIX=2, PAIR_BUDGET=3, HIT_CHUNK=2, PRESELECT_FACTOR=1,
-                               TWO_SIDED_MIN=0 if two_sided else 1 << 30)
+    return mock.patch.multiple(
+        host,
+        FIRST_PREFIX=2,
+        PAIR_BUDGET=3,
+        HIT_CHUNK=2,
+        PRESELECT_FACTOR=1,
+        TWO_SIDED_MIN=0 if two_sided else 1 << 30,
+    )
 
 
 @settings(max_examples=200, deadline=None)
@@ -36,7 +44,8 @@ def test_host_equals_reference_in_small_rounds(case, two_sided):
 
 
 def clustered(n: int, c: int, seed: int, objects: int = 12):
-    """Realistic candidates: jittered copies of a few objects, scores decaying from the best copy."""
+    """Realistic candidates: jittered copies of a few objects, scores decaying from the best
+    copy."""
     rng = np.random.default_rng(seed)
     centre, size = rng.uniform(20, 200, (objects, 2)), rng.uniform(8, 80, (objects, 2))
     owner = rng.integers(0, objects, n)
@@ -44,16 +53,31 @@ def clustered(n: int, c: int, seed: int, objects: int = 12):
     cxy, wh = centre[owner] + jitter[:, :2] * size[owner], size[owner] * np.exp(jitter[:, 2:])
     boxes = np.concatenate([cxy - wh / 2, cxy + wh / 2], 1).astype(np.float32)
     scores = (rng.random((n, c)) ** 4 * 0.3).astype(np.float32)
-    scores[np.arange(n), rng.integers(0, c, objects)[owner]] += np.exp(-np.abs(jitter).sum(1) * 6).astype(np.float32)
+    scores[np.arange(n), rng.integers(0, c, objects)[owner]] += np.exp(
+        -np.abs(jitter).sum(1) * 6
+    ).astype(np.float32)
     return boxes[None], scores[None]
 
 
-@pytest.mark.parametrize("seed, n, c, agnostic, thr", [(0, 400, 3, False, 0.05), (1, 300, 1, True, 0.01),
-                                                        (2, 500, 8, False, 0.2), (3, 200, 4, True, 0.0)])
+@pytest.mark.parametrize(
+    "seed, n, c, agnostic, thr",
+    [
+        (0, 400, 3, False, 0.05),
+        (1, 300, 1, True, 0.01),
+        (2, 500, 8, False, 0.2),
+        (3, 200, 4, True, 0.0),
+    ],
+)
 def test_host_equals_reference_on_clustered_sets(seed, n, c, agnostic, thr):
     boxes, scores = clustered(n, c, seed)
     for k, top_k in ((300, 0), (20, 150)):
-        p = NMSParams(score_threshold=thr, iou_threshold=0.5, max_output_boxes=k, top_k=top_k, class_agnostic=agnostic)
+        p = NMSParams(
+            score_threshold=thr,
+            iou_threshold=0.5,
+            max_output_boxes=k,
+            top_k=top_k,
+            class_agnostic=agnostic,
+        )
         assert_same_output(batched_nms(boxes, scores, p), reference_nms(boxes, scores, p))
 
 
@@ -61,7 +85,13 @@ def test_sampled_preselection_keeps_top_k_exact(monkeypatch):
     monkeypatch.setattr(host, "PRESELECT_FACTOR", 2)
     boxes, scores = clustered(2000, 10, 5, objects=40)
     scores[0, ::7, 3] = 0.7  # a block of ties around the k-th score
-    p = NMSParams(score_threshold=0.001, iou_threshold=0.6, max_output_boxes=100, top_k=300, background_class=2)
+    p = NMSParams(
+        score_threshold=0.001,
+        iou_threshold=0.6,
+        max_output_boxes=100,
+        top_k=300,
+        background_class=2,
+    )
     assert_same_output(batched_nms(boxes, scores, p), reference_nms(boxes, scores, p))
 
 
@@ -71,7 +101,9 @@ def test_float16_and_float64_inputs_compute_in_float32():
     half = batched_nms(boxes.astype(np.float16), scores.astype(np.float16), p)
     assert half.det_boxes.dtype == np.float32 and half.det_scores.dtype == np.float32
     assert_same_output(half, reference_nms(boxes.astype(np.float16), scores.astype(np.float16), p))
-    assert_same_output(batched_nms(boxes.astype(np.float64), scores, p), batched_nms(boxes, scores, p))
+    assert_same_output(
+        batched_nms(boxes.astype(np.float64), scores, p), batched_nms(boxes, scores, p)
+    )
 
 
 def test_more_survivors_than_k_and_none_at_all():
@@ -84,10 +116,21 @@ def test_more_survivors_than_k_and_none_at_all():
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(0, 12).flatmap(lambda n: st.tuples(
-    st.lists(st.lists(st.sampled_from([0.0, 1.0, 2.0, 3.0, 5.0, np.nan]), min_size=4, max_size=4), min_size=n, max_size=n),
-    st.lists(st.sampled_from([0.1, 0.5, 0.9, np.nan, -np.inf]), min_size=n, max_size=n))),
-    st.sampled_from([0.0, 0.5, 0.6, 1.0]))
+@given(
+    st.integers(0, 12).flatmap(
+        lambda n: st.tuples(
+            st.lists(
+                st.lists(
+                    st.sampled_from([0.0, 1.0, 2.0, 3.0, 5.0, np.nan]), min_size=4, max_size=4
+                ),
+                min_size=n,
+                max_size=n,
+            ),
+            st.lists(st.sampled_from([0.1, 0.5, 0.9, np.nan, -np.inf]), min_size=n, max_size=n),
+        )
+    ),
+    st.sampled_from([0.0, 0.5, 0.6, 1.0]),
+)
 def test_single_class_nms_equals_reference(data, thr):
     boxes, scores = np.array(data[0], np.float32).reshape(-1, 4), np.array(data[1], np.float32)
     keep = nms(boxes, scores, thr)
@@ -104,12 +147,15 @@ def test_single_class_nms_exact_boundary():
     assert nms(nested_pair(1, 2), np.array([0.8, 0.9], np.float32), 0.4).tolist() == [1]
 
 
-@pytest.mark.parametrize("boxes, scores, thr, match", [
-    (np.zeros((3, 5)), np.zeros(3), 0.5, "'boxes'"),
-    (np.zeros((3, 4), np.int64), np.zeros(3), 0.5, "'boxes'"),
-    (np.zeros((3, 4)), np.zeros(2), 0.5, "'scores'"),
-    (np.zeros((3, 4)), np.zeros(3), 1.5, "iou_threshold"),
-])
+@pytest.mark.parametrize(
+    "boxes, scores, thr, match",
+    [
+        (np.zeros((3, 5)), np.zeros(3), 0.5, "'boxes'"),
+        (np.zeros((3, 4), np.int64), np.zeros(3), 0.5, "'boxes'"),
+        (np.zeros((3, 4)), np.zeros(2), 0.5, "'scores'"),
+        (np.zeros((3, 4)), np.zeros(3), 1.5, "iou_threshold"),
+    ],
+)
 def test_single_class_nms_rejects_bad_inputs(boxes, scores, thr, match):
     with pytest.raises(InputError, match=match):
         nms(boxes, scores, thr)
@@ -121,4 +167,6 @@ def test_greedy_limit_stops_early_but_exactly():
     cand = boxes[0][order]
     full = host.greedy(cand, np.zeros(len(cand), np.int64), 0.5)
     for limit in (1, 5, 17, len(full), len(full) + 3):
-        assert_bits_equal(host.greedy(cand, np.zeros(len(cand), np.int64), 0.5, limit), full[:limit])
+        assert_bits_equal(
+            host.greedy(cand, np.zeros(len(cand), np.int64), 0.5, limit), full[:limit]
+        )

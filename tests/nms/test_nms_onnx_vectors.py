@@ -24,7 +24,10 @@ def vectors() -> list[tuple[str, dict, int, np.ndarray]]:
         model = onnx.load(str(case / "model.onnx"))
         names = [i.name for i in model.graph.input]
         sets = sorted(case.glob("test_data_set_*"))
-        inputs = [onnx.numpy_helper.to_array(onnx.load_tensor(str(f))) for f in sorted(sets[0].glob("input_*.pb"))]
+        inputs = [
+            onnx.numpy_helper.to_array(onnx.load_tensor(str(f)))
+            for f in sorted(sets[0].glob("input_*.pb"))
+        ]
         expected = onnx.numpy_helper.to_array(onnx.load_tensor(str(sets[0] / "output_0.pb")))
         found.append((case.name, dict(zip(names, inputs)), _center(model.graph.node[0]), expected))
     if found:
@@ -32,7 +35,9 @@ def vectors() -> list[tuple[str, dict, int, np.ndarray]]:
     for case in _generated_cases():
         names = [i.name for i in case.model.graph.input]
         inputs, outputs = case.data_sets[0]
-        found.append((case.name, dict(zip(names, inputs)), _center(case.model.graph.node[0]), outputs[0]))
+        found.append(
+            (case.name, dict(zip(names, inputs)), _center(case.model.graph.node[0]), outputs[0])
+        )
     return found
 
 
@@ -45,7 +50,11 @@ def _generated_cases() -> list:
     try:
         import onnx.backend.test.case.node.nonmaxsuppression  # noqa: F401
 
-        cases = [c for c in node_cases._NodeTestCases if c.model.graph.node[0].op_type == "NonMaxSuppression"]
+        cases = [
+            c
+            for c in node_cases._NodeTestCases
+            if c.model.graph.node[0].op_type == "NonMaxSuppression"
+        ]
         if cases:
             return cases
     except (ImportError, AttributeError):
@@ -58,7 +67,8 @@ def _center(node) -> int:
 
 
 def onnx_nms_by_reference(inputs: dict, center_point_box: int) -> np.ndarray:
-    """ONNX NonMaxSuppression semantics from reference_nms: one single-class call per (batch, class).
+    """ONNX NonMaxSuppression semantics from reference_nms: one single-class call per (batch,
+    class).
 
     ONNX boxes are [y1, x1, y2, x2] (IoU does not care which axis comes first) or centre-size;
     scores [B, C, N]; a missing score_threshold filters nothing; the limit is per class.
@@ -66,15 +76,24 @@ def onnx_nms_by_reference(inputs: dict, center_point_box: int) -> np.ndarray:
     boxes, scores = inputs["boxes"], inputs["scores"]
     limit = int(inputs.get("max_output_boxes_per_class", np.zeros(1))[0])
     iou = float(inputs.get("iou_threshold", np.zeros(1))[0])
-    score = float(inputs["score_threshold"][0]) if "score_threshold" in inputs else -np.finfo(np.float32).max
+    score = (
+        float(inputs["score_threshold"][0])
+        if "score_threshold" in inputs
+        else -np.finfo(np.float32).max
+    )
     rows = []
     for b in range(boxes.shape[0]):
         for c in range(scores.shape[1]):
             if limit <= 0:
                 continue
-            p = NMSParams(score_threshold=score, iou_threshold=iou, max_output_boxes=limit, top_k=0,
-                          box_coding=center_point_box)
-            out = reference_nms(boxes[b:b + 1], scores[b:b + 1, c, :, None], p)
+            p = NMSParams(
+                score_threshold=score,
+                iou_threshold=iou,
+                max_output_boxes=limit,
+                top_k=0,
+                box_coding=center_point_box,
+            )
+            out = reference_nms(boxes[b : b + 1], scores[b : b + 1, c, :, None], p)
             rows += [(b, c, int(n)) for n in out.det_indices[0, : out.num_dets[0, 0]]]
     return np.array(rows, np.int64).reshape(-1, 3)
 

@@ -1,11 +1,20 @@
-"""End-to-end heads: score threshold + top-k without NMS, on the host (edgedet.nms.topk) and in the graph
-(edgedet/onnx/nms/topk.py). The host path equals the NMS oracle with IoU 1.0 (nothing is suppressed); the
+"""End-to-end heads: score threshold + top-k without NMS, on the host (edgedet.nms.topk) and in the
+graph
+(edgedet/onnx/nms/topk.py). The host path equals the NMS oracle with IoU 1.0 (nothing is
+suppressed); the
 graph equals the host path bit for bit, ties, thresholds and K > candidates included."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from nms_cases import assert_bits_equal, assert_same_output, cases, exact_arithmetic, raw_model, run_ort
+from nms_cases import (
+    assert_bits_equal,
+    assert_same_output,
+    cases,
+    exact_arithmetic,
+    raw_model,
+    run_ort,
+)
 
 from edgedet import contract
 from edgedet.errors import ExportError, InputError
@@ -26,12 +35,20 @@ def graph_topk(boxes, scores, p, labels=None, threshold=None):
     if labels is not None:  # a third graph input passed through to a raw `labels` output
         from onnx import TensorProto, helper
 
-        model.graph.input.append(helper.make_tensor_value_info("in_labels", TensorProto.INT64, ["batch", n]))
+        model.graph.input.append(
+            helper.make_tensor_value_info("in_labels", TensorProto.INT64, ["batch", n])
+        )
         model.graph.node.append(helper.make_node("Identity", ["in_labels"], ["labels"]))
-        model.graph.output.append(helper.make_tensor_value_info("labels", TensorProto.INT64, ["batch", n]))
+        model.graph.output.append(
+            helper.make_tensor_value_info("labels", TensorProto.INT64, ["batch", n])
+        )
         extra["in_labels"] = labels.astype(np.int64)
-    model = attach_topk(model, p, labels="labels" if labels is not None else None,
-                        runtime_threshold=threshold is not None)
+    model = attach_topk(
+        model,
+        p,
+        labels="labels" if labels is not None else None,
+        runtime_threshold=threshold is not None,
+    )
     onnx.checker.check_model(model, full_check=True)
     if threshold is not None:
         extra[contract.SCORE_THRESHOLD_INPUT] = np.array([threshold], np.float32)
@@ -56,10 +73,14 @@ def test_graph_equals_host_bit_for_bit(case):
 def test_ties_thresholds_and_k_larger_than_candidates():
     # 6 boxes x 2 classes; equal scores everywhere they tie, one score exactly at the threshold
     boxes = np.arange(6 * 4, dtype=np.float32).reshape(1, 6, 4)
-    scores = np.array([[[0.5, 0.5], [0.9, 0.5], [0.25, 0.7], [0.5, 0.9], [np.nan, 0.1], [0.5, -np.inf]]], np.float32)
+    scores = np.array(
+        [[[0.5, 0.5], [0.9, 0.5], [0.25, 0.7], [0.5, 0.9], [np.nan, 0.1], [0.5, -np.inf]]],
+        np.float32,
+    )
     p = NMSParams(score_threshold=0.25, max_output_boxes=20)
     host = select_topk(boxes, scores, p)
-    # 0.9 (n1,c0) < flat index than 0.9 (n3,c1); then 0.7; then the five 0.5 in flat-index order; 0.25 is not > 0.25
+    # 0.9 (n1,c0) < flat index than 0.9 (n3,c1); then 0.7; then the five 0.5 in flat-index order;
+    # 0.25 is not > 0.25
     assert host.num_dets[0, 0] == 8
     assert host.det_classes[0, :8].tolist() == [0, 1, 1, 0, 1, 1, 0, 0]
     assert host.det_indices[0, :8].tolist() == [1, 3, 2, 0, 0, 1, 3, 5]
@@ -74,10 +95,16 @@ def test_ties_thresholds_and_k_larger_than_candidates():
 def test_runtime_threshold_input_equals_a_baked_threshold(threshold):
     rng = np.random.default_rng(1)
     boxes = rng.uniform(0, 50, (2, 30, 4)).astype(np.float32)
-    scores = rng.choice(np.float32([0.0, 0.25, 0.5, 0.9, 1.0]), (2, 30, 4)).astype(np.float32)  # many ties
-    p = NMSParams(score_threshold=0.25, max_output_boxes=50)  # 120 candidates > K = 50 at low thresholds
+    scores = rng.choice(np.float32([0.0, 0.25, 0.5, 0.9, 1.0]), (2, 30, 4)).astype(
+        np.float32
+    )  # many ties
+    p = NMSParams(
+        score_threshold=0.25, max_output_boxes=50
+    )  # 120 candidates > K = 50 at low thresholds
     got = graph_topk(boxes, scores, p, threshold=threshold)
-    assert_same_output(got, select_topk(boxes, scores, p.replace(score_threshold=threshold)), CONTRACT)
+    assert_same_output(
+        got, select_topk(boxes, scores, p.replace(score_threshold=threshold)), CONTRACT
+    )
 
 
 @pytest.mark.parametrize("background", [-1, 2])
@@ -89,18 +116,24 @@ def test_labels_one_class_per_box(background):
     labels = rng.integers(0, 5, (2, n))
     p = NMSParams(score_threshold=0.2, max_output_boxes=25, background_class=background)
     host = select_topk(boxes, scores, p, labels)
-    for b in range(2):  # restated: the rows above the threshold, not background, by score then index
-        rows = [i for i in range(n) if scores[b, i, 0] > np.float32(0.2) and labels[b, i] != background]
+    for b in range(
+        2
+    ):  # restated: the rows above the threshold, not background, by score then index
+        rows = [
+            i for i in range(n) if scores[b, i, 0] > np.float32(0.2) and labels[b, i] != background
+        ]
         rows = sorted(rows, key=lambda i: (-scores[b, i, 0], i))[:25]
-        assert host.det_indices[b, :len(rows)].tolist() == rows
-        assert host.det_classes[b, :len(rows)].tolist() == labels[b, rows].tolist()
+        assert host.det_indices[b, : len(rows)].tolist() == rows
+        assert host.det_classes[b, : len(rows)].tolist() == labels[b, rows].tolist()
         assert host.num_dets[b, 0] == len(rows) > 0
     assert_same_output(graph_topk(boxes, scores, p, labels), host, CONTRACT)
 
 
 def test_float16_outputs_and_centre_size_boxes():
     rng = np.random.default_rng(3)
-    cxcywh = np.concatenate([rng.uniform(10, 90, (1, 12, 2)), rng.uniform(1, 20, (1, 12, 2))], -1).astype(np.float16)
+    cxcywh = np.concatenate(
+        [rng.uniform(10, 90, (1, 12, 2)), rng.uniform(1, 20, (1, 12, 2))], -1
+    ).astype(np.float16)
     scores = rng.uniform(0, 1, (1, 12, 3)).astype(np.float16)
     p = NMSParams(score_threshold=0.3, max_output_boxes=10, box_coding=1)
     model = attach_topk(raw_model(12, 3, elem_type=onnx.TensorProto.FLOAT16), p)
@@ -110,7 +143,9 @@ def test_float16_outputs_and_centre_size_boxes():
 
 
 def test_tensorrt_topk_limit_is_enforced():
-    ok = attach_topk(raw_model(1000, 3), NMSParams(max_output_boxes=TRT_MAX_TOPK))  # M = 3000 < K: pads
+    ok = attach_topk(
+        raw_model(1000, 3), NMSParams(max_output_boxes=TRT_MAX_TOPK)
+    )  # M = 3000 < K: pads
     assert ok.graph.output[1].type.tensor_type.shape.dim[1].dim_value == TRT_MAX_TOPK
     with pytest.raises(ExportError, match="3840"):
         attach_topk(raw_model(2000, 2), NMSParams(max_output_boxes=TRT_MAX_TOPK + 1))
@@ -120,11 +155,19 @@ def test_refusals_name_the_tensor():
     with pytest.raises(ExportError, match="'nope'"):
         attach_topk(raw_model(5, 2), NMSParams(), boxes="nope")
     with pytest.raises(InputError, match="labels"):
-        select_topk(np.zeros((1, 5, 4), np.float32), np.zeros((1, 5, 2), np.float32), NMSParams(),
-                    labels=np.zeros((1, 5)))
+        select_topk(
+            np.zeros((1, 5, 4), np.float32),
+            np.zeros((1, 5, 2), np.float32),
+            NMSParams(),
+            labels=np.zeros((1, 5)),
+        )
     with pytest.raises(InputError, match="labels"):
-        select_topk(np.zeros((1, 5, 4), np.float32), np.zeros((1, 5, 1), np.float32), NMSParams(),
-                    labels=np.zeros((1, 4)))
+        select_topk(
+            np.zeros((1, 5, 4), np.float32),
+            np.zeros((1, 5, 1), np.float32),
+            NMSParams(),
+            labels=np.zeros((1, 4)),
+        )
 
 
 def test_end_to_end_params_make_nms_equal_the_selection():

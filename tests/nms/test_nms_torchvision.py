@@ -10,7 +10,7 @@ import pytest
 from nms_cases import nested_pair
 
 from edgedet.nms import NMSParams, batched_nms, nms, reference_nms
-from edgedet.nms.host import candidates, greedy
+from edgedet.nms.host import greedy
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
@@ -35,25 +35,31 @@ def test_single_class_nms_matches_torchvision(n, seed, thr):
     assert nms(boxes, scores, thr).tolist() == want.tolist()
 
 
-@pytest.mark.parametrize("n, c, seed", [(300, 5, 3), (2500, 20, 4)])  # coordinate trick / per-class loop
+@pytest.mark.parametrize(
+    "n, c, seed", [(300, 5, 3), (2500, 20, 4)]
+)  # coordinate trick / per-class loop
 def test_batched_greedy_matches_torchvision(n, c, seed):
     boxes, scores, classes = random_set(n, c, seed)
     order = np.argsort(-scores, kind="stable")
     keep = order[greedy(boxes[order], classes[order], 0.5)]
-    want = torchvision.ops.batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores),
-                                       torch.from_numpy(classes), 0.5).numpy()
+    want = torchvision.ops.batched_nms(
+        torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(classes), 0.5
+    ).numpy()
     assert keep.tolist() == want.tolist()
 
 
 def torch_full_op(boxes, scores, p: NMSParams):
-    """threshold + top_k + batched_nms + first K in torch, for one image: boxes [N, 4], scores [N, C]."""
+    """threshold + top_k + batched_nms + first K in torch, for one image: boxes [N, 4], scores [N,
+    C]."""
     tb, ts = torch.from_numpy(boxes), torch.from_numpy(scores)
     flat = ts.flatten()
     idx = torch.where(flat > p.score_threshold)[0]
     vals, order = flat[idx].sort(descending=True, stable=True)
     idx = idx[order][: p.top_k or None]
     anchor, cls = idx // ts.shape[1], idx % ts.shape[1]
-    keep = torchvision.ops.batched_nms(tb[anchor], flat[idx], cls, p.iou_threshold)[: p.max_output_boxes]
+    keep = torchvision.ops.batched_nms(tb[anchor], flat[idx], cls, p.iou_threshold)[
+        : p.max_output_boxes
+    ]
     return anchor[keep].numpy(), cls[keep].numpy()
 
 
@@ -67,18 +73,25 @@ def test_full_op_matches_torch_pipeline(seed):
     for impl in (batched_nms, reference_nms):
         out = impl(boxes[None], scores[None], p)
         k = out.num_dets[0, 0]
-        assert out.det_indices[0, :k].tolist() == anchor.tolist() and out.det_classes[0, :k].tolist() == cls.tolist()
+        assert (
+            out.det_indices[0, :k].tolist() == anchor.tolist()
+            and out.det_classes[0, :k].tolist() == cls.tolist()
+        )
 
 
 def test_deviation_threshold_compared_in_float64():
-    """IoU fl(3/5) == float32(0.6) > 0.6 in float64: torchvision drops the box, the spec keeps it."""
+    """IoU fl(3/5) == float32(0.6) > 0.6 in float64: torchvision drops the box, the spec keeps
+    it."""
     boxes, scores = nested_pair(3, 5), np.array([0.9, 0.8], np.float32)
-    assert torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.6).tolist() == [0]
+    assert torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.6).tolist() == [
+        0
+    ]
     assert nms(boxes, scores, 0.6).tolist() == [0, 1]
 
 
 def test_deviation_ties_are_not_ordered_by_index():
-    """torchvision orders equal scores with an unstable sort, so which of 150 identical boxes it keeps
+    """torchvision orders equal scores with an unstable sort, so which of 150 identical boxes it
+    keeps
     is unspecified (index 104 or 0 in different runs here); the spec keeps the lowest index."""
     boxes = np.tile(np.array([0, 0, 1, 1], np.float32), (150, 1))
     scores = np.full(150, 0.5, np.float32)

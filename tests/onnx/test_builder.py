@@ -1,4 +1,5 @@
-"""NodeBuilder, the one ONNX node builder: a function body (Constant nodes) or a graph (initializers)."""
+"""NodeBuilder, the one ONNX node builder: a function body (Constant nodes) or a graph
+(initializers)."""
 
 import numpy as np
 import pytest
@@ -31,7 +32,9 @@ def test_graph_mode_appends_to_the_graph_with_initializer_constants():
     model.graph.node.append(helper.make_node("Identity", [out], ["y"]))
     assert [i.name for i in model.graph.initializer] == ["byo_c_1", "byo_c_2", "byo_c_3", "byo_c_5"]
     assert all(n.op_type != "Constant" for n in model.graph.node) and out == "byo_mul_6"
-    np.testing.assert_array_equal(_run(model), np.arange(12, dtype=np.float32).reshape(1, 3, 4)[..., 1:3] * 2)
+    np.testing.assert_array_equal(
+        _run(model), np.arange(12, dtype=np.float32).reshape(1, 3, 4)[..., 1:3] * 2
+    )
 
 
 def test_list_mode_makes_constant_nodes_and_the_same_values():
@@ -39,4 +42,6 @@ def test_list_mode_makes_constant_nodes_and_the_same_values():
     out = b.op("Mul", [b.slice_last("x", 1, 3), b.const(2.0, np.float32)])
     assert sum(n.op_type == "Constant" for n in b.nodes) == 4
     model = _model(list(b.nodes) + [helper.make_node("Identity", [out], ["y"])], [], "y")
-    np.testing.assert_array_equal(_run(model), np.arange(12, dtype=np.float32).reshape(1, 3, 4)[..., 1:3] * 2)
+    np.testing.assert_array_equal(
+        _run(model), np.arange(12, dtype=np.float32).reshape(1, 3, 4)[..., 1:3] * 2
+    )

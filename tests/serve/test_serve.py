@@ -1,6 +1,8 @@
-"""`edgedet serve` end to end: the real Triton server (nvidia-pytriton) serving nano on loopback ports.
+"""`edgedet serve` end to end: the real Triton server (nvidia-pytriton) serving nano on loopback
+ports.
 
-Runs in its own environment (PyTriton pins numpy<2): `make test` builds .venv-serve, exports nano with
+Runs in its own environment (PyTriton pins numpy<2): `make test` builds .venv-serve, exports nano
+with
 the main environment and points EDGEDET_SERVE_MODEL at it.
 """
 
@@ -17,7 +19,9 @@ import cv2
 import numpy as np
 import pytest
 
-pytest.importorskip("pytriton", reason="runs in .venv-serve, which `make test` creates (PyTriton pins numpy<2)")
+pytest.importorskip(
+    "pytriton", reason="runs in .venv-serve, which `make test` creates (PyTriton pins numpy<2)"
+)
 import tritonclient.grpc as grpcclient  # noqa: E402
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
@@ -38,18 +42,36 @@ def server_grpc_port(log_text, port):
 def model_path():
     path = os.environ.get("EDGEDET_SERVE_MODEL")
     if not path or not os.path.isfile(path):
-        pytest.fail("EDGEDET_SERVE_MODEL must name an edgedet nano ONNX file with a dynamic batch "
-                    "(`make test` exports one); got " + repr(path))
+        pytest.fail(
+            "EDGEDET_SERVE_MODEL must name an edgedet nano ONNX file with a dynamic batch "
+            "(`make test` exports one); got " + repr(path)
+        )
     return path
 
 
 @pytest.fixture(scope="module")
 def server(model_path, tmp_path_factory):
-    """`edgedet serve` in a subprocess; stopped with SIGINT (Ctrl-C) at the end, which must exit cleanly."""
+    """`edgedet serve` in a subprocess; stopped with SIGINT (Ctrl-C) at the end, which must exit
+    cleanly."""
     http, grpc, metrics = free_ports(3)
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    cmd = [sys.executable, "-m", "edgedet.cli", "serve", model_path, "--http-port", str(http), "--grpc-port",
-           str(grpc), "--metrics-port", str(metrics), "--max-batch", "8", "--instances", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgedet.cli",
+        "serve",
+        model_path,
+        "--http-port",
+        str(http),
+        "--grpc-port",
+        str(grpc),
+        "--metrics-port",
+        str(metrics),
+        "--max-batch",
+        "8",
+        "--instances",
+        "2",
+    ]
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
     client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc}")
@@ -64,8 +86,13 @@ def server(model_path, tmp_path_factory):
             proc.kill()
             pytest.fail(f"edgedet serve did not become ready:\n{log.read_text()[-3000:]}")
         time.sleep(0.5)
-    yield {"grpc": f"127.0.0.1:{grpc}", "http": f"127.0.0.1:{http}", "metrics": f"http://127.0.0.1:{metrics}/metrics",
-           "proc": proc, "log": log}
+    yield {
+        "grpc": f"127.0.0.1:{grpc}",
+        "http": f"127.0.0.1:{http}",
+        "metrics": f"http://127.0.0.1:{metrics}/metrics",
+        "proc": proc,
+        "log": log,
+    }
     proc.send_signal(signal.SIGINT)
     try:
         code = proc.wait(timeout=90)
@@ -74,8 +101,12 @@ def server(model_path, tmp_path_factory):
         pytest.fail("edgedet serve did not stop within 90 s of Ctrl-C (SIGINT)")
     text = log.read_text()
     assert code == 0 and "edgedet serve: stopped" in text, text[-2000:]
-    with pytest.raises(OSError):  # tritonserver went with it: nothing listens on the gRPC port any more
-        socket.create_connection(("127.0.0.1", int(server_grpc_port(text, grpc))), timeout=2).close()
+    with pytest.raises(
+        OSError
+    ):  # tritonserver went with it: nothing listens on the gRPC port any more
+        socket.create_connection(
+            ("127.0.0.1", int(server_grpc_port(text, grpc))), timeout=2
+        ).close()
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +131,12 @@ def local(model_path):
 
 
 def same(a, b):
-    return (np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores)
-            and np.array_equal(a.class_ids, b.class_ids) and a.image_size == b.image_size)
+    return (
+        np.array_equal(a.boxes, b.boxes)
+        and np.array_equal(a.scores, b.scores)
+        and np.array_equal(a.class_ids, b.class_ids)
+        and a.image_size == b.image_size
+    )
 
 
 def metric(url, name):
@@ -113,8 +148,13 @@ def test_concurrent_grpc_clients_get_the_local_detector_result_bit_for_bit(serve
     import io
 
     reference = [local.predict([read_image(io.BytesIO(b))])[0] for b in images]
-    assert sum(len(r) for r in reference) >= len(images)  # nano finds the shapes: something to compare
-    before = (metric(server["metrics"], "nv_inference_count"), metric(server["metrics"], "nv_inference_exec_count"))
+    assert sum(len(r) for r in reference) >= len(
+        images
+    )  # nano finds the shapes: something to compare
+    before = (
+        metric(server["metrics"], "nv_inference_count"),
+        metric(server["metrics"], "nv_inference_exec_count"),
+    )
 
     def client(c):
         with DetectorClient(server["grpc"], class_names=local.manifest.class_names) as cl:
@@ -127,8 +167,9 @@ def test_concurrent_grpc_clients_get_the_local_detector_result_bit_for_bit(serve
     mismatched = [k for k, d in results if not same(d, reference[k])]
     assert not mismatched, f"responses for images {mismatched} differ from the local Detector"
     deadline = time.monotonic() + 15  # Triton's metrics lag the responses slightly
-    while (requests := metric(server["metrics"], "nv_inference_count") - before[0]) < len(results) \
-            and time.monotonic() < deadline:
+    while (requests := metric(server["metrics"], "nv_inference_count") - before[0]) < len(
+        results
+    ) and time.monotonic() < deadline:
         time.sleep(0.5)
     executions = metric(server["metrics"], "nv_inference_exec_count") - before[1]
     assert requests == CLIENTS * PER_CLIENT
@@ -146,17 +187,26 @@ def test_http_client_gets_the_same_result(server, images, local):
 @pytest.mark.parametrize("case", ["wrong shape", "wrong dtype", "corrupt bytes", "empty bytes"])
 def test_bad_requests_get_a_triton_error_and_the_server_keeps_serving(server, images, local, case):
     client = grpcclient.InferenceServerClient(server["grpc"])
-    arrays = {"wrong shape": (np.array([[images[0], images[1]]], dtype=np.object_), "BYTES"),
-              "wrong dtype": (np.zeros((1, 1), np.float32), "FP32"),
-              "corrupt bytes": (np.array([[images[0][: len(images[0]) // 3]]], dtype=np.object_), "BYTES"),
-              "empty bytes": (np.array([[b""]], dtype=np.object_), "BYTES")}
+    arrays = {
+        "wrong shape": (np.array([[images[0], images[1]]], dtype=np.object_), "BYTES"),
+        "wrong dtype": (np.zeros((1, 1), np.float32), "FP32"),
+        "corrupt bytes": (
+            np.array([[images[0][: len(images[0]) // 3]]], dtype=np.object_),
+            "BYTES",
+        ),
+        "empty bytes": (np.array([[b""]], dtype=np.object_), "BYTES"),
+    }
     arr, dtype = arrays[case]
     inp = grpcclient.InferInput("image", list(arr.shape), dtype)
     inp.set_data_from_numpy(arr)
     with pytest.raises(InferenceServerException) as err:
         client.infer("edgedet", [inp])
-    want = {"wrong shape": "unexpected shape", "wrong dtype": "data-type", "corrupt bytes": "cannot be decoded",
-            "empty bytes": "no image bytes"}[case]
+    want = {
+        "wrong shape": "unexpected shape",
+        "wrong dtype": "data-type",
+        "corrupt bytes": "cannot be decoded",
+        "empty bytes": "no image bytes",
+    }[case]
     assert want in str(err.value)
     assert server["proc"].poll() is None
     with DetectorClient(server["grpc"]) as cl:  # still serving

@@ -47,20 +47,30 @@ def load_anchors(path, n: int) -> np.ndarray:
     try:
         a = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=None, ndmin=2)
     except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read the prior boxes {path} ({exc}); give a .npy or text file of N rows "
-                         "cx cy w h") from None
+        raise InputError(
+            f"cannot read the prior boxes {path} ({exc}); give a .npy or text file of N rows "
+            "cx cy w h"
+        ) from None
     a = np.asarray(a, np.float32).reshape(-1, 4) if np.size(a) % 4 == 0 else np.asarray(a)
     if a.shape != (n, 4):
-        raise InputError(f"prior boxes {path} have shape {np.shape(a)}; the head has {n} candidates: expected [{n}, 4]")
+        raise InputError(
+            f"prior boxes {path} have shape {np.shape(a)}; the head has {n} candidates: expected"
+            f" [{n}, 4]"
+        )
     return a
 
 
 def decode_ssd(b, boxes: str, spec, n: int) -> tuple[str, str]:
     """SSD deltas [B, N, 4] against the priors of ``spec.anchors`` -> (cx, cy, w, h)."""
     if not spec.anchors:
-        raise InputError("--decode ssd needs the prior boxes: --anchors priors.npy (N rows cx cy w h)")
+        raise InputError(
+            "--decode ssd needs the prior boxes: --anchors priors.npy (N rows cx cy w h)"
+        )
     priors = load_anchors(spec.anchors, n)
-    centre, size = b.const(priors[None, :, :2], np.float32), b.const(priors[None, :, 2:], np.float32)
+    centre, size = (
+        b.const(priors[None, :, :2], np.float32),
+        b.const(priors[None, :, 2:], np.float32),
+    )
     var_xy, var_wh = (b.const(np.float32(v), np.float32) for v in spec.variances)
     d_xy, d_wh = b.slice_last(boxes, 0, 2), b.slice_last(boxes, 2, 4)
     xy = b.op("Add", [centre, b.op("Mul", [b.op("Mul", [d_xy, var_xy]), size])])
@@ -74,8 +84,10 @@ def decode_grid(b, boxes: str, spec, n: int, height: int, width: int) -> tuple[s
         raise InputError(f"--decode {spec.decode} is not one of {', '.join(DECODERS)}")
     cells, strides = grid_cells(height, width, tuple(spec.strides))
     if len(cells) != n:
-        raise InputError(f"the head has {n} candidates but strides {list(spec.strides)} give {len(cells)} grid cells "
-                         f"at {height}x{width}; pass the model's --strides (e.g. 8,16,32 or 8,16,32,64)")
+        raise InputError(
+            f"the head has {n} candidates but strides {list(spec.strides)} give {len(cells)} grid"
+            f" cells at {height}x{width}; pass the model's --strides (e.g. 8,16,32 or 8,16,32,64)"
+        )
     grid, stride = b.const(cells[None], np.float32), b.const(strides[None], np.float32)
     first, second = b.slice_last(boxes, 0, 2), b.slice_last(boxes, 2, 4)
     if spec.decode == "yolox":

@@ -4,7 +4,8 @@ Two shapes of output, as the common exporters write them:
   rows   one output [B, K, W]: per row a box (4 values), a score and a class id, in the order
          ``columns`` says. Ultralytics ``export(format="onnx", end2end=True)`` (YOLOv10, YOLO26) and
          RT-DETR write ``output0 [1, 300, 6]`` = x1, y1, x2, y2, score, class (pixels of the input);
-         mmdeploy writes ``dets [B, K, 5]`` (x1, y1, x2, y2, score) + ``labels [B, K]`` (``labels``).
+         mmdeploy writes ``dets [B, K, 5]`` (x1, y1, x2, y2, score) + ``labels [B, K]``
+         (``labels``).
   detr   two outputs: ``pred_boxes [B, Q, 4]`` (cx, cy, w, h in 0..1 of the input) and ``logits``
          [B, Q, C+1] with a softmax over classes + a last "no object" column (DETR: each query's
          best real class) or [B, Q, C] with a sigmoid per class (RT-DETR, D-FINE, Deformable DETR:
@@ -24,9 +25,18 @@ from edgedet import contract
 from edgedet.errors import InputError
 from edgedet.nms.params import NMSParams
 from edgedet.onnx.builder import NodeBuilder
-from edgedet.onnx.byo.attach import (RESERVED_NAMES, ByoSpec, Head, boxes_to_pixels_xyxy, drop_initializer_inputs,
-                                     free_reserved_names, image_input, output_shape, prepend_input_transform,
-                                     upgrade_opset)
+from edgedet.onnx.byo.attach import (
+    RESERVED_NAMES,
+    ByoSpec,
+    Head,
+    boxes_to_pixels_xyxy,
+    drop_initializer_inputs,
+    free_reserved_names,
+    image_input,
+    output_shape,
+    prepend_input_transform,
+    upgrade_opset,
+)
 
 BOX_TOKENS = ("xyxy", "cxcywh")
 DETR_ACTIVATIONS = ("softmax", "sigmoid")
@@ -37,7 +47,9 @@ FINAL_RESERVED_NAMES = RESERVED_NAMES | {contract.RAW_LABELS}
 @dataclass
 class FinalSpec:
     rows: str | None = None  # one output [B, K, W] of detection rows
-    columns: str = "xyxy,score,class"  # the values of a row, in order; extra trailing values are ignored
+    columns: str = (
+        "xyxy,score,class"  # the values of a row, in order; extra trailing values are ignored
+    )
     labels: str | None = None  # a separate class output [B, K] (the rows then hold no class)
     detr_boxes: str | None = None  # pred_boxes [B, Q, 4], normalised cxcywh
     detr_logits: str | None = None  # logits [B, Q, C(+1)]
@@ -48,14 +60,15 @@ class FinalSpec:
     def requested(self) -> bool:
         return bool(self.rows or self.detr_boxes or self.detr_logits)
 
-    def renamed(self, renames: dict[str, str]) -> "FinalSpec":
+    def renamed(self, renames: dict[str, str]) -> FinalSpec:
         """The same spec with output names moved by :func:`free_reserved_names`."""
         fields = ("rows", "labels", "detr_boxes", "detr_logits")
         return replace(self, **{f: renames.get(getattr(self, f), getattr(self, f)) for f in fields})
 
 
 def parse_columns(text: str, separate_labels: bool) -> dict[str, int]:
-    """'xyxy,score,class' -> {'box': 0, 'box_format': xyxy, 'score': 4, 'class': 5} (value offsets)."""
+    """'xyxy,score,class' -> {'box': 0, 'box_format': xyxy, 'score': 4, 'class': 5} (value
+    offsets)."""
     offsets, pos = {}, 0
     for token in (t.strip() for t in text.split(",")):
         if token in BOX_TOKENS and "box" not in offsets:
@@ -65,18 +78,25 @@ def parse_columns(text: str, separate_labels: bool) -> dict[str, int]:
             offsets[token] = pos
             pos += 1
         else:
-            raise InputError(f"--final-columns '{text}': '{token}' is not one of xyxy, cxcywh, score, class "
-                             "(each once)")
+            raise InputError(
+                f"--final-columns '{text}': '{token}' is not one of xyxy, cxcywh, score, class "
+                "(each once)"
+            )
     need = {"box", "score"} | (set() if separate_labels else {"class"})
     if not need <= set(offsets) or (separate_labels and "class" in offsets):
-        raise InputError(f"--final-columns '{text}' must name a box (xyxy or cxcywh), score"
-                         + (" (the class comes from --final-labels)" if separate_labels else " and class"))
+        raise InputError(
+            f"--final-columns '{text}' must name a box (xyxy or cxcywh), score"
+            + (" (the class comes from --final-labels)" if separate_labels else " and class")
+        )
     offsets["width"] = pos
     return offsets
 
 
-def convert_final(model, final: FinalSpec, spec: ByoSpec, height: int, width: int) -> tuple[int | None, bool]:
-    """Expose the end-to-end raw form (boxes, scores[, labels]); returns (classes if known, has labels)."""
+def convert_final(
+    model, final: FinalSpec, spec: ByoSpec, height: int, width: int
+) -> tuple[int | None, bool]:
+    """Expose the end-to-end raw form (boxes, scores[, labels]); returns (classes if known, has
+    labels)."""
     import onnx
 
     model.CopyFrom(onnx.shape_inference.infer_shapes(model))
@@ -85,15 +105,22 @@ def convert_final(model, final: FinalSpec, spec: ByoSpec, height: int, width: in
         raise InputError("give either --final (rows) or --detr-boxes/--detr-logits, not both")
     if final.rows:
         boxes, scores, labels, classes, (batch, n) = _rows(b, model, final, spec)
-        box_format, normalized = parse_columns(final.columns, bool(final.labels))["box_format"], spec.normalized
+        box_format, normalized = (
+            parse_columns(final.columns, bool(final.labels))["box_format"],
+            spec.normalized,
+        )
     else:
         if not (final.detr_boxes and final.detr_logits):
-            raise InputError("a DETR-style model needs both --detr-boxes (pred_boxes) and --detr-logits (logits)")
+            raise InputError(
+                "a DETR-style model needs both --detr-boxes (pred_boxes) and --detr-logits (logits)"
+            )
         boxes, scores, labels, classes, (batch, n) = _detr(b, model, final, output_shape)
         box_format, normalized = "cxcywh", True
     head = Head(boxes, scores, n, classes, box_format, normalized)
-    tensors = {contract.RAW_BOXES: boxes_to_pixels_xyxy(b, head, height, width),
-               contract.RAW_SCORES: scores}
+    tensors = {
+        contract.RAW_BOXES: boxes_to_pixels_xyxy(b, head, height, width),
+        contract.RAW_SCORES: scores,
+    }
     if labels is not None:
         tensors[contract.RAW_LABELS] = labels
     _expose(model, b, tensors, batch, n, 1 if labels is not None else classes)
@@ -101,7 +128,8 @@ def convert_final(model, final: FinalSpec, spec: ByoSpec, height: int, width: in
 
 
 def _expose(model, b, tensors: dict[str, str], batch, n: int, c: int) -> None:
-    """Make ``tensors`` the graph outputs with their static shapes stated (shape inference loses them
+    """Make ``tensors`` the graph outputs with their static shapes stated (shape inference loses
+    them
     through the exporters' TopK/Gather post-processing, and the selection needs static N, C)."""
     import onnx
 
@@ -109,9 +137,11 @@ def _expose(model, b, tensors: dict[str, str], batch, n: int, c: int) -> None:
 
     del model.graph.output[:]
     batch = batch if isinstance(batch, int) and batch > 0 else "batch"
-    shapes = {contract.RAW_BOXES: (onnx.TensorProto.FLOAT, [batch, n, 4]),
-              contract.RAW_SCORES: (onnx.TensorProto.FLOAT, [batch, n, c]),
-              contract.RAW_LABELS: (onnx.TensorProto.INT64, [batch, n])}
+    shapes = {
+        contract.RAW_BOXES: (onnx.TensorProto.FLOAT, [batch, n, 4]),
+        contract.RAW_SCORES: (onnx.TensorProto.FLOAT, [batch, n, c]),
+        contract.RAW_LABELS: (onnx.TensorProto.INT64, [batch, n]),
+    }
     for name, src in tensors.items():
         model.graph.node.append(b.helper.make_node("Identity", [src], [name], name=f"byo_{name}"))
         model.graph.output.append(b.helper.make_tensor_value_info(name, *shapes[name]))
@@ -123,8 +153,10 @@ def _batched(b, name: str, shape: list, rank: int) -> tuple[str, list]:
     if len(shape) == rank - 1:
         name, shape = b.op("Unsqueeze", [name, b.const([0])]), [1] + shape
     if len(shape) != rank or any(d is None for d in shape[1:]):
-        raise InputError(f"output '{name}' has shape {shape}; expected rank {rank} with static sizes past the batch "
-                         "(pin the input size with --imgsz)")
+        raise InputError(
+            f"output '{name}' has shape {shape}; expected rank {rank} with static sizes past the"
+            " batch (pin the input size with --imgsz)"
+        )
     return name, shape
 
 
@@ -132,8 +164,10 @@ def _rows(b, model, final: FinalSpec, spec: ByoSpec):
     cols = parse_columns(final.columns, bool(final.labels))
     t, shape = _batched(b, final.rows, output_shape(model, final.rows), 3)
     if shape[2] < cols["width"]:
-        raise InputError(f"output '{final.rows}' has {shape[2]} values per row; --final-columns "
-                         f"'{final.columns}' needs {cols['width']}")
+        raise InputError(
+            f"output '{final.rows}' has {shape[2]} values per row; --final-columns "
+            f"'{final.columns}' needs {cols['width']}"
+        )
     t = _float(b, model, final.rows, t)
     boxes = b.slice_last(t, cols["box"], cols["box"] + 4)
     scores = b.slice_last(t, cols["score"], cols["score"] + 1)  # [B, K, 1]
@@ -142,34 +176,51 @@ def _rows(b, model, final: FinalSpec, spec: ByoSpec):
         if lshape[1:] == [shape[1], 1]:
             lab = b.op("Squeeze", [lab, b.const([2])])
         elif lshape[1:] != [shape[1]]:
-            raise InputError(f"labels '{final.labels}' have shape {lshape}; expected [B, {shape[1]}]")
+            raise InputError(
+                f"labels '{final.labels}' have shape {lshape}; expected [B, {shape[1]}]"
+            )
     else:
         lab = b.op("Squeeze", [b.slice_last(t, cols["class"], cols["class"] + 1), b.const([2])])
-    labels = b.op("Cast", [b.op("Round", [_float(b, model, None, lab)])], to=7)  # float class ids -> int64
+    labels = b.op(
+        "Cast", [b.op("Round", [_float(b, model, None, lab)])], to=7
+    )  # float class ids -> int64
     return boxes, scores, labels, _metadata_classes(model), shape[:2]
 
 
 def _detr(b, model, final: FinalSpec, output_shape):
     if final.detr_activation not in DETR_ACTIVATIONS:
-        raise InputError(f"--detr-activation {final.detr_activation} is not one of {', '.join(DETR_ACTIVATIONS)}")
+        raise InputError(
+            f"--detr-activation {final.detr_activation} is not one of {', '.join(DETR_ACTIVATIONS)}"
+        )
     boxes, bshape = _batched(b, final.detr_boxes, output_shape(model, final.detr_boxes), 3)
     logits, lshape = _batched(b, final.detr_logits, output_shape(model, final.detr_logits), 3)
     if bshape[2] != 4 or lshape[1] != bshape[1]:
-        raise InputError(f"'{final.detr_boxes}' {bshape} and '{final.detr_logits}' {lshape} are not "
-                         "[B, Q, 4] and [B, Q, C] for the same Q queries")
-    boxes, logits = _float(b, model, final.detr_boxes, boxes), _float(b, model, final.detr_logits, logits)
+        raise InputError(
+            f"'{final.detr_boxes}' {bshape} and '{final.detr_logits}' {lshape} are not "
+            "[B, Q, 4] and [B, Q, C] for the same Q queries"
+        )
+    boxes, logits = (
+        _float(b, model, final.detr_boxes, boxes),
+        _float(b, model, final.detr_logits, logits),
+    )
     if final.detr_activation == "sigmoid":
         return boxes, b.op("Sigmoid", [logits]), None, lshape[2], bshape[:2]
     if lshape[2] < 2:
-        raise InputError(f"softmax logits '{final.detr_logits}' {lshape} need C classes + the no-object column")
+        raise InputError(
+            f"softmax logits '{final.detr_logits}' {lshape} need C classes + the no-object column"
+        )
     probs = b.slice_last(b.op("Softmax", [logits], axis=-1), 0, lshape[2] - 1)  # drop "no object"
     from edgedet.onnx.tools import opset_of
 
     if opset_of(model) >= 18:  # ReduceMax takes its axes as an input from opset 18
-        scores = b.op("ReduceMax", [probs, b.const([-1])], keepdims=1)  # each query's best real class
+        scores = b.op(
+            "ReduceMax", [probs, b.const([-1])], keepdims=1
+        )  # each query's best real class
     else:
         scores = b.op("ReduceMax", [probs], axes=[-1], keepdims=1)
-    labels = b.op("ArgMax", [probs], axis=-1, keepdims=0, select_last_index=0)  # first of equal maxima
+    labels = b.op(
+        "ArgMax", [probs], axis=-1, keepdims=0, select_last_index=0
+    )  # first of equal maxima
     return boxes, scores, labels, lshape[2] - 1, bshape[:2]
 
 
@@ -191,26 +242,43 @@ def _metadata_classes(model) -> int | None:
 
 
 def recognise_final(model) -> tuple[FinalSpec, list[str]] | None:
-    """Guess whether ``model``'s outputs are already final detections, for an inspect mode: returns the
+    """Guess whether ``model``'s outputs are already final detections, for an inspect mode: returns
+    the
     FinalSpec and the attach-nms flags that say so, or None. Recognised: HF-style ``logits`` +
-    ``pred_boxes`` (softmax when logits have one more column than the metadata's classes or no metadata;
+    ``pred_boxes`` (softmax when logits have one more column than the metadata's classes or no
+    metadata;
     the flag says which was assumed), and one output [B, K, 6] (Ultralytics end2end: metadata
     ``end2end: True``, or any [B, K <= 3840, 6] output); RT-DETR (metadata ``head: RTDETRDecoder``)
     rows are normalised cxcywh."""
-    shapes = {o.name: [d.dim_value if d.HasField("dim_value") else None for d in o.type.tensor_type.shape.dim]
-              for o in model.graph.output}
+    shapes = {
+        o.name: [
+            d.dim_value if d.HasField("dim_value") else None for d in o.type.tensor_type.shape.dim
+        ]
+        for o in model.graph.output
+    }
     meta = {p.key: p.value for p in model.metadata_props}
     if "logits" in shapes and "pred_boxes" in shapes:
         classes = len(metadata_class_names(model))
         width = (shapes["logits"] or [None])[-1]
         activation = "sigmoid" if classes and width == classes else "softmax"
-        return (FinalSpec(detr_boxes="pred_boxes", detr_logits="logits", detr_activation=activation),
-                ["--detr-boxes", "pred_boxes", "--detr-logits", "logits", "--detr-activation", activation])
+        return (
+            FinalSpec(detr_boxes="pred_boxes", detr_logits="logits", detr_activation=activation),
+            [
+                "--detr-boxes",
+                "pred_boxes",
+                "--detr-logits",
+                "logits",
+                "--detr-activation",
+                activation,
+            ],
+        )
     rows = [n for n, s in shapes.items() if len(s) == 3 and s[2] == 6 and s[1] and s[1] <= 3840]
     if len(shapes) == 1 and len(rows) == 1:
         if "RTDETR" in meta.get("head", "") or "rtdetr" in meta.get("description", "").lower():
-            return (FinalSpec(rows=rows[0], columns="cxcywh,score,class"),
-                    ["--final", rows[0], "--final-columns", "cxcywh,score,class", "--normalized"])
+            return (
+                FinalSpec(rows=rows[0], columns="cxcywh,score,class"),
+                ["--final", rows[0], "--final-columns", "cxcywh,score,class", "--normalized"],
+            )
         return FinalSpec(rows=rows[0]), ["--final", rows[0]]
     return None
 
@@ -227,8 +295,14 @@ def metadata_class_names(model) -> list[str]:
     return []
 
 
-def attach_final(model, final: FinalSpec, spec: ByoSpec, params: NMSParams, in_graph: bool = True,
-                 runtime_threshold: bool = False):
+def attach_final(
+    model,
+    final: FinalSpec,
+    spec: ByoSpec,
+    params: NMSParams,
+    in_graph: bool = True,
+    runtime_threshold: bool = False,
+):
     """The whole conversion on a loaded ModelProto; returns (model, info for the manifest)."""
     from edgedet.onnx.graph import toposort
 
@@ -243,20 +317,39 @@ def attach_final(model, final: FinalSpec, spec: ByoSpec, params: NMSParams, in_g
     toposort(model)
     classes = classes or final.num_classes or len(names) or None
     if not classes:
-        raise InputError("the model does not say how many classes it has: pass --class-names FILE or --num-classes N")
+        raise InputError(
+            "the model does not say how many classes it has: pass --class-names FILE or"
+            " --num-classes N"
+        )
     if in_graph:
         from edgedet.onnx.nms.topk import attach_topk
 
-        model = attach_topk(model, params, labels=contract.RAW_LABELS if has_labels else None,
-                            runtime_threshold=runtime_threshold)
+        model = attach_topk(
+            model,
+            params,
+            labels=contract.RAW_LABELS if has_labels else None,
+            runtime_threshold=runtime_threshold,
+        )
     elif runtime_threshold:
         raise InputError("--runtime-thresholds needs the selection in the graph (not --nms none)")
-    return model, {"height": height, "width": width, "classes": classes, "class_names": names,
-                   "initializer_inputs_dropped": dropped}
+    return model, {
+        "height": height,
+        "width": width,
+        "classes": classes,
+        "class_names": names,
+        "initializer_inputs_dropped": dropped,
+    }
 
 
-def attach_final_file(source, output, final: FinalSpec, spec: ByoSpec, params: NMSParams, in_graph: bool = True,
-                      runtime_threshold: bool = False):
+def attach_final_file(
+    source,
+    output,
+    final: FinalSpec,
+    spec: ByoSpec,
+    params: NMSParams,
+    in_graph: bool = True,
+    runtime_threshold: bool = False,
+):
     """Read ``source``, convert it, write ``output`` + manifest atomically; returns the Manifest."""
     from edgedet.fileio import check_output, sha256_file
     from edgedet.manifest import InputInfo, Manifest, write_onnx_artifact
@@ -273,16 +366,37 @@ def attach_final_file(source, output, final: FinalSpec, spec: ByoSpec, params: N
     batch = model.graph.input[0].type.tensor_type.shape.dim[0]
     kind = contract.output_kind([o.name for o in outputs])
     manifest = Manifest(
-        family="byo", model=str(source).rsplit("/", 1)[-1], class_names=list(names),
-        input=InputInfo(contract.INPUT_NAME, (batch.dim_value if batch.HasField("dim_value") else -1, 3,
-                                              info["height"], info["width"]), "float32"),
-        output_kind=kind, outputs=outputs, nms=params, nms_where="graph" if in_graph else "host",
+        family="byo",
+        model=str(source).rsplit("/", 1)[-1],
+        class_names=list(names),
+        input=InputInfo(
+            contract.INPUT_NAME,
+            (
+                batch.dim_value if batch.HasField("dim_value") else -1,
+                3,
+                info["height"],
+                info["width"],
+            ),
+            "float32",
+        ),
+        output_kind=kind,
+        outputs=outputs,
+        nms=params,
+        nms_where="graph" if in_graph else "host",
         nms_implementation=contract.END_TO_END,
-        normalization={"input_scale": spec.input_scale, "mean": list(spec.mean or ()), "std": list(spec.std or ()),
-                       "in_graph": True},
-        source={"onnx": str(source), "sha256": sha256_file(source)}, category_ids=list(range(1, len(names) + 1)),
-        notes={"nms": "none (end-to-end head): score threshold + top-k", "byo_final": dict(final.__dict__),
-               "initializer_inputs_dropped": info["initializer_inputs_dropped"]},
+        normalization={
+            "input_scale": spec.input_scale,
+            "mean": list(spec.mean or ()),
+            "std": list(spec.std or ()),
+            "in_graph": True,
+        },
+        source={"onnx": str(source), "sha256": sha256_file(source)},
+        category_ids=list(range(1, len(names) + 1)),
+        notes={
+            "nms": "none (end-to-end head): score threshold + top-k",
+            "byo_final": dict(final.__dict__),
+            "initializer_inputs_dropped": info["initializer_inputs_dropped"],
+        },
     )
     write_onnx_artifact(model, output, manifest)  # artifact + manifest as one transaction
     return manifest

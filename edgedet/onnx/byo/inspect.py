@@ -31,13 +31,17 @@ def run_once(model, names: list[str]) -> dict[str, np.ndarray]:
 
     ort = require("onnxruntime", "ort", "Checking a converted model")
     inp = model.graph.input[0]
-    shape = [d.dim_value if d.dim_value > 0 else (1 if i == 0 else 640)
-             for i, d in enumerate(inp.type.tensor_type.shape.dim)]
+    shape = [
+        d.dim_value if d.dim_value > 0 else (1 if i == 0 else 640)
+        for i, d in enumerate(inp.type.tensor_type.shape.dim)
+    ]
     dtype = onnx.helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     try:
-        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(
+            model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        )
         return dict(zip(names, sess.run(names, {inp.name: probe_image(shape, dtype)})))
     except Exception as exc:  # the model itself is the user's: say why we could not run it
         why = first_line(exc, 200)
@@ -52,7 +56,9 @@ def check_raw_outputs(model, spec, height: int, width: int) -> dict:
 
     try:
         out = run_once(model, [contract.RAW_BOXES, contract.RAW_SCORES])
-    except InputError as exc:  # e.g. a custom op ONNX Runtime lacks: the file may still build in TensorRT
+    except (
+        InputError
+    ) as exc:  # e.g. a custom op ONNX Runtime lacks: the file may still build in TensorRT
         warnings.warn(f"attach-nms could not check the converted outputs: {exc}", stacklevel=3)
         return {"checked": False, "why": str(exc)}
     boxes, scores = out[contract.RAW_BOXES], out[contract.RAW_SCORES]
@@ -60,14 +66,27 @@ def check_raw_outputs(model, spec, height: int, width: int) -> dict:
     if problems:
         p = problems[0]
         fix = f"add {p.flag}" if p.flag else "check the model"
-        if p.what in ("normalized", "undecoded") and spec.decode == "none" and _is_grid(boxes.shape[1], height, width):
-            fix = (f"the {boxes.shape[1]} candidates are exactly the cells of a stride 8/16/32 grid: a raw grid "
-                   "head; add --decode yolox (offsets and log sizes) or --decode ltrb (distances)")
-        raise InputError(f"the converted outputs do not look like detections on a probe image: {p.message}; {fix} "
-                         "(`edgedet attach-nms MODEL --inspect` shows what it found; --no-check skips this check)")
-    return {"checked": True, "image": f"uniform noise 0..1, seed {PROBE_SEED}",
-            "scores": [round(float(scores.min()), 4), round(float(scores.max()), 4)],
-            "box_extent_px": round(float(np.percentile(np.abs(boxes), 99)), 1)}
+        if (
+            p.what in ("normalized", "undecoded")
+            and spec.decode == "none"
+            and _is_grid(boxes.shape[1], height, width)
+        ):
+            fix = (
+                f"the {boxes.shape[1]} candidates are exactly the cells of a stride 8/16/32 grid: a"
+                " raw grid head; add --decode yolox (offsets and log sizes) or --decode ltrb"
+                " (distances)"
+            )
+        raise InputError(
+            f"the converted outputs do not look like detections on a probe image: {p.message};"
+            f" {fix} (`edgedet attach-nms MODEL --inspect` shows what it found; --no-check skips"
+            " this check)"
+        )
+    return {
+        "checked": True,
+        "image": f"uniform noise 0..1, seed {PROBE_SEED}",
+        "scores": [round(float(scores.min()), 4), round(float(scores.max()), 4)],
+        "box_extent_px": round(float(np.percentile(np.abs(boxes), 99)), 1),
+    }
 
 
 def _is_grid(n: int, height: int, width: int) -> bool:
@@ -100,7 +119,9 @@ class Inspection:
             notes = f" ({'; '.join(o.notes)})" if o.notes else ""
             out.append(f"output {o.name} {o.shape} {o.dtype}: {o.role}{notes}")
         out += [f"note   {n}" for n in self.notes]
-        out.append("try    edgedet attach-nms " + " ".join([path, *self.flags, "-o", _suggest_out(path)]))
+        out.append(
+            "try    edgedet attach-nms " + " ".join([path, *self.flags, "-o", _suggest_out(path)])
+        )
         return out
 
 
@@ -118,9 +139,14 @@ def inspect_model(model) -> Inspection:
     model = upgrade_opset(model)
     drop_initializer_inputs(model)
     if len(model.graph.input) != 1:
-        raise InputError(f"the model has {len(model.graph.input)} inputs; edgedet needs exactly one image input")
+        raise InputError(
+            f"the model has {len(model.graph.input)} inputs; edgedet needs exactly one image input"
+        )
     inp = model.graph.input[0]
-    dims = [d.dim_value if d.dim_value > 0 else (d.dim_param or "?") for d in inp.type.tensor_type.shape.dim]
+    dims = [
+        d.dim_value if d.dim_value > 0 else (d.dim_param or "?")
+        for d in inp.type.tensor_type.shape.dim
+    ]
     in_type = onnx.TensorProto.DataType.Name(inp.type.tensor_type.elem_type).lower()
     names = [o.name for o in model.graph.output]
     values = run_once(model, names)
@@ -128,33 +154,56 @@ def inspect_model(model) -> Inspection:
     flags, notes = [], []
     if len(dims) == 4 and not all(isinstance(d, int) for d in dims[2:]):
         flags += ["--imgsz", "640"]
-        notes.append("the input height/width are dynamic: pin them with --imgsz SIZE or HEIGHTxWIDTH "
-                     "(640 assumed here)")
-    height, width = (dims[2], dims[3]) if len(dims) == 4 and all(isinstance(d, int) for d in dims[2:]) else (640, 640)
+        notes.append(
+            "the input height/width are dynamic: pin them with --imgsz SIZE or HEIGHTxWIDTH "
+            "(640 assumed here)"
+        )
+    height, width = (
+        (dims[2], dims[3])
+        if len(dims) == 4 and all(isinstance(d, int) for d in dims[2:])
+        else (640, 640)
+    )
     if in_type == "float16":
-        notes.append("FP16 model: the edgedet input stays float32 0..1 and is cast to float16 after normalising")
+        notes.append(
+            "FP16 model: the edgedet input stays float32 0..1 and is cast to float16 after"
+            " normalising"
+        )
     flags += _guess_head(outputs, values, height, width, notes)
-    notes.append("pre-processing cannot be read from the graph: add --input-scale 255 if the model takes 0..255 "
-                 "pixels, --mean/--std if it normalises outside the graph, --bgr, --resize stretch, "
-                 "--padding top-left as its own code does")
+    notes.append(
+        "pre-processing cannot be read from the graph: add --input-scale 255 if the model takes"
+        " 0..255 pixels, --mean/--std if it normalises outside the graph, --bgr, --resize stretch,"
+        " --padding top-left as its own code does"
+    )
     return Inspection(inp.name, dims, in_type, outputs, flags, notes)
 
 
-def _guess_head(outputs: list[OutputGuess], values: dict, height: int, width: int, notes: list[str]) -> list[str]:
-    combined = [o for o in outputs
-                if len(o.shape) == 3 and min(o.shape[1:]) >= 5 and max(o.shape[1:]) > 2 * min(o.shape[1:])]
-    boxes = [o for o in outputs
-             if len(o.shape) in (2, 3, 4) and o.shape[-1] == 4 or (len(o.shape) == 3 and o.shape[1] == 4)]
+def _guess_head(
+    outputs: list[OutputGuess], values: dict, height: int, width: int, notes: list[str]
+) -> list[str]:
+    combined = [
+        o
+        for o in outputs
+        if len(o.shape) == 3 and min(o.shape[1:]) >= 5 and max(o.shape[1:]) > 2 * min(o.shape[1:])
+    ]
+    boxes = [
+        o
+        for o in outputs
+        if len(o.shape) in (2, 3, 4) and o.shape[-1] == 4 or (len(o.shape) == 3 and o.shape[1] == 4)
+    ]
     if boxes:
         return _guess_split(boxes[0], outputs, values, height, width, notes)
     if combined:
         return _guess_combined(combined[0], values, height, width, notes)
-    notes.append("no output looks like boxes ([B, N, 4]) or a combined YOLO head ([B, 4+C, N]); "
-                 "attach-nms cannot read it")
+    notes.append(
+        "no output looks like boxes ([B, N, 4]) or a combined YOLO head ([B, 4+C, N]); "
+        "attach-nms cannot read it"
+    )
     return []
 
 
-def _guess_combined(o: OutputGuess, values: dict, height: int, width: int, notes: list[str]) -> list[str]:
+def _guess_combined(
+    o: OutputGuess, values: dict, height: int, width: int, notes: list[str]
+) -> list[str]:
     from edgedet.onnx.byo.decode import grid_cells
 
     first = o.shape[1] < o.shape[2]
@@ -164,16 +213,31 @@ def _guess_combined(o: OutputGuess, values: dict, height: int, width: int, notes
     flags = ["--combined", o.name]
     extent = float(np.percentile(np.abs(a[..., :4]), 99))
     if extent < 0.05 * max(height, width) and len(grid_cells(height, width, (8, 16, 32))[0]) == n:
-        if a[..., :4].min() >= 0:  # distances from cell centres are never negative; YOLOX's offsets/log sizes are
-            o.role = f"raw YOLOv6/v8-style grid head [B, N={n}, 4+C={k}]: (l, t, r, b) distances per cell, not boxes"
+        if (
+            a[..., :4].min() >= 0
+        ):  # distances from cell centres are never negative; YOLOX's offsets/log sizes are
+            o.role = (
+                f"raw YOLOv6/v8-style grid head [B, N={n}, 4+C={k}]: (l, t, r, b) distances per"
+                " cell, not boxes"
+            )
             decode = "ltrb"
         else:
-            o.role = f"raw YOLOX-style grid head [B, N={n}, 5+C={k}]: offsets and log sizes per cell, not boxes"
+            o.role = (
+                f"raw YOLOX-style grid head [B, N={n}, 5+C={k}]: offsets and log sizes per cell,"
+                " not boxes"
+            )
             decode = "yolox"
         o.notes.append("N matches strides 8, 16, 32")
         return flags + ["--decode", decode]
-    layout = "[B, 4+C, N] (YOLOv8/Ultralytics)" if first else "[B, N, 5+C] (YOLOv5: objectness after the box)"
-    o.role = f"combined YOLO head {layout}, cxcywh boxes in {'0..1' if extent <= 1.5 else 'input pixels'}"
+    layout = (
+        "[B, 4+C, N] (YOLOv8/Ultralytics)"
+        if first
+        else "[B, N, 5+C] (YOLOv5: objectness after the box)"
+    )
+    o.role = (
+        f"combined YOLO head {layout}, cxcywh boxes in"
+        f" {'0..1' if extent <= 1.5 else 'input pixels'}"
+    )
     flags += ["--box-format", "cxcywh"] + ([] if first else ["--objectness"])
     flags += ["--normalized"] if extent <= 1.5 else []
     s = a[..., 4:]
@@ -183,8 +247,14 @@ def _guess_combined(o: OutputGuess, values: dict, height: int, width: int, notes
     return flags
 
 
-def _guess_split(box: OutputGuess, outputs: list[OutputGuess], values: dict, height: int, width: int,
-                 notes: list[str]) -> list[str]:
+def _guess_split(
+    box: OutputGuess,
+    outputs: list[OutputGuess],
+    values: dict,
+    height: int,
+    width: int,
+    notes: list[str],
+) -> list[str]:
     b = values[box.name].astype(np.float32)
     n = b.shape[-2] if b.shape[-1] == 4 else b.shape[-1]
     extent = float(np.percentile(np.abs(b), 99))
@@ -199,14 +269,20 @@ def _guess_split(box: OutputGuess, outputs: list[OutputGuess], values: dict, hei
     flags += ["--scores", score.name]
     if s.min() < 0 or s.max() > 1:
         score.role = "scores (logits)"
-        score.notes.append("sigmoid assumed (YOLO, RetinaNet, FCOS); use --softmax instead for a softmax-trained "
-                           "(SSD-style) head")
+        score.notes.append(
+            "sigmoid assumed (YOLO, RetinaNet, FCOS); use --softmax instead for a softmax-trained "
+            "(SSD-style) head"
+        )
         flags.append("--score-activation")
         return flags
     softmaxed = s.shape[-1] >= 2 and np.allclose(s.sum(-1), 1.0, atol=1e-3)
-    score.role = "scores (probabilities, softmax over classes)" if softmaxed else "scores (probabilities)"
+    score.role = (
+        "scores (probabilities, softmax over classes)" if softmaxed else "scores (probabilities)"
+    )
     if softmaxed:  # SSD convention: softmax over (background, classes...), background first
-        score.notes.append("a softmax over classes usually includes a background column, SSD-style in column 0 "
-                           f"(column 0 averaged {float(s[..., 0].mean()):.2f} on the probe image)")
+        score.notes.append(
+            "a softmax over classes usually includes a background column, SSD-style in column 0 "
+            f"(column 0 averaged {float(s[..., 0].mean()):.2f} on the probe image)"
+        )
         flags += ["--background-class", "0"]
     return flags

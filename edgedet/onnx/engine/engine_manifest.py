@@ -38,16 +38,31 @@ def manifest_from_onnx_io(onnx_path: Path, inputs, outputs) -> Manifest:
     return m
 
 
-def engine_manifest(source: Manifest, onnx_path: Path, onnx_sha256: str, dynamic: bool,
-                    section: TensorRTSection, build_notes: dict) -> Manifest:
-    """``source`` (the ONNX manifest) re-targeted at the engine: batch, source link, tensorrt section."""
+def engine_manifest(
+    source: Manifest,
+    onnx_path: Path,
+    onnx_sha256: str,
+    dynamic: bool,
+    section: TensorRTSection,
+    build_notes: dict,
+) -> Manifest:
+    """``source`` (the ONNX manifest) re-targeted at the engine: batch, source link, tensorrt
+    section."""
     shape = list(source.input.shape)
     shape[0] = -1 if dynamic else (shape[0] if shape[0] > 0 else 1)
     return dataclasses.replace(
         source,
         input=dataclasses.replace(source.input, shape=tuple(shape)),
         precision={**source.precision, "engine": section.precision},
-        source={"artifact": onnx_path.name, "format": "onnx", "sha256": onnx_sha256, "upstream": source.source},
+        source={
+            "artifact": onnx_path.name,
+            "format": "onnx",
+            "sha256": onnx_sha256,
+            "upstream": source.source,
+        },
         notes={**source.notes, "engine_build": build_notes},
-        tensorrt=section, artifact={}, tools={}, created="",
+        tensorrt=section,
+        artifact={},
+        tools={},
+        created="",
     )

@@ -35,7 +35,12 @@ class ProfileShape:
     max: tuple[int, ...]
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
+        return {
+            "name": self.name,
+            "min": list(self.min),
+            "opt": list(self.opt),
+            "max": list(self.max),
+        }
 
 
 def parse_batch(text: str | None) -> BatchRange | None:
@@ -60,13 +65,17 @@ def check_input(spec: TensorSpec) -> None:
     """InputError unless only dim 0 of ``spec`` may be dynamic."""
     dynamic = [i for i, d in enumerate(spec.shape) if d < 0]
     if any(i != 0 for i in dynamic):
-        raise InputError(f"input '{spec.name}' has shape {list(spec.shape)} with dynamic dimensions {dynamic}; "
-                         "edgedet builds profiles for the batch dimension only: export with fixed H and W")
+        raise InputError(
+            f"input '{spec.name}' has shape {list(spec.shape)} with dynamic dimensions {dynamic}; "
+            "edgedet builds profiles for the batch dimension only: export with fixed H and W"
+        )
     if not spec.shape:
         raise InputError(f"input '{spec.name}' is a scalar; edgedet engines take batched tensors")
 
 
-def optimization_profile(inputs: list[TensorSpec], batch: BatchRange | None) -> tuple[list[ProfileShape], list[str]]:
+def optimization_profile(
+    inputs: list[TensorSpec], batch: BatchRange | None
+) -> tuple[list[ProfileShape], list[str]]:
     """Profile shapes for ``inputs`` (empty list: static model, no profile needed) and notes.
 
     A fixed-batch model accepts only --batch equal to its batch; a dynamic one without --batch
@@ -82,14 +91,26 @@ def optimization_profile(inputs: list[TensorSpec], batch: BatchRange | None) -> 
     if not dynamic:
         if batch and fixed and {batch.min, batch.opt, batch.max} != fixed:
             n = fixed.pop()
-            raise InputError(f"the model has a fixed batch of {n}; --batch {batch} needs an ONNX with a dynamic batch "
-                             f"(`edgedet export --dynamic-batch`), or use --batch {n}")
+            raise InputError(
+                f"the model has a fixed batch of {n}; --batch {batch} needs an ONNX with a dynamic"
+                f" batch (`edgedet export --dynamic-batch`), or use --batch {n}"
+            )
         return [], notes
     if fixed:
-        raise InputError(f"inputs mix fixed batches {sorted(fixed)} with a dynamic one; export all inputs with the same batch")
+        raise InputError(
+            f"inputs mix fixed batches {sorted(fixed)} with a dynamic one; export all inputs with"
+            " the same batch"
+        )
     if batch is None:
         batch = BatchRange(1, 1, 1)
-        notes.append("dynamic-batch model built for batch 1 only; pass --batch min,opt,max (e.g. 1,4,8) for a range")
-    shapes = [ProfileShape(s.name, (batch.min, *s.shape[1:]), (batch.opt, *s.shape[1:]), (batch.max, *s.shape[1:]))
-              for s in dynamic]
+        notes.append(
+            "dynamic-batch model built for batch 1 only; pass --batch min,opt,max (e.g. 1,4,8) for"
+            " a range"
+        )
+    shapes = [
+        ProfileShape(
+            s.name, (batch.min, *s.shape[1:]), (batch.opt, *s.shape[1:]), (batch.max, *s.shape[1:])
+        )
+        for s in dynamic
+    ]
     return shapes, notes

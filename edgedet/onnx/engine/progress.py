@@ -45,7 +45,8 @@ class ProgressLog:
 
 
 def make_progress_monitor(trt_module, log: ProgressLog):
-    """A ``trt.IProgressMonitor`` forwarding to ``log``; None when this TensorRT has no such class."""
+    """A ``trt.IProgressMonitor`` forwarding to ``log``; None when this TensorRT has no such
+    class."""
     base = getattr(trt_module, "IProgressMonitor", None)
     if base is None:
         return None

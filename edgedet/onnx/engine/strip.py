@@ -6,8 +6,10 @@ whose body is made of standard ops: any ONNX runtime executes the body. TensorRT
 a registered plugin over a local function of the same name; 10.3-10.6 inline the body, so the
 builder drops the function first and the parser falls back to the plugin registry, looking the
 node up as getCreator(op_type, plugin_version attr, plugin_namespace attr) - the node's domain
-counts as the namespace only from 10.10 (NVIDIA/TensorRT CHANGELOG.md, 10.10.0: "Plugin fallback importer now
-also reads its namespace from a Node's domain field"; 10.7.0: plugins preferred over local functions).
+counts as the namespace only from 10.10 (NVIDIA/TensorRT CHANGELOG.md, 10.10.0: "Plugin fallback
+importer now
+also reads its namespace from a Node's domain field"; 10.7.0: plugins preferred over local
+functions).
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ def inspect_nms(model) -> NMSNodeInfo:
         label = node.name or f"#{i}"
         nodes.append(label)
         problems += _attribute_problems(node, label)
-    return NMSNodeInfo(tuple(nodes), any(is_nms_function(f) for f in model.functions), tuple(problems))
+    return NMSNodeInfo(
+        tuple(nodes), any(is_nms_function(f) for f in model.functions), tuple(problems)
+    )
 
 
 def _attribute_problems(node, label: str) -> list[str]:
@@ -53,10 +57,16 @@ def _attribute_problems(node, label: str) -> list[str]:
     ns = attrs["plugin_namespace"].s.decode() if "plugin_namespace" in attrs else ""
     version = attrs["plugin_version"].s.decode() if "plugin_version" in attrs else "1"
     if ns != opdef.PLUGIN_NAMESPACE:
-        out.append(f"node {label}: plugin_namespace is '{ns}', the plugin registers under '{opdef.PLUGIN_NAMESPACE}' "
-                   "(TensorRT < 10.10 does not fall back to the node's domain)")
+        out.append(
+            f"node {label}: plugin_namespace is '{ns}', the plugin registers under"
+            f" '{opdef.PLUGIN_NAMESPACE}' (TensorRT < 10.10 does not fall back to the node's"
+            " domain)"
+        )
     if version != opdef.PLUGIN_VERSION:
-        out.append(f"node {label}: plugin_version is '{version}', the plugin is version '{opdef.PLUGIN_VERSION}'")
+        out.append(
+            f"node {label}: plugin_version is '{version}', the plugin is version"
+            f" '{opdef.PLUGIN_VERSION}'"
+        )
     return out
 
 

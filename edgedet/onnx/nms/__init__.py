@@ -1,7 +1,9 @@
-"""Append NMS to an ONNX graph whose outputs include raw ``boxes`` / ``scores``, producing the contract.
+"""Append NMS to an ONNX graph whose outputs include raw ``boxes`` / ``scores``, producing the
+contract.
 
     attach_nms(model, params, implementation="graph") -> model with outputs
-        num_dets int32 [B, 1], det_boxes float32 [B, K, 4], det_scores float32 [B, K], det_classes int32 [B, K]
+        num_dets int32 [B, 1], det_boxes float32 [B, K, 4], det_scores float32 [B, K], det_classes
+        int32 [B, K]
 
 Implementations sit in a registry (name -> builder(model, params, raw, **options) -> model):
   edgedet    one EdgeDetNMS custom node (the TensorRT plugin's op) carrying a model-local function
@@ -15,8 +17,8 @@ Semantics: docs/nms.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -29,7 +31,8 @@ MIN_OPSET = 13  # Unsqueeze/ReduceSum/Pad with tensor inputs, GatherND batch_dim
 
 
 def register(name: str):
-    """Decorator: make ``fn(model, params, raw: RawOutputs) -> model`` the implementation ``name``."""
+    """Decorator: make ``fn(model, params, raw: RawOutputs) -> model`` the implementation
+    ``name``."""
 
     def deco(fn):
         IMPLEMENTATIONS[name] = fn
@@ -53,9 +56,17 @@ class RawOutputs:
     anchors: np.ndarray | None  # [1, N, 4] float32: boxes are deltas decoded inside the NMS
 
 
-def attach_nms(model, params: NMSParams, implementation: str = "edgedet", boxes: str = contract.RAW_BOXES,
-               scores: str = contract.RAW_SCORES, anchors: np.ndarray | None = None, runtime_thresholds: bool = False):
-    """Return a copy of ``model`` whose outputs are exactly num_dets, det_boxes, det_scores, det_classes.
+def attach_nms(
+    model,
+    params: NMSParams,
+    implementation: str = "edgedet",
+    boxes: str = contract.RAW_BOXES,
+    scores: str = contract.RAW_SCORES,
+    anchors: np.ndarray | None = None,
+    runtime_thresholds: bool = False,
+):
+    """Return a copy of ``model`` whose outputs are exactly num_dets, det_boxes, det_scores,
+    det_classes.
 
     ``boxes`` [B, N, 4] or [B, N, C, 4] and ``scores`` [B, N, C] must be graph outputs with static
     N and C (B may be symbolic); they stop being outputs. ``anchors`` [N, 4] or [1, N, 4] makes
@@ -64,7 +75,10 @@ def attach_nms(model, params: NMSParams, implementation: str = "edgedet", boxes:
     inputs score_threshold / iou_threshold (float32 [1]) so thresholds change without re-export.
     """
     if implementation not in IMPLEMENTATIONS:
-        raise InputError(f"unknown NMS implementation '{implementation}'; choose one of {', '.join(IMPLEMENTATIONS)}")
+        raise InputError(
+            f"unknown NMS implementation '{implementation}'; choose one of"
+            f" {', '.join(IMPLEMENTATIONS)}"
+        )
     if not isinstance(params, NMSParams):
         raise InputError(f"attach_nms needs NMSParams, got {type(params).__name__}")
     import onnx
@@ -73,42 +87,68 @@ def attach_nms(model, params: NMSParams, implementation: str = "edgedet", boxes:
     out.CopyFrom(model)
     if implementation == "none":
         if anchors is not None:
-            raise ExportError("this model decodes its boxes inside the NMS (anchors); --nms none needs the family's "
-                              "decode-in-graph variant")
+            raise ExportError(
+                "this model decodes its boxes inside the NMS (anchors); --nms none needs the"
+                " family's decode-in-graph variant"
+            )
         return IMPLEMENTATIONS["none"](out, params, None)
     if runtime_thresholds and implementation != "edgedet":
         raise InputError(f"run-time NMS thresholds need --nms edgedet (not {implementation})")
     options = {"runtime_thresholds": True} if runtime_thresholds else {}
-    return IMPLEMENTATIONS[implementation](out, params, raw_outputs(out, boxes, scores, anchors), **options)
+    return IMPLEMENTATIONS[implementation](
+        out, params, raw_outputs(out, boxes, scores, anchors), **options
+    )
 
 
 def raw_outputs(model, boxes: str, scores: str, anchors: np.ndarray | None = None) -> RawOutputs:
-    """Find and check the raw outputs; ExportError naming the tensor when a shape or dtype is unusable."""
+    """Find and check the raw outputs; ExportError naming the tensor when a shape or dtype is
+    unusable."""
     from edgedet.onnx.tools import opset_of
 
     if opset_of(model) < MIN_OPSET:
-        raise ExportError(f"NMS in the graph needs opset >= {MIN_OPSET}; the model is opset {opset_of(model)} "
-                          "(upgrade it: edgedet.onnx.byo.attach.upgrade_opset)")
+        raise ExportError(
+            f"NMS in the graph needs opset >= {MIN_OPSET}; the model is opset {opset_of(model)} "
+            "(upgrade it: edgedet.onnx.byo.attach.upgrade_opset)"
+        )
     outputs = {o.name: o.type.tensor_type for o in model.graph.output}
     for name in (boxes, scores):
         if name not in outputs:
-            raise ExportError(f"the graph has no '{name}' output to attach NMS to (outputs: {sorted(outputs)})")
+            raise ExportError(
+                f"the graph has no '{name}' output to attach NMS to (outputs: {sorted(outputs)})"
+            )
     taken = sorted(set(contract.NMS_OUTPUTS) & set(outputs))
     if taken:
         raise ExportError(f"the graph already has NMS outputs {taken}; attach NMS to the raw model")
     bshape, sshape = (_dims(outputs[name]) for name in (boxes, scores))
     if len(sshape) != 3 or not all(isinstance(d, int) and d > 0 for d in sshape[1:]):
-        raise ExportError(f"'{scores}' has shape {sshape}; NMS in the graph needs [B, N, C] with static N, C >= 1")
+        raise ExportError(
+            f"'{scores}' has shape {sshape}; NMS in the graph needs [B, N, C] with static N, C >= 1"
+        )
     n, c = sshape[1], sshape[2]
     if bshape[1:] not in ([n, 4], [n, c, 4]):
-        raise ExportError(f"'{boxes}' has shape {bshape}; with '{scores}' {sshape} it must be [B, {n}, 4] or [B, {n}, {c}, 4]")
-    return RawOutputs(boxes, scores, n, c, sshape[0], len(bshape) == 4, outputs[boxes].elem_type,
-                      outputs[scores].elem_type, _anchors(anchors, n))
+        raise ExportError(
+            f"'{boxes}' has shape {bshape}; with '{scores}' {sshape} it must be [B, {n}, 4] or [B,"
+            f" {n}, {c}, 4]"
+        )
+    return RawOutputs(
+        boxes,
+        scores,
+        n,
+        c,
+        sshape[0],
+        len(bshape) == 4,
+        outputs[boxes].elem_type,
+        outputs[scores].elem_type,
+        _anchors(anchors, n),
+    )
 
 
 def _dims(tensor_type) -> list:
     """Shape of a graph output: ints for static dims, the symbol (or '?') for dynamic ones."""
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor_type.shape.dim]
+    return [
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+        for d in tensor_type.shape.dim
+    ]
 
 
 def _anchors(anchors, n: int) -> np.ndarray | None:
@@ -116,7 +156,9 @@ def _anchors(anchors, n: int) -> np.ndarray | None:
         return None
     a = np.asarray(anchors, np.float32)
     if a.shape not in ((n, 4), (1, n, 4)):
-        raise ExportError(f"anchors have shape {a.shape}; expected [{n}, 4] or [1, {n}, 4] for {n} candidates")
+        raise ExportError(
+            f"anchors have shape {a.shape}; expected [{n}, 4] or [1, {n}, 4] for {n} candidates"
+        )
     return a.reshape(1, n, 4)
 
 
@@ -126,15 +168,25 @@ def replace_outputs(model, produced: dict[str, str], raw: RawOutputs, k: int) ->
     from onnx import helper
 
     for name in contract.NMS_OUTPUTS:
-        model.graph.node.append(helper.make_node("Identity", [produced[name]], [name], name=f"nms/{name}"))
+        model.graph.node.append(
+            helper.make_node("Identity", [produced[name]], [name], name=f"nms/{name}")
+        )
     keep = [o for o in model.graph.output if o.name not in (raw.boxes, raw.scores)]
     del model.graph.output[:]
     model.graph.output.extend(keep)
     b = raw.batch if raw.batch != "?" else "batch"
-    shapes = {contract.NUM_DETS: [b, 1], contract.DET_BOXES: [b, k, 4], contract.DET_SCORES: [b, k],
-              contract.DET_CLASSES: [b, k]}
+    shapes = {
+        contract.NUM_DETS: [b, 1],
+        contract.DET_BOXES: [b, k, 4],
+        contract.DET_SCORES: [b, k],
+        contract.DET_CLASSES: [b, k],
+    }
     for name in contract.NMS_OUTPUTS:
-        dtype = onnx.TensorProto.INT32 if contract.OUTPUT_DTYPES[name] == np.int32 else onnx.TensorProto.FLOAT
+        dtype = (
+            onnx.TensorProto.INT32
+            if contract.OUTPUT_DTYPES[name] == np.int32
+            else onnx.TensorProto.FLOAT
+        )
         model.graph.output.append(helper.make_tensor_value_info(name, dtype, shapes[name]))
 
 

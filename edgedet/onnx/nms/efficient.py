@@ -1,7 +1,8 @@
 """NMS as NVIDIA's ``EfficientNMS_TRT`` plugin node (``--nms efficient``): runs in TensorRT only.
 
     attach_efficient(model, params, raw) -> model with outputs
-        num_dets int32 [B, 1], det_boxes float32 [B, K, 4], det_scores float32 [B, K], det_classes int32 [B, K]
+        num_dets int32 [B, 1], det_boxes float32 [B, K, 4], det_scores float32 [B, K], det_classes
+        int32 [B, K]
 
 The plugin (TensorRT OSS ``plugin/efficientNMSPlugin``, README and efficientNMSPlugin.cpp) takes
 boxes ``[B, N, 4]`` (one box for all classes) or ``[B, N, C, 4]``, scores ``[B, N, C]`` and optional
@@ -42,9 +43,11 @@ PRE_NMS_CAP = 4096
 
 
 def attach_efficient(model, params: NMSParams, raw, runtime_thresholds: bool = False):
-    """Append an EfficientNMS_TRT node to ``model`` (modified in place and returned); outputs the contract.
+    """Append an EfficientNMS_TRT node to ``model`` (modified in place and returned); outputs the
+    contract.
 
-    ``raw`` is edgedet.onnx.nms.RawOutputs. Inputs of another float type are cast to float32; float16
+    ``raw`` is edgedet.onnx.nms.RawOutputs. Inputs of another float type are cast to float32;
+    float16
     boxes and scores stay float16 and the float16 outputs are cast to float32 for the contract.
     """
     import onnx
@@ -58,22 +61,47 @@ def attach_efficient(model, params: NMSParams, raw, runtime_thresholds: bool = F
     nodes, inputs = [], []
     for name, have in ((raw.boxes, raw.boxes_type), (raw.scores, raw.scores_type)):
         if have != dtype:
-            nodes.append(helper.make_node("Cast", [name], [f"{prefix}{name}_cast"], to=dtype, name=f"{prefix}cast_{name}"))
+            nodes.append(
+                helper.make_node(
+                    "Cast", [name], [f"{prefix}{name}_cast"], to=dtype, name=f"{prefix}cast_{name}"
+                )
+            )
             name = f"{prefix}{name}_cast"
         inputs.append(name)
     if raw.anchors is not None:
         np_type = np.float16 if dtype == onnx.TensorProto.FLOAT16 else np.float32
-        model.graph.initializer.append(onnx.numpy_helper.from_array(raw.anchors.astype(np_type), f"{prefix}anchors"))
+        model.graph.initializer.append(
+            onnx.numpy_helper.from_array(raw.anchors.astype(np_type), f"{prefix}anchors")
+        )
         inputs.append(f"{prefix}anchors")
-    plugin_out = [f"{prefix}num_detections", f"{prefix}detection_boxes", f"{prefix}detection_scores",
-                  f"{prefix}detection_classes"]
-    nodes.append(helper.make_node(OP_TYPE, inputs, plugin_out, name=f"{prefix}efficient_nms", domain=OP_DOMAIN,
-                                  **plugin_attributes(params, raw.c)))
+    plugin_out = [
+        f"{prefix}num_detections",
+        f"{prefix}detection_boxes",
+        f"{prefix}detection_scores",
+        f"{prefix}detection_classes",
+    ]
+    nodes.append(
+        helper.make_node(
+            OP_TYPE,
+            inputs,
+            plugin_out,
+            name=f"{prefix}efficient_nms",
+            domain=OP_DOMAIN,
+            **plugin_attributes(params, raw.c),
+        )
+    )
     produced = dict(zip(contract.NMS_OUTPUTS, plugin_out))
     if dtype != onnx.TensorProto.FLOAT:  # the contract's det_boxes / det_scores are float32
         for key in (contract.DET_BOXES, contract.DET_SCORES):
-            nodes.append(helper.make_node("Cast", [produced[key]], [f"{produced[key]}_f32"], to=onnx.TensorProto.FLOAT,
-                                          name=f"{prefix}cast_{key}"))
+            nodes.append(
+                helper.make_node(
+                    "Cast",
+                    [produced[key]],
+                    [f"{produced[key]}_f32"],
+                    to=onnx.TensorProto.FLOAT,
+                    name=f"{prefix}cast_{key}",
+                )
+            )
             produced[key] = f"{produced[key]}_f32"
     model.graph.node.extend(nodes)
     _declare_plugin_outputs(model, plugin_out, raw, params.max_output_boxes, dtype)
@@ -86,30 +114,47 @@ def attach_efficient(model, params: NMSParams, raw, runtime_thresholds: bool = F
 def plugin_attributes(params: NMSParams, num_classes: int) -> dict:
     """The node attributes (README "Parameters"; INT -> int32, FLOAT -> float32 in the parser)."""
     background = params.background_class if 0 <= params.background_class < num_classes else -1
-    return {"score_threshold": float(params.score_threshold), "iou_threshold": float(params.iou_threshold),
-            "max_output_boxes": int(params.max_output_boxes), "background_class": int(background),
-            "score_activation": int(bool(params.score_activation)), "class_agnostic": int(bool(params.class_agnostic)),
-            "box_coding": int(params.box_coding), "plugin_version": PLUGIN_VERSION, "plugin_namespace": PLUGIN_NAMESPACE}
+    return {
+        "score_threshold": float(params.score_threshold),
+        "iou_threshold": float(params.iou_threshold),
+        "max_output_boxes": int(params.max_output_boxes),
+        "background_class": int(background),
+        "score_activation": int(bool(params.score_activation)),
+        "class_agnostic": int(bool(params.class_agnostic)),
+        "box_coding": int(params.box_coding),
+        "plugin_version": PLUGIN_VERSION,
+        "plugin_namespace": PLUGIN_NAMESPACE,
+    }
 
 
 def check_expressible(model, params: NMSParams, raw, runtime_thresholds: bool = False) -> None:
-    """ExportError for what EfficientNMS_TRT cannot do; a warning where it only differs (docs/nms.md)."""
+    """ExportError for what EfficientNMS_TRT cannot do; a warning where it only differs
+    (docs/nms.md)."""
     graph_inputs = {i.name for i in model.graph.input}
     if runtime_thresholds or graph_inputs & set(contract.THRESHOLD_INPUTS):
-        raise ExportError(f"{OP_TYPE} takes score_threshold and iou_threshold as attributes fixed when the engine is "
-                          "built; for thresholds set at run time use --nms edgedet")
+        raise ExportError(
+            f"{OP_TYPE} takes score_threshold and iou_threshold as attributes fixed when the engine"
+            " is built; for thresholds set at run time use --nms edgedet"
+        )
     total = raw.n * raw.c
     ranked = min(params.top_k or total, total)
     if ranked > PRE_NMS_CAP:
-        raise ExportError(f"top_k {params.top_k or 'unlimited'} lets {ranked} candidates (N*C = {raw.n}*{raw.c}) enter "
-                          f"NMS; {OP_TYPE} keeps at most {PRE_NMS_CAP} (its documented cap): use --top-k {PRE_NMS_CAP} "
-                          "or less, or --nms edgedet / graph")
+        raise ExportError(
+            f"top_k {params.top_k or 'unlimited'} lets {ranked} candidates (N*C = {raw.n}*{raw.c})"
+            f" enter NMS; {OP_TYPE} keeps at most {PRE_NMS_CAP} (its documented cap): use --top-k"
+            f" {PRE_NMS_CAP} or less, or --nms edgedet / graph"
+        )
     if raw.anchors is not None and tuple(params.box_scale) != (1.0, 1.0, 1.0, 1.0):
-        raise ExportError(f"box_scale {list(params.box_scale)}: {OP_TYPE}'s fused anchor decode has no delta divisors; "
-                          "use --nms edgedet or graph, or decode the boxes in the model")
+        raise ExportError(
+            f"box_scale {list(params.box_scale)}: {OP_TYPE}'s fused anchor decode has no delta"
+            " divisors; use --nms edgedet or graph, or decode the boxes in the model"
+        )
     if ranked < min(PRE_NMS_CAP, total):
-        warnings.warn(f"{OP_TYPE} ranks up to {PRE_NMS_CAP} candidates, not top_k = {params.top_k}: it may keep "
-                      "boxes edgedet's other NMS implementations drop", stacklevel=3)
+        warnings.warn(
+            f"{OP_TYPE} ranks up to {PRE_NMS_CAP} candidates, not top_k = {params.top_k}: it may"
+            " keep boxes edgedet's other NMS implementations drop",
+            stacklevel=3,
+        )
 
 
 def _element_type(boxes_type: int, scores_type: int) -> int:
@@ -128,10 +173,17 @@ def _declare_plugin_outputs(model, names: list[str], raw, k: int, dtype: int) ->
     b = raw.batch if raw.batch != "?" else "batch"
     types = [onnx.TensorProto.INT32, dtype, dtype, onnx.TensorProto.INT32]
     shapes = [[b, 1], [b, k, 4], [b, k], [b, k]]
-    model.graph.value_info.extend(helper.make_tensor_value_info(n, t, s) for n, t, s in zip(names, types, shapes))
+    model.graph.value_info.extend(
+        helper.make_tensor_value_info(n, t, s) for n, t, s in zip(names, types, shapes)
+    )
 
 
 def tensorrt_only_ops(model) -> list[str]:
     """Nodes ONNX Runtime cannot run because they are TensorRT plugins (for a clear load error)."""
-    return sorted({f"{n.domain + '::' if n.domain else ''}{n.op_type}" for n in model.graph.node
-                   if n.op_type == OP_TYPE or n.domain == OP_DOMAIN})
+    return sorted(
+        {
+            f"{n.domain + '::' if n.domain else ''}{n.op_type}"
+            for n in model.graph.node
+            if n.op_type == OP_TYPE or n.domain == OP_DOMAIN
+        }
+    )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
@@ -16,7 +16,8 @@ from edgedet.errors import EdgeDetError, InputError
 from edgedet.manifest import InputInfo
 from edgedet.preprocess import fit_to_input, list_images, read_image, to_input
 
-# The TensorRT Developer Guide (INT8 calibration) finds ~500 images sufficient for ImageNet classifiers;
+# The TensorRT Developer Guide (INT8 calibration) finds ~500 images sufficient for ImageNet
+# classifiers;
 # below 300 edgedet still calibrates, with a warning.
 RECOMMENDED_IMAGES = 300
 
@@ -27,23 +28,31 @@ class CalibrationSet:
 
     files: list[Path]
     input: InputInfo
-    used: int | None = None  # images actually read by the last pass over batches() (unreadable ones skipped)
+    used: int | None = (
+        None  # images actually read by the last pass over batches() (unreadable ones skipped)
+    )
 
     @classmethod
-    def from_folder(cls, folder: str | os.PathLike, input_info: InputInfo, size: int | None = None) -> "CalibrationSet":
+    def from_folder(
+        cls, folder: str | os.PathLike, input_info: InputInfo, size: int | None = None
+    ) -> CalibrationSet:
         """Sorted image files; with ``size``, an evenly spaced subset (covers the whole folder)."""
         return cls.from_files(list_images(folder), input_info, size, str(folder))
 
     @classmethod
-    def from_files(cls, files: list[Path], input_info: InputInfo, size: int | None = None,
-                   where: str = "") -> CalibrationSet:
+    def from_files(
+        cls, files: list[Path], input_info: InputInfo, size: int | None = None, where: str = ""
+    ) -> CalibrationSet:
         if size is not None:
             if size < 1:
                 raise InputError(f"--calib-size must be >= 1, got {size}")
             files = evenly_spaced(files, size)
         if len(files) < RECOMMENDED_IMAGES:
-            warnings.warn(f"calibrating with {len(files)} images from {where}; {RECOMMENDED_IMAGES} or more are "
-                          "recommended for stable INT8 ranges", stacklevel=3)
+            warnings.warn(
+                f"calibrating with {len(files)} images from {where}; {RECOMMENDED_IMAGES} or more"
+                " are recommended for stable INT8 ranges",
+                stacklevel=3,
+            )
         return cls(files, input_info)
 
     def fingerprint(self) -> str:
@@ -55,8 +64,11 @@ class CalibrationSet:
         digest.update(repr((self.input.shape[2:], self.input.pad_value, self.input.dtype)).encode())
         return digest.hexdigest()
 
-    def batches(self, progress: Callable[[int, int], None] | None = None) -> Iterator[dict[str, np.ndarray]]:
-        """Yield {"images": [1, 3, H, W]} per readable image; unreadable ones are skipped with a warning."""
+    def batches(
+        self, progress: Callable[[int, int], None] | None = None
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """Yield {"images": [1, 3, H, W]} per readable image; unreadable ones are skipped with a
+        warning."""
         used = 0
         for i, f in enumerate(self.files):
             try:
@@ -64,8 +76,15 @@ class CalibrationSet:
             except EdgeDetError as exc:
                 warnings.warn(f"calibration: skipped {exc}", stacklevel=2)
                 continue
-            canvas, _ = fit_to_input(rgb, self.input.height, self.input.width, self.input.pad_value,
-                                     self.input.resize, self.input.padding, self.input.channel_order)
+            canvas, _ = fit_to_input(
+                rgb,
+                self.input.height,
+                self.input.width,
+                self.input.pad_value,
+                self.input.resize,
+                self.input.padding,
+                self.input.channel_order,
+            )
             used += 1
             if progress:
                 progress(i + 1, len(self.files))
@@ -88,11 +107,16 @@ def evenly_spaced(files: list, count: int) -> list:
 HOLDOUT_FRACTION, HOLDOUT_MIN, HOLDOUT_MAX = 0.2, 16, 200
 
 
-def split_holdout(folder: str | os.PathLike, input_info: InputInfo, size: int | None = None,
-                  holdout_dir: str | os.PathLike | None = None) -> tuple[CalibrationSet, CalibrationSet]:
+def split_holdout(
+    folder: str | os.PathLike,
+    input_info: InputInfo,
+    size: int | None = None,
+    holdout_dir: str | os.PathLike | None = None,
+) -> tuple[CalibrationSet, CalibrationSet]:
     """(calibration, held-out): held-out images never calibrate.
 
-    Without ``holdout_dir``, an evenly spaced fifth of ``folder`` is held out and ``size`` applies to
+    Without ``holdout_dir``, an evenly spaced fifth of ``folder`` is held out and ``size`` applies
+    to
     the rest; with it, that folder is the held-out set and any of its images (same bytes) that also
     sit in ``folder`` are dropped from calibration.
     """
@@ -102,20 +126,30 @@ def split_holdout(folder: str | os.PathLike, input_info: InputInfo, size: int | 
         digests = {hashlib.sha256(f.read_bytes()).digest() for f in held}
         rest = [f for f in files if hashlib.sha256(f.read_bytes()).digest() not in digests]
         if not rest:
-            raise InputError(f"every calibration image in {folder} is also in the held-out folder {holdout_dir}; "
-                             "calibrate on different images")
+            raise InputError(
+                f"every calibration image in {folder} is also in the held-out folder {holdout_dir};"
+                " calibrate on different images"
+            )
     else:
         n = min(HOLDOUT_MAX, max(HOLDOUT_MIN, round(len(files) * HOLDOUT_FRACTION)))
         if len(files) < 2 * n:
-            raise InputError(f"{folder} holds {len(files)} images: too few to hold {n} out for measuring agreement "
-                             f"and calibrate on the rest; add images (300+ recommended) or pass --holdout DIR")
+            raise InputError(
+                f"{folder} holds {len(files)} images: too few to hold {n} out for measuring"
+                " agreement and calibrate on the rest; add images (300+ recommended) or pass"
+                " --holdout DIR"
+            )
         held = evenly_spaced(files, n)
         taken = set(held)
         rest = [f for f in files if f not in taken]
     if len(held) < HOLDOUT_MIN:
-        warnings.warn(f"measuring agreement on {len(held)} held-out images; with fewer than {HOLDOUT_MIN} one "
-                      "detection moves the matched fraction by several percent", stacklevel=2)
-    return CalibrationSet.from_files(rest, input_info, size, str(folder)), CalibrationSet(held, input_info)
+        warnings.warn(
+            f"measuring agreement on {len(held)} held-out images; with fewer than {HOLDOUT_MIN} one"
+            " detection moves the matched fraction by several percent",
+            stacklevel=2,
+        )
+    return CalibrationSet.from_files(rest, input_info, size, str(folder)), CalibrationSet(
+        held, input_info
+    )
 
 
 class OrtCalibrationReader(CalibrationDataReader):
@@ -138,7 +172,8 @@ class OrtCalibrationReader(CalibrationDataReader):
 
 
 def split_unseen(held: CalibrationSet) -> tuple[CalibrationSet, CalibrationSet | None]:
-    """(search, unseen): an evenly spaced third of the held-out images that the budget search never sees,
+    """(search, unseen): an evenly spaced third of the held-out images that the budget search never
+    sees,
     so the agreement reported on it is not the figure the search optimised. None when fewer than
     HOLDOUT_MIN would be left to search on."""
     n = len(held.files) // 3
@@ -146,4 +181,6 @@ def split_unseen(held: CalibrationSet) -> tuple[CalibrationSet, CalibrationSet |
         return held, None
     unseen = evenly_spaced(held.files[1:], n)  # offset by one: the search keeps the first image
     taken = set(unseen)
-    return CalibrationSet([f for f in held.files if f not in taken], held.input), CalibrationSet(unseen, held.input)
+    return CalibrationSet([f for f in held.files if f not in taken], held.input), CalibrationSet(
+        unseen, held.input
+    )

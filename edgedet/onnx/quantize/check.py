@@ -1,6 +1,7 @@
 """Static check of a Q/DQ graph against TensorRT's ONNX parser rules, without TensorRT.
 
-Rules (TensorRT Developer Guide, "Working with Quantized Types" / explicit quantization, and the ONNX
+Rules (TensorRT Developer Guide, "Working with Quantized Types" / explicit quantization, and the
+ONNX
 parser's QuantizeLinear/DequantizeLinear importers in onnx-tensorrt):
   R1 scale is a constant (initializer or Constant node)
   R2 scale values are positive and finite
@@ -108,13 +109,20 @@ def _check_per_axis(node, index, consts, bad) -> None:
     """Per-axis scales: weights only, on the axis TensorRT expects for the consuming layer."""
     is_weight = node.input[0] in consts or _fed_by_constant_q(node, index, consts)
     if not is_weight:
-        bad("R5", "per-axis scale on an activation; TensorRT takes per-tensor activation scales only")
+        bad(
+            "R5",
+            "per-axis scale on an activation; TensorRT takes per-tensor activation scales only",
+        )
         return
     axis = _axis(node)
     for user in index.consumers.get(node.output[0], []):
         want = {"Conv": 0, "ConvTranspose": 1}.get(user.op_type)
         if want is not None and axis != want:
-            bad("R5", f"per-axis weight scale on axis {axis}; {user.op_type} '{user.name}' needs axis {want}")
+            bad(
+                "R5",
+                f"per-axis weight scale on axis {axis}; {user.op_type} '{user.name}' needs axis"
+                f" {want}",
+            )
 
 
 def _fed_by_constant_q(node, index, consts) -> bool:

@@ -35,8 +35,13 @@ def to_fp16(model, placement: Placement):
     # tensors flowing into FP32 nodes. Re-infer them (unknown custom ops are skipped, not fatal).
     del copy.graph.value_info[:]
     copy = onnx.shape_inference.infer_shapes(copy)
-    result = convert_float_to_float16(copy, keep_io_types=True, op_block_list=list(DEFAULT_OP_BLOCK_LIST),
-                                      node_block_list=placement.names, disable_shape_infer=True)
+    result = convert_float_to_float16(
+        copy,
+        keep_io_types=True,
+        op_block_list=list(DEFAULT_OP_BLOCK_LIST),
+        node_block_list=placement.names,
+        disable_shape_infer=True,
+    )
     drop_roundtrip_casts(result)
     toposort(result)  # the converter appends its Cast nodes at the end of the node list
     return result
@@ -49,7 +54,8 @@ def to_mixed(qmodel, placement: Placement):
 
 
 def at_least_opset(model, version: int):
-    """``model`` converted to ``version`` of the default ONNX domain if it is older (custom domains kept)."""
+    """``model`` converted to ``version`` of the default ONNX domain if it is older (custom domains
+    kept)."""
     import onnx
     from onnx import version_converter
 
@@ -61,10 +67,13 @@ def at_least_opset(model, version: int):
     try:
         converted = version_converter.convert_version(model, version)
     except Exception as exc:  # noqa: BLE001 - the converter raises plain RuntimeErrors naming the op without an adapter
-        raise ModelError(f"cannot raise the graph from opset {current} to {version}, which FP16 Q/DQ scales need "
-                         f"({str(exc).splitlines()[0][:200]}); re-export with --opset {version}, or pass "
-                         "--fallback fp32") from None
-    # The converter drops model-local functions (EdgeDetNMS's standard-op body, which ONNX Runtime runs;
+        raise ModelError(
+            f"cannot raise the graph from opset {current} to {version}, which FP16 Q/DQ scales need"
+            f" ({str(exc).splitlines()[0][:200]}); re-export with --opset {version}, or pass"
+            " --fallback fp32"
+        ) from None
+    # The converter drops model-local functions (EdgeDetNMS's standard-op body, which ONNX Runtime
+    # runs;
     # TensorRT maps the node to edgedet's plugin): carry them over, importing the new version.
     del converted.functions[:]
     for function in model.functions:
@@ -76,8 +85,17 @@ def at_least_opset(model, version: int):
 # Ops whose opset 18 version turned an attribute into an input (axes): a function body using them
 # cannot just import a newer opset. Every other change from opset 13 to 19 adds types, optional
 # inputs or attributes whose defaults keep the old behaviour (onnx/docs/Changelog.md).
-_NOT_FORWARD_COMPATIBLE = {"ReduceMax", "ReduceMin", "ReduceMean", "ReduceProd", "ReduceL1", "ReduceL2",
-                           "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"}
+_NOT_FORWARD_COMPATIBLE = {
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceMean",
+    "ReduceProd",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceSumSquare",
+}
 
 
 def _function_at(function, version: int):
@@ -87,10 +105,16 @@ def _function_at(function, version: int):
     out.CopyFrom(function)
     for imp in out.opset_import:
         if imp.domain in ("", "ai.onnx") and imp.version < version:
-            bad = sorted({n.op_type for n in out.node if n.domain in ("", "ai.onnx")} & _NOT_FORWARD_COMPATIBLE)
+            bad = sorted(
+                {n.op_type for n in out.node if n.domain in ("", "ai.onnx")}
+                & _NOT_FORWARD_COMPATIBLE
+            )
             if bad and imp.version < 18:
-                raise ModelError(f"function {out.domain}:{out.name} uses {', '.join(bad)} at opset {imp.version}, "
-                                 f"which changed in opset 18; re-export with --opset {version}, or pass --fallback fp32")
+                raise ModelError(
+                    f"function {out.domain}:{out.name} uses {', '.join(bad)} at opset"
+                    f" {imp.version}, which changed in opset 18; re-export with --opset {version},"
+                    " or pass --fallback fp32"
+                )
             imp.version = version
     return out
 
@@ -111,7 +135,12 @@ def drop_roundtrip_casts(model) -> int:
         if node.op_type != "Cast" or _cast_to(node) != fp32:
             continue
         first = producer.get(node.input[0])
-        if first is None or first.op_type != "Cast" or _cast_to(first) != fp16 or types.get(first.input[0]) != fp32:
+        if (
+            first is None
+            or first.op_type != "Cast"
+            or _cast_to(first) != fp16
+            or types.get(first.input[0]) != fp32
+        ):
             continue
         node.op_type = "Identity"
         del node.attribute[:]

@@ -32,7 +32,9 @@ TRT_OPS = ["Conv", "ConvTranspose", "Gemm", "MatMul", "Add"]
 
 @dataclass
 class Int8Config:
-    method: str = "minmax"  # keeps the full range of box-regression activations (Entropy clips outliers)
+    method: str = (
+        "minmax"  # keeps the full range of box-regression activations (Entropy clips outliers)
+    )
     target: str = "tensorrt"
     cache_dir: Path | None = None
 
@@ -42,7 +44,9 @@ def default_cache_dir() -> Path:
     return Path(base) / "edgedet" / "calibration"
 
 
-def quantize_int8(model, calib: CalibrationSet, placement: Placement, config: Int8Config, progress=None):
+def quantize_int8(
+    model, calib: CalibrationSet, placement: Placement, config: Int8Config, progress=None
+):
     """Return (Q/DQ ModelProto, info). Ranges are cached per (model, images, method, target)."""
     import onnx
     from onnxruntime.quantization import quantize_static
@@ -59,18 +63,31 @@ def quantize_int8(model, calib: CalibrationSet, placement: Placement, config: In
         onnx.save(model, src)
         tmp_cache = cache if hit else Path(tmp) / "ranges.json"
         reader = None if hit else OrtCalibrationReader(calib, progress)
-        quantize_static(str(src), str(dst), reader, nodes_to_exclude=placement.names, calibration_cache_path=tmp_cache,
-                        calibrate_method=_method(config.method), **kwargs)
+        quantize_static(
+            str(src),
+            str(dst),
+            reader,
+            nodes_to_exclude=placement.names,
+            calibration_cache_path=tmp_cache,
+            calibrate_method=_method(config.method),
+            **kwargs,
+        )
         if not hit:
             cache.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(tmp_cache), cache)  # same dir not guaranteed; move then it is complete
         quantized = onnx.load(str(dst))
-    return quantized, {"method": config.method, "target": config.target, "cache": str(cache), "cache_hit": hit,
-                       "calibration_images": calib.used if calib.used is not None else len(calib.files)}
+    return quantized, {
+        "method": config.method,
+        "target": config.target,
+        "cache": str(cache),
+        "cache_hit": hit,
+        "calibration_images": calib.used if calib.used is not None else len(calib.files),
+    }
 
 
 def _cache_usable(cache: Path, config: Int8Config) -> bool:
-    """A cache ONNX Runtime cannot read (truncated, edited, another method) is dropped and rebuilt."""
+    """A cache ONNX Runtime cannot read (truncated, edited, another method) is dropped and
+    rebuilt."""
     import warnings
 
     try:
@@ -81,7 +98,10 @@ def _cache_usable(cache: Path, config: Int8Config) -> bool:
     except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt, never trusted
         ok = False
     if not ok:
-        warnings.warn(f"calibration cache {cache} is unreadable or does not match; recalibrating", stacklevel=3)
+        warnings.warn(
+            f"calibration cache {cache} is unreadable or does not match; recalibrating",
+            stacklevel=3,
+        )
         with contextlib.suppress(OSError):
             cache.unlink()
     return ok
@@ -103,19 +123,37 @@ def _profile(config: Int8Config) -> dict:
     from onnxruntime.quantization import QuantFormat, QuantType
 
     if config.target == "tensorrt":
-        return dict(quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                    per_channel=True, op_types_to_quantize=TRT_OPS, extra_options={
-                        "ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
-                        "QDQKeepRemovableActivations": True, "OpTypesToExcludeOutputQuantization": TRT_OPS})
-    return dict(quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                per_channel=True, extra_options={"WeightSymmetric": True})
+        return dict(
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=TRT_OPS,
+            extra_options={
+                "ActivationSymmetric": True,
+                "WeightSymmetric": True,
+                "QuantizeBias": False,
+                "QDQKeepRemovableActivations": True,
+                "OpTypesToExcludeOutputQuantization": TRT_OPS,
+            },
+        )
+    return dict(
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        extra_options={"WeightSymmetric": True},
+    )
 
 
 def _method(name: str):
     from onnxruntime.quantization import CalibrationMethod
 
-    return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-            "percentile": CalibrationMethod.Percentile}[name]
+    return {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[name]
 
 
 def _cache_path(model, calib: CalibrationSet, config: Int8Config) -> Path:

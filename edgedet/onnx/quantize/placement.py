@@ -1,7 +1,8 @@
 """Which nodes keep higher precision: detection-aware defaults plus user patterns.
 
 Detection heads are fragile under PTQ: box regression needs the outliers that INT8 clips, and the
-score sigmoid and NMS thresholds amplify small errors. By default the NMS subgraph, the box decode / score activation
+score sigmoid and NMS thresholds amplify small errors. By default the NMS subgraph, the box decode /
+score activation
 between the last head convolutions and the raw outputs, and those last convolutions
 themselves stay in FP32.
 """
@@ -52,13 +53,19 @@ def head_tensors(model) -> list[str]:
     if found:
         return found
     found = [t for n in model.graph.node if n.op_type == opdef.OP_TYPE for t in n.input[:2]]
-    if found:  # NMS inside the network (two-stage): everything from the first EdgeDetNMS on stays FP32
+    if (
+        found
+    ):  # NMS inside the network (two-stage): everything from the first EdgeDetNMS on stays FP32
         return found
-    raise InputError("the model has no 'boxes'/'scores' (or classifier 'probs') tensor; edgedet cannot tell "
-                     "where the detection head ends. Export it with edgedet or use `edgedet attach-nms` first")
+    raise InputError(
+        "the model has no 'boxes'/'scores' (or classifier 'probs') tensor; edgedet cannot tell "
+        "where the detection head ends. Export it with edgedet or use `edgedet attach-nms` first"
+    )
 
 
-def detection_placement(model, keep_last_convs: bool = True, exclude: tuple[str, ...] = ()) -> Placement:
+def detection_placement(
+    model, keep_last_convs: bool = True, exclude: tuple[str, ...] = ()
+) -> Placement:
     """Default placement: NMS + decode + last head convs stay FP32; ``exclude`` patterns add more.
 
     Raises InputError for a pattern that matches nothing (a typo would silently do nothing).
@@ -74,7 +81,9 @@ def detection_placement(model, keep_last_convs: bool = True, exclude: tuple[str,
         placement.add((n.name for n in last_convs), "last head convolution")
     for pattern, names in match_nodes(model, exclude).items():
         if not names:
-            raise InputError(f"--exclude '{pattern}' matches no node name or op type in the model; "
-                             "list node names with `edgedet check-qdq --list-nodes MODEL`")
+            raise InputError(
+                f"--exclude '{pattern}' matches no node name or op type in the model; "
+                "list node names with `edgedet check-qdq --list-nodes MODEL`"
+            )
         placement.add(names, f"--exclude {pattern}")
     return placement

@@ -1,4 +1,5 @@
-"""Which quantised layers move the boxes: per-layer sensitivity and fallback under an accuracy budget.
+"""Which quantised layers move the boxes: per-layer sensitivity and fallback under an accuracy
+budget.
 
 Everything here works on one calibrated Q/DQ graph: a layer is "dequantised" by rewiring its
 inputs around their Q/DQ pairs (activations to the float tensor, weights to the FP32 initializer),
@@ -40,7 +41,8 @@ MATCH_IOU = 0.9
 
 @dataclass
 class _Dets:
-    """Detections of one image in letterboxed pixels (IoU does not change under the letterbox map)."""
+    """Detections of one image in letterboxed pixels (IoU does not change under the letterbox
+    map)."""
 
     boxes: np.ndarray
     scores: np.ndarray
@@ -53,7 +55,9 @@ class _Dets:
 class DetectionProbe:
     """Runs ModelProtos on prepared input batches and returns their detections."""
 
-    def __init__(self, manifest: Manifest, feeds: list[dict[str, np.ndarray]], min_score: float = 0.25) -> None:
+    def __init__(
+        self, manifest: Manifest, feeds: list[dict[str, np.ndarray]], min_score: float = 0.25
+    ) -> None:
         self.manifest = manifest
         self.feeds = feeds
         self.min_score = min_score
@@ -64,7 +68,9 @@ class DetectionProbe:
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        sess = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
         names = [o.name for o in sess.get_outputs()]
         out: list[_Dets] = []
         for feed in self.feeds:
@@ -77,16 +83,27 @@ class DetectionProbe:
         if self.manifest.output_kind == contract.KIND_RAW:
             from edgedet.nms.host import batched_nms
 
-            res = batched_nms(outputs[contract.RAW_BOXES], outputs[contract.RAW_SCORES], self.manifest.nms)
-            outputs = {contract.NUM_DETS: res.num_dets, contract.DET_BOXES: res.det_boxes,
-                       contract.DET_SCORES: res.det_scores, contract.DET_CLASSES: res.det_classes}
+            res = batched_nms(
+                outputs[contract.RAW_BOXES], outputs[contract.RAW_SCORES], self.manifest.nms
+            )
+            outputs = {
+                contract.NUM_DETS: res.num_dets,
+                contract.DET_BOXES: res.det_boxes,
+                contract.DET_SCORES: res.det_scores,
+                contract.DET_CLASSES: res.det_classes,
+            }
         dets = []
         for b in range(outputs[contract.NUM_DETS].shape[0]):
             n = int(outputs[contract.NUM_DETS][b, 0])
             scores = outputs[contract.DET_SCORES][b, :n].astype(np.float32)
             keep = np.flatnonzero(scores >= self.min_score)
-            dets.append(_Dets(outputs[contract.DET_BOXES][b, keep].astype(np.float32), scores[keep],
-                              outputs[contract.DET_CLASSES][b, keep].astype(np.int32)))
+            dets.append(
+                _Dets(
+                    outputs[contract.DET_BOXES][b, keep].astype(np.float32),
+                    scores[keep],
+                    outputs[contract.DET_CLASSES][b, keep].astype(np.int32),
+                )
+            )
         return dets
 
 
@@ -97,16 +114,29 @@ def agreement(ref: list[_Dets], got: list[_Dets]) -> dict:
         tight.add(a, b)
         loose.add(a, b)
     t, lo = tight.result(), loose.result()
-    return {"matched": min(t["matched_a"], t["matched_b"]), "matched_a": t["matched_a"], "matched_b": t["matched_b"],
-            "matched_at_0.5": min(lo["matched_a"], lo["matched_b"]), "iou_drift": 1.0 - lo["iou"]["mean"],
-            "score_drift": lo["score_delta"]["mean"], "score_delta_max": lo["score_delta"]["max"],
-            "detections_fp32": t["detections_a"], "detections_int8": t["detections_b"], "images": t["images"]}
+    return {
+        "matched": min(t["matched_a"], t["matched_b"]),
+        "matched_a": t["matched_a"],
+        "matched_b": t["matched_b"],
+        "matched_at_0.5": min(lo["matched_a"], lo["matched_b"]),
+        "iou_drift": 1.0 - lo["iou"]["mean"],
+        "score_drift": lo["score_delta"]["mean"],
+        "score_delta_max": lo["score_delta"]["max"],
+        "detections_fp32": t["detections_a"],
+        "detections_int8": t["detections_b"],
+        "images": t["images"],
+    }
 
 
 def quantized_layers(qmodel) -> list[str]:
-    """Names of the nodes (Conv/Gemm/MatMul/Add...) that read at least one DequantizeLinear output."""
+    """Names of the nodes (Conv/Gemm/MatMul/Add...) that read at least one DequantizeLinear
+    output."""
     dq_out = {n.output[0] for n in qmodel.graph.node if n.op_type == "DequantizeLinear"}
-    return [n.name for n in qmodel.graph.node if n.op_type in LAYER_OPS and any(i in dq_out for i in n.input)]
+    return [
+        n.name
+        for n in qmodel.graph.node
+        if n.op_type in LAYER_OPS and any(i in dq_out for i in n.input)
+    ]
 
 
 def dequantize_layers(qmodel, fp32, names) -> onnx.ModelProto:
@@ -135,22 +165,29 @@ def dequantize_layers(qmodel, fp32, names) -> onnx.ModelProto:
             if dq is not None and dq.op_type == "DequantizeLinear":
                 q = producer.get(dq.input[0])
                 if q is not None and q.op_type == "QuantizeLinear":
-                    node.input[k] = q.input[0]  # activation (or Constant): the float tensor the pair wrapped
+                    node.input[k] = q.input[
+                        0
+                    ]  # activation (or Constant): the float tensor the pair wrapped
                 else:  # a quantised weight: take the FP32 initializer
                     node.input[k] = fp32_nodes[node.name].input[k]
                     if node.input[k] not in inits:
                         model.graph.initializer.append(fp32_inits[node.input[k]])
                         inits.add(node.input[k])
             src = producer.get(node.input[k])
-            if src is not None and src.op_type not in LAYER_OPS and src.op_type not in ("QuantizeLinear", "DequantizeLinear") \
-                    and not _read_elsewhere(model, node.input[k], done):
+            if (
+                src is not None
+                and src.op_type not in LAYER_OPS
+                and src.op_type not in ("QuantizeLinear", "DequantizeLinear")
+                and not _read_elsewhere(model, node.input[k], done)
+            ):
                 todo.append(src)  # a data-movement node only fallen-back layers read
     _prune(model)
     return model
 
 
 def _read_elsewhere(model, tensor: str, done: set[str]) -> bool:
-    """Whether a node outside ``done`` (or a graph output) reads ``tensor``, directly or through Q/DQ."""
+    """Whether a node outside ``done`` (or a graph output) reads ``tensor``, directly or through
+    Q/DQ."""
     if tensor in {o.name for o in model.graph.output}:
         return True
     for n in model.graph.node:
@@ -176,10 +213,14 @@ def _prune(model) -> None:
         model.graph.initializer.remove(init)
 
 
-def sensitivity(fp32, qmodel, probe: DetectionProbe, mode: str = "alone", ref=None, progress=None,
-                finish=None) -> dict:
-    """Per-layer agreement, ranked most sensitive first. ``ref``: FP32 detections if already computed;
-    ``finish``: the graph that ships from a Q/DQ variant (e.g. its FP16 form), measured instead of it."""
+def sensitivity(
+    fp32, qmodel, probe: DetectionProbe, mode: str = "alone", ref=None, progress=None, finish=None
+) -> dict:
+    """Per-layer agreement, ranked most sensitive first. ``ref``: FP32 detections if already
+    computed;
+    ``finish``: the graph that ships from a Q/DQ variant (e.g. its FP16 form), measured instead of
+    it.
+    """
     finish = finish or (lambda m: m)
     if mode not in MODES:
         raise ValueError(f"sensitivity mode {mode} is not one of {MODES}")
@@ -191,16 +232,28 @@ def sensitivity(fp32, qmodel, probe: DetectionProbe, mode: str = "alone", ref=No
     for i, name in enumerate(layers):
         others = [n for n in layers if n != name]
         variant = dequantize_layers(qmodel, fp32, [name] if mode == "exclude" else others)
-        row = {"layer": name, "op_type": ops[name], **agreement(ref, probe.detections(finish(variant)))}
+        row = {
+            "layer": name,
+            "op_type": ops[name],
+            **agreement(ref, probe.detections(finish(variant))),
+        }
         # exclude: the gain from falling back this layer; alone: the loss from quantising it
-        row["effect"] = (row["matched"] - full["matched"]) if mode == "exclude" else (1.0 - row["matched"])
+        row["effect"] = (
+            (row["matched"] - full["matched"]) if mode == "exclude" else (1.0 - row["matched"])
+        )
         rows.append(row)
         if progress:
             progress(i + 1, len(layers))
     rows.sort(key=lambda r: _rank_key(r, mode))
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
-    return {"mode": mode, "match_iou": MATCH_IOU, "layers": len(layers), "full_int8": full, "ranking": rows}
+    return {
+        "mode": mode,
+        "match_iou": MATCH_IOU,
+        "layers": len(layers),
+        "full_int8": full,
+        "ranking": rows,
+    }
 
 
 def _rank_key(row: dict, mode: str):
@@ -219,11 +272,14 @@ class FallbackResult:
     met: bool
 
 
-def fallback_search(fp32, qmodel, order: list[str], evaluate, meets, finish=None,
-                    max_prune: int = 12) -> FallbackResult:
-    """The shortest prefix of ``order`` (most sensitive first) whose fallback ``meets`` the budget, found by
+def fallback_search(
+    fp32, qmodel, order: list[str], evaluate, meets, finish=None, max_prune: int = 12
+) -> FallbackResult:
+    """The shortest prefix of ``order`` (most sensitive first) whose fallback ``meets`` the budget,
+    found by
     doubling then bisecting its length (log2(layers) + a few evaluations instead of one per layer);
-    then up to ``max_prune`` of the fallen-back layers, least sensitive first, are re-quantised where the
+    then up to ``max_prune`` of the fallen-back layers, least sensitive first, are re-quantised
+    where the
     budget still holds, so a layer the ranking over-rated does not stay in higher precision.
 
     ``evaluate(model) -> dict`` measures a graph, ``meets(dict) -> bool`` says whether it holds the
@@ -238,8 +294,14 @@ def fallback_search(fp32, qmodel, order: list[str], evaluate, meets, finish=None
         return finish(dequantize_layers(qmodel, fp32, fallen) if fallen else qmodel)
 
     def note(step, k, result, **extra):
-        history.append({"step": step, "fallback": k, **{key: result[key] for key in _HISTORY if key in result},
-                        **extra})
+        history.append(
+            {
+                "step": step,
+                "fallback": k,
+                **{key: result[key] for key in _HISTORY if key in result},
+                **extra,
+            }
+        )
 
     def measure(k: int) -> dict:
         if k not in measured:
@@ -277,46 +339,71 @@ _HISTORY = ("matched", "mAP", "map_drop_pt")
 def range_coverage(fp32, qmodel, feeds: list[dict[str, np.ndarray]], calib_feeds=None) -> dict:
     """How well the calibration images stand for the held-out images, per quantised activation.
 
-    clipping   held-out max |x| / INT8 range (128 * scale: beyond it, INT8 is off by over half a step), and the fraction of values beyond it;
+    clipping   held-out max |x| / INT8 range (128 * scale: beyond it, INT8 is off by over half a
+    step), and the fraction of values beyond it;
     shift      (with ``calib_feeds``) the difference of mean |x| between held-out and calibration
                images in units of its image-to-image standard deviation, median over tensors.
     Images like the calibration set keep both small; another domain (lighting, content, scale) moves
-    activations and leaves the calibrated ranges too wide (lost resolution) or too narrow (clipping).
+    activations and leaves the calibrated ranges too wide (lost resolution) or too narrow
+    (clipping).
     """
     import onnx
     from onnx import numpy_helper
 
-    consts = {i.name for i in qmodel.graph.initializer} | {o for n in qmodel.graph.node if n.op_type == "Constant"
-                                                         for o in n.output}
+    consts = {i.name for i in qmodel.graph.initializer} | {
+        o for n in qmodel.graph.node if n.op_type == "Constant" for o in n.output
+    }
     scales = {i.name: numpy_helper.to_array(i) for i in qmodel.graph.initializer}
     fp32_tensors = {o for n in fp32.graph.node for o in n.output}
     ranges = {}
     for node in qmodel.graph.node:
-        if node.op_type == "QuantizeLinear" and node.input[0] not in consts and node.input[0] in fp32_tensors:
-            ranges[node.input[0]] = 128.0 * float(np.max(scales[node.input[1]]))  # beyond: over half a step off
+        if (
+            node.op_type == "QuantizeLinear"
+            and node.input[0] not in consts
+            and node.input[0] in fp32_tensors
+        ):
+            ranges[node.input[0]] = 128.0 * float(
+                np.max(scales[node.input[1]])
+            )  # beyond: over half a step off
     if not ranges:
         return {"tensors": 0}
     probe = onnx.ModelProto()
     probe.CopyFrom(fp32)
     graph_outputs = {o.name for o in probe.graph.output}
-    probe.graph.output.extend(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None)
-                              for t in ranges if t not in graph_outputs)
+    probe.graph.output.extend(
+        onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None)
+        for t in ranges
+        if t not in graph_outputs
+    )
     names = list(ranges)
     limit = np.array([ranges[n] for n in names])
     amax, per_image, clipped, total = _activation_stats(probe, names, feeds, limit)
     ratio = amax / limit
     worst = int(ratio.argmax())
-    out = {"tensors": len(names), "images": len(feeds), "ratio_median": float(np.median(ratio)),
-           "ratio_max": float(ratio.max()), "worst_tensor": names[worst],
-           "tensors_over_1.5x": float((ratio > 1.5).mean()), "clipped_fraction": clipped / max(1, total)}
+    out = {
+        "tensors": len(names),
+        "images": len(feeds),
+        "ratio_median": float(np.median(ratio)),
+        "ratio_max": float(ratio.max()),
+        "worst_tensor": names[worst],
+        "tensors_over_1.5x": float((ratio > 1.5).mean()),
+        "clipped_fraction": clipped / max(1, total),
+    }
     if calib_feeds:
         _, calib_per_image, _, _ = _activation_stats(probe, names, calib_feeds, limit)
-        # effect size: the difference of the mean magnitudes in units of their image-to-image spread,
+        # effect size: the difference of the mean magnitudes in units of their image-to-image
+        # spread,
         # which (unlike a max or a raw ratio) does not drift with how many images each side has
         spread = np.sqrt((per_image.var(0) + calib_per_image.var(0)) / 2) + 1e-12
         shift = np.abs(per_image.mean(0) - calib_per_image.mean(0)) / spread
-        out.update({"calibration_images": len(calib_feeds), "shift_median": float(np.median(shift)),
-                    "shift_p90": float(np.percentile(shift, 90)), "shift_worst_tensor": names[int(shift.argmax())]})
+        out.update(
+            {
+                "calibration_images": len(calib_feeds),
+                "shift_median": float(np.median(shift)),
+                "shift_p90": float(np.percentile(shift, 90)),
+                "shift_worst_tensor": names[int(shift.argmax())],
+            }
+        )
     return out
 
 
@@ -326,7 +413,9 @@ def _activation_stats(model, names, feeds, limit):
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
     amax, means = np.zeros(len(names)), []
     clipped = total = 0
     for feed in feeds:
@@ -351,17 +440,25 @@ SHIFT_CLIPPED_FRACTION = 1e-3
 def shift_warning(coverage: dict) -> str | None:
     if not coverage.get("tensors"):
         return None
-    if coverage.get("shift_median", 0.0) > SHIFT_MEDIAN or coverage["clipped_fraction"] > SHIFT_CLIPPED_FRACTION:
-        return (f"the held-out images look unlike the calibration images: activation magnitudes differ by "
-                f"{coverage.get('shift_median', 0.0):.2f} standard deviations (median over {coverage['tensors']} "
-                f"quantised tensors) and {coverage['clipped_fraction']:.2%} of held-out values fall outside the calibrated "
-                f"INT8 ranges; calibrate on images from where the model will be deployed")
+    if (
+        coverage.get("shift_median", 0.0) > SHIFT_MEDIAN
+        or coverage["clipped_fraction"] > SHIFT_CLIPPED_FRACTION
+    ):
+        return (
+            "the held-out images look unlike the calibration images: activation magnitudes differ"
+            f" by {coverage.get('shift_median', 0.0):.2f} standard deviations (median over"
+            f" {coverage['tensors']} quantised tensors) and {coverage['clipped_fraction']:.2%} of"
+            " held-out values fall outside the calibrated INT8 ranges; calibrate on images from"
+            " where the model will be deployed"
+        )
     return None
 
 
 class MapProbe:
     """mAP@.5:.95 of ModelProtos on a labelled set (COCO JSON or YOLO folder, read by edgedet.eval),
-    through the runtime's own Detector: the pre- and post-processing of inference, boxes in image pixels."""
+    through the runtime's own Detector: the pre- and post-processing of inference, boxes in image
+    pixels.
+    """
 
     def __init__(self, manifest: Manifest, dataset, limit: int | None = None) -> None:
         self.manifest = manifest
@@ -383,7 +480,9 @@ class MapProbe:
         with tempfile.TemporaryDirectory(prefix="edgedet-map-") as tmp:
             path = Path(tmp) / "variant.onnx"
             proto = onnx.ModelProto()
-            proto.CopyFrom(model)  # the artifact mark is added to what is written, not to the caller's graph
+            proto.CopyFrom(
+                model
+            )  # the artifact mark is added to what is written, not to the caller's graph
             manifest = copy.deepcopy(self.manifest)
             manifest.artifact, manifest.created, manifest.tools = {}, "", {}
             write_onnx_artifact(proto, path, manifest)

@@ -17,7 +17,7 @@ def run(*args):
 
 def one_line_error(result, *fragments):
     assert result.exit_code != 0
-    lines = [l for l in result.output.splitlines() if l.startswith("edgedet: error")]
+    lines = [line for line in result.output.splitlines() if line.startswith("edgedet: error")]
     assert len(lines) == 1, result.output
     assert "Traceback" not in result.output
     for f in fragments:
@@ -30,7 +30,10 @@ def test_infer_writes_json_and_annotated_images(tiny_nms, image_dir, tmp_path):
     assert r.exit_code == 0, r.output
     recs = json.loads((out / "detections.json").read_text())
     assert len(recs) == 4 and {r["file_name"].split("/")[-1] for r in recs} == {"a.png", "b.jpg"}
-    assert sorted(p.name for p in out.iterdir() if p.suffix != ".json") == ["a.png", "b.jpg"]  # formats kept
+    assert sorted(p.name for p in out.iterdir() if p.suffix != ".json") == [
+        "a.png",
+        "b.jpg",
+    ]  # formats kept
     assert Image.open(out / "a.png").format == "PNG" and "reached the model's limit" not in r.output
 
 
@@ -84,10 +87,32 @@ def test_eval_on_coco_folder(tiny_nms, tmp_path):
     data = tmp_path / "ds"
     (data / "images").mkdir(parents=True)
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(data / "images" / "1.png")
-    gt = {"images": [{"id": 1, "file_name": "1.png", "width": 64, "height": 64}],
-          "categories": [{"id": 1, "name": "circle"}, {"id": 2, "name": "square"}, {"id": 3, "name": "triangle"}],
-          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [8, 8, 32, 32], "area": 1024, "iscrowd": 0},
-                          {"id": 2, "image_id": 1, "category_id": 2, "bbox": [30, 2, 30, 18], "area": 540, "iscrowd": 0}]}
+    gt = {
+        "images": [{"id": 1, "file_name": "1.png", "width": 64, "height": 64}],
+        "categories": [
+            {"id": 1, "name": "circle"},
+            {"id": 2, "name": "square"},
+            {"id": 3, "name": "triangle"},
+        ],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "bbox": [8, 8, 32, 32],
+                "area": 1024,
+                "iscrowd": 0,
+            },
+            {
+                "id": 2,
+                "image_id": 1,
+                "category_id": 2,
+                "bbox": [30, 2, 30, 18],
+                "area": 540,
+                "iscrowd": 0,
+            },
+        ],
+    }
     (data / "annotations.json").write_text(json.dumps(gt))
     js = tmp_path / "e.json"
     r = run("eval", tiny_nms, "--data", data, "--json", js)
@@ -99,7 +124,10 @@ def test_eval_on_coco_folder(tiny_nms, tmp_path):
 
 def test_export_unknown_model_suggests(tmp_path):
     pytest.importorskip("torch")
-    one_line_error(run("export", "--model", "ssdlite320", "-o", tmp_path / "m.onnx"), "ssdlite320_mobilenet_v3_large")
+    one_line_error(
+        run("export", "--model", "ssdlite320", "-o", tmp_path / "m.onnx"),
+        "ssdlite320_mobilenet_v3_large",
+    )
 
 
 def test_export_list():
@@ -123,7 +151,8 @@ def test_json_means_a_report_file_in_every_command(tmp_path):
     assert json.loads(js.read_text())["can"]["run ONNX on CPU"] is True
     one_line_error(run("doctor", "--json"), "--json")  # a path is required, never a flag
     one_line_error(run("doctor", "--json", "/proc/d.json"), "/proc/d.json")
-    from edgedet.cli.main import COMMANDS, cli as group
+    from edgedet.cli.main import COMMANDS
+    from edgedet.cli.main import cli as group
 
     for name in ("bench", "eval", "compare", "doctor", "inspect"):
         opt = next(o for o in group.get_command(None, name).params if "--json" in o.opts)
@@ -147,24 +176,34 @@ def test_backend_and_providers_parse_and_refuse_the_same_way(tiny_nms, image_dir
 
     want = {"backend": "onnxruntime", "providers": ["cpu"]}
     assert load_options(tiny_nms, "onnxruntime", ("cpu",)) == want
-    r = run("bench", tiny_nms, "--iters", 1, "--warmup", 0, "--backend", "ORT",
-            "--providers", " cpu, ")
+    r = run(
+        "bench", tiny_nms, "--iters", 1, "--warmup", 0, "--backend", "ORT", "--providers", " cpu, "
+    )
     assert r.exit_code == 0, r.output
-    cmds = (["bench", tiny_nms], ["eval", tiny_nms, "--data", tmp_path],
-            ["infer", tiny_nms, tmp_path])
+    cmds = (
+        ["bench", tiny_nms],
+        ["eval", tiny_nms, "--data", tmp_path],
+        ["infer", tiny_nms, tmp_path],
+    )
     for cmd in cmds:
         one_line_error(run(*cmd, "--backend", "openvino"), "unknown backend 'openvino'")
-        one_line_error(run(*cmd, "--providers", "openvino"),
-                       "'openvino' is not an ONNX Runtime provider")
+        one_line_error(
+            run(*cmd, "--providers", "openvino"), "'openvino' is not an ONNX Runtime provider"
+        )
         one_line_error(run(*cmd, "--providers", ","), "names no provider")
     eng = tmp_path / "m.engine"
     eng.write_bytes(b"plan")
-    one_line_error(run("bench", eng, "--providers", "cpu"),
-                   "--providers applies to ONNX Runtime", "m.engine")
-    one_line_error(run("compare", eng, tiny_nms, "--images", image_dir, "--providers", "cpu"),
-                   "runs on TensorRT")
+    one_line_error(
+        run("bench", eng, "--providers", "cpu"), "--providers applies to ONNX Runtime", "m.engine"
+    )
+    one_line_error(
+        run("compare", eng, tiny_nms, "--images", image_dir, "--providers", "cpu"),
+        "runs on TensorRT",
+    )
 
 
 def test_cli_entry_point_runs_as_module():
-    out = subprocess.run([sys.executable, "-m", "edgedet.cli", "--version"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "edgedet.cli", "--version"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "edgedet" in out.stdout

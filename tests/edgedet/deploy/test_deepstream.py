@@ -4,20 +4,39 @@ import configparser
 
 import numpy as np
 import pytest
+import tiny_models
 from click.testing import CliRunner
 
-import tiny_models
 from edgedet.cli.main import cli
 from edgedet.contract import TensorSpec
 from edgedet.deploy import open_artifact
-from edgedet.deploy.deepstream import PARSER_FUNC, PARSER_LIB, preprocess_keys, run_command, write_deepstream
+from edgedet.deploy.deepstream import (
+    PARSER_FUNC,
+    PARSER_LIB,
+    preprocess_keys,
+    run_command,
+    write_deepstream,
+)
 from edgedet.errors import InputError
 from edgedet.preprocess import letterbox, to_input
 
 # nvinfer keys a detector config needs (DeepStream Gst-nvinfer docs; the issue's list)
-REQUIRED = ("labelfile-path", "batch-size", "network-mode", "net-scale-factor", "offsets", "model-color-format",
-            "num-detected-classes", "maintain-aspect-ratio", "symmetric-padding", "parse-bbox-func-name",
-            "custom-lib-path", "cluster-mode", "gie-unique-id", "network-type")
+REQUIRED = (
+    "labelfile-path",
+    "batch-size",
+    "network-mode",
+    "net-scale-factor",
+    "offsets",
+    "model-color-format",
+    "num-detected-classes",
+    "maintain-aspect-ratio",
+    "symmetric-padding",
+    "parse-bbox-func-name",
+    "custom-lib-path",
+    "cluster-mode",
+    "gie-unique-id",
+    "network-type",
+)
 
 
 def read_ini(path):
@@ -56,22 +75,30 @@ def test_scale_and_offsets_reproduce_the_graph_input(tiny_nms, rgb_image):
     pre = preprocess_keys(open_artifact(tiny_nms).manifest)
     canvas, _ = letterbox(rgb_image, 64, 64)
     ours = to_input([canvas])[0]
-    theirs = np.float32(pre.net_scale_factor) * (canvas.transpose(2, 0, 1).astype(np.float32)
-                                                  - np.float32(pre.offsets)[:, None, None])
+    theirs = np.float32(pre.net_scale_factor) * (
+        canvas.transpose(2, 0, 1).astype(np.float32) - np.float32(pre.offsets)[:, None, None]
+    )
     np.testing.assert_allclose(theirs, ours, rtol=1e-6, atol=0)
     assert ours.max() > 0.5  # a real image, not zeros
 
 
 def test_normalisation_outside_the_graph_becomes_offsets(tiny_nms, edit_manifest, rgb_image):
     mean, std = [0.485, 0.456, 0.406], [0.25, 0.25, 0.25]
-    edit_manifest(tiny_nms, lambda m: setattr(m, "normalization", {"mean": mean, "std": std, "in_graph": False}))
+    edit_manifest(
+        tiny_nms,
+        lambda m: setattr(m, "normalization", {"mean": mean, "std": std, "in_graph": False}),
+    )
     pre = preprocess_keys(open_artifact(tiny_nms).manifest)
     x = rgb_image.transpose(2, 0, 1).astype(np.float64)
     want = (x / 255 - np.array(mean)[:, None, None]) / np.array(std)[:, None, None]
     got = pre.net_scale_factor * (x - np.array(pre.offsets)[:, None, None])
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
-    edit_manifest(tiny_nms, lambda m: setattr(m, "normalization", {"mean": mean, "std": [0.2, 0.3, 0.25],
-                                                                     "in_graph": False}))
+    edit_manifest(
+        tiny_nms,
+        lambda m: setattr(
+            m, "normalization", {"mean": mean, "std": [0.2, 0.3, 0.25], "in_graph": False}
+        ),
+    )
     with pytest.raises(InputError, match="per-channel std"):
         preprocess_keys(open_artifact(tiny_nms).manifest)
 
@@ -83,14 +110,21 @@ def test_stretch_resize_turns_aspect_ratio_off(tiny_nms, edit_manifest):
 
 
 @pytest.mark.parametrize("mode,expected", [("fp16", "2"), ("int8", "1"), ("fp32", "0")])
-def test_network_mode_follows_the_files_precision(tiny_nms, edit_manifest, tmp_path, mode, expected):
+def test_network_mode_follows_the_files_precision(
+    tiny_nms, edit_manifest, tmp_path, mode, expected
+):
     edit_manifest(tiny_nms, lambda m: setattr(m, "precision", {"mode": mode}))
     write_deepstream(tiny_nms, tmp_path / "ds")
-    assert read_ini(tmp_path / "ds" / "config_infer_primary.txt")["property"]["network-mode"] == expected
+    assert (
+        read_ini(tmp_path / "ds" / "config_infer_primary.txt")["property"]["network-mode"]
+        == expected
+    )
 
 
 def test_engine_uses_model_engine_file_and_profile_max(engine_factory, tmp_path):
-    engine = engine_factory(plugins=(True,), version_compatible=True)  # plugin carried inside the plan
+    engine = engine_factory(
+        plugins=(True,), version_compatible=True
+    )  # plugin carried inside the plan
     write_deepstream(engine, tmp_path / "ds")
     prop = read_ini(tmp_path / "ds" / "config_infer_primary.txt")["property"]
     assert prop["model-engine-file"] == "model.engine" and "onnx-file" not in prop
@@ -101,13 +135,19 @@ def test_engine_uses_model_engine_file_and_profile_max(engine_factory, tmp_path)
 
 
 def test_engine_with_a_plugin_to_load_gets_it_preloaded(engine_factory, tmp_path):
-    """nvinfer's custom-lib-path holds the parser library, so the plugin library (which registers EdgeDetNMS when
-    dlopen'ed) is preloaded: the command line and both configs say so; a plan carrying its plugin needs nothing."""
+    """nvinfer's custom-lib-path holds the parser library, so the plugin library (which registers
+    EdgeDetNMS when
+    dlopen'ed) is preloaded: the command line and both configs say so; a plan carrying its plugin
+    needs nothing.
+    """
     engine = engine_factory(plugins=(False,))
     write_deepstream(engine, tmp_path / "ds")
     infer = (tmp_path / "ds" / "config_infer_primary.txt").read_text()
     assert "LD_PRELOAD=libedgedet_nms_plugin.so" in infer
-    assert read_ini(tmp_path / "ds" / "config_infer_primary.txt")["property"]["custom-lib-path"] == PARSER_LIB
+    assert (
+        read_ini(tmp_path / "ds" / "config_infer_primary.txt")["property"]["custom-lib-path"]
+        == PARSER_LIB
+    )
     command = run_command(open_artifact(engine))
     assert command == "LD_PRELOAD=libedgedet_nms_plugin.so deepstream-app -c deepstream_app.txt"
     assert (tmp_path / "ds" / "deepstream_app.txt").read_text().startswith(f"# {command}")
@@ -128,14 +168,23 @@ def _float_classes(m):
 
 
 def _classifier(m):  # a consistent classifier manifest (task, output kind and outputs agree)
-    m.task, m.output_kind, m.outputs = "classify", "classify", [TensorSpec("probs", "float32", (1, 4))]
+    m.task, m.output_kind, m.outputs = (
+        "classify",
+        "classify",
+        [TensorSpec("probs", "float32", (1, 4))],
+    )
 
 
-@pytest.mark.parametrize("edit,reason", [
-    (_reorder, "by position"), (_masks, "extra output"), (_float_classes, "int32"),
-    (lambda m: setattr(m.input, "dtype", "uint8"), "float tensors"),
-    (_classifier, "detectors"),
-])
+@pytest.mark.parametrize(
+    "edit,reason",
+    [
+        (_reorder, "by position"),
+        (_masks, "extra output"),
+        (_float_classes, "int32"),
+        (lambda m: setattr(m.input, "dtype", "uint8"), "float tensors"),
+        (_classifier, "detectors"),
+    ],
+)
 def test_refuses_what_the_parser_cannot_read(tiny_nms, edit_manifest, tmp_path, edit, reason):
     from edgedet.deploy import onnx_outputs
 
@@ -145,12 +194,20 @@ def test_refuses_what_the_parser_cannot_read(tiny_nms, edit_manifest, tmp_path, 
 
 
 def test_cli_refuses_raw_model_in_one_line(tiny_raw, tmp_path):
-    res = CliRunner().invoke(cli, ["deploy", "deepstream", str(tiny_raw), "-o", str(tmp_path / "ds")])
+    res = CliRunner().invoke(
+        cli, ["deploy", "deepstream", str(tiny_raw), "-o", str(tmp_path / "ds")]
+    )
     assert res.exit_code == 2
-    assert "raw outputs" in res.output and "--nms edgedet" in res.output and "Traceback" not in res.output
+    assert (
+        "raw outputs" in res.output
+        and "--nms edgedet" in res.output
+        and "Traceback" not in res.output
+    )
 
 
 def test_cli_writes_the_folder(tiny_nms, tmp_path):
-    res = CliRunner().invoke(cli, ["deploy", "deepstream", str(tiny_nms), "-o", str(tmp_path / "ds")])
+    res = CliRunner().invoke(
+        cli, ["deploy", "deepstream", str(tiny_nms), "-o", str(tmp_path / "ds")]
+    )
     assert res.exit_code == 0, res.output
     assert "deepstream-app -c deepstream_app.txt" in res.output

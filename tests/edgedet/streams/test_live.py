@@ -24,7 +24,9 @@ def free_port() -> int:
 
 
 def start_sender(port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, str(SENDER), str(port), str(FPS)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(SENDER), str(port), str(FPS)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "ready"
     return proc
 
@@ -62,8 +64,11 @@ def test_live_latency_flat_with_slow_consumer_and_reconnect(tiny_nms):
         xs = np.asarray(xs[5:])  # after start-up
         p50, p99 = np.percentile(xs, 50), np.percentile(xs, 99)
         third = len(xs) // 3
-        print(f"{name}: p50 {p50 * 1e3:.1f} ms p99 {p99 * 1e3:.1f} ms, first third {np.median(xs[:third]) * 1e3:.1f} "
-              f"ms, last third {np.median(xs[-third:]) * 1e3:.1f} ms; {len(xs)} frames")
+        print(
+            f"{name}: p50 {p50 * 1e3:.1f} ms p99 {p99 * 1e3:.1f} ms, first third"
+            f" {np.median(xs[:third]) * 1e3:.1f} ms, last third {np.median(xs[-third:]) * 1e3:.1f}"
+            f" ms; {len(xs)} frames"
+        )
         assert p99 <= p50 + 2 * interval, name
         assert np.median(xs[-third:]) <= np.median(xs[:third]) + interval, name  # no growth
     assert dropped > 0 and dropped >= frames[-1] + 1 - len(frames) - 2  # drops counted
@@ -71,7 +76,8 @@ def test_live_latency_flat_with_slow_consumer_and_reconnect(tiny_nms):
 
 
 def test_cli_ctrl_c_on_live_stream_finalises_outputs(tiny_nms, tmp_path):
-    """SIGINT to `edgedet infer` on a camera that never ends: exit 130, the mp4 and JSONL are complete."""
+    """SIGINT to `edgedet infer` on a camera that never ends: exit 130, the mp4 and JSONL are
+    complete."""
     import json
     import os
     import signal
@@ -82,9 +88,24 @@ def test_cli_ctrl_c_on_live_stream_finalises_outputs(tiny_nms, tmp_path):
     sender = start_sender(port)
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    cli = subprocess.Popen([sys.executable, "-m", "edgedet.cli", "infer", str(tiny_nms), f"http://127.0.0.1:{port}/",
-                            "-o", str(out), "--min-score", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, env=env)
+    cli = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edgedet.cli",
+            "infer",
+            str(tiny_nms),
+            f"http://127.0.0.1:{port}/",
+            "-o",
+            str(out),
+            "--min-score",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         deadline = time.time() + 60
         while time.time() < deadline and not list(tmp_path.glob("out/.stream0.mp4.*")):
@@ -111,7 +132,10 @@ def test_stream_that_stays_down_fails_with_one_line(tiny_nms):
     sender = start_sender(port)
     got = 0
     try:
-        with edgedet.load(tiny_nms) as det, pytest.raises(InputError, match=r"lost: no frame for 1 s"):
+        with (
+            edgedet.load(tiny_nms) as det,
+            pytest.raises(InputError, match=r"lost: no frame for 1 s"),
+        ):
             for _ in Pipeline(det, f"http://127.0.0.1:{port}/", reconnect_timeout=1.0):
                 got += 1
                 if got == 3:
@@ -125,7 +149,9 @@ def test_stream_that_stays_down_fails_with_one_line(tiny_nms):
 def test_slow_stream_does_not_stall_a_fast_one(tiny_nms, sequence):
     """A 2 fps camera batched with a video file: the file's frames flow at the model's pace."""
     port = free_port()
-    sender = subprocess.Popen([sys.executable, str(SENDER), str(port), "2"], stdout=subprocess.PIPE, text=True)
+    sender = subprocess.Popen(
+        [sys.executable, str(SENDER), str(port), "2"], stdout=subprocess.PIPE, text=True
+    )
     assert sender.stdout.readline().strip() == "ready"
     counts = {0: 0, 1: 0}
     try:

@@ -22,8 +22,11 @@ def decoded(path) -> list[np.ndarray]:
 
 
 def same(a, b) -> bool:
-    return (np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores)
-            and np.array_equal(a.class_ids, b.class_ids))
+    return (
+        np.array_equal(a.boxes, b.boxes)
+        and np.array_equal(a.scores, b.scores)
+        and np.array_equal(a.class_ids, b.class_ids)
+    )
 
 
 def test_stream_equals_per_image_path_bit_for_bit(nano_dyn_onnx, sequence):
@@ -97,7 +100,12 @@ def test_error_in_an_overlapping_model_call_reaches_the_consumer(nano_dyn_onnx, 
 def test_outputs_finalised_on_interrupt(nano_dyn_onnx, sequence, tmp_path):
     video, lines = tmp_path / "out" / "shapes.mp4", tmp_path / "out" / "shapes.jsonl"
     with edgedet.load(nano_dyn_onnx, providers=["cpu"]) as det:
-        pipe = Pipeline(det, str(sequence[0]), track=True, sinks=[VideoSink({0: video}, {0: 30.0}), JsonlSink(lines)])
+        pipe = Pipeline(
+            det,
+            str(sequence[0]),
+            track=True,
+            sinks=[VideoSink({0: video}, {0: 30.0}), JsonlSink(lines)],
+        )
         seen = 0
         with pytest.raises(KeyboardInterrupt):
             for _ in pipe:  # Ctrl-C in the consumer, as the CLI gets it
@@ -110,7 +118,10 @@ def test_outputs_finalised_on_interrupt(nano_dyn_onnx, sequence, tmp_path):
     with av.open(str(video)) as c:  # a finalised mp4: index written, every written frame decodes
         n = sum(1 for _ in c.decode(video=0))
     assert n == len(records)
-    assert sorted(p.name for p in video.parent.iterdir()) == ["shapes.jsonl", "shapes.mp4"]  # no temp files
+    assert sorted(p.name for p in video.parent.iterdir()) == [
+        "shapes.jsonl",
+        "shapes.mp4",
+    ]  # no temp files
 
 
 class FailingSink:

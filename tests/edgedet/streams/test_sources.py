@@ -17,10 +17,30 @@ def test_parse_sources_kinds(tmp_path, image_dir):
     video.write_bytes(b"x")
     listing = tmp_path / "cams.txt"
     listing.write_text(f"# my cameras\nrtsp://10.0.0.2/live\n{video}\n0\n")
-    specs = parse_sources([str(image_dir), str(video), "rtsp://cam/1", "http://cam/mjpg", "/dev/video2", "3",
-                           str(listing), "v4l2src ! videoconvert ! appsink"])
-    assert [s.kind for s in specs] == ["images", "video", "network", "network", "camera", "camera",
-                                       "network", "video", "camera", "gstreamer"]
+    specs = parse_sources(
+        [
+            str(image_dir),
+            str(video),
+            "rtsp://cam/1",
+            "http://cam/mjpg",
+            "/dev/video2",
+            "3",
+            str(listing),
+            "v4l2src ! videoconvert ! appsink",
+        ]
+    )
+    assert [s.kind for s in specs] == [
+        "images",
+        "video",
+        "network",
+        "network",
+        "camera",
+        "camera",
+        "network",
+        "video",
+        "camera",
+        "gstreamer",
+    ]
     assert len(specs[0].files) == 2 and not specs[1].live and specs[2].live and specs[4].live
     assert [s.kind for s in parse_sources(str(image_dir / "*.png"))] == ["images"]
     with pytest.raises(InputError, match="unknown scheme 'ftp://'"):
@@ -44,19 +64,25 @@ def test_bad_sources_one_clear_error(tiny_nms, tmp_path, sequence):
     truncated.write_bytes(sequence[0].read_bytes()[:2000])  # header only: no index, no frames
     msg = _start_error(tiny_nms, str(truncated))
     assert "truncated.mp4" in msg and ("cannot be read" in msg or "corrupt" in msg)
-    unknown = tmp_path / "unknown_codec.mp4"  # the sample entry's codec tag (after 'stsd') made unknown
+    unknown = (
+        tmp_path / "unknown_codec.mp4"
+    )  # the sample entry's codec tag (after 'stsd') made unknown
     data = sequence[0].read_bytes()
     at = data.index(b"avc1", data.index(b"stsd"))
-    unknown.write_bytes(data[:at] + b"zzzz" + data[at + 4:])
+    unknown.write_bytes(data[:at] + b"zzzz" + data[at + 4 :])
     assert "codec" in _start_error(tiny_nms, str(unknown))
-    assert "cannot open stream http://127.0.0.1:9/" in _start_error(tiny_nms, "http://127.0.0.1:9/live")
+    assert "cannot open stream http://127.0.0.1:9/" in _start_error(
+        tiny_nms, "http://127.0.0.1:9/live"
+    )
     assert "camera 57" in _start_error(tiny_nms, "57")
     import re
 
     import cv2
 
     if not re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()):  # the pip wheel: no GStreamer
-        assert "need an OpenCV built with GStreamer" in _start_error(tiny_nms, "videotestsrc ! appsink")
+        assert "need an OpenCV built with GStreamer" in _start_error(
+            tiny_nms, "videotestsrc ! appsink"
+        )
 
 
 def test_latest_policy_drops_oldest_and_counts():

@@ -1,4 +1,5 @@
-"""Fixtures for the TensorRT tests: fake engines with manifests, and the fakes wired into the backend."""
+"""Fixtures for the TensorRT tests: fake engines with manifests, and the fakes wired into the
+backend."""
 
 from __future__ import annotations
 
@@ -29,8 +30,11 @@ def fake_trt(monkeypatch, fake_gpu):
 
     module = trt_fakes.FakeTRTModule(fake_gpu)
     cudart = trt_fakes.FakeCudart(fake_gpu)
-    monkeypatch.setattr(backend_mod, "import_tensorrt",
-                        lambda: TensorRT(module, "tensorrt", TRTVersion.parse(module.__version__), "full"))
+    monkeypatch.setattr(
+        backend_mod,
+        "import_tensorrt",
+        lambda: TensorRT(module, "tensorrt", TRTVersion.parse(module.__version__), "full"),
+    )
     monkeypatch.setattr(backend_mod, "Cuda", lambda: Cuda(cudart))
     monkeypatch.setattr(plugins, "_LOADED", {})
     monkeypatch.setenv("EDGEDET_CACHE_DIR", str(Path(__file__).parent / "_no_such_cache"))
@@ -41,4 +45,6 @@ def fake_trt(monkeypatch, fake_gpu):
 @pytest.fixture
 def fake_engine(tmp_path):
     """A dynamic-batch fake engine (profile 1,2,4) with a matching manifest."""
-    return write_engine(tmp_path / "fake.engine", trt_fakes.plan_bytes((1, 2, 4)), tensorrt_section())
+    return write_engine(
+        tmp_path / "fake.engine", trt_fakes.plan_bytes((1, 2, 4)), tensorrt_section()
+    )

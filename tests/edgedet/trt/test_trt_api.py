@@ -20,7 +20,9 @@ def _real_trt():
             return importlib.import_module(name)
         except ImportError:
             continue
-    pytest.skip("no TensorRT Python module (tensorrt, tensorrt_lean, tensorrt_lean_bindings) is installed")
+    pytest.skip(
+        "no TensorRT Python module (tensorrt, tensorrt_lean, tensorrt_lean_bindings) is installed"
+    )
 
 
 def _resolve(module, dotted: str):
@@ -44,17 +46,23 @@ def test_every_runtime_attribute_exists_on_the_installed_bindings():
 def test_every_builder_attribute_exists_on_full_tensorrt():
     trt = _real_trt()
     if not hasattr(trt, "Builder"):
-        pytest.skip(f"{trt.__name__} {trt.__version__} is the lean runtime: no Builder to check BUILDER against")
+        pytest.skip(
+            f"{trt.__name__} {trt.__version__} is the lean runtime: no Builder to check BUILDER"
+            " against"
+        )
     missing = [name for name in BUILDER if not _has(trt, name)]
     assert not missing, f"TensorRT {trt.__version__} lacks {missing}"
 
 
 def test_one_list_per_tier_in_one_module():
-    """The runtime backend and the builder keep no lists of their own (edgedet/trt/api.py is the one)."""
+    """The runtime backend and the builder keep no lists of their own (edgedet/trt/api.py is the
+    one)."""
     import edgedet.backends.tensorrt as backend
     import edgedet.onnx.engine.build as build
 
-    assert not [n for n in vars(backend) if "TRT_API" in n] and not [n for n in vars(build) if "TRT_API" in n]
+    assert not [n for n in vars(backend) if "TRT_API" in n] and not [
+        n for n in vars(build) if "TRT_API" in n
+    ]
     assert not set(RUNTIME) & set(RUNTIME_OPTIONAL) and len(set(BUILDER)) == len(BUILDER)
 
 
@@ -112,15 +120,19 @@ def test_progress_monitor_subclass_on_real_base():
 def test_builder_flag_names_for_11x_exist_and_weak_typing_is_gone():
     """The lean 11.x bindings carry BuilderFlag/HardwareCompatibilityLevel: the names select_flags
     emits for 11.x must exist there, and the weak-typing flags must not (removed in 11.0)."""
-    from edgedet.trt.version import TRTVersion
     from edgedet.onnx.engine.flags import BuildOptions, select_flags
+    from edgedet.trt.version import TRTVersion
 
     trt = _real_trt()
     version = TRTVersion.parse(trt.__version__)
     if version.major < 11:
         pytest.skip(f"installed TensorRT is {version}; this check is about 11.x")
-    plan = select_flags(version, BuildOptions(version_compatible=True, exclude_lean_runtime=True,
-                                              hardware_compatibility="same_cc"))
+    plan = select_flags(
+        version,
+        BuildOptions(
+            version_compatible=True, exclude_lean_runtime=True, hardware_compatibility="same_cc"
+        ),
+    )
     for name in plan.builder_flags:
         assert hasattr(trt.BuilderFlag, name), name
     assert hasattr(trt.HardwareCompatibilityLevel, plan.hardware_level)
@@ -130,18 +142,20 @@ def test_builder_flag_names_for_11x_exist_and_weak_typing_is_gone():
 
 
 def test_runtime_modules_import_without_tensorrt_cuda_or_torch():
-    """`import edgedet` and the TensorRT backend module import nothing heavy until an engine is opened."""
+    """`import edgedet` and the TensorRT backend module import nothing heavy until an engine is
+    opened."""
     import subprocess
     import sys
 
-    code = ("import sys\n"
-            "for m in ('tensorrt', 'tensorrt_lean', 'tensorrt_lean_bindings', 'cuda', 'torch', 'onnx'):\n"
-            "    sys.modules[m] = None  # any import of these now fails\n"
-            "import edgedet, edgedet.backends, edgedet.backends.tensorrt, edgedet.trt.inspect, edgedet.trt.compat\n"
-            "import edgedet.cli.build, edgedet.cli.inspect, edgedet.doctor\n"
-            "from edgedet.trt.loader import import_tensorrt\n"
-            "from edgedet.errors import DependencyError\n"
-            "try:\n    import_tensorrt()\nexcept DependencyError as e:\n    print('missing:', str(e)[:40])\n")
+    code = (
+        "import sys\nfor m in ('tensorrt', 'tensorrt_lean', 'tensorrt_lean_bindings', 'cuda',"
+        " 'torch', 'onnx'):\n    sys.modules[m] = None  # any import of these now fails\nimport"
+        " edgedet, edgedet.backends, edgedet.backends.tensorrt, edgedet.trt.inspect,"
+        " edgedet.trt.compat\nimport edgedet.cli.build, edgedet.cli.inspect, edgedet.doctor\nfrom"
+        " edgedet.trt.loader import import_tensorrt\nfrom edgedet.errors import"
+        " DependencyError\ntry:\n    import_tensorrt()\nexcept DependencyError as e:\n   "
+        " print('missing:', str(e)[:40])\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("missing: Running TensorRT engines needs TensorRT")

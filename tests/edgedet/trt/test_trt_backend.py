@@ -30,10 +30,19 @@ def _images(n, size=8):
 def test_io_specs_profile_and_describe(fake_trt, fake_engine):
     with _open(fake_engine) as be:
         assert [s.name for s in be.inputs] == ["images"] and be.inputs[0].shape == (None, 3, 8, 8)
-        assert [s.name for s in be.outputs] == ["num_dets", "det_boxes", "det_scores", "det_classes"]
+        assert [s.name for s in be.outputs] == [
+            "num_dets",
+            "det_boxes",
+            "det_scores",
+            "det_classes",
+        ]
         assert be.outputs[3].dtype == np.int32 and (be.min_batch, be.max_batch) == (1, 4)
         d = be.describe()
-        assert d["tensorrt"] == "10.3.0.30" and d["compute_capability"] == "8.7" and d["batch_range"] == [1, 4]
+        assert (
+            d["tensorrt"] == "10.3.0.30"
+            and d["compute_capability"] == "8.7"
+            and d["batch_range"] == [1, 4]
+        )
         caps = be.capabilities
         assert caps.batch_range == (1, 4) and caps.stage_timings and caps.cuda_graph
 
@@ -68,10 +77,14 @@ def test_batch_below_profile_min_is_padded(fake_trt, tmp_path):
 
 
 def test_fixed_batch_engine(fake_trt, tmp_path):
-    eng = write_engine(tmp_path / "f.engine", trt_fakes.plan_bytes(fixed=2), tensorrt_section(), batch=2)
+    eng = write_engine(
+        tmp_path / "f.engine", trt_fakes.plan_bytes(fixed=2), tensorrt_section(), batch=2
+    )
     with _open(eng) as be:
         assert be.inputs[0].shape == (2, 3, 8, 8) and (be.min_batch, be.max_batch) == (2, 2)
-        np.testing.assert_allclose(be.infer({"images": _images(2)})["det_scores"][:, 0], [0.1, 0.2], rtol=1e-6)
+        np.testing.assert_allclose(
+            be.infer({"images": _images(2)})["det_scores"][:, 0], [0.1, 0.2], rtol=1e-6
+        )
 
 
 def test_buffers_allocated_once_and_freed(fake_trt, fake_gpu, fake_engine):
@@ -130,7 +143,11 @@ def test_detector_end_to_end(fake_trt, fake_engine, rgb_image):
 
 
 def test_compatibility_checked_before_deserialising(fake_trt, tmp_path):
-    eng = write_engine(tmp_path / "old.engine", trt_fakes.plan_bytes(), tensorrt_section(version="10.7.0.23", cc="9.0"))
+    eng = write_engine(
+        tmp_path / "old.engine",
+        trt_fakes.plan_bytes(),
+        tensorrt_section(version="10.7.0.23", cc="9.0"),
+    )
     with pytest.raises(CompatibilityError) as e:
         _open(eng)
     msg = str(e.value)
@@ -174,8 +191,14 @@ def test_plugin_found_hash_checked_and_loaded(fake_trt, tmp_path):
     from edgedet.fileio import sha256_file
 
     lib = trt_fakes.fake_plugin_library(tmp_path / "libedgedet_nms_plugin.so")
-    rec = {"file": lib.name, "sha256": sha256_file(lib), "creators": [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}]}
-    eng = write_engine(tmp_path / "p.engine", trt_fakes.plan_bytes(), tensorrt_section(plugins=[rec]))
+    rec = {
+        "file": lib.name,
+        "sha256": sha256_file(lib),
+        "creators": [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}],
+    }
+    eng = write_engine(
+        tmp_path / "p.engine", trt_fakes.plan_bytes(), tensorrt_section(plugins=[rec])
+    )
     with _open(eng):
         assert fake_trt.registry.get_creator("EdgeDetNMS", "1", "edgedet") is not None
     lib.write_bytes(lib.read_bytes() + b" ")  # another build of the library
@@ -186,17 +209,32 @@ def test_plugin_found_hash_checked_and_loaded(fake_trt, tmp_path):
 
 
 def test_missing_plugin_named_before_deserialising(fake_trt, tmp_path):
-    rec = {"file": "libedgedet_nms_plugin.so", "sha256": "ab" * 32, "creators": [{"name": "EdgeDetNMS"}]}
-    eng = write_engine(tmp_path / "p.engine", trt_fakes.plan_bytes(), tensorrt_section(plugins=[rec]))
-    with pytest.raises(CompatibilityError, match="libedgedet_nms_plugin.so .*was not found.*edgedet plugin build"):
+    rec = {
+        "file": "libedgedet_nms_plugin.so",
+        "sha256": "ab" * 32,
+        "creators": [{"name": "EdgeDetNMS"}],
+    }
+    eng = write_engine(
+        tmp_path / "p.engine", trt_fakes.plan_bytes(), tensorrt_section(plugins=[rec])
+    )
+    with pytest.raises(
+        CompatibilityError, match="libedgedet_nms_plugin.so .*was not found.*edgedet plugin build"
+    ):
         _open(eng)
     assert fake_trt.runtimes == 0
 
 
 def test_plugin_without_expected_creator(fake_trt, tmp_path):
-    lib = trt_fakes.fake_plugin_library(tmp_path / "libedgedet_nms_plugin.so", creators=[("Other", "1", "")])
-    rec = {"file": lib.name, "creators": [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}]}
-    eng = write_engine(tmp_path / "p.engine", trt_fakes.plan_bytes(), tensorrt_section(plugins=[rec]))
+    lib = trt_fakes.fake_plugin_library(
+        tmp_path / "libedgedet_nms_plugin.so", creators=[("Other", "1", "")]
+    )
+    rec = {
+        "file": lib.name,
+        "creators": [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}],
+    }
+    eng = write_engine(
+        tmp_path / "p.engine", trt_fakes.plan_bytes(), tensorrt_section(plugins=[rec])
+    )
     with pytest.raises(CompatibilityError, match="did not register EdgeDetNMS v1"):
         _open(eng)
 
@@ -205,13 +243,17 @@ def test_cuda_failure_is_a_one_line_error(fake_trt, fake_engine, monkeypatch):
     import edgedet.backends.tensorrt as backend_mod
     from edgedet.trt.cuda import Cuda
 
-    cudart = trt_fakes.FakeCudart(fake_trt.gpu, fail={"cudaMalloc": trt_fakes.real_rt.cudaError_t.cudaErrorMemoryAllocation})
+    cudart = trt_fakes.FakeCudart(
+        fake_trt.gpu, fail={"cudaMalloc": trt_fakes.real_rt.cudaError_t.cudaErrorMemoryAllocation}
+    )
     monkeypatch.setattr(backend_mod, "Cuda", lambda: Cuda(cudart))
     with pytest.raises(CudaError, match="cudaMalloc failed: cudaErrorMemoryAllocation"):
         _open(fake_engine)
 
 
-def test_failed_allocation_releases_what_was_allocated(fake_trt, fake_gpu, fake_engine, monkeypatch):
+def test_failed_allocation_releases_what_was_allocated(
+    fake_trt, fake_gpu, fake_engine, monkeypatch
+):
     import edgedet.backends.tensorrt as backend_mod
     from edgedet.trt.cuda import Cuda
 
@@ -221,7 +263,11 @@ def test_failed_allocation_releases_what_was_allocated(fake_trt, fake_gpu, fake_
 
     def flaky(n):  # the third pinned allocation fails
         calls["n"] += 1
-        return (trt_fakes.real_rt.cudaError_t.cudaErrorMemoryAllocation, None) if calls["n"] == 3 else real_malloc_host(n)
+        return (
+            (trt_fakes.real_rt.cudaError_t.cudaErrorMemoryAllocation, None)
+            if calls["n"] == 3
+            else real_malloc_host(n)
+        )
 
     cudart.cudaMallocHost = flaky
     monkeypatch.setattr(backend_mod, "Cuda", lambda: Cuda(cudart))
@@ -230,15 +276,27 @@ def test_failed_allocation_releases_what_was_allocated(fake_trt, fake_gpu, fake_
     assert not fake_gpu.buffers and not fake_gpu.streams
 
 
-@pytest.mark.parametrize("profile, fixed, n, executions", [((1, 4, 8), None, 8, 1), ((2, 2, 4), None, 3, 1),
-                                                           ((1, 1, 1), 4, 4, 1)])
+@pytest.mark.parametrize(
+    "profile, fixed, n, executions",
+    [((1, 4, 8), None, 8, 1), ((2, 2, 4), None, 3, 1), ((1, 1, 1), 4, 4, 1)],
+)
 def test_threshold_inputs_do_not_set_the_batch(fake_trt, tmp_path, profile, fixed, n, executions):
-    """--runtime-thresholds engines: the static [1] threshold inputs leave the image input's batch range alone."""
-    eng = write_engine(tmp_path / "t.engine", trt_fakes.plan_bytes(profile, fixed=fixed, thresholds=True),
-                       tensorrt_section(), batch=fixed or -1)
+    """--runtime-thresholds engines: the static [1] threshold inputs leave the image input's batch
+    range alone."""
+    eng = write_engine(
+        tmp_path / "t.engine",
+        trt_fakes.plan_bytes(profile, fixed=fixed, thresholds=True),
+        tensorrt_section(),
+        batch=fixed or -1,
+    )
     with _open(eng) as be:
-        assert (be.min_batch, be.max_batch) == ((fixed, fixed) if fixed else (profile[0], profile[2]))
-        thr = {"score_threshold": np.array([0.3], np.float32), "iou_threshold": np.array([0.5], np.float32)}
+        assert (be.min_batch, be.max_batch) == (
+            (fixed, fixed) if fixed else (profile[0], profile[2])
+        )
+        thr = {
+            "score_threshold": np.array([0.3], np.float32),
+            "iou_threshold": np.array([0.5], np.float32),
+        }
         out = be.infer({"images": _images(n), **thr})
         assert fake_trt.executions == executions and out["det_scores"].shape == (n, 4)
         np.testing.assert_allclose(out["det_scores"][:, 0], 0.1 * np.arange(1, n + 1), rtol=1e-6)
@@ -246,7 +304,8 @@ def test_threshold_inputs_do_not_set_the_batch(fake_trt, tmp_path, profile, fixe
 
 @pytest.mark.parametrize("as_folder", [False, True])
 def test_explicit_plugins_load_without_a_manifest(fake_trt, tmp_path, as_folder):
-    """TensorRTBackend(plugins=[...]) / `inspect --plugin` on an engine without a manifest: the library is
+    """TensorRTBackend(plugins=[...]) / `inspect --plugin` on an engine without a manifest: the
+    library is
     loaded before deserialisation, and host code (a version-compatible plan's) is allowed."""
     (tmp_path / "libs").mkdir()
     lib = trt_fakes.fake_plugin_library(tmp_path / "libs" / "libedgedet_nms_plugin.so")
@@ -259,25 +318,42 @@ def test_explicit_plugins_load_without_a_manifest(fake_trt, tmp_path, as_folder)
     with pytest.warns(UserWarning, match="has no manifest"):
         with _open(eng) as plain:  # nothing named: host code stays disallowed (TensorRT's default)
             assert plain._runtime.engine_host_code_allowed is False
-    with pytest.warns(UserWarning, match="has no manifest"), pytest.raises(InputError, match="does not exist"):
+    with (
+        pytest.warns(UserWarning, match="has no manifest"),
+        pytest.raises(InputError, match="does not exist"),
+    ):
         _open(eng, plugins=[tmp_path / "nope.so"])
 
 
 def _with_arch(lib, sass, ptx=()):
     import json
 
-    (lib.parent / f"{lib.name}.json").write_text(json.dumps({"architectures": {"sass": list(sass), "ptx": list(ptx)}}))
+    (lib.parent / f"{lib.name}.json").write_text(
+        json.dumps({"architectures": {"sass": list(sass), "ptx": list(ptx)}})
+    )
     return lib
 
 
 def test_plugin_without_code_for_this_gpu_is_refused_before_loading(fake_trt, tmp_path):
-    """A plugin built with -arch=native on another GPU would fail with cudaErrorNoKernelImageForDevice at run time."""
+    """A plugin built with -arch=native on another GPU would fail with
+    cudaErrorNoKernelImageForDevice at run time."""
     from edgedet.fileio import sha256_file
 
-    lib = _with_arch(trt_fakes.fake_plugin_library(tmp_path / "libedgedet_nms_plugin.so"), ["sm_90"])
-    rec = {"file": lib.name, "sha256": sha256_file(lib), "creators": [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}]}
-    eng = write_engine(tmp_path / "p.engine", trt_fakes.plan_bytes(), tensorrt_section(plugins=[rec]))
-    with pytest.raises(CompatibilityError, match=r"holds GPU code for sm_90 only.*compute capability 8\.7.*--arch portable"):
+    lib = _with_arch(
+        trt_fakes.fake_plugin_library(tmp_path / "libedgedet_nms_plugin.so"), ["sm_90"]
+    )
+    rec = {
+        "file": lib.name,
+        "sha256": sha256_file(lib),
+        "creators": [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}],
+    }
+    eng = write_engine(
+        tmp_path / "p.engine", trt_fakes.plan_bytes(), tensorrt_section(plugins=[rec])
+    )
+    with pytest.raises(
+        CompatibilityError,
+        match=r"holds GPU code for sm_90 only.*compute capability 8\.7.*--arch portable",
+    ):
         _open(eng)
     assert fake_trt.registry.get_creator("EdgeDetNMS", "1", "edgedet") is None  # not even loaded
     _with_arch(lib, ["sm_80", "sm_86"], ["compute_80"])
@@ -285,14 +361,26 @@ def test_plugin_without_code_for_this_gpu_is_refused_before_loading(fake_trt, tm
         assert fake_trt.registry.get_creator("EdgeDetNMS", "1", "edgedet") is not None
     bare = write_engine(tmp_path / "bare.engine", trt_fakes.plan_bytes(), None)
     _with_arch(lib, ["sm_90"])
-    with pytest.warns(UserWarning, match="has no manifest"), pytest.raises(CompatibilityError, match="sm_90 only"):
+    with (
+        pytest.warns(UserWarning, match="has no manifest"),
+        pytest.raises(CompatibilityError, match="sm_90 only"),
+    ):
         _open(bare, plugins=[lib])
 
 
 def test_embedded_plugin_architectures_come_from_the_manifest(fake_trt, tmp_path):
-    rec = {"file": "libedgedet_nms_plugin.so", "serialized": True, "architectures": {"sass": ["sm_90"], "ptx": []},
-           "creators": [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}]}
-    eng = write_engine(tmp_path / "vc.engine", trt_fakes.plan_bytes(),
-                       tensorrt_section(plugins=[rec], version_compatible=True))
-    with pytest.raises(CompatibilityError, match="libedgedet_nms_plugin.so holds GPU code for sm_90 only"):
+    rec = {
+        "file": "libedgedet_nms_plugin.so",
+        "serialized": True,
+        "architectures": {"sass": ["sm_90"], "ptx": []},
+        "creators": [{"name": "EdgeDetNMS", "version": "1", "namespace": "edgedet"}],
+    }
+    eng = write_engine(
+        tmp_path / "vc.engine",
+        trt_fakes.plan_bytes(),
+        tensorrt_section(plugins=[rec], version_compatible=True),
+    )
+    with pytest.raises(
+        CompatibilityError, match="libedgedet_nms_plugin.so holds GPU code for sm_90 only"
+    ):
         _open(eng)

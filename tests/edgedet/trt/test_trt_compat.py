@@ -13,7 +13,13 @@ def needs(version="10.3.0.30", cc=(8, 7), **kw):
 
 
 def here(version="10.3.0.30", cc=(8, 7), flavour="full", gpu="Orin"):
-    return Machine(TRTVersion.parse(version), flavour, cc, gpu, None if cc else "cudaGetDeviceCount: cudaErrorNoDevice")
+    return Machine(
+        TRTVersion.parse(version),
+        flavour,
+        cc,
+        gpu,
+        None if cc else "cudaGetDeviceCount: cudaErrorNoDevice",
+    )
 
 
 def test_same_release_same_gpu_is_fine():
@@ -23,17 +29,26 @@ def test_same_release_same_gpu_is_fine():
 @pytest.mark.parametrize("have", ["10.3.0.26", "10.7.0.23", "11.4.0.106", "10.2.0"])
 def test_default_plan_needs_the_building_release(have):
     (reason,) = check(needs(), here(have))
-    assert "built with TensorRT 10.3.0.30" in reason and f"TensorRT {TRTVersion.parse(have)}" in reason
-    assert "loads only in the TensorRT release that built it" in reason and "edgedet build" in reason
+    assert (
+        "built with TensorRT 10.3.0.30" in reason and f"TensorRT {TRTVersion.parse(have)}" in reason
+    )
+    assert (
+        "loads only in the TensorRT release that built it" in reason and "edgedet build" in reason
+    )
 
 
 def test_lean_runtime_runs_version_compatible_only():
     (reason,) = check(needs("11.4.0.106"), here("11.4.0.106", flavour="lean"))
     assert "lean runtime" in reason and "--version-compatible" in reason
-    assert check(needs("11.4.0.106", version_compatible=True), here("11.4.0.106", flavour="lean")) == []
+    assert (
+        check(needs("11.4.0.106", version_compatible=True), here("11.4.0.106", flavour="lean"))
+        == []
+    )
 
 
-@pytest.mark.parametrize("have,ok", [("10.3.0.30", True), ("10.12.0.36", True), ("11.4.0.106", True), ("10.2.0", False)])
+@pytest.mark.parametrize(
+    "have,ok", [("10.3.0.30", True), ("10.12.0.36", True), ("11.4.0.106", True), ("10.2.0", False)]
+)
 def test_version_compatible_runs_forward_only(have, ok):
     reasons = check(needs(version_compatible=True), here(have))
     assert (reasons == []) is ok
@@ -79,18 +94,32 @@ def test_other_device_model_same_cc_warns_only():
 
 def test_all_reasons_in_one_error():
     with pytest.raises(CompatibilityError) as e:
-        require_compatible("m.engine", needs(), here("11.4.0.106", cc=None, flavour="lean"), ["plugin X missing"])
+        require_compatible(
+            "m.engine", needs(), here("11.4.0.106", cc=None, flavour="lean"), ["plugin X missing"]
+        )
     msg = str(e.value)
     assert msg.startswith("m.engine cannot run here: ") and msg.count("; ") >= 2
-    assert "lean runtime" in msg and "no usable NVIDIA GPU" in msg and msg.endswith("plugin X missing")
+    assert (
+        "lean runtime" in msg and "no usable NVIDIA GPU" in msg and msg.endswith("plugin X missing")
+    )
     assert "\n" not in msg
 
 
 def test_from_manifest_section():
-    n = EngineNeeds.from_manifest(TensorRTSection.from_dict(
-        {"version": "10.3.0.30", "version_compatible": True,
-         "hardware_compatibility_level": "ampere_plus",
-         "gpu": {"name": "Orin", "compute_capability": "8.7"},
-         "plugins": [{"file": "libp.so", "sha256": "ab", "creators": [{"name": "P"}]}]}))
-    assert n.compute_capability == (8, 7) and n.hardware_compatibility == "AMPERE_PLUS" and n.version_compatible
+    n = EngineNeeds.from_manifest(
+        TensorRTSection.from_dict(
+            {
+                "version": "10.3.0.30",
+                "version_compatible": True,
+                "hardware_compatibility_level": "ampere_plus",
+                "gpu": {"name": "Orin", "compute_capability": "8.7"},
+                "plugins": [{"file": "libp.so", "sha256": "ab", "creators": [{"name": "P"}]}],
+            }
+        )
+    )
+    assert (
+        n.compute_capability == (8, 7)
+        and n.hardware_compatibility == "AMPERE_PLUS"
+        and n.version_compatible
+    )
     assert n.plugins[0].file == "libp.so" and n.plugins[0].creators[0].version == "1"

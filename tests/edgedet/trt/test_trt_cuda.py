@@ -59,7 +59,9 @@ def test_capture_failure_returns_none_and_stream_stays_usable():
     assert GraphExec.capture(cuda, stream, lambda: False) is None
     assert gpu.streams[int(stream)]["capturing"] is None
     ran = []
-    g = GraphExec.capture(cuda, stream, lambda: gpu.submit(int(stream), lambda: ran.append(1)) or True)
+    g = GraphExec.capture(
+        cuda, stream, lambda: gpu.submit(int(stream), lambda: ran.append(1)) or True
+    )
     assert ran == [] and g is not None
     g.launch(stream)
     g.launch(stream)

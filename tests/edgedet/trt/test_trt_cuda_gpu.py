@@ -29,10 +29,20 @@ def test_round_trip_events_and_graph():
     assert end.elapsed_ms(start) >= 0
 
     host_out.view(np.uint8, (n,))[:] = 0
-    graph = GraphExec.capture(cuda, stream, lambda: stream.copy_dtoh(host_out.ptr, dev.ptr, n) or True)
+    graph = GraphExec.capture(
+        cuda, stream, lambda: stream.copy_dtoh(host_out.ptr, dev.ptr, n) or True
+    )
     assert graph is not None and host_out.view(np.uint8, (n,)).max() == 0  # captured, not run
     graph.launch(stream)
     stream.synchronize()
     np.testing.assert_array_equal(host_out.view(np.uint8, (n,)), host_in.view(np.uint8, (n,)))
-    for r in (graph.destroy, dev.free, host_in.free, host_out.free, start.destroy, end.destroy, stream.destroy):
+    for r in (
+        graph.destroy,
+        dev.free,
+        host_in.free,
+        host_out.free,
+        start.destroy,
+        end.destroy,
+        stream.destroy,
+    ):
         r()

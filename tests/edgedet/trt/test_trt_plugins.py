@@ -1,4 +1,5 @@
-"""Plugin discovery (search order, hashes) and loading errors; loading uses the real lean registry where noted."""
+"""Plugin discovery (search order, hashes) and loading errors; loading uses the real lean registry
+where noted."""
 
 import os
 
@@ -28,11 +29,21 @@ def _lib(path, content=b"plugin v1"):
 
 def test_search_order(tmp_path, monkeypatch):
     rec = PluginRecord(LIB, path=str(tmp_path / "build" / LIB))
-    monkeypatch.setenv(plugins.ENV_VAR, os.pathsep.join([str(tmp_path / "env1"), str(tmp_path / "env2" / "x.so")]))
-    locs = plugins.search_locations(rec, tmp_path / "engines", [tmp_path / "given"], TRTVersion.parse("10.3.0.30"))
-    assert locs == [tmp_path / "given" / LIB, tmp_path / "env1" / LIB, tmp_path / "env2" / "x.so",
-                    tmp_path / "engines" / LIB, tmp_path / "build" / LIB,
-                    tmp_path / "cache" / "plugins" / "10.3" / LIB, tmp_path / "cache" / "plugins" / LIB]
+    monkeypatch.setenv(
+        plugins.ENV_VAR, os.pathsep.join([str(tmp_path / "env1"), str(tmp_path / "env2" / "x.so")])
+    )
+    locs = plugins.search_locations(
+        rec, tmp_path / "engines", [tmp_path / "given"], TRTVersion.parse("10.3.0.30")
+    )
+    assert locs == [
+        tmp_path / "given" / LIB,
+        tmp_path / "env1" / LIB,
+        tmp_path / "env2" / "x.so",
+        tmp_path / "engines" / LIB,
+        tmp_path / "build" / LIB,
+        tmp_path / "cache" / "plugins" / "10.3" / LIB,
+        tmp_path / "cache" / "plugins" / LIB,
+    ]
 
 
 def test_cache_dir_follows_xdg(monkeypatch, tmp_path):
@@ -91,7 +102,9 @@ def test_real_registry_refuses_a_non_library(tmp_path):
     ctypes fallback then fails, and the error names the file and the fix."""
     trt = _real_trt_module()
     bogus = _lib(tmp_path / LIB, b"not an ELF file")
-    with pytest.raises(CompatibilityError, match=f"cannot load plugin library .*{LIB}.*edgedet plugin build"):
+    with pytest.raises(
+        CompatibilityError, match=f"cannot load plugin library .*{LIB}.*edgedet plugin build"
+    ):
         plugins.load_library(trt, bogus)
 
 

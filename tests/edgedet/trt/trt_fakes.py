@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import json
 from enum import IntEnum
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -96,8 +97,16 @@ class FakeCudart:
 
     def cudaGetDeviceProperties(self, index):
         g = self.gpu
-        return (OK, SimpleNamespace(name=g.name.encode() + b"\x00\x00", major=g.cc[0], minor=g.cc[1],
-                                    integrated=int(g.integrated), totalGlobalMem=8 << 30))
+        return (
+            OK,
+            SimpleNamespace(
+                name=g.name.encode() + b"\x00\x00",
+                major=g.cc[0],
+                minor=g.cc[1],
+                integrated=int(g.integrated),
+                totalGlobalMem=8 << 30,
+            ),
+        )
 
     def cudaSetDevice(self, index):
         return (self._err("cudaSetDevice"),)
@@ -127,7 +136,9 @@ class FakeCudart:
         return (self._err("cudaStreamSynchronize"),)
 
     def cudaMemcpyAsync(self, dst, src, n, kind, stream):
-        self.gpu.submit(int(stream), lambda: ctypes.memmove(int(dst), int(src), int(n)), cost=n * 1e-6)
+        self.gpu.submit(
+            int(stream), lambda: ctypes.memmove(int(dst), int(src), int(n)), cost=n * 1e-6
+        )
         return (self._err("cudaMemcpyAsync"),)
 
     def cudaEventCreate(self):
@@ -208,9 +219,14 @@ class ILogger:
         pass
 
 
-def plan_bytes(batch=(1, 2, 4), size=8, k=4, fixed: int | None = None, thresholds: bool = False) -> bytes:
-    """A fake plan: one 'images' input (dynamic batch with profile ``batch``, or ``fixed``), and with
-    ``thresholds`` the static float32 [1] inputs score_threshold / iou_threshold (--runtime-thresholds)."""
+def plan_bytes(
+    batch=(1, 2, 4), size=8, k=4, fixed: int | None = None, thresholds: bool = False
+) -> bytes:
+    """A fake plan: one 'images' input (dynamic batch with profile ``batch``, or ``fixed``), and
+    with
+    ``thresholds`` the static float32 [1] inputs score_threshold / iou_threshold
+    (--runtime-thresholds).
+    """
     desc = {"size": size, "k": k, "profile": list(batch), "fixed": fixed, "thresholds": thresholds}
     return MAGIC + json.dumps(desc).encode()
 
@@ -220,13 +236,18 @@ class FakeEngine:
         self.trt, self.d = trt, desc
         s, k, fixed = desc["size"], desc["k"], desc["fixed"]
         b = fixed if fixed else -1
-        self.io = [("images", TensorIOMode.INPUT, DataType.FLOAT, (b, 3, s, s)),
-                   ("num_dets", TensorIOMode.OUTPUT, DataType.INT32, (b, 1)),
-                   ("det_boxes", TensorIOMode.OUTPUT, DataType.FLOAT, (b, k, 4)),
-                   ("det_scores", TensorIOMode.OUTPUT, DataType.FLOAT, (b, k)),
-                   ("det_classes", TensorIOMode.OUTPUT, DataType.INT32, (b, k))]
+        self.io = [
+            ("images", TensorIOMode.INPUT, DataType.FLOAT, (b, 3, s, s)),
+            ("num_dets", TensorIOMode.OUTPUT, DataType.INT32, (b, 1)),
+            ("det_boxes", TensorIOMode.OUTPUT, DataType.FLOAT, (b, k, 4)),
+            ("det_scores", TensorIOMode.OUTPUT, DataType.FLOAT, (b, k)),
+            ("det_classes", TensorIOMode.OUTPUT, DataType.INT32, (b, k)),
+        ]
         if desc.get("thresholds"):
-            self.io[1:1] = [(n, TensorIOMode.INPUT, DataType.FLOAT, (1,)) for n in ("score_threshold", "iou_threshold")]
+            self.io[1:1] = [
+                (n, TensorIOMode.INPUT, DataType.FLOAT, (1,))
+                for n in ("score_threshold", "iou_threshold")
+            ]
         self.num_optimization_profiles = 1
         self.device_memory_size_v2 = 1 << 20
         self.num_layers = 3
@@ -267,7 +288,9 @@ class FakeContext:
 
     def __init__(self, engine: FakeEngine):
         self.e = engine
-        self.batch = engine.d["fixed"]  # profile 0 is active; dynamic shapes unset until set_input_shape
+        self.batch = engine.d[
+            "fixed"
+        ]  # profile 0 is active; dynamic shapes unset until set_input_shape
         self.addresses: dict[str, int] = {}
 
     def set_input_shape(self, name, shape):
@@ -298,13 +321,17 @@ class FakeContext:
             self.e.trt.log(Severity.ERROR, "enqueueV3: shapes or addresses not set")
             return False
         if self.refuse_capture and gpu.streams[int(stream)]["capturing"] is not None:
-            self.e.trt.log(Severity.ERROR, "enqueueV3: operation not permitted when stream is capturing")
+            self.e.trt.log(
+                Severity.ERROR, "enqueueV3: operation not permitted when stream is capturing"
+            )
             return False
         b, s, k = self.batch, self.e.d["size"], self.e.d["k"]
         addr = dict(self.addresses)
 
         def kernel():
-            images = np.ctypeslib.as_array((ctypes.c_float * (b * 3 * s * s)).from_address(addr["images"])).reshape(b, 3, s, s)
+            images = np.ctypeslib.as_array(
+                (ctypes.c_float * (b * 3 * s * s)).from_address(addr["images"])
+            ).reshape(b, 3, s, s)
             mean = images.reshape(b, -1).mean(axis=1).astype(np.float32)
             _view(addr["num_dets"], np.int32, (b, 1))[:] = 1
             _view(addr["det_boxes"], np.float32, (b, k, 4))[:] = mean[:, None, None]
@@ -318,7 +345,9 @@ class FakeContext:
 
 def _view(ptr, dtype, shape):
     n = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    return np.frombuffer((ctypes.c_ubyte * n).from_address(ptr), np.uint8).view(dtype).reshape(shape)
+    return (
+        np.frombuffer((ctypes.c_ubyte * n).from_address(ptr), np.uint8).view(dtype).reshape(shape)
+    )
 
 
 class FakeRegistry:
@@ -335,12 +364,21 @@ class FakeRegistry:
         data = open(path, "rb").read()
         if not data.startswith(b"FAKEPLUGIN"):
             return None  # documented: None when the library cannot be loaded
-        for c in json.loads(data[len(b"FAKEPLUGIN"):]):
-            self.creators.append(SimpleNamespace(name=c[0], plugin_version=c[1], plugin_namespace=c[2]))
+        for c in json.loads(data[len(b"FAKEPLUGIN") :]):
+            self.creators.append(
+                SimpleNamespace(name=c[0], plugin_version=c[1], plugin_namespace=c[2])
+            )
         return object()
 
     def get_creator(self, name, version, namespace=""):
-        return next((c for c in self.creators if (c.name, c.plugin_version, c.plugin_namespace) == (name, version, namespace)), None)
+        return next(
+            (
+                c
+                for c in self.creators
+                if (c.name, c.plugin_version, c.plugin_namespace) == (name, version, namespace)
+            ),
+            None,
+        )
 
 
 def fake_plugin_library(path, creators=(("EdgeDetNMS", "1", "edgedet"),)):
@@ -376,10 +414,14 @@ class FakeTRTModule:
 
             def deserialize_cuda_engine(self, data):
                 if not bytes(data).startswith(MAGIC):
-                    module.log(Severity.ERROR, "IRuntime::deserializeCudaEngine: Error Code 1: Serialization "
-                                               "(Serialization assertion plan->header.magicTag == rt::kPLAN_MAGIC_TAG failed.)")
+                    module.log(
+                        Severity.ERROR,
+                        "IRuntime::deserializeCudaEngine: Error Code 1: Serialization"
+                        " (Serialization assertion plan->header.magicTag == rt::kPLAN_MAGIC_TAG"
+                        " failed.)",
+                    )
                     return None
-                return FakeEngine(module, json.loads(bytes(data)[len(MAGIC):]))
+                return FakeEngine(module, json.loads(bytes(data)[len(MAGIC) :]))
 
         self.Runtime = Runtime
 
@@ -396,17 +438,38 @@ class FakeTRTModule:
 
 def tensorrt_section(version="10.3.0.30", cc="8.7", gpu="Fake GPU", **extra) -> dict:
     """A manifest `tensorrt` section as edgedet/onnx/engine/build.py writes it."""
-    return {"version": version, "module": "tensorrt", "precision": "strongly-typed", "version_compatible": False,
-            "exclude_lean_runtime": False, "hardware_compatibility_level": "NONE",
-            "gpu": {"name": gpu, "compute_capability": cc}, "profiles": [], "plugins": [], "dla_core": None, **extra}
+    return {
+        "version": version,
+        "module": "tensorrt",
+        "precision": "strongly-typed",
+        "version_compatible": False,
+        "exclude_lean_runtime": False,
+        "hardware_compatibility_level": "NONE",
+        "gpu": {"name": gpu, "compute_capability": cc},
+        "profiles": [],
+        "plugins": [],
+        "dla_core": None,
+        **extra,
+    }
 
 
-def write_engine(path: Path, plan: bytes, section: dict | None = None, batch: int = -1, size: int = 8) -> Path:
+def write_engine(
+    path: Path, plan: bytes, section: dict | None = None, batch: int = -1, size: int = 8
+) -> Path:
     """Write a (fake) plan and, when ``section`` is given, its manifest."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(plan)
     if section is not None:
-        write_manifest(path, Manifest(
-            family="tiny", model="fake", class_names=["a", "b", "c"], input=InputInfo("images", (batch, 3, size, size)),
-            output_kind="nms", nms=NMSParams(max_output_boxes=4), tensorrt=section))
+        write_manifest(
+            path,
+            Manifest(
+                family="tiny",
+                model="fake",
+                class_names=["a", "b", "c"],
+                input=InputInfo("images", (batch, 3, size, size)),
+                output_kind="nms",
+                nms=NMSParams(max_output_boxes=4),
+                tensorrt=section,
+            ),
+        )
     return path

@@ -26,7 +26,9 @@ def test_shipped_weights_recall_val_objects():
     for index in range(5):
         rgb, objects = synthetic.render_image(synthetic.VAL_SEED, index)
         boxes, scores, classes = detect(model, [rgb], EvalNMS(score_threshold=0.3))[0]
-        gt = np.array([[x, y, x + w, y + h] for x, y, w, h in (o["bbox"] for o in objects)], np.float32)
+        gt = np.array(
+            [[x, y, x + w, y + h] for x, y, w, h in (o["bbox"] for o in objects)], np.float32
+        )
         gt_cls = np.array([o["category_id"] - 1 for o in objects])
         iou = _iou(gt, boxes) * (gt_cls[:, None] == classes[None, :])
         found += int((iou.max(1, initial=0) >= 0.5).sum())

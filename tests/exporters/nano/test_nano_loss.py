@@ -19,8 +19,12 @@ def _boxes(n, seed):
 
 def test_iou_and_ciou_match_torchvision():
     a, b = _boxes(50, 0), _boxes(50, 1)
-    torch.testing.assert_close(box_iou_aligned(a, b), box_iou(a, b).diagonal(), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(box_iou_aligned(a, b, ciou=True), complete_box_iou(a, b).diagonal(), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        box_iou_aligned(a, b), box_iou(a, b).diagonal(), rtol=1e-5, atol=1e-6
+    )
+    torch.testing.assert_close(
+        box_iou_aligned(a, b, ciou=True), complete_box_iou(a, b).diagonal(), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_assign_gives_every_box_positives_even_tiny_ones():
@@ -30,11 +34,21 @@ def test_assign_gives_every_box_positives_even_tiny_ones():
     labels, mask = torch.tensor([[2, 0, 0]]), torch.tensor([[True, True, False]])
     scores = torch.full((1, n, 3), 0.01)
     boxes = torch.cat([model.anchor_points - 8, model.anchor_points + 8], 1)[None]
-    fg, t_boxes, t_scores = assign(scores, boxes, model.anchor_points, model.anchor_strides, labels, gt, mask)
+    fg, t_boxes, t_scores = assign(
+        scores, boxes, model.anchor_points, model.anchor_strides, labels, gt, mask
+    )
     assert 1 <= fg.sum() <= 20
     owners = {tuple(b.tolist()) for b in t_boxes[fg]}
-    assert owners == {tuple(gt[0, 0].tolist()), tuple(gt[0, 1].tolist())}  # both boxes, not the padding
-    assert (t_scores[~fg] == 0).all() and (t_scores[fg].argmax(-1) == labels[0][[0 if tuple(b.tolist()) == tuple(gt[0, 0].tolist()) else 1 for b in t_boxes[fg]]]).all()
+    assert owners == {
+        tuple(gt[0, 0].tolist()),
+        tuple(gt[0, 1].tolist()),
+    }  # both boxes, not the padding
+    assert (t_scores[~fg] == 0).all() and (
+        t_scores[fg].argmax(-1)
+        == labels[0][
+            [0 if tuple(b.tolist()) == tuple(gt[0, 0].tolist()) else 1 for b in t_boxes[fg]]
+        ]
+    ).all()
     assert ((t_scores >= 0) & (t_scores <= 1)).all()
 
 
@@ -46,10 +60,22 @@ def test_loss_falls_on_a_two_image_batch():
     targets, images = [], []
     for i in range(2):
         from edgedet.preprocess import letterbox
+
         rgb, objects = synthetic.render_image(3, i)
         canvas, info = letterbox(rgb, 320, 320, 114)
-        t = np.array([[o["category_id"] - 1, o["bbox"][0], o["bbox"][1], o["bbox"][0] + o["bbox"][2],
-                       o["bbox"][1] + o["bbox"][3]] for o in objects], np.float32)
+        t = np.array(
+            [
+                [
+                    o["category_id"] - 1,
+                    o["bbox"][0],
+                    o["bbox"][1],
+                    o["bbox"][0] + o["bbox"][2],
+                    o["bbox"][1] + o["bbox"][3],
+                ]
+                for o in objects
+            ],
+            np.float32,
+        )
         t[:, 1:] = t[:, 1:] * info.scale + np.array([info.pad_x, info.pad_y] * 2, np.float32)
         images.append(canvas)
         targets.append(t)
@@ -81,8 +107,10 @@ def test_augmented_boxes_follow_the_pixels():
     assert target[0, 1:].tolist() == [200, 40, 230, 100]  # input boxes untouched
     rng = np.random.default_rng(0)
     x, labels, boxes, mask = make_batch(canvas[None], [target], [0] * 8, rng)
-    assert x.shape == (8, 3, 320, 320) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    assert (
+        x.shape == (8, 3, 320, 320) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    )
     assert labels.tolist() == [[1]] * 8 and mask.all()
     for img, (x1, y1, x2, y2) in zip(x, boxes[:, 0].tolist()):
-        inside = img[:, int(y1):int(y2), int(x1):int(x2)].mean()
+        inside = img[:, int(y1) : int(y2), int(x1) : int(x2)].mean()
         assert inside > img.mean() + 0.3  # the bright object is inside its box after jitter

@@ -25,7 +25,9 @@ def test_same_seed_gives_identical_annotations_and_pixels(split, tmp_path):
     synthetic.generate_dataset(tmp_path, 6, seed=11)
     assert _load(tmp_path) == _load(split)
     for im in _load(split)["images"]:
-        assert (tmp_path / "images" / im["file_name"]).read_bytes() == (split / "images" / im["file_name"]).read_bytes()
+        assert (tmp_path / "images" / im["file_name"]).read_bytes() == (
+            split / "images" / im["file_name"]
+        ).read_bytes()
 
 
 def test_different_seed_differs():
@@ -48,9 +50,14 @@ def test_annotations_are_valid_coco(split):
     images = {im["id"]: im for im in gt["images"]}
     assert sorted(images) == list(range(1, 7))
     for im in gt["images"]:
-        h, w = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(split / "images" / im["file_name"])).shape[:2]
+        h, w = np.asarray(
+            __import__("PIL.Image", fromlist=["Image"]).open(split / "images" / im["file_name"])
+        ).shape[:2]
         assert (w, h) == (im["width"], im["height"])
-        assert synthetic.MIN_SIDE <= w <= synthetic.MAX_SIDE and synthetic.MIN_SIDE <= h <= synthetic.MAX_SIDE
+        assert (
+            synthetic.MIN_SIDE <= w <= synthetic.MAX_SIDE
+            and synthetic.MIN_SIDE <= h <= synthetic.MAX_SIDE
+        )
     ids = [a["id"] for a in gt["annotations"]]
     assert len(ids) == len(set(ids)) and len(ids) >= 6
     for a in gt["annotations"]:
@@ -76,5 +83,7 @@ def test_occlusion_rule_rejects_hiding_more_than_allowed():
 
 
 def test_generator_does_not_import_torch():
-    code = "import sys, exporters.nano.synthetic; assert 'torch' not in sys.modules, 'torch imported'"
+    code = (
+        "import sys, exporters.nano.synthetic; assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -27,7 +27,9 @@ def test_mismatched_weights_name_the_keys(tmp_path):
     state["extra.weight"] = state.pop("head.cls_out.0.bias")
     bad = tmp_path / "bad.pt"
     torch.save(state, bad)
-    with pytest.raises(InputError, match=r"missing 1: head\.cls_out\.0\.bias.*unexpected 1: extra\.weight"):
+    with pytest.raises(
+        InputError, match=r"missing 1: head\.cls_out\.0\.bias.*unexpected 1: extra\.weight"
+    ):
         nano.build_model(bad)
 
 
@@ -44,7 +46,11 @@ def test_reevaluate_updates_metrics_and_keeps_the_training_fields(tmp_path):
 
     weights = tmp_path / "nano.pt"
     shutil.copy(nano.WEIGHTS_PATH, weights)
-    record = {"command": "python -m exporters.nano.train", "timings_s": {"total": 1.0}, "val_metrics": {"mAP": -1.0}}
+    record = {
+        "command": "python -m exporters.nano.train",
+        "timings_s": {"total": 1.0},
+        "val_metrics": {"mAP": -1.0},
+    }
     weights.with_suffix(".json").write_text(json.dumps(record))
     cfg = train.TrainConfig(out=weights, data_root=tmp_path / "data", val_size=3)
     train.reevaluate(cfg, log=lambda _: None)

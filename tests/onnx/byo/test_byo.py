@@ -28,12 +28,14 @@ class ThirdParty(torch.nn.Module):
         f = self.conv(x * 255.0).flatten(2).transpose(1, 2)  # [1, N, 8]; wants 0..255 input
         xy = torch.sigmoid(f[..., :2]) * S
         wh = torch.sigmoid(f[..., 2:4]) * 8 + 1
-        return torch.cat([xy - wh / 2, xy + wh / 2], -1), f[..., 4:4 + C], f[..., 7:8]
+        return torch.cat([xy - wh / 2, xy + wh / 2], -1), f[..., 4 : 4 + C], f[..., 7:8]
 
     def forward(self, x):
         x = x / 255.0
         boxes, logits, obj = self.reference(x)
-        cxcywh = torch.cat([(boxes[..., :2] + boxes[..., 2:]) / 2, boxes[..., 2:] - boxes[..., :2]], -1)
+        cxcywh = torch.cat(
+            [(boxes[..., :2] + boxes[..., 2:]) / 2, boxes[..., 2:] - boxes[..., :2]], -1
+        )
         if self.layout == "yolov8":  # [1, 4+C, N], cxcywh px, probs
             return torch.cat([cxcywh, torch.sigmoid(logits)], -1).transpose(1, 2)
         if self.layout == "yolov5":  # [1, N, 5+C], cxcywh px, obj + cls probs
@@ -47,8 +49,17 @@ def export(layout, opset=17, dynamic_hw=False, keep_inits=False):
     buf = io.BytesIO()
     outs = ["out"] if layout != "split" else ["bx", "sc"]
     axes = {"inp": {2: "h", 3: "w"}} if dynamic_hw else None
-    torch.onnx.export(m, (torch.rand(1, 3, S, S) * 255,), buf, dynamo=False, opset_version=opset, input_names=["inp"],
-                      output_names=outs, dynamic_axes=axes, keep_initializers_as_inputs=keep_inits)
+    torch.onnx.export(
+        m,
+        (torch.rand(1, 3, S, S) * 255,),
+        buf,
+        dynamo=False,
+        opset_version=opset,
+        input_names=["inp"],
+        output_names=outs,
+        dynamic_axes=axes,
+        keep_initializers_as_inputs=keep_inits,
+    )
     return m, onnx.load_from_string(buf.getvalue())
 
 
@@ -57,11 +68,23 @@ def run(model, x):
     return sess.run(["boxes", "scores"], {"images": x})
 
 
-@pytest.mark.parametrize("layout,spec", [
-    ("yolov8", ByoSpec(combined="out", box_format="cxcywh", input_scale=255)),
-    ("yolov5", ByoSpec(combined="out", box_format="cxcywh", objectness=True, input_scale=255)),
-    ("split", ByoSpec(boxes="bx", scores="sc", normalized=True, score_activation="sigmoid", input_scale=255)),
-])
+@pytest.mark.parametrize(
+    "layout,spec",
+    [
+        ("yolov8", ByoSpec(combined="out", box_format="cxcywh", input_scale=255)),
+        ("yolov5", ByoSpec(combined="out", box_format="cxcywh", objectness=True, input_scale=255)),
+        (
+            "split",
+            ByoSpec(
+                boxes="bx",
+                scores="sc",
+                normalized=True,
+                score_activation="sigmoid",
+                input_scale=255,
+            ),
+        ),
+    ],
+)
 def test_layouts_become_the_raw_contract(layout, spec):
     module, model = export(layout)
     out, info = attach_third_party(model, spec, NMSParams(), implementation="none")
@@ -79,8 +102,12 @@ def test_layouts_become_the_raw_contract(layout, spec):
 def test_old_opset_and_initializer_inputs_are_fixed():
     _, model = export("yolov8", opset=11, keep_inits=True)
     assert len(model.graph.input) > 1
-    out, info = attach_third_party(model, ByoSpec(combined="out", box_format="cxcywh", input_scale=255), NMSParams(),
-                                   implementation="none")
+    out, info = attach_third_party(
+        model,
+        ByoSpec(combined="out", box_format="cxcywh", input_scale=255),
+        NMSParams(),
+        implementation="none",
+    )
     assert info["initializer_inputs_dropped"] > 0 and len(out.graph.input) == 1
     assert next(o.version for o in out.opset_import if o.domain in ("", "ai.onnx")) >= 13
 
@@ -88,14 +115,25 @@ def test_old_opset_and_initializer_inputs_are_fixed():
 def test_dynamic_input_size_needs_imgsz():
     _, model = export("yolov8", dynamic_hw=True)
     with pytest.raises(InputError, match="--imgsz"):
-        attach_third_party(model, ByoSpec(combined="out", box_format="cxcywh"), NMSParams(), implementation="none")
+        attach_third_party(
+            model, ByoSpec(combined="out", box_format="cxcywh"), NMSParams(), implementation="none"
+        )
 
 
 def test_non_detection_outputs_are_refused():
     _, model = export("split")
     with pytest.raises(InputError, match="no axis of size 4"):
-        attach_third_party(model, ByoSpec(boxes="sc", scores="bx"), NMSParams(), implementation="none")
+        attach_third_party(
+            model, ByoSpec(boxes="sc", scores="bx"), NMSParams(), implementation="none"
+        )
     with pytest.raises(InputError, match="no output 'logits'"):
-        attach_third_party(export("split")[1], ByoSpec(boxes="bx", scores="logits"), NMSParams(), implementation="none")
+        attach_third_party(
+            export("split")[1],
+            ByoSpec(boxes="bx", scores="logits"),
+            NMSParams(),
+            implementation="none",
+        )
     with pytest.raises(InputError, match="--combined"):
-        attach_third_party(export("split")[1], ByoSpec(boxes="bx"), NMSParams(), implementation="none")
+        attach_third_party(
+            export("split")[1], ByoSpec(boxes="bx"), NMSParams(), implementation="none"
+        )

@@ -1,4 +1,5 @@
-"""attach-nms on files made the way third-party tools make them (issue 14, failure classes 1-4, 6-8).
+"""attach-nms on files made the way third-party tools make them (issue 14, failure classes 1-4,
+6-8).
 
 Each generated model (tests/helpers/third_party.py) reproduces one way a real export broke
 attach-nms; each test converts it with no hand edits and checks the converted raw head against
@@ -14,18 +15,35 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
+import third_party as tp  # noqa: E402  (tests/helpers is on sys.path)
+
 from edgedet.errors import InputError  # noqa: E402
 from edgedet.nms.params import NMSParams  # noqa: E402
 from edgedet.onnx.byo.attach import ByoSpec, attach_file, attach_third_party  # noqa: E402
 from edgedet.onnx.tools import check_model, simplify  # noqa: E402
-import third_party as tp  # noqa: E402  (tests/helpers is on sys.path)
 
-FACE = ByoSpec(boxes="boxes", scores="scores", normalized=True, background_class=0, input_scale=255,
-               mean=(127.0,) * 3, std=(128.0,) * 3, resize="stretch")
+FACE = ByoSpec(
+    boxes="boxes",
+    scores="scores",
+    normalized=True,
+    background_class=0,
+    input_scale=255,
+    mean=(127.0,) * 3,
+    std=(128.0,) * 3,
+    resize="stretch",
+)
 CASES = {
     "ultralytics": (tp.ultralytics_like, ByoSpec(combined="output0", box_format="cxcywh"), 1e-4),
-    "yolov5_fp16": (tp.yolov5_fp16, ByoSpec(combined="output0", box_format="cxcywh", objectness=True), 0.1),
-    "yolox_raw": (tp.yolox_raw, ByoSpec(combined="output", decode="yolox", input_scale=255, channel_order="BGR"), 1e-4),
+    "yolov5_fp16": (
+        tp.yolov5_fp16,
+        ByoSpec(combined="output0", box_format="cxcywh", objectness=True),
+        0.1,
+    ),
+    "yolox_raw": (
+        tp.yolox_raw,
+        ByoSpec(combined="output", decode="yolox", input_scale=255, channel_order="BGR"),
+        1e-4,
+    ),
     "yolov6_raw": (tp.ltrb_raw, ByoSpec(combined="output", decode="ltrb"), 1e-4),
     "face_ssd": (tp.face_ssd, FACE, 1e-4),
 }
@@ -60,12 +78,19 @@ def test_full_graph_passes_checker_and_onnxslim(case):
     """Classes 1-3: names colliding with the contract's made an SSA violation, and the cycle it
     formed sent onnxslim into 'maximum recursion depth exceeded'."""
     build, spec, _ = CASES[case]
-    out, info = attach_third_party(build()[1], spec, NMSParams(score_threshold=0.05), implementation="edgedet")
+    out, info = attach_third_party(
+        build()[1], spec, NMSParams(score_threshold=0.05), implementation="edgedet"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # onnxslim failing only warns: make that a failure here
         out = simplify(out)
     check_model(out, case)
-    assert {o.name for o in out.graph.output} == {"num_dets", "det_boxes", "det_scores", "det_classes"}
+    assert {o.name for o in out.graph.output} == {
+        "num_dets",
+        "det_boxes",
+        "det_scores",
+        "det_classes",
+    }
 
 
 def test_contract_names_are_moved_off_the_model_not_the_users_outputs():
@@ -73,8 +98,9 @@ def test_contract_names_are_moved_off_the_model_not_the_users_outputs():
     out, info = attach_third_party(model, FACE, NMSParams(), implementation="none")
     assert info["renamed"] == {"boxes": "byo_src_boxes", "scores": "byo_src_scores"}
     _, model = tp.ultralytics_like()
-    assert attach_third_party(model, CASES["ultralytics"][1], NMSParams(), "none")[1]["renamed"] == {
-        "images": "byo_src_images"}
+    assert attach_third_party(model, CASES["ultralytics"][1], NMSParams(), "none")[1][
+        "renamed"
+    ] == {"images": "byo_src_images"}
 
 
 def test_old_exporter_shapes_fall_back_to_declared_then_a_run():
@@ -83,8 +109,11 @@ def test_old_exporter_shapes_fall_back_to_declared_then_a_run():
     _, model = tp.face_ssd()
     assert model.opset_import[0].version == 9 and len(model.graph.input) > 1
     inferred = onnx.shape_inference.infer_shapes(model)
-    static = [v.type.tensor_type.HasField("shape") and all(d.dim_value for d in v.type.tensor_type.shape.dim)
-              for v in inferred.graph.value_info]
+    static = [
+        v.type.tensor_type.HasField("shape")
+        and all(d.dim_value for d in v.type.tensor_type.shape.dim)
+        for v in inferred.graph.value_info
+    ]
     assert not all(static)  # ONNX shape inference cannot tell the intermediate shapes
     _, info = attach_third_party(model, FACE, NMSParams(), implementation="edgedet")
     assert info["initializer_inputs_dropped"] > 0
@@ -105,30 +134,56 @@ def test_fp16_model_keeps_fp16_inside_with_float32_io(tmp_path):
     m = attach_file(src, tmp_path / "out.onnx", CASES["yolov5_fp16"][1], NMSParams())
     assert m.precision["mode"] == "fp16" and m.input.dtype == "float32"
     converted = onnx.load(tmp_path / "out.onnx")
-    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in converted.graph.initializer)  # weights stay FP16
+    assert any(
+        i.data_type == onnx.TensorProto.FLOAT16 for i in converted.graph.initializer
+    )  # weights stay FP16
 
 
 def test_background_column_is_dropped_and_ids_are_the_users(tmp_path):
-    """Class 7: names may list the background or not; either way 'face' is class 0, category id 1."""
+    """Class 7: names may list the background or not; either way 'face' is class 0, category id
+    1."""
     _, model = tp.face_ssd()
     src = tmp_path / "face.onnx"
     onnx.save(model, src)
     for names in (["background", "face"], ["face"]):
-        m = attach_file(src, tmp_path / "out.onnx", ByoSpec(**{**FACE.__dict__, "class_names": names}), NMSParams())
+        m = attach_file(
+            src,
+            tmp_path / "out.onnx",
+            ByoSpec(**{**FACE.__dict__, "class_names": names}),
+            NMSParams(),
+        )
         assert m.class_names == ["face"] and m.category_ids == [1] and m.nms.background_class == -1
-    with pytest.raises(InputError, match="3 class names given, the model has 1 classes after dropping"):
-        attach_file(src, tmp_path / "out.onnx", ByoSpec(**{**FACE.__dict__, "class_names": ["a", "b", "c"]}),
-                    NMSParams())
+    with pytest.raises(
+        InputError, match="3 class names given, the model has 1 classes after dropping"
+    ):
+        attach_file(
+            src,
+            tmp_path / "out.onnx",
+            ByoSpec(**{**FACE.__dict__, "class_names": ["a", "b", "c"]}),
+            NMSParams(),
+        )
     with pytest.raises(InputError, match="--background-class 5"):
-        attach_third_party(tp.face_ssd()[1], ByoSpec(**{**FACE.__dict__, "background_class": 5}), NMSParams(), "none")
+        attach_third_party(
+            tp.face_ssd()[1],
+            ByoSpec(**{**FACE.__dict__, "background_class": 5}),
+            NMSParams(),
+            "none",
+        )
 
 
-@pytest.mark.parametrize("build,spec,flag", [
-    (tp.yolox_raw, ByoSpec(combined="output", box_format="cxcywh", objectness=True), "--decode yolox"),
-    (tp.face_ssd, ByoSpec(**{**FACE.__dict__, "normalized": False}), "--normalized"),
-    (tp.logit_head, ByoSpec(boxes="bx", scores="logits"), "--score-activation"),
-    (tp.ultralytics_like, ByoSpec(combined="output0"), "--box-format cxcywh"),
-])
+@pytest.mark.parametrize(
+    "build,spec,flag",
+    [
+        (
+            tp.yolox_raw,
+            ByoSpec(combined="output", box_format="cxcywh", objectness=True),
+            "--decode yolox",
+        ),
+        (tp.face_ssd, ByoSpec(**{**FACE.__dict__, "normalized": False}), "--normalized"),
+        (tp.logit_head, ByoSpec(boxes="bx", scores="logits"), "--score-activation"),
+        (tp.ultralytics_like, ByoSpec(combined="output0"), "--box-format cxcywh"),
+    ],
+)
 def test_what_attach_nms_does_not_understand_is_refused(build, spec, flag):
     """Class 6/8: a raw grid, normalised boxes, logits or centre-size boxes would run as garbage."""
     with pytest.raises(InputError, match=flag.replace("(", r"\(")):
@@ -137,15 +192,21 @@ def test_what_attach_nms_does_not_understand_is_refused(build, spec, flag):
 
 def test_grid_decoder_refuses_wrong_strides():
     with pytest.raises(InputError, match="strides \\[8, 16\\] give 80 grid cells"):
-        attach_third_party(tp.yolox_raw()[1], ByoSpec(combined="output", decode="yolox", strides=(8, 16)),
-                           NMSParams(), implementation="none")
+        attach_third_party(
+            tp.yolox_raw()[1],
+            ByoSpec(combined="output", decode="yolox", strides=(8, 16)),
+            NMSParams(),
+            implementation="none",
+        )
 
 
 def test_ultralytics_class_names_come_from_the_metadata(tmp_path):
     _, model = tp.ultralytics_like()
     onnx.helper.set_model_props(model, {"names": "{0: 'person', 1: 'bicycle', 2: 'car'}"})
     onnx.save(model, tmp_path / "y.onnx")
-    m = attach_file(tmp_path / "y.onnx", tmp_path / "out.onnx", CASES["ultralytics"][1], NMSParams())
+    m = attach_file(
+        tmp_path / "y.onnx", tmp_path / "out.onnx", CASES["ultralytics"][1], NMSParams()
+    )
     assert m.class_names == ["person", "bicycle", "car"]
 
 
@@ -155,13 +216,18 @@ def test_non_square_imgsz_pins_height_and_width():
     for d in dims[2:]:
         d.Clear()
         d.dim_param = "hw"
-    _, info = attach_third_party(model, ByoSpec(combined="output0", box_format="cxcywh", imgsz=(64, 96)),
-                                 NMSParams(), implementation="none")
+    _, info = attach_third_party(
+        model,
+        ByoSpec(combined="output0", box_format="cxcywh", imgsz=(64, 96)),
+        NMSParams(),
+        implementation="none",
+    )
     assert (info["height"], info["width"]) == (64, 96)
 
 
 def test_ssd_deltas_decode_against_priors_with_variances(tmp_path):
-    """SSD heads exporting deltas: --decode ssd --anchors (cx, cy, w, h) priors, variances 0.1 / 0.2."""
+    """SSD heads exporting deltas: --decode ssd --anchors (cx, cy, w, h) priors, variances 0.1 /
+    0.2."""
     module, model = tp.face_ssd_deltas()
     np.save(tmp_path / "priors.npy", module.priors())
     spec = ByoSpec(**{**FACE.__dict__, "decode": "ssd", "anchors": str(tmp_path / "priors.npy")})
@@ -173,10 +239,17 @@ def test_ssd_deltas_decode_against_priors_with_variances(tmp_path):
     np.testing.assert_allclose(boxes, want_boxes.numpy(), atol=1e-3)
     np.testing.assert_allclose(scores, want_scores.numpy(), atol=1e-5)
     with pytest.raises(InputError, match="--anchors"):
-        attach_third_party(tp.face_ssd_deltas()[1], ByoSpec(**{**FACE.__dict__, "decode": "ssd"}), NMSParams(), "none")
+        attach_third_party(
+            tp.face_ssd_deltas()[1],
+            ByoSpec(**{**FACE.__dict__, "decode": "ssd"}),
+            NMSParams(),
+            "none",
+        )
     np.save(tmp_path / "short.npy", module.priors()[:10])
     with pytest.raises(InputError, match=r"shape \(10, 4\); the head has 60 candidates"):
         short = ByoSpec(**{**spec.__dict__, "anchors": str(tmp_path / "short.npy")})
         attach_third_party(tp.face_ssd_deltas()[1], short, NMSParams(), "none")
-    with pytest.raises(InputError, match="--decode ssd"):  # deltas read as boxes: refused, not garbage
+    with pytest.raises(
+        InputError, match="--decode ssd"
+    ):  # deltas read as boxes: refused, not garbage
         attach_third_party(tp.face_ssd_deltas()[1], FACE, NMSParams(), "none")

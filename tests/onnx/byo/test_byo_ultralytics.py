@@ -21,8 +21,9 @@ from click.testing import CliRunner
 pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-import edgedet  # noqa: E402
 from byo_reference import letterbox_ref, match, nms  # noqa: E402
+
+import edgedet  # noqa: E402
 from edgedet.cli.main import cli  # noqa: E402
 from edgedet.manifest import read_manifest  # noqa: E402
 from edgedet.nms.params import NMSParams  # noqa: E402
@@ -40,9 +41,9 @@ from ultralytics import YOLO
 torch.manual_seed(0)  # the random weights, drawn when the model is built
 model = YOLO("yolov8n.yaml")
 net = model.model
-# Freshly initialised, YOLOv8n's activations shrink layer by layer to ~0 and every output is its bias
-# (5 distinct scores): nothing to compare. BatchNorm statistics of the test's own images restore
-# input-dependent outputs; the exported file's form is unchanged.
+# Freshly initialised, YOLOv8n's activations shrink layer by layer to ~0 and every output is its
+# bias (5 distinct scores): nothing to compare. BatchNorm statistics of the test's own images
+# restore input-dependent outputs; the exported file's form is unchanged.
 for m in net.modules():
     if isinstance(m, torch.nn.BatchNorm2d):
         m.reset_running_stats()
@@ -62,18 +63,34 @@ def yolov8n(tmp_path_factory):
         pytest.skip("ultralytics is not installed (pip install 'edgedet[dev]')")
     where = tmp_path_factory.mktemp("ultralytics")
     canvases = [letterbox_ref(img, SIZE, top_left=False, rounding=round)[0] for img in _images()]
-    np.save(where / "calib.npy", (np.stack(canvases).astype(np.float32) / 255).transpose(0, 3, 1, 2))
-    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(where / "config"), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", EXPORT, str(SIZE)], cwd=where, env=env, capture_output=True,
-                          text=True, timeout=600)
+    np.save(
+        where / "calib.npy", (np.stack(canvases).astype(np.float32) / 255).transpose(0, 3, 1, 2)
+    )
+    env = {
+        **os.environ,
+        "YOLO_OFFLINE": "1",
+        "YOLO_CONFIG_DIR": str(where / "config"),
+        "OMP_NUM_THREADS": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", EXPORT, str(SIZE)],
+        cwd=where,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     exported = where / done.stdout.strip().splitlines()[-1]  # a path relative to the export folder
     return exported.rename(where / "their_yolo.onnx")
 
 
 def readme_line() -> str:
-    lines = [line.split("#")[0].strip() for line in README.read_text().splitlines()
-             if line.startswith("edgedet attach-nms their_yolo.onnx --combined")]
+    lines = [
+        line.split("#")[0].strip()
+        for line in README.read_text().splitlines()
+        if line.startswith("edgedet attach-nms their_yolo.onnx --combined")
+    ]
     assert len(lines) == 1
     return lines[0]
 
@@ -100,20 +117,25 @@ def _images():
         img[:] = np.linspace(0, 255, h, dtype=np.uint8)[:, None, None]
         for _ in range(5):
             y, x = rng.integers(0, h - 20), rng.integers(0, w - 20)
-            img[y:y + 20 + rng.integers(0, h // 3), x:x + 20 + rng.integers(0, w // 3)] = rng.integers(0, 256, 3)
+            img[y : y + 20 + rng.integers(0, h // 3), x : x + 20 + rng.integers(0, w // 3)] = (
+                rng.integers(0, 256, 3)
+            )
         out.append(img)
     return out
 
 
 def _ultralytics_postprocess(sess, img, params):
-    """Ultralytics' own pipeline: centred letterbox (pad 114), RGB 0..1, output0 [1, 84, N] cxcywh."""
+    """Ultralytics' own pipeline: centred letterbox (pad 114), RGB 0..1, output0 [1, 84, N]
+    cxcywh."""
     canvas, r, left, top = letterbox_ref(img, SIZE, top_left=False, rounding=round)
     (out,) = sess.run(None, {"images": (canvas.astype(np.float32) / 255).transpose(2, 0, 1)[None]})
     a = out[0].T
     boxes = np.concatenate([a[:, :2] - a[:, 2:4] / 2, a[:, :2] + a[:, 2:4] / 2], 1)
     h, w = img.shape[:2]
-    return [(np.clip((b - [left, top, left, top]) / r, 0, [w, h, w, h]), s, c)
-            for b, s, c in nms(boxes, a[:, 4:], params)]
+    return [
+        (np.clip((b - [left, top, left, top]) / r, 0, [w, h, w, h]), s, c)
+        for b, s, c in nms(boxes, a[:, 4:], params)
+    ]
 
 
 def test_real_export_matches_its_own_postprocessing_end_to_end(yolov8n, tmp_path):
@@ -124,13 +146,21 @@ def test_real_export_matches_its_own_postprocessing_end_to_end(yolov8n, tmp_path
     scores = []
     for img in _images():
         canvas = letterbox_ref(img, SIZE, top_left=False, rounding=round)[0]
-        (out,) = sess.run(None, {"images": (canvas.astype(np.float32) / 255).transpose(2, 0, 1)[None]})
+        (out,) = sess.run(
+            None, {"images": (canvas.astype(np.float32) / 255).transpose(2, 0, 1)[None]}
+        )
         scores.append(out[0, 4:].ravel())
     ranked = np.unique(np.concatenate(scores))[::-1]  # descending
     k = next(k for k in range(60, len(ranked) - 1) if ranked[k] - ranked[k + 1] > 1e-3 * ranked[k])
-    threshold = float((ranked[k] + ranked[k + 1]) / 2)  # ~60 candidates above it, none within 0.05 %
-    params = NMSParams(score_threshold=threshold, iou_threshold=0.45, max_output_boxes=100, top_k=1000)
-    attach_file(yolov8n, tmp_path / "ours.onnx", ByoSpec(combined="output0", box_format="cxcywh"), params)
+    threshold = float(
+        (ranked[k] + ranked[k + 1]) / 2
+    )  # ~60 candidates above it, none within 0.05 %
+    params = NMSParams(
+        score_threshold=threshold, iou_threshold=0.45, max_output_boxes=100, top_k=1000
+    )
+    attach_file(
+        yolov8n, tmp_path / "ours.onnx", ByoSpec(combined="output0", box_format="cxcywh"), params
+    )
     det = edgedet.load(tmp_path / "ours.onnx", providers=["cpu"])
     total = 0
     for img in _images():
@@ -139,7 +169,9 @@ def test_real_export_matches_its_own_postprocessing_end_to_end(yolov8n, tmp_path
         assert match(dets, ref) >= 0.99
         total += len(ref)
     assert total >= 5, total
-    print(f"ultralytics yolov8n: {total} detections, threshold {threshold:.4g}")  # pytest -s: the figure
+    print(
+        f"ultralytics yolov8n: {total} detections, threshold {threshold:.4g}"
+    )  # pytest -s: the figure
 
 
 def test_inspect_reads_the_real_export(yolov8n):

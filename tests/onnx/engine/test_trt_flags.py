@@ -3,8 +3,14 @@
 import pytest
 
 from edgedet.errors import InputError
+from edgedet.onnx.engine.flags import (
+    BuildOptions,
+    parse_size,
+    select_flags,
+    strip_nms_function,
+    validate,
+)
 from edgedet.trt.version import TRTVersion
-from edgedet.onnx.engine.flags import BuildOptions, parse_size, select_flags, strip_nms_function, validate
 
 V10 = ("10.3.0.30", "10.6.0.26", "10.7.0.23", "10.12.0.36")
 V11 = ("11.0.0.114", "11.4.0.106")
@@ -17,7 +23,11 @@ def plan(version, **kw):
 @pytest.mark.parametrize("version", V10)
 def test_strongly_typed_flag_on_10x(version):
     p = plan(version)
-    assert p.network_flags == ("STRONGLY_TYPED",) and p.builder_flags == () and p.precision == "strongly-typed"
+    assert (
+        p.network_flags == ("STRONGLY_TYPED",)
+        and p.builder_flags == ()
+        and p.precision == "strongly-typed"
+    )
 
 
 @pytest.mark.parametrize("version", V11)
@@ -38,7 +48,9 @@ def test_legacy_weak_typing_on_10x(version, mode, flags):
 @pytest.mark.parametrize("version", V11)
 @pytest.mark.parametrize("mode", ["fp16", "int8"])
 def test_legacy_refused_on_11(version, mode):
-    with pytest.raises(InputError, match=f"--legacy-{mode} .*TensorRT 11 removed.*edgedet quantize --{mode}"):
+    with pytest.raises(
+        InputError, match=f"--legacy-{mode} .*TensorRT 11 removed.*edgedet quantize --{mode}"
+    ):
         plan(version, legacy=mode)
 
 
@@ -54,10 +66,16 @@ def test_exclude_lean_runtime_needs_version_compatible():
         plan("10.3", exclude_lean_runtime=True)
 
 
-@pytest.mark.parametrize("version,ok", [("10.3.0.30", False), ("10.7.0.23", False), ("10.12.0.36", True), ("11.4.0.106", True)])
+@pytest.mark.parametrize(
+    "version,ok",
+    [("10.3.0.30", False), ("10.7.0.23", False), ("10.12.0.36", True), ("11.4.0.106", True)],
+)
 def test_same_cc_hardware_level_needs_10_10(version, ok):
     if ok:
-        assert plan(version, hardware_compatibility="same_cc").hardware_level == "SAME_COMPUTE_CAPABILITY"
+        assert (
+            plan(version, hardware_compatibility="same_cc").hardware_level
+            == "SAME_COMPUTE_CAPABILITY"
+        )
     else:
         with pytest.raises(InputError, match="needs TensorRT 10.10"):
             plan(version, hardware_compatibility="same_cc")
@@ -82,7 +100,12 @@ def test_dla_absent(version):
 def test_dla_strongly_typed_on_11_4_1():
     p = plan("11.4.1", dla_core=0)
     assert p.device_type == "DLA" and p.builder_flags == ("GPU_FALLBACK",) and p.network_flags == ()
-    assert any("GPU fallback" in n for n in select_flags(TRTVersion.parse("11.4.1"), BuildOptions(dla_core=0), dynamic=True).notes)
+    assert any(
+        "GPU fallback" in n
+        for n in select_flags(
+            TRTVersion.parse("11.4.1"), BuildOptions(dla_core=0), dynamic=True
+        ).notes
+    )
 
 
 def test_unsupported_versions():
@@ -91,15 +114,32 @@ def test_unsupported_versions():
             plan(v)
 
 
-@pytest.mark.parametrize("version,plugin,function,want", [
-    ("10.3.0.30", True, True, True), ("10.6.0.26", True, True, True), ("10.7.0.23", True, True, False),
-    ("11.4.0.106", True, True, False), ("10.3.0.30", False, True, False), ("10.3.0.30", True, False, False)])
+@pytest.mark.parametrize(
+    "version,plugin,function,want",
+    [
+        ("10.3.0.30", True, True, True),
+        ("10.6.0.26", True, True, True),
+        ("10.7.0.23", True, True, False),
+        ("11.4.0.106", True, True, False),
+        ("10.3.0.30", False, True, False),
+        ("10.3.0.30", True, False, False),
+    ],
+)
 def test_strip_decision(version, plugin, function, want):
     assert strip_nms_function(TRTVersion.parse(version), plugin, function) is want
 
 
-@pytest.mark.parametrize("text,want", [("2G", 2 << 30), ("512M", 512 << 20), ("1GiB", 1 << 30), ("4096", 4096),
-                                       ("1.5g", 3 << 29), (None, None)])
+@pytest.mark.parametrize(
+    "text,want",
+    [
+        ("2G", 2 << 30),
+        ("512M", 512 << 20),
+        ("1GiB", 1 << 30),
+        ("4096", 4096),
+        ("1.5g", 3 << 29),
+        (None, None),
+    ],
+)
 def test_parse_size(text, want):
     assert parse_size(text) == want
 
@@ -125,8 +165,10 @@ def test_flag_plans_use_the_contract_vocabularies():
 
     precisions = {plan("10.12.0.36", legacy=mode).precision for mode in (None, "fp16", "int8")}
     assert precisions == set(EnginePrecision.values())
-    levels = {plan("11.4.0.106", hardware_compatibility=h).hardware_level or "NONE"
-              for h in ("none", "ampere_plus", "same_cc")}
+    levels = {
+        plan("11.4.0.106", hardware_compatibility=h).hardware_level or "NONE"
+        for h in ("none", "ampere_plus", "same_cc")
+    }
     assert levels == set(HardwareCompatibility.values())
 
 

@@ -39,7 +39,11 @@ def _batch(n, size=64, seed=0):
 def dynamic_engine(tmp_path_factory):
     d = tmp_path_factory.mktemp("trt")
     onnx_path = tiny_models.save(tiny_models.nms_model(batch=None), d / "tiny.onnx", batch=-1)
-    result = build_engine(onnx_path, d / "tiny.engine", BuildOptions(batch=BatchRange(1, 2, 4), timing_cache=str(d / "t.cache")))
+    result = build_engine(
+        onnx_path,
+        d / "tiny.engine",
+        BuildOptions(batch=BatchRange(1, 2, 4), timing_cache=str(d / "t.cache")),
+    )
     return onnx_path, result.path
 
 
@@ -72,7 +76,11 @@ def test_cuda_graph_gives_the_same_outputs(dynamic_engine):
     _, engine = dynamic_engine
     x = _batch(3, seed=1)
     with TensorRTBackend(engine) as plain, TensorRTBackend(engine, cuda_graph=True) as graph:
-        want, got, again = plain.infer({"images": x}), graph.infer({"images": x}), graph.infer({"images": x})
+        want, got, again = (
+            plain.infer({"images": x}),
+            graph.infer({"images": x}),
+            graph.infer({"images": x}),
+        )
     for k in want:
         np.testing.assert_array_equal(got[k], want[k])
         np.testing.assert_array_equal(again[k], want[k])
@@ -116,26 +124,43 @@ def _nms_plugin() -> str | None:
     from edgedet.trt.loader import import_tensorrt
 
     rec = plugins.PluginRecord(opdef.PLUGIN_LIBRARY)
-    found = plugins.resolve(rec, None, [p for p in os.environ.get(plugins.ENV_VAR, "").split(os.pathsep) if p],
-                            import_tensorrt().version)
+    found = plugins.resolve(
+        rec,
+        None,
+        [p for p in os.environ.get(plugins.ENV_VAR, "").split(os.pathsep) if p],
+        import_tensorrt().version,
+    )
     return str(found.path) if found.path else None
 
 
 def test_nms_plugin_engine_matches_onnxruntime(tmp_path):
-    """EdgeDetNMS as plugin in TensorRT vs its local-function body in ONNX Runtime (FP16 tolerance)."""
+    """EdgeDetNMS as plugin in TensorRT vs its local-function body in ONNX Runtime (FP16
+    tolerance)."""
     lib = _nms_plugin()
     if lib is None:
-        pytest.skip(f"{opdef.PLUGIN_LIBRARY} not found: build it with `edgedet plugin build` or set EDGEDET_PLUGIN_PATH")
+        pytest.skip(
+            f"{opdef.PLUGIN_LIBRARY} not found: build it with `edgedet plugin build` or set"
+            " EDGEDET_PLUGIN_PATH"
+        )
     from edgedet.onnx.nms import IMPLEMENTATIONS, attach_nms
 
     if "edgedet" not in IMPLEMENTATIONS:
-        pytest.skip("edgedet.onnx.nms has no 'edgedet' implementation (EdgeDetNMS node + local function) yet")
+        pytest.skip(
+            "edgedet.onnx.nms has no 'edgedet' implementation (EdgeDetNMS node + local"
+            " function) yet"
+        )
     from edgedet.nms.params import NMSParams
 
     raw = tiny_models.raw_model(batch=None)
-    model = attach_nms(raw, NMSParams(score_threshold=0.05, iou_threshold=0.5, max_output_boxes=4), implementation="edgedet")
+    model = attach_nms(
+        raw,
+        NMSParams(score_threshold=0.05, iou_threshold=0.5, max_output_boxes=4),
+        implementation="edgedet",
+    )
     onnx_path = tiny_models.save(model, tmp_path / "nms.onnx", batch=-1)
-    result = build_engine(onnx_path, tmp_path / "nms.engine", BuildOptions(batch=BatchRange(1, 2, 4), plugins=[lib]))
+    result = build_engine(
+        onnx_path, tmp_path / "nms.engine", BuildOptions(batch=BatchRange(1, 2, 4), plugins=[lib])
+    )
     # the parser used the plugin, not the function body
     assert result.manifest.tensorrt.plugin_layers >= 1
     from edgedet.backends.tensorrt import TensorRTBackend
@@ -147,6 +172,10 @@ def test_nms_plugin_engine_matches_onnxruntime(tmp_path):
     np.testing.assert_array_equal(got["num_dets"], want["num_dets"])
     for b in range(3):
         n = int(want["num_dets"][b, 0])
-        np.testing.assert_allclose(got["det_scores"][b, :n], want["det_scores"][b, :n], atol=FP16_ATOL)
-        np.testing.assert_allclose(got["det_boxes"][b, :n], want["det_boxes"][b, :n], atol=64 * 1e-3)
+        np.testing.assert_allclose(
+            got["det_scores"][b, :n], want["det_scores"][b, :n], atol=FP16_ATOL
+        )
+        np.testing.assert_allclose(
+            got["det_boxes"][b, :n], want["det_boxes"][b, :n], atol=64 * 1e-3
+        )
         np.testing.assert_array_equal(got["det_classes"][b, :n], want["det_classes"][b, :n])

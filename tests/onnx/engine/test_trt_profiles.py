@@ -8,14 +8,30 @@ DYN = TensorSpec("images", "float32", (-1, 3, 64, 64))
 FIXED = TensorSpec("images", "float32", (2, 3, 64, 64))
 
 
-@pytest.mark.parametrize("text,want", [("1,4,8", BatchRange(1, 4, 8)), ("8", BatchRange(8, 8, 8)), (" 2, 2 ,3", BatchRange(2, 2, 3)),
-                                       (None, None), ("", None)])
+@pytest.mark.parametrize(
+    "text,want",
+    [
+        ("1,4,8", BatchRange(1, 4, 8)),
+        ("8", BatchRange(8, 8, 8)),
+        (" 2, 2 ,3", BatchRange(2, 2, 3)),
+        (None, None),
+        ("", None),
+    ],
+)
 def test_parse_batch(text, want):
     assert parse_batch(text) == want
 
 
-@pytest.mark.parametrize("bad,match", [("a,b,c", "N or min,opt,max"), ("1,2", "positive integers"),
-                                       ("0,1,2", "positive"), ("4,2,8", "min <= opt <= max"), ("1,9,8", "min <= opt")])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        ("a,b,c", "N or min,opt,max"),
+        ("1,2", "positive integers"),
+        ("0,1,2", "positive"),
+        ("4,2,8", "min <= opt <= max"),
+        ("1,9,8", "min <= opt"),
+    ],
+)
 def test_parse_batch_errors(bad, match):
     with pytest.raises(InputError, match=match):
         parse_batch(bad)
@@ -24,7 +40,12 @@ def test_parse_batch_errors(bad, match):
 def test_dynamic_batch_profile():
     shapes, notes = optimization_profile([DYN], BatchRange(1, 4, 8))
     (p,) = shapes
-    assert (p.name, p.min, p.opt, p.max) == ("images", (1, 3, 64, 64), (4, 3, 64, 64), (8, 3, 64, 64)) and not notes
+    assert (p.name, p.min, p.opt, p.max) == (
+        "images",
+        (1, 3, 64, 64),
+        (4, 3, 64, 64),
+        (8, 3, 64, 64),
+    ) and not notes
     assert p.to_dict()["max"] == [8, 3, 64, 64]
 
 
@@ -41,7 +62,9 @@ def test_fixed_batch_needs_no_profile():
 
 
 def test_dynamic_spatial_dims_refused():
-    with pytest.raises(InputError, match=r"'images' .*dynamic dimensions \[0, 2, 3\].*fixed H and W"):
+    with pytest.raises(
+        InputError, match=r"'images' .*dynamic dimensions \[0, 2, 3\].*fixed H and W"
+    ):
         optimization_profile([TensorSpec("images", "float32", (-1, 3, -1, -1))], None)
 
 
@@ -50,7 +73,10 @@ def test_mixed_inputs_refused():
         optimization_profile([DYN, TensorSpec("extra", "float32", (1, 4))], None)
 
 
-THRESHOLDS = [TensorSpec("score_threshold", "float32", (1,)), TensorSpec("iou_threshold", "float32", (1,))]
+THRESHOLDS = [
+    TensorSpec("score_threshold", "float32", (1,)),
+    TensorSpec("iou_threshold", "float32", (1,)),
+]
 
 
 def test_threshold_inputs_take_no_part_in_the_batch_profile():

@@ -9,19 +9,48 @@ from edgedet.nms import opdef
 from edgedet.onnx.engine.strip import inspect_nms, strip_nms_function
 
 
-def model_with_local_function(namespace=opdef.PLUGIN_NAMESPACE, version=opdef.PLUGIN_VERSION, name="nms0"):
+def model_with_local_function(
+    namespace=opdef.PLUGIN_NAMESPACE, version=opdef.PLUGIN_VERSION, name="nms0"
+):
     """x [1, 4] -> EdgeDetNMS (body: Relu then Mul by 2) -> y; plus an ordinary node after it."""
-    two = helper.make_node("Constant", [], ["two"], value=helper.make_tensor("v", TensorProto.FLOAT, [], [2.0]))
-    body = [helper.make_node("Relu", ["x"], ["r"]), two, helper.make_node("Mul", ["r", "two"], ["y"])]
-    fn = helper.make_function(opdef.OP_DOMAIN, opdef.OP_TYPE, ["x"], ["y"], body,
-                              [helper.make_opsetid("", 17)], attributes=["plugin_version", "plugin_namespace"])
-    node = helper.make_node(opdef.OP_TYPE, ["x"], ["y"], name=name, domain=opdef.OP_DOMAIN,
-                            plugin_version=version, plugin_namespace=namespace)
-    graph = helper.make_graph([node, helper.make_node("Neg", ["y"], ["z"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4])])
-    return helper.make_model(graph, functions=[fn], ir_version=9,
-                             opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(opdef.OP_DOMAIN, 1)])
+    two = helper.make_node(
+        "Constant", [], ["two"], value=helper.make_tensor("v", TensorProto.FLOAT, [], [2.0])
+    )
+    body = [
+        helper.make_node("Relu", ["x"], ["r"]),
+        two,
+        helper.make_node("Mul", ["r", "two"], ["y"]),
+    ]
+    fn = helper.make_function(
+        opdef.OP_DOMAIN,
+        opdef.OP_TYPE,
+        ["x"],
+        ["y"],
+        body,
+        [helper.make_opsetid("", 17)],
+        attributes=["plugin_version", "plugin_namespace"],
+    )
+    node = helper.make_node(
+        opdef.OP_TYPE,
+        ["x"],
+        ["y"],
+        name=name,
+        domain=opdef.OP_DOMAIN,
+        plugin_version=version,
+        plugin_namespace=namespace,
+    )
+    graph = helper.make_graph(
+        [node, helper.make_node("Neg", ["y"], ["z"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4])],
+    )
+    return helper.make_model(
+        graph,
+        functions=[fn],
+        ir_version=9,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(opdef.OP_DOMAIN, 1)],
+    )
 
 
 def test_original_runs_its_function_body_in_onnx_runtime():
@@ -41,7 +70,9 @@ def test_strip_keeps_node_and_domain_drops_function():
     assert [n.op_type for n in out.graph.node] == [opdef.OP_TYPE, "Neg"]
     assert out.graph.node[0].domain == opdef.OP_DOMAIN
     assert {o.domain for o in out.opset_import} == {"", opdef.OP_DOMAIN}
-    onnx.checker.check_model(out)  # a custom-domain node without a schema passes the structural check
+    onnx.checker.check_model(
+        out
+    )  # a custom-domain node without a schema passes the structural check
     assert inspect_nms(out).nodes == ("nms0",) and not inspect_nms(out).has_function
 
 
@@ -54,8 +85,14 @@ def test_strip_is_a_no_op_without_the_function():
 
 def test_other_functions_survive():
     m = model_with_local_function()
-    other = helper.make_function("custom", "Other", ["a"], ["b"], [helper.make_node("Identity", ["a"], ["b"])],
-                                 [helper.make_opsetid("", 17)])
+    other = helper.make_function(
+        "custom",
+        "Other",
+        ["a"],
+        ["b"],
+        [helper.make_node("Identity", ["a"], ["b"])],
+        [helper.make_opsetid("", 17)],
+    )
     m.functions.append(other)
     out, _ = strip_nms_function(m)
     assert [(f.domain, f.name) for f in out.functions] == [("custom", "Other")]

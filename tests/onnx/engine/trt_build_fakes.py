@@ -1,11 +1,13 @@
-"""A stand-in for full TensorRT's builder API, recording what edgedet/onnx/engine/build.py asks of it.
+"""A stand-in for full TensorRT's builder API, recording what edgedet/onnx/engine/build.py asks of
+it.
 
 It models documented behaviour only (NVIDIA/TensorRT python/src at v10.3.0 / v11.0, and the
 Python API docs): enum members looked up by name (11.0 dropped EXPLICIT_BATCH and the
 weak-typing BuilderFlags, so they are absent from the 11.x stand-in); ``OnnxParser.parse``
 / ``parse_from_file`` return bool and expose ``num_errors`` / ``get_error(i)`` with
 ``code() desc() node() node_name() node_operator()``; ``build_serialized_network`` returns a
-buffer or None; ``create_timing_cache(bytes)`` (None for an unreadable blob) + ``set_timing_cache(cache, ignore_mismatch)``
+buffer or None; ``create_timing_cache(bytes)`` (None for an unreadable blob) +
+``set_timing_cache(cache, ignore_mismatch)``
 (False on a mismatching cache) + ``ITimingCache.serialize()``; the progress monitor's
 phase_start / step_complete / phase_finish are called during the build. It builds nothing:
 the "plan" is fixed bytes.
@@ -41,19 +43,28 @@ class FakeParserError:
         return self._v[4]
 
 
-def make_module(version="10.3.0.30", parse_errors=(), build_fails=False, plugin_layers=1, num_dla=0):
+def make_module(
+    version="10.3.0.30", parse_errors=(), build_fails=False, plugin_layers=1, num_dla=0
+):
     """A fake full-TensorRT module of ``version``; ``calls`` records every builder-side call."""
     major = int(version.split(".")[0])
     m = trt_fakes.FakeTRTModule(trt_fakes.FakeGPU())
     m.__version__ = version
     m.calls = []
-    # 10.x Python enum: EXPLICIT_BATCH=0, STRONGLY_TYPED=1 (pyCore.cpp v10.3.0); 11.0 dropped EXPLICIT_BATCH
-    m.NetworkDefinitionCreationFlag = IntEnum("NetworkDefinitionCreationFlag",
-                                              {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1} if major == 10 else {"STRONGLY_TYPED": 0})
-    flags = ["GPU_FALLBACK", "VERSION_COMPATIBLE", "EXCLUDE_LEAN_RUNTIME"] + (["FP16", "INT8"] if major == 10 else [])
+    # 10.x Python enum: EXPLICIT_BATCH=0, STRONGLY_TYPED=1 (pyCore.cpp v10.3.0); 11.0 dropped
+    # EXPLICIT_BATCH
+    m.NetworkDefinitionCreationFlag = IntEnum(
+        "NetworkDefinitionCreationFlag",
+        {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1} if major == 10 else {"STRONGLY_TYPED": 0},
+    )
+    flags = ["GPU_FALLBACK", "VERSION_COMPATIBLE", "EXCLUDE_LEAN_RUNTIME"] + (
+        ["FP16", "INT8"] if major == 10 else []
+    )
     m.BuilderFlag = IntEnum("BuilderFlag", flags)
     m.MemoryPoolType = SimpleNamespace(WORKSPACE="WORKSPACE")
-    m.HardwareCompatibilityLevel = SimpleNamespace(NONE="NONE", AMPERE_PLUS="AMPERE_PLUS", SAME_COMPUTE_CAPABILITY="SAME_CC")
+    m.HardwareCompatibilityLevel = SimpleNamespace(
+        NONE="NONE", AMPERE_PLUS="AMPERE_PLUS", SAME_COMPUTE_CAPABILITY="SAME_CC"
+    )
     m.DeviceType = SimpleNamespace(GPU="GPU", DLA="DLA")
     m.LayerType = SimpleNamespace(PLUGIN_V2="PLUGIN_V2", PLUGIN_V3="PLUGIN_V3", CONVOLUTION="CONV")
 
@@ -85,7 +96,8 @@ def make_module(version="10.3.0.30", parse_errors=(), build_fails=False, plugin_
             self.profiles.append(p.shapes)
 
         def create_timing_cache(self, data):
-            # None for a blob this release cannot read (Polygraphy backend/trt/config.py handles this case)
+            # None for a blob this release cannot read (Polygraphy backend/trt/config.py handles
+            # this case)
             return None if bytes(data) == b"from-another-release" else Cache(data)
 
         def set_timing_cache(self, cache, ignore_mismatch):
@@ -142,7 +154,9 @@ def make_module(version="10.3.0.30", parse_errors=(), build_fails=False, plugin_
                 mon.step_complete("Building engine", 0)
                 mon.phase_finish("Building engine")
             if build_fails:
-                self.logger.log(trt_fakes.Severity.ERROR, "Error Code 4: Internal Error (out of memory)")
+                self.logger.log(
+                    trt_fakes.Severity.ERROR, "Error Code 4: Internal Error (out of memory)"
+                )
                 return None
             return bytearray(PLAN)
 

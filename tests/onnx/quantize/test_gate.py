@@ -1,4 +1,5 @@
-"""The accuracy gate: a faithful INT8 model passes `edgedet compare --min-match`, a broken one fails."""
+"""The accuracy gate: a faithful INT8 model passes `edgedet compare --min-match`, a broken one
+fails."""
 
 import numpy as np
 import onnx
@@ -15,11 +16,16 @@ def break_scales(src, dst, factor=64.0):
     """Multiply every activation Q/DQ scale: values collapse onto a few INT8 levels."""
     m = onnx.load(src)
     weights = {i.name for i in m.graph.initializer if i.data_type == onnx.TensorProto.INT8}
-    scale_names = {n.input[1] for n in m.graph.node
-                   if n.op_type in ("QuantizeLinear", "DequantizeLinear") and n.input[0] not in weights}
+    scale_names = {
+        n.input[1]
+        for n in m.graph.node
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear") and n.input[0] not in weights
+    }
     for init in m.graph.initializer:
         if init.name in scale_names:
-            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(factor), init.name))
+            init.CopyFrom(
+                numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(factor), init.name)
+            )
     onnx.save(m, dst)
     manifest = read_manifest(src, verify=False)
     manifest.artifact, manifest.created = {}, ""
@@ -30,14 +36,20 @@ def break_scales(src, dst, factor=64.0):
 def int8_pair(tiny_export, calib_dir, tmp_path_factory):
     d = tmp_path_factory.mktemp("gate")
     good = d / "good.onnx"
-    quantize(tiny_export, good, QuantizeOptions(mode="int8", calib_dir=str(calib_dir), cache_dir=str(d / "c")))
+    quantize(
+        tiny_export,
+        good,
+        QuantizeOptions(mode="int8", calib_dir=str(calib_dir), cache_dir=str(d / "c")),
+    )
     bad = d / "bad.onnx"
     break_scales(good, bad)
     return good, bad
 
 
 def compare(a, b, images, *extra):
-    return CliRunner().invoke(cli, ["compare", str(a), str(b), "--images", str(images), "--min-score", "0.3", *extra])
+    return CliRunner().invoke(
+        cli, ["compare", str(a), str(b), "--images", str(images), "--min-score", "0.3", *extra]
+    )
 
 
 def test_faithful_int8_passes_the_gate(tiny_export, int8_pair, calib_dir):

@@ -26,7 +26,9 @@ def test_fp16_keeps_io_and_head_fp32(tiny_export, tmp_path, x):
     m = onnx.load(out)
     assert {i.type.tensor_type.elem_type for i in m.graph.input} == {onnx.TensorProto.FLOAT}
     assert {o.type.tensor_type.elem_type for o in m.graph.output} == {onnx.TensorProto.FLOAT}
-    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in m.graph.initializer), "nothing was converted"
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in m.graph.initializer), (
+        "nothing was converted"
+    )
     head = {n.name for n in m.graph.node} & set(res.precision["kept_fp32_nodes"])
     assert res.precision["kept_fp32"]["last head convolution"] == 2 and head
     ref, got = run(tiny_export, x), run(out, x)
@@ -39,13 +41,21 @@ def test_fp16_keeps_io_and_head_fp32(tiny_export, tmp_path, x):
 def test_int8_follows_tensorrt_rules_and_runs(tiny_export, calib_dir, tmp_path, x):
     out = tmp_path / "m.int8.onnx"
     with pytest.warns(UserWarning, match="300 or more"):
-        res = quantize(tiny_export, out, QuantizeOptions(mode="int8", calib_dir=str(calib_dir), cache_dir=str(tmp_path / "c")))
+        res = quantize(
+            tiny_export,
+            out,
+            QuantizeOptions(mode="int8", calib_dir=str(calib_dir), cache_dir=str(tmp_path / "c")),
+        )
     m = onnx.load(out)
     ops = [n.op_type for n in m.graph.node]
     assert ops.count("QuantizeLinear") >= 4 and check_qdq(m) == []
     # Q/DQ on both inputs of the residual Add
     dq_out = {n.output[0] for n in m.graph.node if n.op_type == "DequantizeLinear"}
-    adds = [n for n in m.graph.node if n.op_type == "Add" and n.name not in res.precision["kept_fp32_nodes"]]
+    adds = [
+        n
+        for n in m.graph.node
+        if n.op_type == "Add" and n.name not in res.precision["kept_fp32_nodes"]
+    ]
     assert adds and all(all(i in dq_out for i in n.input) for n in adds)
     # the head convolutions were left unquantised: their activation input is not a DQ output
     for n in m.graph.node:
@@ -58,25 +68,47 @@ def test_int8_follows_tensorrt_rules_and_runs(tiny_export, calib_dir, tmp_path, 
 
 def test_int8_is_deterministic_and_caches_ranges(tiny_export, calib_dir, tmp_path):
     opts = dict(mode="int8", calib_dir=str(calib_dir))
-    a = quantize(tiny_export, tmp_path / "a.onnx", QuantizeOptions(**opts, cache_dir=str(tmp_path / "c1")))
-    b = quantize(tiny_export, tmp_path / "b.onnx", QuantizeOptions(**opts, cache_dir=str(tmp_path / "c2")))
-    c = quantize(tiny_export, tmp_path / "c.onnx", QuantizeOptions(**opts, cache_dir=str(tmp_path / "c1")))
-    assert not a.precision["cache_hit"] and not b.precision["cache_hit"] and c.precision["cache_hit"]
-    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes() == (tmp_path / "c.onnx").read_bytes()
+    a = quantize(
+        tiny_export, tmp_path / "a.onnx", QuantizeOptions(**opts, cache_dir=str(tmp_path / "c1"))
+    )
+    b = quantize(
+        tiny_export, tmp_path / "b.onnx", QuantizeOptions(**opts, cache_dir=str(tmp_path / "c2"))
+    )
+    c = quantize(
+        tiny_export, tmp_path / "c.onnx", QuantizeOptions(**opts, cache_dir=str(tmp_path / "c1"))
+    )
+    assert (
+        not a.precision["cache_hit"] and not b.precision["cache_hit"] and c.precision["cache_hit"]
+    )
+    assert (
+        (tmp_path / "a.onnx").read_bytes()
+        == (tmp_path / "b.onnx").read_bytes()
+        == (tmp_path / "c.onnx").read_bytes()
+    )
 
 
 def test_cpu_target_uses_ort_cpu_recipe(tiny_export, calib_dir, tmp_path, x):
     out = tmp_path / "cpu.onnx"
-    quantize(tiny_export, out, QuantizeOptions(mode="int8", calib_dir=str(calib_dir), target="cpu",
-                                               cache_dir=str(tmp_path), speed_check=False))
+    quantize(
+        tiny_export,
+        out,
+        QuantizeOptions(
+            mode="int8",
+            calib_dir=str(calib_dir),
+            target="cpu",
+            cache_dir=str(tmp_path),
+            speed_check=False,
+        ),
+    )
     rules = {v.rule for v in check_qdq(onnx.load(out))}
     assert "R4" in rules or "R3" in rules  # uint8 asymmetric: deliberately not for TensorRT
     assert run(out, x)["scores"].shape == (1, 64, 3)
 
 
 @pytest.mark.parametrize("fp32_ms,int8_ms,written", [(10.0, 8.0, True), (10.0, 12.0, False)])
-def test_cpu_target_is_written_only_when_measured_faster(tiny_export, calib_dir, tmp_path, monkeypatch,
-                                                         fp32_ms, int8_ms, written):
+def test_cpu_target_is_written_only_when_measured_faster(
+    tiny_export, calib_dir, tmp_path, monkeypatch, fp32_ms, int8_ms, written
+):
     import edgedet.onnx.quantize.api as api
 
     seen = {}
@@ -87,7 +119,9 @@ def test_cpu_target_is_written_only_when_measured_faster(tiny_export, calib_dir,
 
     monkeypatch.setattr(api, "_measure_cpu", fake_measure)
     out = tmp_path / "cpu.onnx"
-    opts = QuantizeOptions(mode="int8", calib_dir=str(calib_dir), target="cpu", cache_dir=str(tmp_path))
+    opts = QuantizeOptions(
+        mode="int8", calib_dir=str(calib_dir), target="cpu", cache_dir=str(tmp_path)
+    )
     if written:
         res = quantize(tiny_export, out, opts)
         assert res.precision["cpu_speed_check"]["speedup"] == pytest.approx(1.25)
@@ -117,8 +151,15 @@ def test_bad_inputs_are_refused_and_nothing_written(tiny_export, calib_dir, tmp_
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "x.jpg").write_bytes(b"not a jpeg")
-    with pytest.warns(UserWarning), pytest.raises(InputError, match="none of the 1 calibration images"):
-        quantize(tiny_export, out, QuantizeOptions(mode="int8", calib_dir=str(bad), cache_dir=str(tmp_path / "c")))
+    with (
+        pytest.warns(UserWarning),
+        pytest.raises(InputError, match="none of the 1 calibration images"),
+    ):
+        quantize(
+            tiny_export,
+            out,
+            QuantizeOptions(mode="int8", calib_dir=str(bad), cache_dir=str(tmp_path / "c")),
+        )
     with pytest.raises(InputError, match="matches no node"):
         quantize(tiny_export, out, QuantizeOptions(mode="fp16", exclude=("nothing_like_this*",)))
     assert not out.exists()
@@ -130,18 +171,28 @@ def test_bad_inputs_are_refused_and_nothing_written(tiny_export, calib_dir, tmp_
 
 
 def test_exclude_pattern_keeps_matching_nodes(tiny_export, tmp_path):
-    res = quantize(tiny_export, tmp_path / "e.onnx", QuantizeOptions(mode="fp16", exclude=("Relu",)))
+    res = quantize(
+        tiny_export, tmp_path / "e.onnx", QuantizeOptions(mode="fp16", exclude=("Relu",))
+    )
     assert res.precision["kept_fp32"]["--exclude Relu"] >= 3
 
 
 def test_unrunnable_model_is_named(tmp_path):
     from onnx import TensorProto, helper
 
-    g = helper.make_graph([helper.make_node("Mystery", ["images"], ["boxes"], domain="acme")], "g",
-                          [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 8, 8])],
-                          [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 1, 4])])
+    g = helper.make_graph(
+        [helper.make_node("Mystery", ["images"], ["boxes"], domain="acme")],
+        "g",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 1, 4])],
+    )
     path = tmp_path / "m.onnx"
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("acme", 1)]), path)
+    onnx.save(
+        helper.make_model(
+            g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("acme", 1)]
+        ),
+        path,
+    )
     import tiny_models
 
     tiny_models.save(onnx.load(path), path, kind="raw", size=8)
