@@ -5,10 +5,9 @@ Models (built in --work, reused when present):
   nano       edgedet's nano at 320 (shipped weights): --nms edgedet and --nms none
   yolov8n    a YOLOv8n at 640: Ultralytics' own ONNX export of yolov8n.yaml where ultralytics is
              installed (else a same-shaped torch graph, see yolov8n_like), random weights whose
-             class
-             biases are re-drawn so scores spread as a trained model's do (Ultralytics' prior bias
-             leaves every score near 1e-5, and NMS would see no candidate); edgedet's contract by
-             attach-nms (combined output, cxcywh) with Ultralytics' predict defaults (conf 0.25,
+             class biases are re-drawn so scores spread as a trained model's do (Ultralytics' prior
+             bias leaves every score near 1e-5, and NMS would see no candidate); edgedet's contract
+             by attach-nms (combined output, cxcywh) with Ultralytics' predict defaults (conf 0.25,
              IoU 0.7, 300 detections), --nms edgedet and --nms none
   frcnn      torchvision fasterrcnn_mobilenet_v3_large_320_fpn (random weights, two EdgeDetNMS
              nodes); its final NMS score threshold is set to 0.001 on the benchmark's copy so the
@@ -18,8 +17,7 @@ Photos: --photo (default /work/shared/data/images/photo01.jpg) centre-cropped to
 to 640x480 and to 4000x3000 (12 MP), JPEG quality 90; or every JPEG of --folder.
 Every round times every figure once, in turn, so background load hits all alike; p50 over rounds.
 Threads: ONNX Runtime's default everywhere (intra-op = physical cores), edgedet and Ultralytics
-alike.
-Usage: python -m benchmarks.e2e [--rounds 15] [--work data/e2e] [--folder DIR] [--json
+alike. Usage: python -m benchmarks.e2e [--rounds 15] [--work data/e2e] [--folder DIR] [--json
 benchmarks/results/e2e.json]
 """
 
@@ -503,8 +501,7 @@ def derive(row: dict) -> dict:
     """The ratios the done-criteria read. NMS cost, measured directly on the same tensors: before =
     ORT
     running the EdgeDetNMS function body alone; after = the split path's host NMS steps (incl. the
-    casts
-    to the node's output types); reference = edgedet.nms.host.batched_nms on the raw model's
+    casts to the node's output types); reference = edgedet.nms.host.batched_nms on the raw model's
     outputs.
     """
     m = row["model_only"]

@@ -2,11 +2,9 @@
 
 Each variant is one InferenceSession of the same file with one setting changed from ONNX Runtime's
 defaults as edgedet used them before (graph optimisation ORT_ENABLE_ALL, intra-op threads = the
-physical
-cores, thread spinning on, CPU memory arena on, sequential execution, session.run with numpy in and
-out). Every round
-runs every variant once on the same input, so background load hits all alike; the figure to read
-is each variant's p50 divided by the default's p50 in the same run.
+physical cores, thread spinning on, CPU memory arena on, sequential execution, session.run with
+numpy in and out). Every round runs every variant once on the same input, so background load hits
+all alike; the figure to read is each variant's p50 divided by the default's p50 in the same run.
 Usage: python -m benchmarks.ort_settings MODEL.onnx [MODEL.onnx ...] [--rounds 20]
        [--json benchmarks/results/ort_settings.json]
 """

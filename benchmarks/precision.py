@@ -3,8 +3,8 @@ run.
 
 Per family: export FP32 (NMS in graph), quantise, then
   latency   ORT CPU provider, batch 1, inference p50 (model + in-graph NMS), images already
-  letterboxed
-  accuracy  nano: COCO mAP on its synthetic validation set; SSDlite / RetinaNet: detection agreement
+  letterboxed accuracy  nano: COCO mAP on its synthetic validation set; SSDlite / RetinaNet:
+  detection agreement
             with FP32 on real photos (matched fraction at IoU 0.5, score delta, raw-tensor stats)
 torchvision weights cannot be downloaded here: SSDlite and RetinaNet are randomly initialised, then
 made to behave like trained models (BatchNorm statistics re-estimated on the photos, class logits
@@ -49,8 +49,7 @@ def make_variants(em, name: str, work: Path, calib_dir: Path) -> dict[str, Path]
 
     fp32 = work / f"{name}.onnx"
     # random torchvision heads score below their families' 0.05 NMS threshold: keep low-scoring
-    # boxes in the
-    # graph and let agreement() pick its threshold from the FP32 scores
+    # boxes in the graph and let agreement() pick its threshold from the FP32 scores
     low = (
         {}
         if name == "nano"

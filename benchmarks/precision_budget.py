@@ -6,25 +6,21 @@ Models
   ssdlite   torchvision SSDlite320-MobileNetV3 with 6 classes + background. No pretrained weights
   can
             be downloaded here and full training does not fit this shared 2-core CPU (one SGD step
-            on
-            16 images took 55-95 s under the load of the run), so: backbone and head depthwise
-            stages
-            randomly initialised with BatchNorm statistics re-estimated on synthetic images; the
-            head's
-            final 1x1 classification and box-regression convolutions trained (Adam, SSD loss, cached
-            features) on nano's synthetic training data, so the scores and boxes are learned, not
-            random.
+            on 16 images took 55-95 s under the load of the run), so: backbone and head depthwise
+            stages randomly initialised with BatchNorm statistics re-estimated on synthetic images;
+            the head's final 1x1 classification and box-regression convolutions trained (Adam, SSD
+            loss, cached features) on nano's synthetic training data, so the scores and boxes are
+            learned, not random.
 Data (nano's synthetic generator, disjoint seeds): train 1, mAP/test 2, calibration 3, held-out 4,
-labelled set for --budget-map 5.
-Per model: plain INT8 (TensorRT Q/DQ layout, float graph FP32) and --budget (nano also
+labelled set for --budget-map 5. Per model: plain INT8 (TensorRT Q/DQ layout, float graph FP32) and
+--budget (nano also
 --budget-map):
 the budgeted graphs are INT8 Q/DQ + FP16 (fallen-back layers and the rest of the float graph, FP16
 scales, opset 19; NMS/decode/last head convs FP32), and the search measures that graph through ONNX
 Runtime's CPU FP16 path; the layer ranking is measured on the FP32-float Q/DQ graph. The search sees
 two thirds of the held-out images; the last third ("unseen") and independent test images (seed 2) it
-never saw are reported apart.
-Agreement = edgedet compare matching vs FP32: matched = min(matched_a, matched_b) at IoU 0.9.
-Usage: python -m benchmarks.precision_budget [--quick]
+never saw are reported apart. Agreement = edgedet compare matching vs FP32: matched = min(matched_a,
+matched_b) at IoU 0.9. Usage: python -m benchmarks.precision_budget [--quick]
 """
 
 from __future__ import annotations

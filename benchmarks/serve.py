@@ -4,13 +4,11 @@ run.
 Starts `edgedet serve MODEL` (a real tritonserver from nvidia-pytriton) on loopback ports, once per
 variant (VARIANTS: with dynamic batching, and with ``--no-dynamic-batching``, one request per model
 call), the order rotated each of ``--rounds`` rounds so machine load hits all alike. Each round:
-``--clients`` threads, each with its
-own gRPC client, send ``--requests`` encoded images one after another (closed loop). Reported:
+``--clients`` threads, each with its own gRPC client, send ``--requests`` encoded images one after
+another (closed loop). Reported:
 requests/s over the round's wall time, per-request latency p50/p99 (client send -> response
-decoded),
-the mean batch Triton formed (nv_inference_count / nv_inference_exec_count from /metrics), and
-Triton's
-own split of the server time (queue per request; the Python callable per model call).
+decoded), the mean batch Triton formed (nv_inference_count / nv_inference_exec_count from /metrics),
+and Triton's own split of the server time (queue per request; the Python callable per model call).
 What the figures include: JPEG decode, letterbox, ONNX Runtime inference, unletterbox on the server,
 gRPC both ways; server start-up is excluded.
 
@@ -47,8 +45,8 @@ def start(model: str, extra: list[str], max_batch: int, delay_us: int, attempts:
     """Start `edgedet serve` and wait until the model is ready. Under heavy load PyTriton's model
     start-up
     sometimes fails with ConnectionRefusedError (its Python backend connects to a Unix socket as
-    soon as the
-    file exists, before the socket listens: pytriton/proxy/communication.py); that start is retried.
+    soon as the file exists, before the socket listens: pytriton/proxy/communication.py); that start
+    is retried.
     """
     import tritonclient.grpc as grpcclient
 
@@ -127,12 +125,11 @@ def load_round(
 
 
 # Variants of one server, each started fresh per round (name -> extra `edgedet serve` options). The
-# baseline is
-# the same server, same instance count and ONNX Runtime threads, with Triton's dynamic batching off:
+# baseline is the same server, same instance count and ONNX Runtime threads, with Triton's dynamic
+# batching off:
 # every
 # request is one model call. "dynamic_serial_decode" isolates what decoding a batch's images in
-# threads buys;
-# the later --queue-delay-us wins over the default one start() passes.
+# threads buys; the later --queue-delay-us wins over the default one start() passes.
 VARIANTS = {
     "no_batching": ["--no-dynamic-batching"],
     "dynamic": [],
@@ -204,8 +201,8 @@ def run(
             "rounds_wall_s": [round(w, 2) for w in d["walls"]],
             "rounds_requests_per_s": [round(clients * requests / w, 2) for w in d["walls"]],
             # Triton's per-request counters: every request of a batch is charged the whole model
-            # call, so
-            # sum / requests = one call; / mean batch = one image's share of the Python callable.
+            # call, so sum / requests = one call; / mean batch = one image's share of the Python
+            # callable.
             "server_ms": {
                 "queue_per_request": round(summed["nv_inference_queue_duration_us"] / n / 1e3, 1),
                 "callable_per_call": round(

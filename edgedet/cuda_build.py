@@ -64,8 +64,7 @@ def nvcc_command(
     Always C++17 and SPEC_FLAGS; ``shared``: a position-independent shared library, else an
     executable.
     ``arch``: -arch / -gencode flags ([]: nvcc's default architecture); ``host_flags`` go to the
-    host
-    compiler, ``linker_flags`` to the linker, ``extra`` to nvcc as they are; sources come last.
+    host compiler, ``linker_flags`` to the linker, ``extra`` to nvcc as they are; sources come last.
     """
     host = ["-fPIC"] * shared + list(host_flags)
     return [

@@ -145,11 +145,10 @@ def _decode_jpeg_cv2(data: bytes, scale: int, size: tuple[int, int]) -> np.ndarr
     """Pixels of a YCbCr JPEG without EXIF rotation by OpenCV (RGB uint8 [h, w, 3]), or None to let
     Pillow decode it. Both wrap libjpeg-turbo with the same settings (bit-identical pixels, full and
     DCT-scaled: tests/edgedet/test_fast_preprocess.py), but OpenCV writes 3-byte pixels straight
-    into the
-    array where Pillow unpacks into its 4-byte layout and copies out again: a 640x480 photo decodes
-    in ~0.65x the time (docs/performance.md). OpenCV's libjpeg only warns about a truncated file and
-    fills the rest grey, so a file not ending in the JPEG end marker is left to Pillow, which
-    refuses it.
+    into the array where Pillow unpacks into its 4-byte layout and copies out again: a 640x480 photo
+    decodes in ~0.65x the time (docs/performance.md). OpenCV's libjpeg only warns about a truncated
+    file and fills the rest grey, so a file not ending in the JPEG end marker is left to Pillow,
+    which refuses it.
     """
     if scale not in _CV2_SCALE or not data.rstrip(b"\0").endswith(_JPEG_END):
         return None
@@ -267,8 +266,8 @@ def to_input(canvases: list[np.ndarray], dtype: str = "float32") -> np.ndarray:
     out = np.empty((len(canvases), channels, h, w), dtype=np.float32)
     for b, canvas in enumerate(canvases):
         # cv2.split de-interleaves with SIMD; assigning a contiguous uint8 plane converts it in one
-        # pass.
-        # ~0.7x the time of a multiply reading the HWC canvas through a transposed view (same bits)
+        # pass. ~0.7x the time of a multiply reading the HWC canvas through a transposed view (same
+        # bits)
         planes = (
             cv2.split(canvas)
             if canvas.flags.c_contiguous

@@ -55,8 +55,7 @@ class ExportableModel:
     # {"boxes", "scores", "labels"} in input pixels: the parity reference.
     reference: Callable[[torch.Tensor], dict] | None = None
     # With anchors [N, 4] (NMS box_coding), ``boxes`` are anchor-relative deltas decoded inside the
-    # NMS
-    # (fused decode); families that do this also offer a decode-in-graph module for --nms none.
+    # NMS (fused decode); families that do this also offer a decode-in-graph module for --nms none.
     anchors: object | None = None
     # An end-to-end head (DETR family): outputs boxes, scores [B, N, C] or [B, N, 1] + labels [B, N]
     # are final; the pipeline adds score threshold + top-k (edgedet/onnx/nms/topk.py), never NMS.

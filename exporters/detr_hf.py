@@ -2,10 +2,8 @@
 
 The graph ends in the end-to-end raw form and then the contract outputs by score threshold + top-k
 (edgedet/onnx/nms/topk.py): ``boxes`` [B, Q, 4] xyxy input pixels (pred_boxes cx, cy, w, h in 0..1
-of the
-input, scaled), ``scores`` [B, Q, 1] each query's best softmax probability over the real classes
-(the
-last, "no object", column dropped) and ``labels`` [B, Q] its class: exactly what
+of the input, scaled), ``scores`` [B, Q, 1] each query's best softmax probability over the real
+classes (the last, "no object", column dropped) and ``labels`` [B, Q] its class: exactly what
 ``DetrImageProcessor.post_process_object_detection`` computes, in the same order of operations.
 
 Weights: ``--weights DIR/model.safetensors`` (or any file in a directory saved with
@@ -13,8 +11,7 @@ Weights: ``--weights DIR/model.safetensors`` (or any file in a directory saved w
 model is built from its config (ResNet backbone from ``ResNetConfig``, never timm, never a hub
 download) and calibrated so it behaves like a detector for tests and benchmarks: query embeddings
 widened and the class and box heads re-centred on the decoder's outputs for a fixed input, so
-queries
-differ and scores spread (a random DETR gives the same box and class to every query).
+queries differ and scores spread (a random DETR gives the same box and class to every query).
 """
 
 from __future__ import annotations
@@ -122,9 +119,8 @@ def calibrate_random_heads(
     """Spread a random DETR's queries (embeddings std 3) and re-centre its class and box heads on
     the
     decoder outputs for ``pixel_values``, so the queries' scores and boxes spread (logit std
-    ``class_std``;
-    box logits std ``box_std``, sizes around sigmoid(-1) = 0.27 of the image). For tests and
-    benchmarks
+    ``class_std``; box logits std ``box_std``, sizes around sigmoid(-1) = 0.27 of the image). For
+    tests and benchmarks
     of randomly initialised models only."""
     # Queries must differ more than images do, or every query of an image gets the same score
     # (random init: query embeddings std 0.1; decoder outputs then vary ~300x more between images

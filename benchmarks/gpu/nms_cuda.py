@@ -2,25 +2,22 @@
 same run.
 
 Data: benchmarks.nms_host.make_candidates (30 clustered objects with jittered anchors, low
-background
-scores elsewhere, seeded), batch 1, already-activated scores, iou_threshold 0.45, K = 300, top_k
-1000
-at score threshold 0.25 and 4096 at 0.001 (plus 10000 at 25200 x 80 @ 0.001). Inputs and outputs
-stay
-on the GPU; each timed region is bracketed by CUDA events on the legacy default stream (CuPy's and
-torch's default stream) and followed by a synchronize; medians of --repeats after --warmup calls.
+background scores elsewhere, seeded), batch 1, already-activated scores, iou_threshold 0.45, K =
+300, top_k 1000 at score threshold 0.25 and 4096 at 0.001 (plus 10000 at 25200 x 80 @ 0.001). Inputs
+and outputs stay on the GPU; each timed region is bracketed by CUDA events on the legacy default
+stream (CuPy's and torch's default stream) and followed by a synchronize; medians of --repeats after
+--warmup calls.
   edgedet      one edgedet_nms call through ctypes, arguments prebuilt: threshold + top-k ranking of
                all N*C scores + box gather + per-class bitmask NMS + padded outputs (num_dets,
-               det_boxes, det_scores, det_classes,
-               det_indices); workspace and outputs preallocated, parameters already built
+               det_boxes, det_scores, det_classes, det_indices); workspace and outputs preallocated,
+               parameters already built
   torchvision  the same operation in torch: flatten, torch.where(score > thr) (a device->host sync),
                topk when more than top_k survive, gather boxes, torchvision.ops.batched_nms
-               (per-class),
-               first K, padded outputs (num_dets, boxes, scores, classes)
+               (per-class), first K, padded outputs (num_dets, boxes, scores, classes)
 Agreement: the kept (anchor, class) sets of both, and our outputs vs the host path (bit-exact
-expected).
-Needs a GPU, nvcc and CuPy; torch + torchvision are optional (without them only our side is timed).
-Usage: python -m benchmarks.gpu.nms_cuda --json OUT/nms_cuda.json [--repeats 100] [--dry-run]
+expected). Needs a GPU, nvcc and CuPy; torch + torchvision are optional (without them only our side
+is timed). Usage: python -m benchmarks.gpu.nms_cuda --json OUT/nms_cuda.json [--repeats 100]
+[--dry-run]
 """
 
 from __future__ import annotations

@@ -63,8 +63,7 @@ class OnnxRuntimeBackend(Backend):
     ) -> None:
         """``edgedet_nms``: how EdgeDetNMS nodes run. "host": the graph is split at them and
         edgedet.nms.host runs them (edgedet/backends/ort_split.py); "function": ONNX Runtime runs
-        their
-        standard-op function body; "auto": host when ONNX Runtime runs on the CPU only.
+        their standard-op function body; "auto": host when ONNX Runtime runs on the CPU only.
         ``spinning``: let idle intra-op threads busy-wait for work (ONNX Runtime's default). Off by
         default: on the 2-core machine it cost 12-35 % latency (benchmarks/ort_settings.py), the
         spinning workers competing with the caller's decode and host NMS for the same cores."""

@@ -94,9 +94,8 @@ class TensorRTBackend(Backend):
         self.device, gpu_error = _probe_device(self.cuda, device)
         needs = _check_compatible(self, plugins, check_plugin_hash, gpu_error)
         # Without a manifest nothing says whether the plan is version-compatible (it may then carry
-        # host
-        # code: the lean runtime, serialized plugins); a caller who names plugins vouches for the
-        # engine.
+        # host code: the lean runtime, serialized plugins); a caller who names plugins vouches for
+        # the engine.
         allow_host_code = needs.version_compatible if needs is not None else bool(plugins)
         if (
             self.device is None
@@ -130,8 +129,7 @@ class TensorRTBackend(Backend):
         runtime = trt.Runtime(self._logger)
         if allow_host_code:
             # Version-compatible plans carry host code (the lean runtime, serialized plugins);
-            # TensorRT
-            # loads it only when allowed (Runtime.engine_host_code_allowed, default False).
+            # TensorRT loads it only when allowed (Runtime.engine_host_code_allowed, default False).
             runtime.engine_host_code_allowed = True
         if needs is not None and needs.dla_core is not None:
             if needs.dla_core >= runtime.num_DLA_cores:

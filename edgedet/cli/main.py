@@ -17,8 +17,7 @@ from edgedet import __version__
 from edgedet.errors import EdgeDetError, first_line
 
 # name -> "module:attribute", imported only when the command runs. `exporters.*` entries are the
-# torch
-# tier: named here as strings, so the runtime package never imports it (tests/test_tiers.py).
+# torch tier: named here as strings, so the runtime package never imports it (tests/test_tiers.py).
 COMMANDS = {
     "export": "exporters.cli:export_cmd",
     "infer": "edgedet.cli.infer:infer_cmd",

@@ -189,8 +189,7 @@ def parse_config(text: str):
     parse.
 
     The generated ``model_config_pb2`` module is loaded by file path: ``tritonclient.grpc``'s
-    package
-    import needs grpcio, which parsing does not.
+    package import needs grpcio, which parsing does not.
     """
     import importlib.util
 

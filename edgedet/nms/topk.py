@@ -5,9 +5,9 @@ ONNX ops.
 
 Semantics (docs/nms.md, "End-to-end heads"), per image:
   1. boxes are decoded and canonicalised as EdgeDetNMS steps 1-2 (corners or centre-size, no
-  anchors);
-  2. scores are activated as step 3 (sigmoid when ``score_activation``; NaN never selected);
-  3. candidates are the (box n, class c) pairs with score > score_threshold (strict, float32), the
+  anchors); 2. scores are activated as step 3 (sigmoid when ``score_activation``; NaN never
+  selected); 3. candidates are the (box n, class c) pairs with score > score_threshold (strict,
+  float32), the
      background class excluded;
   4. ranked by score descending, ties by lower flat index n * C + c (the NMS rank rule);
   5. the first K = max_output_boxes are output, zero-padded. Nothing is suppressed.

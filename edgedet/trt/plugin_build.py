@@ -40,10 +40,9 @@ HEADERS = ("NvInfer.h", "NvInferVersion.h")
 MANIFEST_SCHEMA = "edgedet.plugin/1"
 _ARCH = re.compile(r"(sm|compute)_\d+[af]?|native|all|all-major|portable")
 # `--arch portable`: machine code for the common data-centre, desktop and Jetson Orin (sm_87) GPUs
-# of
-# compute capability 8.x-9.0, plus compute_80 PTX that the driver JIT-compiles for any later GPU -
-# what an
-# engine built with --hardware-compat ampere_plus (compute capability 8.0+) needs from its plugin.
+# of compute capability 8.x-9.0, plus compute_80 PTX that the driver JIT-compiles for any later GPU
+# - what an engine built with --hardware-compat ampere_plus (compute capability 8.0+) needs from its
+# plugin.
 PORTABLE_SASS = ("sm_80", "sm_86", "sm_87", "sm_89", "sm_90")
 PORTABLE_PTX = ("compute_80",)
 

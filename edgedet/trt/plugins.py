@@ -172,8 +172,7 @@ def problems(resolved: Resolved, check_hash: bool = True) -> list[str]:
 
 
 # ------------------------------------------------------------------ GPU architectures of a plugin
-# library
-# `edgedet plugin build` records in the library's JSON sidecar which GPU code it holds:
+# library `edgedet plugin build` records in the library's JSON sidecar which GPU code it holds:
 # {"sass": ["sm_87"], "ptx": ["compute_87"]}. CUDA's rules (CUDA C++ Programming Guide, "Binary
 # Compatibility" / "PTX Compatibility"): SASS for sm_XY runs on compute capability X.Z with Z >= Y;
 # PTX for compute_XY is JIT-compiled by the driver for any compute capability >= X.Y.

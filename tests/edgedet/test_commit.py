@@ -1,13 +1,12 @@
 """The artifact + manifest pair is one transaction: interrupted at any step, in any way, the pair on
 disk is the complete previous one or the complete new one (never a new artifact with an old
-manifest,
-never an artifact without its manifest), and nothing temporary is left once it is read again.
+manifest, never an artifact without its manifest), and nothing temporary is left once it is read
+again.
 
 Interrupts are injected deterministically at each step of ``edgedet.fileio.commit_pair`` through
 its test hook: as an exception (Ctrl-C raised in Python, ENOSPC), as a real SIGINT delivered to the
 process (deferred across the renames), and as a hard kill (``os._exit``: no cleanup runs),
-in-process
-and through real ``edgedet quantize`` / ``edgedet export`` processes.
+in-process and through real ``edgedet quantize`` / ``edgedet export`` processes.
 """
 
 from __future__ import annotations

@@ -2,34 +2,27 @@
 on top.
 
 Two venvs, each made from the project's declared dependencies (installed by pip from the package
-index),
-then edgedet itself installed from a copy of this tree, not this process's packages:
+index), then edgedet itself installed from a copy of this tree, not this process's packages:
 
   runtime   the core dependencies + RUNTIME_EXTRAS (`pip install "edgedet[ort,eval]"`): neither
   torch nor
             onnx importable. `infer`, `bench` and `eval` run a contract ONNX file (made here, in the
-            test
-            process) through ONNX Runtime and agree with this process's results; the TensorRT
-            commands
-            (`doctor`, `plugin build`, `inspect`, `bench`/`infer` of an engine) get as far as
-            TensorRT's
-            absence and say how to install it in one line; the ONNX-tier commands name their extra.
+            test process) through ONNX Runtime and agree with this process's results; the TensorRT
+            commands (`doctor`, `plugin build`, `inspect`, `bench`/`infer` of an engine) get as far
+            as TensorRT's absence and say how to install it in one line; the ONNX-tier commands name
+            their extra.
   onnx      the runtime venv + ONNX_EXTRAS (`pip install "edgedet[ort,eval,build]"`): torch not
   importable.
             `attach-nms` converts a third-party ONNX file (exported here) into the same detector
-            this
-            process makes, `quantize` writes FP16 and INT8 copies, `check-qdq` passes the INT8 one,
-            and
-            `build` reaches TensorRT's absence.
+            this process makes, `quantize` writes FP16 and INT8 copies, `check-qdq` passes the INT8
+            one, and `build` reaches TensorRT's absence.
 
 No command may fail with an ImportError, a traceback, or a request for the torch-pulling `export`
-extra.
-The venvs are cached under .edgedet-cache/ (gitignored), keyed on the declared dependencies, so
-reruns
-only reinstall edgedet (about 15 s each). To keep the first run short (CI has the index; about 90 s
-on
-the 2-core dev machine) the onnx venv holds only what ONNX_EXTRAS add and reads the runtime venv's
-packages through a .pth file, so the runtime's packages are the very same files in both.
+extra. The venvs are cached under .edgedet-cache/ (gitignored), keyed on the declared dependencies,
+so reruns only reinstall edgedet (about 15 s each). To keep the first run short (CI has the index;
+about 90 s on the 2-core dev machine) the onnx venv holds only what ONNX_EXTRAS add and reads the
+runtime venv's packages through a .pth file, so the runtime's packages are the very same files in
+both.
 """
 
 from __future__ import annotations

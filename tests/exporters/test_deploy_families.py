@@ -4,10 +4,10 @@ model_config.proto.
 Exporting each family through torch.onnx takes 5-30 s apiece on 2 CPU cores, and a deploy config
 reads only the manifest. So each family's manifest is made by the real export stages *after*
 torch.onnx - ``attach`` (NMS: edgedet.onnx.nms) and ``make_manifest`` - on a stand-in raw graph
-whose
-outputs have exactly the names, dtypes and shapes the family's torch module returns (one forward
-pass at a small size, random weights). Only the backbone's ONNX nodes are missing, which no deploy
-config reads. One real export (nano, checked below) shows the stand-in gives the same manifest.
+whose outputs have exactly the names, dtypes and shapes the family's torch module returns (one
+forward pass at a small size, random weights). Only the backbone's ONNX nodes are missing, which no
+deploy config reads. One real export (nano, checked below) shows the stand-in gives the same
+manifest.
 """
 
 import numpy as np

@@ -1,10 +1,9 @@
 """DETR through HuggingFace transformers (end-to-end head, no NMS): exported by `edgedet export`,
 run through
 edgedet.load in ONNX Runtime and matched against transformers' own post_process_object_detection on
-the
-same image; the same model's raw HF export (pixel_values -> logits, pred_boxes) through attach-nms;
-FP16
-and INT8 (softmax / LayerNorm kept out of Q/DQ). A tiny config, random weights calibrated so scores
+the same image; the same model's raw HF export (pixel_values -> logits, pred_boxes) through
+attach-nms; FP16 and INT8 (softmax / LayerNorm kept out of Q/DQ). A tiny config, random weights
+calibrated so scores
 spread (no hub download)."""
 
 import io

@@ -140,9 +140,8 @@ def test_onnx_detections_equal_wrapper_and_track_torchvision(tmp_path, name, siz
     report = acc.result()
     assert report["detections_a"] > 0, "the test needs detections to compare"
     # Float noise (~1e-6) in raw scores can reorder near-tied candidates, and NMS then keeps the
-    # other
-    # box of the pair; that is the only source of difference (assert_graph_nms_is_host_nms), so
-    # demand near-equality rather than equality.
+    # other box of the pair; that is the only source of difference (assert_graph_nms_is_host_nms),
+    # so demand near-equality rather than equality.
     assert (
         min(report["matched_a"], report["matched_b"]) >= 0.95 and report["class_agreement"] == 1.0
     ), report

@@ -1,21 +1,18 @@
 """The CUDA NMS kernels (edgedet/csrc/nms_kernels.cu) equal the oracle bit for bit (docs/nms.md).
 
 The cuda-marked tests run the kernels through benchmarks/gpu/nms_kernels.py (ctypes) on CuPy arrays
-(the
-device machine); elsewhere they skip. Every call gets a workspace and outputs filled with garbage,
-so nothing relies on
-zeroed memory. Where exp is involved (sigmoid, centre-size anchor decode) the oracle's numpy exp and
-CUDA's expf may differ by a few ulp: the sigmoid is then computed on the GPU with CuPy (the same
-libdevice
-expf) and fed to the oracle as plain scores (decisions exact, scores within 4 ulp), and centre-size
+(the device machine); elsewhere they skip. Every call gets a workspace and outputs filled with
+garbage, so nothing relies on zeroed memory. Where exp is involved (sigmoid, centre-size anchor
+decode) the oracle's numpy exp and CUDA's expf may differ by a few ulp: the sigmoid is then computed
+on the GPU with CuPy (the same libdevice expf) and fed to the oracle as plain scores (decisions
+exact, scores within 4 ulp), and centre-size
 decode
 compares boxes to within 8 ulp of each box's scale.
 
 The non-marked tests need no GPU: the kernels' arithmetic (score keys, decode, IoU) compiled for the
-host
-(nvcc) against numpy, the ctypes wrapper with fake device arrays, and a numpy emulation of the
-kernels'
-algorithm (sort keys, candidate prefix, 64-bit mask words, word-by-word settle with the K stop).
+host (nvcc) against numpy, the ctypes wrapper with fake device arrays, and a numpy emulation of the
+kernels' algorithm (sort keys, candidate prefix, 64-bit mask words, word-by-word settle with the K
+stop).
 """
 
 import ctypes

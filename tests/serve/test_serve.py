@@ -2,8 +2,7 @@
 ports.
 
 Runs in its own environment (PyTriton pins numpy<2): `make test` builds .venv-serve, exports nano
-with
-the main environment and points EDGEDET_SERVE_MODEL at it.
+with the main environment and points EDGEDET_SERVE_MODEL at it.
 """
 
 import os

@@ -246,8 +246,8 @@ def recognise_final(model) -> tuple[FinalSpec, list[str]] | None:
     the
     FinalSpec and the attach-nms flags that say so, or None. Recognised: HF-style ``logits`` +
     ``pred_boxes`` (softmax when logits have one more column than the metadata's classes or no
-    metadata;
-    the flag says which was assumed), and one output [B, K, 6] (Ultralytics end2end: metadata
+    metadata; the flag says which was assumed), and one output [B, K, 6] (Ultralytics end2end:
+    metadata
     ``end2end: True``, or any [B, K <= 3840, 6] output); RT-DETR (metadata ``head: RTDETRDecoder``)
     rows are normalised cxcywh."""
     shapes = {

@@ -9,8 +9,7 @@ Stages (each a small function; nothing touches the output until the final atomic
 
 The TensorRT calls follow the Python API of 10.3 and 11.x (python/src at tags v10.3.0 and v11.0
 of NVIDIA/TensorRT; docs cited beside each call); edgedet.trt.api.BUILDER lists them. None of them
-has run in this project: no
-machine here has full TensorRT (docs/tensorrt.md).
+has run in this project: no machine here has full TensorRT (docs/tensorrt.md).
 """
 
 from __future__ import annotations
@@ -137,8 +136,7 @@ def _gpu_record(options: trt_flags.BuildOptions) -> dict:
     rec = _cuda_gpu() or _smi_gpu()
     if rec.get("integrated") and options.hardware_compatibility != "none":
         # hardware compatibility targets discrete Ampere+ GPUs; TensorRT does not support it on
-        # JetPack
-        # (TensorRT Developer Guide, "Hardware Compatibility")
+        # JetPack (TensorRT Developer Guide, "Hardware Compatibility")
         raise InputError(
             "--hardware-compat is not supported on Jetson (integrated GPUs); build on each device"
             " instead"

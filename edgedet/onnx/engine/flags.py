@@ -4,8 +4,7 @@ Pure decisions, no TensorRT import: :func:`select_flags` returns enum member *na
 (``NetworkDefinitionCreationFlag.STRONGLY_TYPED``, ``BuilderFlag.FP16``, ...) that
 :mod:`edgedet.onnx.engine.build` looks up on the real module. Enum values changed in 11.0, so only
 names are ever used (python/src/infer/pyCore.cpp at tags v10.3.0 and v11.0: 11.0 dropped
-EXPLICIT_BATCH
-and the weak-typing BuilderFlags). Every version rule is read from
+EXPLICIT_BATCH and the weak-typing BuilderFlags). Every version rule is read from
 :class:`edgedet.trt.version.Features`.
 """
 

@@ -6,8 +6,7 @@ runtime runs.
                   int32 [B,K]
               attributes: the NMSParams fields + plugin_version / plugin_namespace + has_anchors /
               threshold_inputs (which optional inputs follow, edgedet/nms/opdef.py); inputs are
-              contiguous,
-              T = the type of ``scores`` (float or float16); NMS computes in float32.
+              contiguous, T = the type of ``scores`` (float or float16); NMS computes in float32.
     function  edgedet::EdgeDetNMS, the body built by edgedet.onnx.nms.body in its dynamic form:
     every
               parameter is read from the calling node's attributes (Constant nodes with attribute
@@ -16,10 +15,9 @@ runtime runs.
 
 TensorRT 10.7+ prefers a registered plugin of the same name over the local function; for 10.3-10.6
 the builder strips the function (edgedet/onnx/engine/strip.py). The function's formal inputs are
-exactly
-the inputs the model's nodes pass (TensorRT's local-function importer requires as many node inputs
-as formal inputs, and looks every formal input up by name), so all EdgeDetNMS nodes of one model
-must agree on which optional inputs they use. Nodes written before the role attributes existed
+exactly the inputs the model's nodes pass (TensorRT's local-function importer requires as many node
+inputs as formal inputs, and looks every formal input up by name), so all EdgeDetNMS nodes of one
+model must agree on which optional inputs they use. Nodes written before the role attributes existed
 (positional inputs with "" gaps) are rewritten to the contiguous form by add_function_bodies.
 """
 

@@ -47,8 +47,8 @@ def attach_efficient(model, params: NMSParams, raw, runtime_thresholds: bool = F
     contract.
 
     ``raw`` is edgedet.onnx.nms.RawOutputs. Inputs of another float type are cast to float32;
-    float16
-    boxes and scores stay float16 and the float16 outputs are cast to float32 for the contract.
+    float16 boxes and scores stay float16 and the float16 outputs are cast to float32 for the
+    contract.
     """
     import onnx
     from onnx import helper

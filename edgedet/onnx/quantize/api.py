@@ -50,10 +50,8 @@ class QuantizeOptions:
     map_data: str | None = None  # labelled set for --budget-map (COCO JSON / folder, YOLO folder)
     map_images: int | None = None  # first N images of map_data (default all)
     # Rank layers on the graph written (FP16 around each variant) instead of the FP32-float Q/DQ
-    # graph: one
-    # FP16 conversion per layer and ONNX Runtime's CPU FP16 path (~2.5x slower on nano); the budget
-    # search
-    # always measures the graph written.
+    # graph: one FP16 conversion per layer and ONNX Runtime's CPU FP16 path (~2.5x slower on nano);
+    # the budget search always measures the graph written.
     rank_on_written: bool = False
 
 
@@ -201,8 +199,7 @@ def _cpu_speed_check(fp32, int8, input_info, output, iters: int = 20) -> dict:
     faster.
 
     Detectors gain much less than classifiers from CPU INT8 (the box decode, sigmoid and NMS stay
-    float),
-    and depthwise networks can lose: measured, not assumed.
+    float), and depthwise networks can lose: measured, not assumed.
     """
     fp32_ms, int8_ms = _measure_cpu((fp32, int8), input_info, iters)
     if int8_ms >= fp32_ms:

@@ -17,8 +17,7 @@ from edgedet.manifest import InputInfo
 from edgedet.preprocess import fit_to_input, list_images, read_image, to_input
 
 # The TensorRT Developer Guide (INT8 calibration) finds ~500 images sufficient for ImageNet
-# classifiers;
-# below 300 edgedet still calibrates, with a warning.
+# classifiers; below 300 edgedet still calibrates, with a warning.
 RECOMMENDED_IMAGES = 300
 
 
@@ -116,9 +115,8 @@ def split_holdout(
     """(calibration, held-out): held-out images never calibrate.
 
     Without ``holdout_dir``, an evenly spaced fifth of ``folder`` is held out and ``size`` applies
-    to
-    the rest; with it, that folder is the held-out set and any of its images (same bytes) that also
-    sit in ``folder`` are dropped from calibration.
+    to the rest; with it, that folder is the held-out set and any of its images (same bytes) that
+    also sit in ``folder`` are dropped from calibration.
     """
     files = list_images(folder)
     if holdout_dir is not None:

@@ -1,8 +1,7 @@
 """Static check of a Q/DQ graph against TensorRT's ONNX parser rules, without TensorRT.
 
 Rules (TensorRT Developer Guide, "Working with Quantized Types" / explicit quantization, and the
-ONNX
-parser's QuantizeLinear/DequantizeLinear importers in onnx-tensorrt):
+ONNX parser's QuantizeLinear/DequantizeLinear importers in onnx-tensorrt):
   R1 scale is a constant (initializer or Constant node)
   R2 scale values are positive and finite
   R3 zero point absent or all zero (TensorRT quantization is symmetric)

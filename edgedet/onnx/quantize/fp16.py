@@ -73,8 +73,7 @@ def at_least_opset(model, version: int):
             " --fallback fp32"
         ) from None
     # The converter drops model-local functions (EdgeDetNMS's standard-op body, which ONNX Runtime
-    # runs;
-    # TensorRT maps the node to edgedet's plugin): carry them over, importing the new version.
+    # runs; TensorRT maps the node to edgedet's plugin): carry them over, importing the new version.
     del converted.functions[:]
     for function in model.functions:
         converted.functions.append(_function_at(function, version))

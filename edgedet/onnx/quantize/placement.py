@@ -2,8 +2,7 @@
 
 Detection heads are fragile under PTQ: box regression needs the outliers that INT8 clips, and the
 score sigmoid and NMS thresholds amplify small errors. By default the NMS subgraph, the box decode /
-score activation
-between the last head convolutions and the raw outputs, and those last convolutions
+score activation between the last head convolutions and the raw outputs, and those last convolutions
 themselves stay in FP32.
 """
 

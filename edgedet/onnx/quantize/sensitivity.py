@@ -279,8 +279,8 @@ def fallback_search(
     found by
     doubling then bisecting its length (log2(layers) + a few evaluations instead of one per layer);
     then up to ``max_prune`` of the fallen-back layers, least sensitive first, are re-quantised
-    where the
-    budget still holds, so a layer the ranking over-rated does not stay in higher precision.
+    where the budget still holds, so a layer the ranking over-rated does not stay in higher
+    precision.
 
     ``evaluate(model) -> dict`` measures a graph, ``meets(dict) -> bool`` says whether it holds the
     budget; ``finish`` turns each Q/DQ variant into the graph that ships (its FP16 form), so what is
@@ -392,8 +392,8 @@ def range_coverage(fp32, qmodel, feeds: list[dict[str, np.ndarray]], calib_feeds
     if calib_feeds:
         _, calib_per_image, _, _ = _activation_stats(probe, names, calib_feeds, limit)
         # effect size: the difference of the mean magnitudes in units of their image-to-image
-        # spread,
-        # which (unlike a max or a raw ratio) does not drift with how many images each side has
+        # spread, which (unlike a max or a raw ratio) does not drift with how many images each side
+        # has
         spread = np.sqrt((per_image.var(0) + calib_per_image.var(0)) / 2) + 1e-12
         shift = np.abs(per_image.mean(0) - calib_per_image.mean(0)) / spread
         out.update(

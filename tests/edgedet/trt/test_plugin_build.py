@@ -383,12 +383,10 @@ def test_built_plugin_registers_in_tensorrt(tmp_path):
 
 
 # The plugin's host logic, run for real without TensorRT's libraries or a GPU: plugin_harness.cpp
-# (compiled
-# against the same headers) plays TensorRT's part - creator lookup, fields as the ONNX parser passes
-# them,
-# format negotiation, configurePlugin, workspace, serialisation round trip, onShapeChange, enqueue -
-# for every
-# input combination, with the kernels replaced by a stub that records the parameters it receives.
+# (compiled against the same headers) plays TensorRT's part - creator lookup, fields as the ONNX
+# parser passes them, format negotiation, configurePlugin, workspace, serialisation round trip,
+# onShapeChange, enqueue - for every input combination, with the kernels replaced by a stub that
+# records the parameters it receives.
 PLUGIN_FIELDS = [f.name for f in dataclasses.fields(NMSParams)] + list(opdef.INPUT_ROLE_FIELDS)
 
 
@@ -430,8 +428,8 @@ def test_kernels_ask_cub_once_and_leave_other_errors_alone():
     """nms_kernels.cu (GPU-only code, read as source here; benchmarks/gpu/run.sh runs it):
     edgedet_nms takes
     CUB's scratch from the caller's workspace instead of repeating the size query, and checks its
-    launches
-    with cudaPeekAtLastError, which does not clear (swallow) an error left by someone else's launch.
+    launches with cudaPeekAtLastError, which does not clear (swallow) an error left by someone
+    else's launch.
     """
     src = (pb.CSRC / "nms_kernels.cu").read_text()
     entry = src[src.index('extern "C" int edgedet_nms(') :]

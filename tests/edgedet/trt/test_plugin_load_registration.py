@@ -6,10 +6,8 @@ that.
 Needs nvcc and TensorRT's C++ headers (skips otherwise, like
 tests/edgedet/trt/test_plugin_build.py). The
 registration tests also need a TensorRT runtime of the headers' major version in Python (the lean
-runtime
-wheel `tensorrt-lean-cu13-*` is enough: its plugin registry runs without a GPU); each loading order
-runs in a
-fresh interpreter, because a registration lasts for the process.
+runtime wheel `tensorrt-lean-cu13-*` is enough: its plugin registry runs without a GPU); each
+loading order runs in a fresh interpreter, because a registration lasts for the process.
 """
 
 from __future__ import annotations
@@ -81,8 +79,7 @@ def test_library_carries_a_load_time_registrar_and_no_link_to_tensorrt(plugin):
 
 
 # One fresh interpreter per loading order: it prints whether EdgeDetNMS v1 / edgedet is registered
-# after
-# each step. `dlopen` is ctypes.CDLL (what DeepStream / Triton do), `load_library`
+# after each step. `dlopen` is ctypes.CDLL (what DeepStream / Triton do), `load_library`
 # IPluginRegistry.loadLibrary.
 PROBE = r"""
 import ctypes, importlib, sys

@@ -1,7 +1,6 @@
 """attach-nms for outputs that are already final (end-to-end heads): Ultralytics end2end rows, their
 variants (class before score, mmdeploy dets + labels), DETR-style pred_boxes + logits (softmax with
-a
-no-object column, sigmoid). Each generated the way its tool writes it, converted with one command,
+a no-object column, sigmoid). Each generated the way its tool writes it, converted with one command,
 run through edgedet.load and compared with the tool's own post-processing on the same image."""
 
 import io

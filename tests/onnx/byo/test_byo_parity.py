@@ -173,8 +173,7 @@ def test_image_to_detections_matches_the_tools_own_pipeline(case, tmp_path):
         assert len(ref) < params.max_output_boxes
         assert len(dets) == len(ref)
         # FP16: ONNX Runtime runs the converted and the original graph one float16 ulp apart
-        # (identical
-        # float16 inputs; measured: scores within 3e-4, coordinates within 1/32 px)
+        # (identical float16 inputs; measured: scores within 3e-4, coordinates within 1/32 px)
         worst = min(worst, match(dets, ref, 1e-3 if "fp16" in case else 1e-4))
         total += len(ref)
     print(
