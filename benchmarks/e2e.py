@@ -1,5 +1,4 @@
-"""End to end on ONNX Runtime (CPU): JPEG path -> Detections, against the model alone and
-Ultralytics.
+"""End to end on ONNX Runtime (CPU): JPEG path -> Detections, vs the model alone and Ultralytics.
 
 Models (built in --work, reused when present):
   nano       edgedet's nano at 320 (shipped weights): --nms edgedet and --nms none

@@ -1,5 +1,4 @@
-"""INT8 under an accuracy budget: sensitivity, fallback, calibration size, held-out agreement (one
-run).
+"""INT8 under an accuracy budget: sensitivity, fallback, calibration size, held-out agreement.
 
 Models
   nano      the shipped weights (exporters/nano/weights/nano.pt), NMS in graph, 320 px.

@@ -1,5 +1,4 @@
-"""Stream runtime: pipelined vs sequential, 4 streams batched vs 4 separate loops, live latency,
-Ultralytics.
+"""Streams: pipelined vs sequential, 4 batched streams vs 4 loops, live latency, Ultralytics.
 
 All with nano exported to ONNX (dynamic batch, NMS in the graph) on ONNX Runtime CPU, in one run.
 Every comparison runs its variants in rounds (A, B, C, A, B, C, ...) so background load hits all
