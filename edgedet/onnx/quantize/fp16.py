@@ -14,7 +14,7 @@ DequantizeLinear-19 take float16 scales).
 
 from __future__ import annotations
 
-from edgedet.errors import InputError, ModelError
+from edgedet.errors import InputError, ModelError, first_line
 from edgedet.onnx.quantize.placement import Placement
 
 QDQ_FP16_OPSET = 19
@@ -69,7 +69,7 @@ def at_least_opset(model, version: int):
     except Exception as exc:  # noqa: BLE001 - the converter raises plain RuntimeErrors naming the op without an adapter
         raise ModelError(
             f"cannot raise the graph from opset {current} to {version}, which FP16 Q/DQ scales need"
-            f" ({str(exc).splitlines()[0][:200]}); re-export with --opset {version}, or pass"
+            f" ({first_line(exc)}); re-export with --opset {version}, or pass"
             " --fallback fp32"
         ) from None
     # The converter drops model-local functions (EdgeDetNMS's standard-op body, which ONNX Runtime
