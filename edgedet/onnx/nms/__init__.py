@@ -164,7 +164,6 @@ def _anchors(anchors, n: int) -> np.ndarray | None:
 
 def replace_outputs(model, produced: dict[str, str], raw: RawOutputs, k: int) -> None:
     """Drop the raw outputs; add the four contract outputs (Identity-renamed from ``produced``)."""
-    import onnx
     from onnx import helper
 
     for name in contract.NMS_OUTPUTS:
@@ -174,20 +173,30 @@ def replace_outputs(model, produced: dict[str, str], raw: RawOutputs, k: int) ->
     keep = [o for o in model.graph.output if o.name not in (raw.boxes, raw.scores)]
     del model.graph.output[:]
     model.graph.output.extend(keep)
-    b = raw.batch if raw.batch != "?" else "batch"
+    model.graph.output.extend(contract_output_infos(raw.batch, k))
+
+
+def contract_output_infos(batch, k: int) -> list:
+    """ValueInfos of the four contract outputs for batch ``batch`` ("?": dynamic) and K = ``k``."""
+    import onnx
+    from onnx import helper
+
+    b = batch if batch != "?" else "batch"
     shapes = {
         contract.NUM_DETS: [b, 1],
         contract.DET_BOXES: [b, k, 4],
         contract.DET_SCORES: [b, k],
         contract.DET_CLASSES: [b, k],
     }
+    infos = []
     for name in contract.NMS_OUTPUTS:
         dtype = (
             onnx.TensorProto.INT32
             if contract.OUTPUT_DTYPES[name] == np.int32
             else onnx.TensorProto.FLOAT
         )
-        model.graph.output.append(helper.make_tensor_value_info(name, dtype, shapes[name]))
+        infos.append(helper.make_tensor_value_info(name, dtype, shapes[name]))
+    return infos
 
 
 @register("edgedet")

@@ -103,7 +103,7 @@ def attach_topk(
     import onnx
     from onnx import helper
 
-    from edgedet.onnx.nms import MIN_OPSET, _dims
+    from edgedet.onnx.nms import MIN_OPSET, _dims, contract_output_infos
     from edgedet.onnx.tools import opset_of
 
     if not isinstance(params, NMSParams):
@@ -161,19 +161,5 @@ def attach_topk(
     keep = [o for o in out.graph.output if o.name not in (boxes, scores, labels)]
     del out.graph.output[:]
     out.graph.output.extend(keep)
-    batch = sshape[0] if sshape[0] != "?" else "batch"
-    k = params.max_output_boxes
-    shapes = {
-        contract.NUM_DETS: [batch, 1],
-        contract.DET_BOXES: [batch, k, 4],
-        contract.DET_SCORES: [batch, k],
-        contract.DET_CLASSES: [batch, k],
-    }
-    for name in contract.NMS_OUTPUTS:
-        dtype = (
-            onnx.TensorProto.INT32
-            if contract.OUTPUT_DTYPES[name] == np.int32
-            else onnx.TensorProto.FLOAT
-        )
-        out.graph.output.append(helper.make_tensor_value_info(name, dtype, shapes[name]))
+    out.graph.output.extend(contract_output_infos(sshape[0], params.max_output_boxes))
     return out
