@@ -55,12 +55,10 @@ def realistic_random_model(em, images, head, target_std: float = 2.5) -> None:
         em.module(x)
         hook.remove()
         scale = target_std / max(float(np.mean([float(s) for s in seen])), 1e-12)
-        for layer in logit_layers(
-            head
-        ):  # only the final convolutions' weights: the spread scales exactly,
-            layer.weight.mul_(
-                scale
-            )  # the bias (RetinaNet/FCOS's -4.6 prior) keeps scores off 0 and 1
+        # only the final convolutions' weights: the spread scales exactly, and the bias
+        # (RetinaNet/FCOS's -4.6 prior) keeps scores off 0 and 1
+        for layer in logit_layers(head):
+            layer.weight.mul_(scale)
 
 
 def logit_layers(head):
@@ -69,9 +67,8 @@ def logit_layers(head):
 
     if hasattr(head, "cls_logits"):  # RetinaNet, FCOS
         return [head.cls_logits]
-    return [
-        m[-1] if isinstance(m, torch.nn.Sequential) else m for m in head.module_list
-    ]  # SSD, SSDlite
+    # SSD, SSDlite
+    return [m[-1] if isinstance(m, torch.nn.Sequential) else m for m in head.module_list]
 
 
 def photo_crops(images, out_dir, per_image: int = 40, seed: int = 0):

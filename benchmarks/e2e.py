@@ -10,8 +10,8 @@ Models (built in --work, reused when present):
              IoU 0.7, 300 detections), --nms edgedet and --nms none
   frcnn      torchvision fasterrcnn_mobilenet_v3_large_320_fpn (random weights, two EdgeDetNMS
              nodes); its final NMS score threshold is set to 0.001 on the benchmark's copy so the
-             final per-class NMS sees the full top_k = 4096 candidates of 150 x 91, as at the COCO
-             protocol
+             final per-class NMS sees the full top_k = 4096
+             candidates of 150 x 91, as at the COCO protocol
 Photos: --photo (default /work/shared/data/images/photo01.jpg) centre-cropped to 4:3 and resized
 to 640x480 and to 4000x3000 (12 MP), JPEG quality 90; or every JPEG of --folder.
 Every round times every figure once, in turn, so background load hits all alike; p50 over rounds.
@@ -127,9 +127,8 @@ def ultralytics_onnx(work: Path) -> Path | None:
 
         model = YOLO("yolov8n.yaml")
         torch.manual_seed(0)
-        for seq in model.model.model[
-            -1
-        ].cv3:  # class branches: last conv's bias sets the score prior
+        # class branches: last conv's bias sets the score prior
+        for seq in model.model.model[-1].cv3:
             seq[-1].bias.data.normal_(-4.0, 1.5)
         exported = Path(
             model.export(format="onnx", imgsz=640, simplify=False, opset=17, dynamic=False)
@@ -141,8 +140,8 @@ def ultralytics_onnx(work: Path) -> Path | None:
 def yolov8n_like(work: Path) -> Path:
     """Without ultralytics: a torch graph of YOLOv8n's shape (3->16->...->256 channel backbone at
     strides
-    8/16/32, a 144-channel box+class map per level) ending in [1, 84, 8400] (cx, cy, w, h + 80
-    sigmoids).
+    8/16/32, a 144-channel box+class map per level)
+    ending in [1, 84, 8400] (cx, cy, w, h + 80 sigmoids).
     """
     import torch
     from torch import nn
@@ -239,9 +238,8 @@ def rcnn_model(work: Path) -> Path:
                 a.f = 0.001
         from edgedet.manifest import read_manifest, write_onnx_artifact
 
-        write_onnx_artifact(
-            model, path, read_manifest(tmp, verify=False)
-        )  # re-hashed manifest beside it
+        # re-hashed manifest beside it
+        write_onnx_artifact(model, path, read_manifest(tmp, verify=False))
     return path
 
 
@@ -325,12 +323,13 @@ def function_body_runs(det, x: np.ndarray) -> list:
     return runs
 
 
+# callables that time their own parts
 SUB_FIGURES = (
     "stages",
     "host_nms",
     "e2e_host",
     "e2e_ultralytics",
-)  # callables that time their own parts
+)
 
 
 class SessionTimer:
@@ -409,9 +408,8 @@ def run_rounds(figures: dict, rounds: int, warmup: int = 2) -> dict[str, list[fl
     times: dict[str, list[float]] = {}
     names = list(figures)
     for r in range(rounds + warmup):
-        order = (
-            names[r % len(names) :] + names[: r % len(names)]
-        )  # rotate so no figure always runs first
+        # rotate so no figure always runs first
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             t0 = time.perf_counter()
             sub = figures[name]()
@@ -500,8 +498,8 @@ def derive(row: dict) -> dict:
     """The ratios the done-criteria read. NMS cost, measured directly on the same tensors: before =
     ORT
     running the EdgeDetNMS function body alone; after = the split path's host NMS steps (incl. the
-    casts to the node's output types); reference = edgedet.nms.host.batched_nms on the raw model's
-    outputs.
+    casts to the node's output types); reference =
+    edgedet.nms.host.batched_nms on the raw model's outputs.
     """
     m = row["model_only"]
     d = {

@@ -45,10 +45,11 @@ DEFAULT_FAMILIES = [
     "detr_hf",
 ]
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
+# families whose anchors/heads need more
 MIN_SIZE = {
     "ssd300_vgg16": 300,
     "tf_efficientdet_d0": 512,
-}  # families whose anchors/heads need more
+}
 # INT8 placement beyond the detection defaults: attention's softmax and layer norm stay in float
 INT8_EXCLUDE = {"detr_hf": ("Softmax", "LayerNormalization")}
 
@@ -116,9 +117,8 @@ def bench_family(
         "export_stages": res.timings,
         "onnx_mb": round(res.path.stat().st_size / 1e6, 1),
         "nms": res.manifest.nms_implementation,
-        "parity_vs_torch": (
-            res.verification
-        ),  # raw outputs max abs diff, or detection sets (NMS in network)
+        # raw outputs max abs diff, or detection sets (NMS in network)
+        "parity_vs_torch": res.verification,
         "inference_p50_ms": round(stats["inference"]["p50"], 2),
         "end_to_end_p50_ms": round(stats["end_to_end"]["p50"], 2),
         "stats": stats,

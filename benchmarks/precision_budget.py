@@ -3,16 +3,15 @@
 Models
   nano      the shipped weights (exporters/nano/weights/nano.pt), NMS in graph, 320 px.
   ssdlite   torchvision SSDlite320-MobileNetV3 with 6 classes + background. No pretrained weights
-  can
-            be downloaded here and full training does not fit this shared 2-core CPU (one SGD step
-            on 16 images took 55-95 s under the load of the run), so: backbone and head depthwise
-            stages randomly initialised with BatchNorm statistics re-estimated on synthetic images;
-            the head's final 1x1 classification and box-regression convolutions trained (Adam, SSD
-            loss, cached features) on nano's synthetic training data, so the scores and boxes are
-            learned, not random.
+            can be downloaded here and full training does not fit this shared 2-core CPU (one SGD
+            step on 16 images took 55-95 s under the load of the run), so: backbone and head
+            depthwise stages randomly initialised with BatchNorm statistics re-estimated on
+            synthetic images; the head's final 1x1 classification and box-regression convolutions
+            trained (Adam, SSD loss, cached features) on nano's synthetic training data, so the
+            scores and boxes are learned, not random.
 Data (nano's synthetic generator, disjoint seeds): train 1, mAP/test 2, calibration 3, held-out 4,
-labelled set for --budget-map 5. Per model: plain INT8 (TensorRT Q/DQ layout, float graph FP32) and
---budget (nano also
+labelled set for --budget-map 5. Per model: plain INT8 (TensorRT
+Q/DQ layout, float graph FP32) and --budget (nano also
 --budget-map):
 the budgeted graphs are INT8 Q/DQ + FP16 (fallen-back layers and the rest of the float graph, FP16
 scales, opset 19; NMS/decode/last head convs FP32), and the search measures that graph through ONNX
@@ -115,9 +114,8 @@ def summary(p: dict) -> dict:
         out["budget"] = {k: v for k, v in p["budget"].items() if k != "search"}
         out["budget"]["search_steps"] = len(p["budget"]["search"])
         out["budget"]["fp16_layers"] = len(p["budget"]["fallback_layers"])
-        out["budget"]["int8_fp16_no_fallback"] = p["budget"]["search"][
-            0
-        ]  # prefix 0: plain INT8 with FP16 around
+        # prefix 0: plain INT8 with FP16 around
+        out["budget"]["int8_fp16_no_fallback"] = p["budget"]["search"][0]
     return out
 
 
@@ -333,9 +331,8 @@ def run_ssdlite(work: Path, args) -> dict:
         num_classes=len(CLASS_NAMES) + 1,
         nms_overrides={"score_threshold": 0.05, "max_output_boxes": 100},
     )
-    torch.manual_seed(
-        0
-    )  # the random initialisation (the runs recorded so far were not seeded here)
+    # the random initialisation (the runs recorded so far were not seeded here)
+    torch.manual_seed(0)
     em = build_exportable(opts)
     training = ssd_train_head(em, train_root, args)
     fp32 = work / "ssdlite.onnx"

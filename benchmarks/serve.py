@@ -45,8 +45,8 @@ def start(model: str, extra: list[str], max_batch: int, delay_us: int, attempts:
     """Start `edgedet serve` and wait until the model is ready. Under heavy load PyTriton's model
     start-up
     sometimes fails with ConnectionRefusedError (its Python backend connects to a Unix socket as
-    soon as the file exists, before the socket listens: pytriton/proxy/communication.py); that start
-    is retried.
+    soon as the file exists, before the socket listens:
+    pytriton/proxy/communication.py); that start is retried.
     """
     import tritonclient.grpc as grpcclient
 
@@ -125,8 +125,8 @@ def load_round(
 
 
 # Variants of one server, each started fresh per round (name -> extra `edgedet serve` options). The
-# baseline is the same server, same instance count and ONNX Runtime threads, with Triton's dynamic
-# batching off:
+# baseline is the same server, same instance count and ONNX
+# Runtime threads, with Triton's dynamic batching off:
 # every
 # request is one model call. "dynamic_serial_decode" isolates what decoding a batch's images in
 # threads buys; the later --queue-delay-us wins over the default one start() passes.
@@ -139,8 +139,8 @@ VARIANTS = {
     "no_batching_2_instances": ["--no-dynamic-batching", "--instances", "2"],
     "dynamic_2_instances": ["--instances", "2"],
 }
-# Triton's cumulative per-model counters (microseconds, or counts), read before and after each
-# round.
+# Triton's cumulative per-model counters (microseconds,
+# or counts), read before and after each round.
 COUNTERS = (
     "nv_inference_count",
     "nv_inference_exec_count",
@@ -164,9 +164,8 @@ def run(
 ) -> dict:
     per_mode: dict[str, dict] = {v: {"walls": [], "lat": [], "counts": []} for v in variants}
     for r in range(rounds):
-        order = (
-            variants[r % len(variants) :] + variants[: r % len(variants)]
-        )  # rotate: load hits each alike
+        # rotate: load hits each alike
+        order = variants[r % len(variants) :] + variants[: r % len(variants)]
         for mode in order:
             proc, url, murl = start(model, VARIANTS[mode] + common, max_batch, delay_us)
             try:
@@ -201,8 +200,8 @@ def run(
             "rounds_wall_s": [round(w, 2) for w in d["walls"]],
             "rounds_requests_per_s": [round(clients * requests / w, 2) for w in d["walls"]],
             # Triton's per-request counters: every request of a batch is charged the whole model
-            # call, so sum / requests = one call; / mean batch = one image's share of the Python
-            # callable.
+            # call, so sum / requests = one call; / mean batch
+            # = one image's share of the Python callable.
             "server_ms": {
                 "queue_per_request": round(summed["nv_inference_queue_duration_us"] / n / 1e3, 1),
                 "callable_per_call": round(
@@ -244,8 +243,8 @@ def run(
 def model_only(model: str, images: list[bytes], rounds: int) -> dict:
     """The same work without Triton, in this process: Detector.predict on the 8 decoded photos as 8
     calls of one
-    and as one batch of 8, interleaved. Says whether a batch is any cheaper per image for the model
-    itself.
+    and as one batch of 8, interleaved. Says whether a
+    batch is any cheaper per image for the model itself.
     """
     import edgedet
     from edgedet.serve import decode

@@ -21,8 +21,8 @@ frames per CPU-second is beside them. Measured in one run:
       separate: 4 sequential loops in 4 threads sharing the session (what a user writes without a
       batching runtime). batched: one Pipeline gathering the 4 streams into batch-4 calls (default
       model_workers; '_one_call': 1); pipeline_batch1: the same at batch 1. Also the model's CPU
-      per image at batch 1 and batch 4 (one intra-op thread, so the calling thread's CPU is all of
-      it).
+      per image at batch 1 and batch 4 (one intra-op
+      thread, so the calling thread's CPU is all of it).
   live_latency  tests/helpers/mjpeg_sender.py (HTTP-MJPEG, 400x240 at 30 fps, a separate
       process) read through the pipeline by a consumer slower than the source (sleeps
       --consumer-ms per result, default 50 ms); capture-to-result latency and sender-to-result age
@@ -32,10 +32,10 @@ frames per CPU-second is beside them. Measured in one run:
       weights, benchmarks/e2e.py's class-bias prior), against edgedet on the same ONNX with
       attach-nms (same conf/iou/max_det), same video, --yolo-frames frames; detections per frame
       and the share of boxes the other side also found (same class, IoU >= 0.9).
-Usage: python -m benchmarks.streams [--json benchmarks/results/streams.json] [--frames 60] [--only
-...]
-       python -m benchmarks.streams --live-only --live-seconds 300 --consumer-ms 150 --json
-       benchmarks/results/streams_live.json
+Usage: python -m benchmarks.streams [--json benchmarks/results/streams.json] [--frames 60]
+       [--only ...]
+       python -m benchmarks.streams --live-only --live-seconds 300 --consumer-ms 150
+       --json benchmarks/results/streams_live.json
 """
 
 from __future__ import annotations
@@ -208,9 +208,8 @@ class EmulatedDevice:
 
 def emulated_device(det, video: Path, ms: float, repeats: int) -> dict:
     real = det.backend
-    det.backend = EmulatedDevice(
-        real, ms
-    )  # no concurrent calls: one at a time, as one TensorRT context
+    # no concurrent calls: one at a time, as one TensorRT context
+    det.backend = EmulatedDevice(real, ms)
     try:
         n = len(sequential(det, str(video)))  # fills the cache with the real outputs
         figures, last = interleaved(
@@ -307,8 +306,8 @@ def yolo_models(work: Path) -> tuple[Path, Path] | None:
     """Ultralytics' own ONNX export of yolov8n.yaml (random weights with benchmarks/e2e.py's
     class-bias
     prior) and edgedet's file made from that same ONNX by attach-nms, with the NMS settings of
-    Ultralytics' predict (conf, iou, max_det; its 30000 candidates before NMS); None without
-    ultralytics.
+    Ultralytics' predict (conf, iou, max_det; its 30000
+    candidates before NMS); None without ultralytics.
     """
     from benchmarks.e2e import _rename_input, ultralytics_onnx
     from edgedet.nms.params import NMSParams
@@ -395,10 +394,11 @@ def versus_ultralytics(work: Path, video: Path, frames: int, repeats: int) -> di
                 (d.boxes, d.class_ids) for d in sequential(t1, str(video), frames)
             ],
         }
+        # warm-up (Ultralytics warms its model up on the first call)
         (
             run_ultralytics(),
             run_edgedet(t1),
-        )  # warm-up (Ultralytics warms its model up on the first call)
+        )
         figures, last = interleaved(variants, repeats, frames)
         workers = t1.stream(str(video)).model_workers
     pairs = list(zip(last["ultralytics"], last["edgedet_pipelined_ort1"]))

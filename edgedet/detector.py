@@ -66,8 +66,8 @@ class Model:
     def predict(self, images: Iterable[ImageLike], **post) -> list:
         """Batch API: images are paths or RGB uint8 arrays; chunks follow the model's batch size.
 
-        Keyword arguments go to ``postprocess`` (``min_score`` for detectors, ``top_k`` for
-        classifiers).
+        Keyword arguments go to ``postprocess`` (``min_score``
+        for detectors, ``top_k`` for classifiers).
         """
         items = list(images)
         results: list = []
@@ -323,9 +323,8 @@ def check_manifest_matches(m: Manifest, backend, where) -> None:
         if m.output_kind == contract.KIND_RAW
         else outs.get(contract.CLASS_PROBS)
     )
-    if (
-        contract.RAW_LABELS in outs
-    ):  # an end-to-end head that picked each box's class: scores [B, N, 1]
+    # an end-to-end head that picked each box's class: scores [B, N, 1]
+    if contract.RAW_LABELS in outs:
         scores = None
     if (
         scores is not None

@@ -10,9 +10,11 @@ import shutil
 import subprocess
 
 from edgedet.errors import first_line
+
+# one install text for doctor, build and the backend
 from edgedet.trt.loader import (
     HOWTO as TRT_INSTALL,
-)  # one install text for doctor, build and the backend
+)
 
 TRT_HOWTO = "TensorRT is not importable. Get it: " + TRT_INSTALL
 

@@ -191,8 +191,8 @@ def check_output(
 # files, removed after the last rename) and hard links to the previous pair (no copy).
 # A commit that is cut (exception, SIGKILL, power loss) leaves the journal; ``recover_pair`` then
 # puts the previous pair back unless the new one is already complete. SIGINT/SIGTERM are deferred
-# across the renames so Ctrl-C never cuts it. Every state a reader can act on is old-complete or
-# new-complete.
+# across the renames so Ctrl-C never cuts it. Every state
+# a reader can act on is old-complete or new-complete.
 
 COMMIT_STEPS = (
     "temps-written",
@@ -284,9 +284,8 @@ def recover_pair(
     absolute = {Path(os.path.abspath(artifact)): artifact, Path(os.path.abspath(sidecar)): sidecar}
     try:
         record = json.loads(journal.read_text())
-        had = {
-            absolute.get(Path(p), Path(p)) for p in record.get("had", [])
-        }  # journal paths are absolute
+        # journal paths are absolute
+        had = {absolute.get(Path(p), Path(p)) for p in record.get("had", [])}
         temps = [Path(p) for p in record.get("temps", [])]
         writer = int(record.get("pid", 0))
     except (OSError, ValueError, AttributeError, TypeError):

@@ -74,14 +74,12 @@ def read_image_for_input(
 def _decode(path, draft: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int]]:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    path = (
-        path if hasattr(path, "read") else Path(path)
-    )  # a file object: bytes in memory (edgedet serve)
+    # a file object: bytes in memory (edgedet serve)
+    path = path if hasattr(path, "read") else Path(path)
     try:
         data = path.read() if hasattr(path, "read") else path.read_bytes()
-        with Image.open(
-            io.BytesIO(data)
-        ) as im:  # header only: size, format, EXIF; pixels decode below
+        # header only: size, format, EXIF; pixels decode below
+        with Image.open(io.BytesIO(data)) as im:
             if im.width * im.height > MAX_PIXELS:
                 raise InputError(
                     f"image {path} is {im.width}x{im.height}, larger than edgedet accepts;"
@@ -100,9 +98,8 @@ def _decode(path, draft: tuple[int, int] | None = None) -> tuple[np.ndarray, tup
                     return rgb, full
             if orientation in (5, 6, 7, 8):  # EXIF orientations that swap width and height
                 full = full[::-1]
-            if orientation in range(
-                2, 9
-            ):  # exif_transpose copies the whole image even when there is nothing to do
+            # exif_transpose copies the whole image even when there is nothing to do
+            if orientation in range(2, 9):
                 im = ImageOps.exif_transpose(im)
             return _to_rgb8(im, path), full
     except FileNotFoundError:
@@ -129,15 +126,16 @@ def _decode(path, draft: tuple[int, int] | None = None) -> tuple[np.ndarray, tup
         ) from None
 
 
-# cv2.imdecode flags for a JPEG decoded at 1/scale; IMREAD_COLOR_RGB (OpenCV >= 4.11) saves a
-# BGR->RGB pass
+# cv2.imdecode flags for a JPEG decoded at 1/scale;
+# IMREAD_COLOR_RGB (OpenCV >= 4.11) saves a BGR->RGB pass
 _CV2_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
+# the scale bits; the colour bit is added below
 _CV2_SCALE = {
     1: cv2.IMREAD_GRAYSCALE,
     2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
     4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
     8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
-}  # the scale bits; the colour bit is added below
+}
 _JPEG_END = b"\xff\xd9"
 
 
@@ -147,8 +145,8 @@ def _decode_jpeg_cv2(data: bytes, scale: int, size: tuple[int, int]) -> np.ndarr
     DCT-scaled: tests/edgedet/test_fast_preprocess.py), but OpenCV writes 3-byte pixels straight
     into the array where Pillow unpacks into its 4-byte layout and copies out again: a 640x480 photo
     decodes in ~0.65x the time (docs/performance.md). OpenCV's libjpeg only warns about a truncated
-    file and fills the rest grey, so a file not ending in the JPEG end marker is left to Pillow,
-    which refuses it.
+    file and fills the rest grey, so a file not ending in
+    the JPEG end marker is left to Pillow, which refuses it.
     """
     if scale not in _CV2_SCALE or not data.rstrip(b"\0").endswith(_JPEG_END):
         return None
@@ -266,8 +264,8 @@ def to_input(canvases: list[np.ndarray], dtype: str = "float32") -> np.ndarray:
     out = np.empty((len(canvases), channels, h, w), dtype=np.float32)
     for b, canvas in enumerate(canvases):
         # cv2.split de-interleaves with SIMD; assigning a contiguous uint8 plane converts it in one
-        # pass. ~0.7x the time of a multiply reading the HWC canvas through a transposed view (same
-        # bits)
+        # pass. ~0.7x the time of a multiply reading the
+        # HWC canvas through a transposed view (same bits)
         planes = (
             cv2.split(canvas)
             if canvas.flags.c_contiguous

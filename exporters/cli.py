@@ -1,8 +1,8 @@
 """The torch tier's commands, `edgedet export` and `edgedet demo` (edgedet/cli/main.py names them
 lazily).
 
-They live here, not in edgedet/cli, because they need PyTorch: the runtime and the ONNX tier never
-import this package.
+They live here, not in edgedet/cli, because they need PyTorch:
+the runtime and the ONNX tier never import this package.
 """
 
 from __future__ import annotations

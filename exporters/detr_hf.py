@@ -119,8 +119,8 @@ def calibrate_random_heads(
     """Spread a random DETR's queries (embeddings std 3) and re-centre its class and box heads on
     the
     decoder outputs for ``pixel_values``, so the queries' scores and boxes spread (logit std
-    ``class_std``; box logits std ``box_std``, sizes around sigmoid(-1) = 0.27 of the image). For
-    tests and benchmarks
+    ``class_std``; box logits std ``box_std``, sizes around
+    sigmoid(-1) = 0.27 of the image). For tests and benchmarks
     of randomly initialised models only."""
     # Queries must differ more than images do, or every query of an image gets the same score
     # (random init: query embeddings std 0.1; decoder outputs then vary ~300x more between images
@@ -132,9 +132,8 @@ def calibrate_random_heads(
     )
     out = model(pixel_values=pixel_values)
     hook.remove()
-    box_offset = torch.tensor(
-        [0.0, 0.0, -1.0, -1.0]
-    )  # centres around 0.5, sizes around sigmoid(-1)
+    # centres around 0.5, sizes around sigmoid(-1)
+    box_offset = torch.tensor([0.0, 0.0, -1.0, -1.0])
     for layer, x, std, offset in (
         (model.class_labels_classifier, out.last_hidden_state, class_std, 0.0),
         (model.bbox_predictor.layers[-1], seen["box_in"], box_std, box_offset),
@@ -175,9 +174,8 @@ def build_detr(request: BuildRequest) -> ExportableModel:
         name="detr_hf",
         class_names=names,
         imgsz=(size, size),
-        nms=end_to_end_params(
-            score_threshold=0.5, max_output_boxes=queries
-        ),  # post_process's default 0.5
+        # post_process's default 0.5
+        nms=end_to_end_params(score_threshold=0.5, max_output_boxes=queries),
         normalization={"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "in_graph": True},
         source={
             **source,

@@ -23,9 +23,8 @@ from edgedet.manifest import InputInfo, Manifest, write_onnx_artifact
 from edgedet.onnx.tools import check_model, io_specs, opset_of, simplify
 from exporters.base import ExportableModel
 
-NMS_CHOICES = (
-    contract.NMS_IMPLEMENTATIONS
-)  # edgedet.onnx.nms registry names (a test keeps them equal)
+# edgedet.onnx.nms registry names (a test keeps them equal)
+NMS_CHOICES = contract.NMS_IMPLEMENTATIONS
 
 
 IN_NETWORK_NMS = (
@@ -49,9 +48,8 @@ class ExportOptions:
     exporter: str = "auto"
     simplify: bool = True
     verify: bool = True
-    nms_overrides: dict = field(
-        default_factory=dict
-    )  # score_threshold, iou_threshold, max_output_boxes, top_k
+    # score_threshold, iou_threshold, max_output_boxes, top_k
+    nms_overrides: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -132,9 +130,8 @@ def build_exportable(o: ExportOptions) -> ExportableModel:
         raise InputError(f"weights file {o.weights} does not exist")
     state = load_state_dict(o.weights) if o.weights and not entry.own_weights else None
     em = entry(build_request(o, state, weights_record(o.weights)))
-    em.nms = nms_params(
-        em, o
-    )  # command-line overrides apply everywhere (manifest, torch reference)
+    # command-line overrides apply everywhere (manifest, torch reference)
+    em.nms = nms_params(em, o)
     return em
 
 
@@ -216,11 +213,12 @@ def verify_raw(em: ExportableModel, raw, o: ExportOptions) -> dict:
     for name, r, g in zip(em.output_names, ref, got):
         r = r.numpy()
         diff = np.abs(r.astype(np.float64) - g.astype(np.float64))
+        # nothing to compare: not a pass
         report[name] = {
             "max_abs": float(diff.max(initial=0)),
             "max_rel": float((diff / (np.abs(r) + 1e-6)).max(initial=0)),
             "constant": bool(r.size == 0 or np.ptp(r) == 0),
-        }  # nothing to compare: not a pass
+        }
         atol = raw_tolerance(name, em.imgsz)
         if not np.allclose(g, r, rtol=1e-3, atol=atol):
             raise ExportError(
@@ -252,9 +250,8 @@ def verify_detections(ref: dict, got: dict) -> dict:
         )
         acc.add(a, o)
     r = acc.result()
-    r["verified"] = bool(
-        r["detections_a"] or r["detections_b"]
-    )  # 0 vs 0 detections compares nothing
+    # 0 vs 0 detections compares nothing
+    r["verified"] = bool(r["detections_a"] or r["detections_b"])
     if min(r["matched_a"], r["matched_b"]) < MIN_MATCHED or r["class_agreement"] < MIN_MATCHED:
         raise ExportError(
             f"exported graph disagrees with torch on the detections: {r['matched_a']:.0%} of"

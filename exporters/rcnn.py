@@ -105,9 +105,8 @@ class TwoStageDetector(nn.Module):
         self.level_counts = counts
         rpn = self.model.rpn
         self.pre_nms = [min(rpn._pre_nms_top_n["testing"], n) for n in counts]
-        names = [
-            n for n in self.model.roi_heads.box_roi_pool.featmap_names if n in feats
-        ]  # as torchvision filters
+        # as torchvision filters
+        names = [n for n in self.model.roi_heads.box_roi_pool.featmap_names if n in feats]
         scales = [2.0 ** round(math.log2(feats[n].shape[-1] / self.size)) for n in names]
         self.box_pool = MultiScaleRoIAlign(self.model.roi_heads.box_roi_pool, names, scales)
         if self.masks:
@@ -158,11 +157,12 @@ class TwoStageDetector(nn.Module):
             (wh >= self.model.rpn.min_size).all(-1), prob, torch.full_like(prob, -1.0)
         )
         level = torch.cat(keep_level, 1)
+        # [B, M, L]
         scores = torch.where(
             level.unsqueeze(-1) == torch.arange(len(self.pre_nms), device=prob.device),
             prob.unsqueeze(-1),
             torch.full_like(prob, -1.0).unsqueeze(-1),
-        )  # [B, M, L]
+        )
         num, props, _, _ = edgedet_nms(boxes, scores, self.rpn_nms)
         valid = torch.arange(props.shape[1], device=props.device).unsqueeze(0) < num
         return props, valid
@@ -190,9 +190,8 @@ class TwoStageDetector(nn.Module):
             logits.dtype
         )
         wh = boxes[..., 2:] - boxes[..., :2]
-        scores = torch.where(
-            (wh >= 1e-2).all(-1), scores, torch.zeros_like(scores)
-        )  # remove_small_boxes(1e-2)
+        # remove_small_boxes(1e-2)
+        scores = torch.where((wh >= 1e-2).all(-1), scores, torch.zeros_like(scores))
         return edgedet_nms(boxes, scores, self.box_nms)
 
     def _decode_per_class(

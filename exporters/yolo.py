@@ -34,9 +34,8 @@ class YoloHeadSpec:
     num_classes: int
     strides: tuple[int, ...] = (8, 16, 32)
     reg_max: int = 16
-    anchors: tuple[
-        tuple[tuple[float, float], ...], ...
-    ] = ()  # per level, (w, h) pixels; kind "anchor"
+    # per level, (w, h) pixels; kind "anchor"
+    anchors: tuple[tuple[tuple[float, float], ...], ...] = ()
 
     def channels(self, level: int) -> int:
         if self.kind == "dfl":
@@ -108,9 +107,8 @@ class YoloDetector(nn.Module):
         bsz, ch, h, w = raw.shape
         r = self.spec.reg_max
         flat = raw.reshape(bsz, ch, h * w).transpose(1, 2)  # [B, HW, 4r + C]
-        dist = (
-            torch.softmax(flat[..., : 4 * r].reshape(bsz, h * w, 4, r), -1) @ self.bins
-        )  # [B, HW, 4]
+        # [B, HW, 4]
+        dist = torch.softmax(flat[..., : 4 * r].reshape(bsz, h * w, 4, r), -1) @ self.bins
         centre = grid[0] + 0.5
         xyxy = torch.cat([centre - dist[..., :2], centre + dist[..., 2:]], -1) * stride
         return xyxy, torch.sigmoid(flat[..., 4 * r :])

@@ -15,9 +15,8 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 from PIL import Image as _PILImage  # noqa: E402
 
-_PIL_OPEN = (
-    _PILImage.open
-)  # Pillow's own, taken before any test module (and ultralytics) is imported
+# Pillow's own, taken before any test module (and ultralytics) is imported
+_PIL_OPEN = _PILImage.open
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,8 @@ Data: benchmarks.nms_host.make_candidates (30 clustered objects with jittered an
 background scores elsewhere, seeded), batch 1, already-activated scores, iou_threshold 0.45, K =
 300, top_k 1000 at score threshold 0.25 and 4096 at 0.001 (plus 10000 at 25200 x 80 @ 0.001). Inputs
 and outputs stay on the GPU; each timed region is bracketed by CUDA events on the legacy default
-stream (CuPy's and torch's default stream) and followed by a synchronize; medians of --repeats after
---warmup calls.
+stream (CuPy's and torch's default stream) and followed by
+a synchronize; medians of --repeats after --warmup calls.
   edgedet      one edgedet_nms call through ctypes, arguments prebuilt: threshold + top-k ranking of
                all N*C scores + box gather + per-class bitmask NMS + padded outputs (num_dets,
                det_boxes, det_scores, det_classes, det_indices); workspace and outputs preallocated,
@@ -16,8 +16,8 @@ stream (CuPy's and torch's default stream) and followed by a synchronize; median
                (per-class), first K, padded outputs (num_dets, boxes, scores, classes)
 Agreement: the kept (anchor, class) sets of both, and our outputs vs the host path (bit-exact
 expected). Needs a GPU, nvcc and CuPy; torch + torchvision are optional (without them only our side
-is timed). Usage: python -m benchmarks.gpu.nms_cuda --json OUT/nms_cuda.json [--repeats 100]
-[--dry-run]
+is timed). Usage: python -m benchmarks.gpu.nms_cuda
+--json OUT/nms_cuda.json [--repeats 100] [--dry-run]
 """
 
 from __future__ import annotations
@@ -130,9 +130,8 @@ def run_case(lib, n, c, thr, top_k, warmup, repeats, tv) -> dict:
     boxes, scores, p = case_data(n, c, thr, top_k)
     d_boxes, d_scores = cp.asarray(boxes), cp.asarray(scores)
     workspace = cp.empty(workspace_size(lib, c_params(p, 1, n, c)), cp.uint8)
-    call = prepare_nms_cuda(
-        lib, d_boxes, d_scores, p, workspace=workspace
-    )  # outputs allocated once, args built once
+    # outputs allocated once, args built once
+    call = prepare_nms_cuda(lib, d_boxes, d_scores, p, workspace=workspace)
     ours = time_events(call, warmup, repeats)
     got = [cp.asnumpy(o) for o in call()]
     host = batched_nms(boxes, scores, p)

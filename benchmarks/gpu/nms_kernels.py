@@ -124,9 +124,8 @@ def _device_array(t, name: str):
 def _stream_ptr(stream) -> int:
     if stream is None or isinstance(stream, int):
         return stream or 0
-    return int(
-        getattr(stream, "ptr", None) or getattr(stream, "cuda_stream", 0)
-    )  # CuPy / torch stream
+    # CuPy / torch stream
+    return int(getattr(stream, "ptr", None) or getattr(stream, "cuda_stream", 0))
 
 
 def run_nms_cuda(
@@ -152,17 +151,17 @@ def prepare_nms_cuda(
 ) -> Callable[[], NMSOutput]:
     """Check the arrays and build the C arguments once; returns a callable that launches edgedet_nms
     on
-    the arrays' current contents and returns the outputs (not synchronised; EdgeDetError on
-    failure).
+    the arrays' current contents and returns the outputs
+    (not synchronised; EdgeDetError on failure).
 
     boxes [B, N, 4] or [B, N, C, 4], scores [B, N, C], anchors [1|B, N, 4] or None: C-contiguous
     device arrays (anything with __cuda_array_interface__: CuPy, torch CUDA tensors), all float32 or
-    all float16 (det_boxes / det_scores come back in that dtype). score_threshold_dev /
-    iou_threshold_dev:
+    all float16 (det_boxes / det_scores come back in that
+    dtype). score_threshold_dev / iou_threshold_dev:
     optional
     float32 device scalars read by the kernels instead of the params' values. workspace (uint8
-    device array of at least edgedet_nms_workspace_size bytes) and outputs (NMSOutput of device
-    arrays:
+    device array of at least edgedet_nms_workspace_size
+    bytes) and outputs (NMSOutput of device arrays:
     int32
     [B, 1], dtype [B, K, 4], dtype [B, K], int32 [B, K], int32 [B, K]) are allocated with CuPy when
     None. stream: CuPy / torch stream or raw cudaStream_t (None: the legacy default stream 0).

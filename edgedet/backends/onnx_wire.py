@@ -65,8 +65,8 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 
 def fields(buf: bytes):
     """(field number, wire type, value, raw bytes of the whole field) for each field of a message.
-    Values and raw bytes are memoryviews into ``buf``: a model's weights are never copied while
-    parsing.
+    Values and raw bytes are memoryviews into ``buf``:
+    a model's weights are never copied while parsing.
     """
     buf = buf if isinstance(buf, memoryview) else memoryview(buf)
     pos, n = 0, len(buf)
@@ -134,9 +134,8 @@ class Graph:
 
 @dataclass
 class Model:
-    header: list[
-        bytes
-    ]  # top-level fields other than graph and functions (ir_version, opset_import, ...)
+    # top-level fields other than graph and functions (ir_version, opset_import, ...)
+    header: list[bytes]
     functions: list[tuple[str, str, bytes]]  # (domain, name, FunctionProto bytes)
     graph: Graph
 
@@ -350,8 +349,8 @@ def serialize(
 ) -> bytes:
     """A ModelProto with ``model``'s header, the functions ``keep_function(domain, name)`` accepts
     and a
-    graph of the given nodes / initializers (TensorProto bytes) / inputs and outputs (ValueInfoProto
-    bytes).
+    graph of the given nodes / initializers (TensorProto
+    bytes) / inputs and outputs (ValueInfoProto bytes).
     Built as a list of pieces joined once: weights are copied a single time."""
     graph: list = []
     for number, items in (

@@ -167,9 +167,8 @@ def _load_split(path: Path, make_session, required: bool):
         return None
     try:
         model = onnx_wire.parse_model(data)
-        if not any(
-            is_nms(n) for n in model.graph.nodes
-        ):  # e.g. only inside a subgraph: leave it to ORT
+        # e.g. only inside a subgraph: leave it to ORT
+        if not any(is_nms(n) for n in model.graph.nodes):
             return None
         if model.graph.sparse_initializers:
             raise onnx_wire.WireError("sparse initializers")

@@ -28,9 +28,8 @@ from edgedet.nms.host import batched_nms
 from edgedet.nms.opdef import HAS_ANCHORS, OP_DOMAIN, OP_TYPE, THRESHOLD_INPUTS
 from edgedet.nms.params import NMSParams
 
-_PARAM_FIELDS = {
-    f.name for f in dataclasses.fields(NMSParams)
-}  # EdgeDetNMS attributes = NMSParams fields
+# EdgeDetNMS attributes = NMSParams fields
+_PARAM_FIELDS = {f.name for f in dataclasses.fields(NMSParams)}
 _ORT_TO_ONNX = {
     "tensor(float)": 1,
     "tensor(uint8)": 2,
@@ -64,8 +63,8 @@ def nms_params(node) -> NMSParams:
 def positional_inputs(node) -> list[str]:
     """[boxes, scores, anchors, score_threshold, iou_threshold] with "" for an absent one. Nodes
     state
-    which optional inputs follow (has_anchors, threshold_inputs: contiguous inputs); older files
-    without
+    which optional inputs follow (has_anchors,
+    threshold_inputs: contiguous inputs); older files without
     those attributes were positional with "" gaps."""
     names = list(node.inputs)
     if HAS_ANCHORS not in node.attributes or THRESHOLD_INPUTS not in node.attributes:
@@ -93,9 +92,8 @@ class Slice:
 class HostNMS:
     """One EdgeDetNMS node run by edgedet.nms.host, with the function body's output types."""
 
-    inputs: list[
-        str
-    ]  # positional: boxes, scores[, anchors][, score_threshold, iou_threshold]; "" = absent
+    # positional: boxes, scores[, anchors][, score_threshold, iou_threshold]; "" = absent
+    inputs: list[str]
     outputs: list[str]  # num_dets, det_boxes, det_scores, det_classes
     params: NMSParams
 
@@ -122,8 +120,8 @@ class HostNMS:
             params,
             anchors=store[self._anchors] if self._anchors else None,
         )
-        # the function body returns boxes/scores in the type of `scores` (CastLike) and int32
-        # counts/classes
+        # the function body returns boxes/scores in the type
+        # of `scores` (CastLike) and int32 counts/classes
         values = (res.num_dets, res.det_boxes, res.det_scores, res.det_classes)
         for i, name in self._outputs:
             store[name] = values[i].astype(scores.dtype, copy=False) if i in (1, 2) else values[i]
@@ -141,9 +139,8 @@ class SplitModel:
         self.output_names = [name for name, _ in graph.outputs]
         levels = _levels(graph.nodes, graph.initializers)
         needed = _needed_later(graph.nodes, levels, self.output_names)
-        types = {
-            name: wire.value_info_type(raw) for name, raw in graph.inputs
-        }  # name -> (elem type, dims)
+        # name -> (elem type, dims)
+        types = {name: wire.value_info_type(raw) for name, raw in graph.inputs}
         self.constants = {}  # initializers an NMS node reads directly (anchors)
         self.steps: list = []
         for level in range(max(levels, default=0) + 1):
@@ -235,8 +232,8 @@ def _make_slice(model: wire.Model, part, needed, types, make_session) -> Slice:
     reads = list(dict.fromkeys(n for node in part for n in node.reads))
     inputs = [n for n in reads if n not in produced_set and n not in graph.initializers]
     graph_inputs = dict(graph.inputs)
-    # shapes let ORT plan the later slices as it plans the whole graph (unknown shapes cost R-CNN's
-    # RoI heads)
+    # shapes let ORT plan the later slices as it plans the
+    # whole graph (unknown shapes cost R-CNN's RoI heads)
     in_info = [
         graph_inputs[n] if n in graph_inputs else wire.value_info(n, *types[n]) for n in inputs
     ]

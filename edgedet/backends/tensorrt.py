@@ -94,12 +94,11 @@ class TensorRTBackend(Backend):
         self.device, gpu_error = _probe_device(self.cuda, device)
         needs = _check_compatible(self, plugins, check_plugin_hash, gpu_error)
         # Without a manifest nothing says whether the plan is version-compatible (it may then carry
-        # host code: the lean runtime, serialized plugins); a caller who names plugins vouches for
-        # the engine.
+        # host code: the lean runtime, serialized plugins);
+        # a caller who names plugins vouches for the engine.
         allow_host_code = needs.version_compatible if needs is not None else bool(plugins)
-        if (
-            self.device is None
-        ):  # no manifest to compare against: the missing GPU is the whole story
+        # no manifest to compare against: the missing GPU is the whole story
+        if self.device is None:
             raise CompatibilityError(
                 f"TensorRT engines need an NVIDIA GPU, and none is usable here ({gpu_error}); "
                 "run on a machine with a GPU and driver, or use the ONNX model with ONNX Runtime"
@@ -229,6 +228,7 @@ class TensorRTBackend(Backend):
         parts = []
         for start in range(0, batch, self.max_batch):
             n = min(self.max_batch, batch - start)
+            # run-time NMS thresholds are [1], not per image
             chunk = {
                 s.name: (
                     feed[s.name]
@@ -236,7 +236,7 @@ class TensorRTBackend(Backend):
                     else feed[s.name][start : start + n]
                 )
                 for s in self.inputs
-            }  # run-time NMS thresholds are [1], not per image
+            }
             out = self._run(chunk, max(n, self.min_batch))
             parts.append({k: v[:n] for k, v in out.items()})
             for k, v in self.last_timings.items():
@@ -319,9 +319,8 @@ class TensorRTBackend(Backend):
         context = self._create_context()
         self._set_batch(context, batch)
         self._bind(context)
-        if not context.execute_async_v3(
-            int(self.stream)
-        ):  # warm-up: keeps initialisation out of the graph
+        # warm-up: keeps initialisation out of the graph
+        if not context.execute_async_v3(int(self.stream)):
             raise ModelError(f"TensorRT failed to run {self.path}: {self.book.last_error()}")
         self.stream.synchronize()
         graph = GraphExec.capture(

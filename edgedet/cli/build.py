@@ -112,9 +112,8 @@ def build_cmd(
     validate(opts)
     if not Path(model).is_file():
         raise InputError(f"ONNX file {model} does not exist")
-    require(
-        "onnx", "build", "edgedet build"
-    )  # onnx only: the device needs no torch (edgedet[build])
+    # onnx only: the device needs no torch (edgedet[build])
+    require("onnx", "build", "edgedet build")
     from edgedet.onnx.engine.build import build_engine
 
     with warnings.catch_warnings(record=True) as caught:

@@ -54,18 +54,16 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except EdgeDetError as exc:
-            if (
-                _SIGINT_SEEN
-            ):  # e.g. a module half-imported when Ctrl-C came, then reported as missing
+            # e.g. a module half-imported when Ctrl-C came, then reported as missing
+            if _SIGINT_SEEN:
                 _interrupted()
             click.echo(f"edgedet: error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             _interrupted()
         except Exception:
-            if (
-                _SIGINT_SEEN
-            ):  # a library turned the KeyboardInterrupt into its own error (e.g. mid-import)
+            # a library turned the KeyboardInterrupt into its own error (e.g. mid-import)
+            if _SIGINT_SEEN:
                 _interrupted()
             raise
 

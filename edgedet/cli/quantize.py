@@ -139,9 +139,8 @@ def quantize_cmd(
 ):
     """Write an FP16 or INT8 copy of MODEL (an FP32 edgedet ONNX) with its manifest."""
     require("onnx", "build", "edgedet quantize")
-    require(
-        "onnxruntime", "ort", "edgedet quantize"
-    )  # calibration, FP16 conversion, the speed check
+    # calibration, FP16 conversion, the speed check
+    require("onnxruntime", "ort", "edgedet quantize")
     from edgedet.onnx.quantize.api import QuantizeOptions, quantize
 
     if mode is None:

@@ -216,8 +216,8 @@ def nvinfer_config(
 def plugin_comments(art: Artifact) -> list[str]:
     """How the engine's plugin library gets into nvinfer's process: custom-lib-path holds the parser
     library
-    (nvinfer has one), so it is preloaded; it must be in the process before nvinfer deserialises the
-    engine.
+    (nvinfer has one), so it is preloaded; it must be in
+    the process before nvinfer deserialises the engine.
     """
     libs = plugins_to_load(art.manifest) if art.is_engine else []
     if not libs:
@@ -318,9 +318,8 @@ def write_deepstream(
     art = open_artifact(model)
     n = batch_size(art, batch)
     out = Path(out_dir)
-    infer = nvinfer_config(
-        art, art.path.name, "labels.txt", n
-    )  # validates before anything is written
+    # validates before anything is written
+    infer = nvinfer_config(art, art.path.name, "labels.txt", n)
     files = {
         out / "labels.txt": labels_text(art.manifest),
         out / "config_infer_primary.txt": infer,

@@ -37,9 +37,8 @@ def evaluate(
     step = max(1, min(batch_size, detector.max_batch))
     for start in range(0, len(images), step):
         chunk = images[start : start + step]
-        results = detector.predict(
-            [dataset.image_path(im) for im in chunk]
-        )  # decoded as inference decodes
+        # decoded as inference decodes
+        results = detector.predict([dataset.image_path(im) for im in chunk])
         for im, dets in zip(chunk, results):
             detections.extend(r for r in dets.to_coco(im["id"], mapping) if r["category_id"] >= 0)
         if progress:

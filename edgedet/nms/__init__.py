@@ -8,9 +8,8 @@ The semantics every implementation follows are in docs/nms.md.
     ONNX graph     edgedet/onnx/nms/ (the EdgeDetNMS node and its function, standard-op body,
                    EfficientNMS_TRT, top-k), ONNX/TensorRT tier
     CUDA           edgedet/csrc/nms_kernels.cu (+ .h): the kernels the TensorRT plugin runs,
-    compiled
-                   by edgedet/cuda_build.py; their ctypes binding for tests and benchmarks is
-                   benchmarks/gpu/nms_kernels.py (CuPy, device machine only)
+                   compiled by edgedet/cuda_build.py; their ctypes binding for tests and
+                   benchmarks is benchmarks/gpu/nms_kernels.py (CuPy, device machine only)
     plugin         edgedet/csrc/plugin/edgedet_nms_plugin.cpp, built by edgedet/trt/plugin_build.py
     torch          exporters/nms_torch.py: the op as seen by torch.onnx.export (torch tier)
 """

@@ -71,9 +71,8 @@ def decode(boxes: np.ndarray, anchors: np.ndarray | None, params: NMSParams) -> 
     boxes [..., 4] float32 coded as params.box_coding (anchor deltas when ``anchors``, which
     broadcast against boxes and use the same coding). Returns canonical (x1, y1, x2, y2) float32.
     """
-    with np.errstate(
-        invalid="ignore", over="ignore"
-    ):  # inf / NaN coordinates propagate as the spec says
+    # inf / NaN coordinates propagate as the spec says
+    with np.errstate(invalid="ignore", over="ignore"):
         return canonical(_corners(boxes, anchors, params))
 
 

@@ -73,9 +73,8 @@ def candidates(scores: np.ndarray, params: NMSParams) -> tuple[np.ndarray, np.nd
         kth = np.partition(values, len(values) - params.top_k)[len(values) - params.top_k]
         ties = values >= kth  # every tie of the k-th score survives; the exact sort below cuts them
         idx, values = idx[ties], values[ties]
-    order = np.argsort(-values, kind="stable")[
-        : params.top_k or None
-    ]  # stable: ties keep flat-index order
+    # stable: ties keep flat-index order
+    order = np.argsort(-values, kind="stable")[: params.top_k or None]
     anchor, cls = np.divmod(idx[order], scores.shape[1])
     return anchor, cls, values[order]
 
@@ -150,9 +149,8 @@ def greedy(
     pending = np.arange(len(boxes))  # undecided, already checked against every kept box
     kept: list[np.ndarray] = []
     n_kept, length = 0, FIRST_PREFIX
-    with np.errstate(
-        invalid="ignore", over="ignore", divide="ignore"
-    ):  # spec: NaN IoU never suppresses
+    # spec: NaN IoU never suppresses
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         while pending.size:
             head, length = _prefix(pending, cand.groups, length)
             new = head[_settle(cand, head)]
@@ -195,8 +193,8 @@ def overlaps(
     """IoU(a_k, b_k) > thr for index arrays a, b into ``packed`` / ``area`` (see _Candidates).
 
     Decisions are bit-identical to edgedet.nms.boxes.iou: -(iw), -(ih) come out exactly (negation
-    is exact), and where the spec's IoU is 0 for union <= 0 this divides 0 by 0, and NaN > thr is
-    False all the same.
+    is exact), and where the spec's IoU is 0 for union <= 0
+    this divides 0 by 0, and NaN > thr is False all the same.
     """
     m = np.maximum(packed[a].view(np.float32), packed[b].view(np.float32))
     m = m.reshape(-1, 4).T.copy()  # rows: max x1, max y1, -min x2, -min y2
@@ -248,9 +246,8 @@ def _settle(cand: _Candidates, idx: np.ndarray) -> np.ndarray:
     key = cand.key1[idx]
     order = np.argsort(key, kind="stable")  # by (group, x1)
     src = idx[order]
-    stop = np.searchsorted(
-        key[order], cand.key2[src], "left"
-    )  # partners: later by x1, starting left of my x2
+    # partners: later by x1, starting left of my x2
+    stop = np.searchsorted(key[order], cand.key2[src], "left")
     a, b = _later_pairs(stop)
     over = overlaps(cand.packed[src], cand.area[src], a, b, cand.thr)
     ea, eb = order[a[over]], order[b[over]]

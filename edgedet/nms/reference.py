@@ -39,9 +39,8 @@ def _one_image(boxes: np.ndarray, scores: np.ndarray, params: NMSParams) -> list
             if c != params.background_class and scores[n, c] > threshold:
                 box = boxes[n, c] if boxes.ndim == 3 else boxes[n]
                 candidates.append((scores[n, c], n, c, box))
-    candidates.sort(
-        key=lambda t: (-t[0], t[1], t[2])
-    )  # step 5: score desc, then anchor, then class
+    # step 5: score desc, then anchor, then class
+    candidates.sort(key=lambda t: (-t[0], t[1], t[2]))
     if params.top_k > 0:
         candidates = candidates[: params.top_k]
     kept = []  # step 6: greedy

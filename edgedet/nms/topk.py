@@ -1,22 +1,21 @@
 """Score threshold + top-k, no NMS: the selection for end-to-end heads (DETR family, YOLOv10 /
 YOLO26
-end-to-end, RT-DETR), on the host. edgedet/onnx/nms/topk.py builds the same function from standard
-ONNX ops.
+end-to-end, RT-DETR), on the host. edgedet/onnx/nms/topk.py
+builds the same function from standard ONNX ops.
 
 Semantics (docs/nms.md, "End-to-end heads"), per image:
   1. boxes are decoded and canonicalised as EdgeDetNMS steps 1-2 (corners or centre-size, no
   anchors); 2. scores are activated as step 3 (sigmoid when ``score_activation``; NaN never
   selected); 3. candidates are the (box n, class c) pairs with score > score_threshold (strict,
-  float32), the
-     background class excluded;
+     float32), the background class excluded;
   4. ranked by score descending, ties by lower flat index n * C + c (the NMS rank rule);
   5. the first K = max_output_boxes are output, zero-padded. Nothing is suppressed.
 So the result equals EdgeDetNMS with iou_threshold 1.0 and top_k 0 on the same inputs (an IoU never
 exceeds 1). ``iou_threshold`` and ``top_k`` of the NMSParams do not apply.
 
 With ``labels`` [B, N] the head has already chosen one class per box (Ultralytics end-to-end
-``[B, 300, 6]``, DETR's softmax argmax): ``scores`` is [B, N, 1] and a candidate's class is
-labels[n].
+``[B, 300, 6]``, DETR's softmax argmax): ``scores``
+is [B, N, 1] and a candidate's class is labels[n].
 """
 
 from __future__ import annotations

@@ -132,12 +132,10 @@ class Pipeline:
 
             self.trackers = [ByteTracker(**(tracker_options or {})) for _ in self.specs]
         self.stats = StreamStats()
-        self._stop = (
-            threading.Event()
-        )  # stop capturing (end, break, Ctrl-C): in-flight frames finish
-        self._abort = (
-            threading.Event()
-        )  # a stage failed: nothing waits on a downstream stage any more
+        # stop capturing (end, break, Ctrl-C): in-flight frames finish
+        self._stop = threading.Event()
+        # a stage failed: nothing waits on a downstream stage any more
+        self._abort = threading.Event()
         self._rr = 0
         self._readers = None
         self._lock = threading.Lock()
@@ -244,9 +242,8 @@ class Pipeline:
             t.start()
 
     def _prepare(self, rgb: np.ndarray):
-        i = (
-            self.detector.input
-        )  # the manifest's resize, padding and channel order, as Detector.preprocess
+        # the manifest's resize, padding and channel order, as Detector.preprocess
+        i = self.detector.input
         return fit_to_input(
             rgb, i.height, i.width, i.pad_value, i.resize, i.padding, i.channel_order
         )
@@ -377,9 +374,8 @@ class Pipeline:
         if self._closed:
             return
         self._closed = True
-        if (
-            not self._captures
-        ):  # opened, never started: the capture threads did not take the readers
+        # opened, never started: the capture threads did not take the readers
+        if not self._captures:
             for r in self._readers or []:
                 r.close()
         self._stop.set()

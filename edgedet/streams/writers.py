@@ -87,9 +87,8 @@ class VideoSink:
         fps = self.fps.get(stream) or 30.0
         vs = container.add_stream(codec, rate=Fraction(round(fps * 1000), 1000))
         vs.width, vs.height, vs.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
-        vs.codec_context.time_base = Fraction(
-            1, 1000
-        )  # frame times in ms, taken from the source's pts
+        # frame times in ms, taken from the source's pts
+        vs.codec_context.time_base = Fraction(1, 1000)
         if codec == "libx264":
             vs.options = {"preset": "veryfast", "crf": "23"}
         state = [container, vs, -1, fps]
@@ -103,10 +102,11 @@ class VideoSink:
         state = self._open.get(result.stream) or self._start(result.stream, h, w)
         container, vs, last, fps = state
         rgb = draw(result, self.min_score)
+        # odd sides (yuv420p needs even), or a reconnect at another size
         if (h, w) != (
             vs.height,
             vs.width,
-        ):  # odd sides (yuv420p needs even), or a reconnect at another size
+        ):
             import cv2
 
             rgb = cv2.resize(rgb, (vs.width, vs.height), interpolation=cv2.INTER_AREA)

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 from edgedet.errors import InputError
 
+# JetPack 6.x ships TensorRT 10.3; older versions lack the 10.x runtime API we use
 MIN_SUPPORTED = (
     10,
     3,
-)  # JetPack 6.x ships TensorRT 10.3; older versions lack the 10.x runtime API we use
+)
 
 
 @dataclass(frozen=True, order=True)

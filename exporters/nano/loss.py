@@ -80,12 +80,10 @@ def assign(
     """
     b, n, c = scores.shape
     cand = candidates(anchors, strides, gt_boxes) & gt_mask[..., None]
-    ious = (
-        box_iou_aligned(gt_boxes[:, :, None, :], boxes[:, None, :, :]).clamp(min=0) * cand
-    )  # [B, M, N]
-    cls_score = scores.gather(2, gt_labels[:, None, :].expand(b, n, -1)).transpose(
-        1, 2
-    )  # [B, M, N]
+    # [B, M, N]
+    ious = box_iou_aligned(gt_boxes[:, :, None, :], boxes[:, None, :, :]).clamp(min=0) * cand
+    # [B, M, N]
+    cls_score = scores.gather(2, gt_labels[:, None, :].expand(b, n, -1)).transpose(1, 2)
     # + EPS * cand: with untrained predictions (all metrics 0) top-k still picks candidates
     metric = cls_score.pow(cfg.alpha) * ious.pow(cfg.beta) * cand + EPS * cand
     top = metric.topk(min(cfg.topk, n), dim=-1).indices
@@ -131,9 +129,8 @@ def detection_loss(
     r = model.reg_max
     anchors, strides = model.anchor_points, model.anchor_strides
     dist_logits = reg_logits.view(b, n, 4, r)
-    dist = dist_logits.softmax(-1) @ torch.arange(
-        r, dtype=dist_logits.dtype
-    )  # [B, N, 4] in strides
+    # [B, N, 4] in strides
+    dist = dist_logits.softmax(-1) @ torch.arange(r, dtype=dist_logits.dtype)
     boxes = torch.cat([anchors - dist[..., :2] * strides, anchors + dist[..., 2:] * strides], -1)
     fg, t_boxes, t_scores = assign(
         cls_logits.detach().sigmoid(),

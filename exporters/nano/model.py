@@ -6,8 +6,7 @@ Parts, each a small module:
 blocks; features at
   strides 4/8/16/32.
 - ``PAN``: top-down then bottom-up fusion (nearest upsampling, strided conv, add) to ``neck``
-channels
-  at strides 8/16/32, with the stride-4 features folded into stride 8.
+  channels at strides 8/16/32, with the stride-4 features folded into stride 8.
 - ``Head``: per level, a decoupled classification tower and regression tower; the regression
   output is a distribution over ``reg_max`` bins per box side (DFL, as in GFL / YOLOv8).
 - ``decode``: DFL expectation (softmax + fixed 1x1 conv) and grid/stride decode from buffers.

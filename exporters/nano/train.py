@@ -1,7 +1,7 @@
 """Train the nano detector on the synthetic shapes dataset and ship its weights.
 
-    python -m exporters.nano.train [--out exporters/nano/weights/nano.pt] [--epochs E] [--train-size
-    N]
+    python -m exporters.nano.train [--out
+    exporters/nano/weights/nano.pt] [--epochs E] [--train-size N]
 
 Steps: generate the train and val splits (cached in ``data/synthetic/``) -> letterbox every
 train image to 320 with the runtime's own ``read_image`` + ``letterbox`` (cached as one uint8
@@ -106,8 +106,8 @@ def _letterbox_files(paths: list[str], size: int) -> np.ndarray:
 
 def letterboxed_split(folder: Path, size: int, workers: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """Every image of a split letterboxed to ``size``: uint8 [N, size, size, 3] (memory-mapped
-    cache ``letterbox{size}.npy``) and per image an array [K, 5] (class, x1, y1, x2, y2) in input
-    px.
+    cache ``letterbox{size}.npy``) and per image an
+    array [K, 5] (class, x1, y1, x2, y2) in input px.
     """
     gt = load_coco_gt(folder / "annotations.json")
     images = sorted(gt["images"], key=lambda im: im["id"])
@@ -137,9 +137,8 @@ def _targets(gt: dict, images: list[dict], size: int) -> list[np.ndarray]:
     for im in images:
         t = np.array(by_image[im["id"]], np.float32).reshape(-1, 5)
         info = letterbox_info(im["height"], im["width"], size, size)
-        pad = np.array(
-            [int(info.pad_x), int(info.pad_y)] * 2, np.float32
-        )  # integer offsets, as letterbox() pads
+        # integer offsets, as letterbox() pads
+        pad = np.array([int(info.pad_x), int(info.pad_y)] * 2, np.float32)
         t[:, 1:] = t[:, 1:] * info.scale + pad
         out.append(t)
     return out
@@ -147,8 +146,8 @@ def _targets(gt: dict, images: list[dict], size: int) -> list[np.ndarray]:
 
 def dihedral(img: np.ndarray, boxes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """One of the 8 flips/transpositions (``k`` in 0..7) of a square image [S, S, 3] (a view,
-    no copy) and its boxes [K, 4] xyxy. Every class is symmetric under these, so labels do not
-    change.
+    no copy) and its boxes [K, 4] xyxy. Every class is
+    symmetric under these, so labels do not change.
     """
     s = img.shape[0]
     boxes = boxes.copy()

@@ -31,10 +31,11 @@ from edgedet.errors import EdgeDetError  # noqa: E402
 
 ort = pytest.importorskip("onnxruntime")
 
+# click prints a progress bar's label once when not on a tty
 PROGRESS_LABELS = {
     "detecting",
     "evaluating",
-}  # click prints a progress bar's label once when not on a tty
+}
 PARTIAL_MARKS = (".tmp", ".commit", ".prev")
 
 
@@ -43,8 +44,8 @@ class Case:
     id: str
     argv: tuple[str, ...] = ()
     api: Callable | None = None
-    # files a failed run may legitimately leave (infer stopped by a corrupt image records the images
-    # done)
+    # files a failed run may legitimately leave (infer
+    # stopped by a corrupt image records the images done)
     allow_new: tuple[str, ...] = ()
     needs: str | None = None  # an optional module the command needs first (torch)
 
@@ -628,9 +629,8 @@ def snapshot(root: Path) -> dict[str, str]:
 @pytest.fixture
 def workspace(pristine, tmp_path, monkeypatch) -> Path:
     ws = tmp_path / "ws"
-    shutil.copytree(
-        pristine, ws, copy_function=os.link
-    )  # cheap; in-place writes would show in the hashes
+    # cheap; in-place writes would show in the hashes
+    shutil.copytree(pristine, ws, copy_function=os.link)
     monkeypatch.chdir(ws)
     return ws
 
@@ -768,9 +768,8 @@ def test_compare_with_nothing_detected_says_so_and_fails_its_gate(workspace):
         edgedet_cli,
         ["compare", "models/nms.onnx", "models/nms.onnx", "--images", "imgs", "--min-score", "1.0"],
     )
-    assert (
-        r.exit_code == 0 and "nothing to compare" in r.stdout
-    )  # no gate asked: reported, not passed
+    # no gate asked: reported, not passed
+    assert r.exit_code == 0 and "nothing to compare" in r.stdout
     r = CliRunner().invoke(
         edgedet_cli,
         [
@@ -792,10 +791,11 @@ def test_random_weights_are_said_by_infer_eval_and_compare(workspace):
     from edgedet.cli.main import cli as edgedet_cli
 
     man = json.loads(Path("models/nms.onnx.json").read_text())
+    # a quantised random model
     man["source"] = {
         "onnx": "x.onnx",
         "from": {"weights": None, "random_init": True},
-    }  # a quantised random model
+    }
     Path("models/nms.onnx.json").write_text(json.dumps(man))
     runs = [
         ["infer", "models/nms.onnx", "imgs", "-o", "out"],

@@ -1,7 +1,7 @@
 """The artifact + manifest pair is one transaction: interrupted at any step, in any way, the pair on
 disk is the complete previous one or the complete new one (never a new artifact with an old
-manifest, never an artifact without its manifest), and nothing temporary is left once it is read
-again.
+manifest, never an artifact without its manifest),
+and nothing temporary is left once it is read again.
 
 Interrupts are injected deterministically at each step of ``edgedet.fileio.commit_pair`` through
 its test hook: as an exception (Ctrl-C raised in Python, ENOSPC), as a real SIGINT delivered to the
@@ -97,8 +97,8 @@ def test_exception_at_each_step_leaves_a_complete_pair(tmp_path, hook, step, exc
         write_artifact(art, b"old" * 100, _manifest("old"))
     hook(_raise_at(step, exc))
     done = STEPS.index(step) >= STEPS.index("sidecar-renamed")
-    # a full disk before the commit is one line for the user (WriteError); once committed it is
-    # raised as is
+    # a full disk before the commit is one line for the
+    # user (WriteError); once committed it is raised as is
     expected = WriteError if isinstance(exc, OSError) and not done else type(exc)
     with pytest.raises(expected):
         write_artifact(art, b"new" * 100, _manifest("new"))
@@ -244,9 +244,8 @@ def test_export_process_interrupted_between_its_two_renames(tmp_path):
     argv = ["export", "--model", "tiny", "--nms", "none", "--no-verify", "-o", str(out)]
     proc = _run_cli_with_sigint(step, argv, tmp_path)
     assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
-    assert (
-        read_manifest(out).model == "tiny"
-    )  # the renames had begun: the interrupt waited for the pair
+    # the renames had begun: the interrupt waited for the pair
+    assert read_manifest(out).model == "tiny"
     assert leftovers(tmp_path) == []
 
 

@@ -179,6 +179,7 @@ def test_section_keeps_unknown_keys_and_loads_old_sections():
 def test_manifest_file_with_a_section_round_trips(tmp_path):
     art = tmp_path / "m.engine"
     art.write_bytes(b"plan")
+    # a dict as JSON holds it becomes the dataclass
     m = Manifest(
         family="tiny",
         model="t",
@@ -186,7 +187,7 @@ def test_manifest_file_with_a_section_round_trips(tmp_path):
         input=InputInfo(),
         output_kind="nms",
         tensorrt=BUILT,
-    )  # a dict as JSON holds it becomes the dataclass
+    )
     assert isinstance(m.tensorrt, TensorRTSection)
     raw = write_manifest(art, m).read_bytes()
     back = read_manifest(art)

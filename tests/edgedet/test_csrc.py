@@ -2,8 +2,8 @@
 one.
 
 The NMS kernels (edgedet/csrc, linked into the TensorRT plugin) and the GPU letterbox kernel that
-benchmarks/gpu/letterbox.py measures (benchmarks/gpu/letterbox.cu, not part of the runtime) build as
-one
+benchmarks/gpu/letterbox.py measures (benchmarks/gpu/letterbox.cu,
+not part of the runtime) build as one
 library here."""
 
 import ctypes
@@ -62,13 +62,14 @@ def test_nms_workspace_size_on_host(kernels_lib):
         > 0
     )
     assert workspace_size(lib, c_params(p, 1, 0, 3)) > 0  # no boxes: still valid (all padding)
+    # M > 65536
     invalid = [
         c_params(p, 0, 10, 3),
         c_params(p, 1, 10, 0),
         c_params(p, 1, 10, 3, data_type=2),
         c_params(p, 2, 10, 3, anchors_batch=3),
         c_params(p.replace(top_k=0), 1, 25200, 80),
-    ]  # M > 65536
+    ]
     zero_k = c_params(p, 1, 10, 3)
     zero_k.max_output_boxes = 0
     nan_scale = c_params(p, 1, 10, 3, anchors_batch=1)
@@ -113,16 +114,15 @@ def test_nms_rejects_bad_arguments_before_touching_the_gpu(kernels_lib):
     bad.max_output_boxes = 0
     assert call(bad) == -1
     # smaller than edgedet's own buffers (+ the alignment skip): refused on the host. CUB's scratch,
-    # the rest of the workspace, is no longer sized per call (one size query per shape): SortPairs
-    # refuses it.
+    # the rest of the workspace, is no longer sized per call
+    # (one size query per shape): SortPairs refuses it.
     assert call(p, size=1024) == -1
     assert call(p, workspace=fake + 8, size=1024 + 248) == -1
     assert call(p, workspace=None) == -1
     assert call(p, boxes=None) == -1
     anchored = c_params(NMSParams(), 1, 50, 3, anchors_batch=1)
-    assert (
-        call(anchored, size=workspace_size(lib, anchored)) == -1
-    )  # anchors_batch 1 with anchors NULL
+    # anchors_batch 1 with anchors NULL
+    assert call(anchored, size=workspace_size(lib, anchored)) == -1
 
 
 def test_nms_params_struct_matches_header(tmp_path):

@@ -5,12 +5,11 @@ Two venvs, each made from the project's declared dependencies (installed by pip 
 index), then edgedet itself installed from a copy of this tree, not this process's packages:
 
   runtime   the core dependencies + RUNTIME_EXTRAS (`pip install "edgedet[ort,eval]"`): neither
-  torch nor
-            onnx importable. `infer`, `bench` and `eval` run a contract ONNX file (made here, in the
-            test process) through ONNX Runtime and agree with this process's results; the TensorRT
-            commands (`doctor`, `plugin build`, `inspect`, `bench`/`infer` of an engine) get as far
-            as TensorRT's absence and say how to install it in one line; the ONNX-tier commands name
-            their extra.
+            torch nor onnx importable. `infer`, `bench` and `eval` run a contract ONNX file (made
+            here, in the test process) through ONNX Runtime and agree with this process's results;
+            the TensorRT commands (`doctor`, `plugin build`, `inspect`, `bench`/`infer` of an
+            engine) get as far as TensorRT's absence and say how to install it in one line; the
+            ONNX-tier commands name their extra.
   onnx      the runtime venv + ONNX_EXTRAS (`pip install "edgedet[ort,eval,build]"`): torch not
   importable.
             `attach-nms` converts a third-party ONNX file (exported here) into the same detector
@@ -21,8 +20,8 @@ No command may fail with an ImportError, a traceback, or a request for the torch
 extra. The venvs are cached under .edgedet-cache/ (gitignored), keyed on the declared dependencies,
 so reruns only reinstall edgedet (about 15 s each). To keep the first run short (CI has the index;
 about 90 s on the 2-core dev machine) the onnx venv holds only what ONNX_EXTRAS add and reads the
-runtime venv's packages through a .pth file, so the runtime's packages are the very same files in
-both.
+runtime venv's packages through a .pth file, so the
+runtime's packages are the very same files in both.
 """
 
 from __future__ import annotations
@@ -87,8 +86,8 @@ def _site_packages(python: Path) -> str:
 def _venv(folder: Path, reqs: list[str], key: str, base: Path | None = None) -> Path:
     """The cached venv ``folder`` with ``reqs`` (recreated when ``key`` changes); with ``base`` (the
     python
-    of another venv), that venv's packages are visible too (a .pth file) and only what they lack is
-    installed.
+    of another venv), that venv's packages are visible too
+    (a .pth file) and only what they lack is installed.
     """
     python = folder / "bin" / "python"
     stamp = folder / ".edgedet-deps"
@@ -309,9 +308,8 @@ def test_runtime_venv_has_neither_torch_nor_onnx(runtime_venv, tmp_path):
         cwd=tmp_path,
         env=_env(tmp_path),
     )
-    assert proc.returncode == 0 and "site-packages" in proc.stdout, (
-        proc.stdout + proc.stderr
-    )  # the installed copy
+    # the installed copy
+    assert proc.returncode == 0 and "site-packages" in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_infer_bench_eval_run_a_contract_onnx(runtime_venv, models, tmp_path):
@@ -376,9 +374,8 @@ def test_infer_bench_eval_run_a_contract_onnx(runtime_venv, models, tmp_path):
 
     with load(model, backend="onnxruntime") as det:
         want = evaluate(det, load_dataset(gt, images[0].parent))
-    assert stats["images"] == len(images) and stats["mAP50"] > 0.5, (
-        stats
-    )  # the ground truth is found again
+    # the ground truth is found again
+    assert stats["images"] == len(images) and stats["mAP50"] > 0.5, stats
     for key in ("mAP", "mAP50", "mAP75", "AR100", "detections"):
         assert stats[key] == pytest.approx(want[key], abs=1e-6), (key, stats, want)
 
@@ -430,9 +427,8 @@ def test_attach_quantize_check_qdq_then_build_reach_tensorrt(onnx_venv, models, 
 
     byo = tmp_path / "byo.onnx"
     out = edgedet_ok(onnx_venv, tmp_path, "attach-nms", models["source"], *BYO_FLAGS, "-o", byo)
-    assert "'images' -> 'byo_src_images'" in out, (
-        out
-    )  # the third-party input renamed off the contract's name
+    # the third-party input renamed off the contract's name
+    assert "'images' -> 'byo_src_images'" in out, out
     with load(byo, backend="onnxruntime") as det:  # the same detector this process made
         for got, want in zip(det.predict(models["images"]), models["detections"]):
             np.testing.assert_array_equal(got.class_ids, want.class_ids)

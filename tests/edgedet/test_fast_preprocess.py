@@ -60,9 +60,8 @@ def test_opencv_reduced_decode_is_pillows_draft(tmp_path, side, scale):
     path = tmp_path / "big.jpg"
     Image.fromarray(photo_like(1203, 1601, seed=1)).save(path, quality=90)
     out, size = read_image_for_input(path, side, side)
-    assert size == (1203, 1601) and out.shape[1] == -(
-        -1601 // scale
-    )  # libjpeg rounds the scaled size up
+    # libjpeg rounds the scaled size up
+    assert size == (1203, 1601) and out.shape[1] == -(-1601 // scale)
     np.testing.assert_array_equal(out, pillow_pixels(path, (side, side)))
 
 

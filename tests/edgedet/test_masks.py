@@ -25,9 +25,8 @@ def test_half_mask_and_clipping():
     out = paste_masks(masks, np.array([[0, 0, 28, 28], [50, 50, 80, 80]], np.float32), (60, 60))
     left = out[0, 5:20].sum(0)
     assert left[:12].all() and not left[17:].any()
-    assert (
-        out[1, 50:, 50:].all() and not out[1, :48].any() and not out[1, :, :48].any()
-    )  # clipped at the edge
+    # clipped at the edge
+    assert out[1, 50:, 50:].all() and not out[1, :48].any() and not out[1, :, :48].any()
 
 
 def test_matches_torchvision_paste():

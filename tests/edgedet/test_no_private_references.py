@@ -14,9 +14,8 @@ PRIVATE = ("FIELD" + "-NOTES",)  # the project's internal notes document, not sh
 def test_no_reference_to_internal_notes():
     hits = []
     for folder, dirs, files in os.walk(ROOT):
-        dirs[:] = [
-            d for d in dirs if d not in SKIP and not d.startswith(".")
-        ]  # venvs, caches, .git
+        # venvs, caches, .git
+        dirs[:] = [d for d in dirs if d not in SKIP and not d.startswith(".")]
         for name in files:
             path = Path(folder) / name
             if path.suffix not in SUFFIXES:

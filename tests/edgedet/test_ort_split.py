@@ -30,8 +30,8 @@ def _init(name, value):
 def two_stage_model():
     """images [1,3,32,32] -> RPN-like NMS (N boxes, LEVELS classes, K1 kept) -> per-class
     boxes/scores of the
-    K1 proposals, which also read the first stage's pre-NMS tensor ``m`` -> final NMS -> contract
-    outputs.
+    K1 proposals, which also read the first stage's
+    pre-NMS tensor ``m`` -> final NMS -> contract outputs.
     Only Add/Mul/Slice arithmetic: the function body and the host NMS must agree bit for bit."""
     rng = np.random.default_rng(3)
     xy = rng.uniform(0, 24, (1, N, 2)).astype(np.float32)
@@ -48,8 +48,8 @@ def two_stage_model():
             NMSParams(score_threshold=0.05, iou_threshold=0.5, max_output_boxes=K1, top_k=0),
             "rpn_nms",
         ),
-        # stage 2: per-class boxes = proposal + class offset; scores from the proposal's x1 and m
-        # (stage 1)
+        # stage 2: per-class boxes = proposal + class offset;
+        # scores from the proposal's x1 and m (stage 1)
         helper.make_node("Unsqueeze", ["rpn/det_boxes", "axis2"], ["props4"]),
         helper.make_node("Add", ["props4", "offsets_c"], ["boxes2"]),
         helper.make_node("Slice", ["rpn/det_boxes", "s0", "s1", "s2"], ["x1"]),
@@ -122,9 +122,8 @@ def test_two_stage_split_equals_function_body(tmp_path, seed):
     images = np.random.default_rng(seed).uniform(0.2, 1.0, (1, 3, SIZE, SIZE)).astype(np.float32)
     want, got, split = run_both(path, {"images": images})
     assert_same_bits(got, want)
-    assert (
-        0 < int(want["num_dets"][0, 0]) < K2
-    )  # real detections, and the final NMS suppressed some
+    # real detections, and the final NMS suppressed some
+    assert 0 < int(want["num_dets"][0, 0]) < K2
     steps = split.split.steps
     assert [type(s) for s in steps] == [Slice, HostNMS, Slice, HostNMS]
     assert "m" in steps[2].inputs  # stage 2 reads a first-stage tensor besides the proposals

@@ -35,18 +35,18 @@ def test_large_jpeg_decodes_reduced_but_letterboxes_as_full(big_jpeg):
     small, size = read_image_for_input(big_jpeg, 320, 320)
     full = read_image(big_jpeg)
     assert size == full.shape[:2] == (1500, 2000)
+    # 1/4 scale: the smallest DCT scale keeping both sides >= 320
     assert small.shape == (
         375,
         500,
         3,
-    )  # 1/4 scale: the smallest DCT scale keeping both sides >= 320
+    )
     canvas_s, info_s = letterbox(small, 320, 320, source_size=size)
     canvas_f, info_f = letterbox(full, 320, 320)
     assert info_s == info_f  # same scale, padding and original size: boxes map back identically
     diff = np.abs(canvas_s.astype(int) - canvas_f.astype(int))
-    assert (
-        diff.mean() < 2.0 and np.percentile(diff, 99) < 40
-    )  # same picture; edges resampled differently
+    # same picture; edges resampled differently
+    assert diff.mean() < 2.0 and np.percentile(diff, 99) < 40
 
 
 def test_small_jpeg_and_png_decode_at_full_size(tmp_path, big_jpeg):

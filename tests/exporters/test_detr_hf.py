@@ -2,8 +2,8 @@
 run through
 edgedet.load in ONNX Runtime and matched against transformers' own post_process_object_detection on
 the same image; the same model's raw HF export (pixel_values -> logits, pred_boxes) through
-attach-nms; FP16 and INT8 (softmax / LayerNorm kept out of Q/DQ). A tiny config, random weights
-calibrated so scores
+attach-nms; FP16 and INT8 (softmax / LayerNorm kept out of
+Q/DQ). A tiny config, random weights calibrated so scores
 spread (no hub download)."""
 
 import io
@@ -71,8 +71,8 @@ def box_iou(a, b):
 
 def assert_matches(det, boxes, scores, labels, score_tol=1e-4, iou=0.99, px=0.05):
     """The same detection set: equal counts, and each reference detection matched one to one by a
-    detection of the same class, score within ``score_tol`` and IoU >= ``iou`` (boxes clipped to
-    zero
+    detection of the same class, score within ``score_tol``
+    and IoU >= ``iou`` (boxes clipped to zero
     width at the image border, which have no IoU, match by coordinates within ``px``)."""
     assert len(det) == len(boxes) > 0, (len(det), len(boxes))
     ious = box_iou(boxes, det.boxes)
@@ -102,9 +102,8 @@ def test_export_matches_transformers_post_processing(detr):
         for seed in (3, 4):
             img = scene(seed)
             boxes, scores, labels = reference(em, img)
-            assert (
-                0 < len(scores) < em.notes["queries"]
-            )  # the threshold cuts: a check with detections
+            # the threshold cuts: a check with detections
+            assert 0 < len(scores) < em.notes["queries"]
             assert_matches(det(img), boxes, scores, labels)
 
 
@@ -200,9 +199,8 @@ def test_fp16_and_int8_with_attention_kept_out(detr, tmp_path, calib_dir):
     # FP16 rounds the attention of a random (wide-weight) model: most detections keep class and box
     ious = box_iou(boxes, got.boxes)
     same = np.nan_to_num(ious) * (labels[:, None] == got.class_ids[None])
-    solid = (boxes[:, 2:] - boxes[:, :2]).min(
-        1
-    ) >= 4  # boxes clipped thin at the border have no stable IoU
+    # boxes clipped thin at the border have no stable IoU
+    solid = (boxes[:, 2:] - boxes[:, :2]).min(1) >= 4
     matched = (same.max(1)[solid] >= 0.9).mean() if len(got) else 0.0
     print(
         f"FP16 vs transformers FP32: {len(got)} vs {len(boxes)} detections, {matched:.0%} of"
@@ -217,6 +215,5 @@ def test_fp16_and_int8_with_attention_kept_out(detr, tmp_path, calib_dir):
             assert not set(n.input) & consumers, n.name
     assert sum(n.op_type == "QuantizeLinear" for n in nodes.values()) > 5 and check_qdq(m) == []
     with edgedet.load(int8.path, providers=["cpu"]) as det:
-        assert (
-            det(img).boxes.shape[1] == 4
-        )  # runs; its accuracy is measured in benchmarks, not asserted
+        # runs; its accuracy is measured in benchmarks, not asserted
+        assert det(img).boxes.shape[1] == 4

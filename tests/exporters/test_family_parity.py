@@ -42,9 +42,8 @@ def spread_scores(em, size, imgs):
         if np.quantile(scores, 0.999) < 0.99:
             break
         spread_class_scores(head, 0.5)
-    return float(
-        np.quantile(scores, 0.998)
-    )  # a threshold keeping the top 0.2 %: detections, few ties
+    # a threshold keeping the top 0.2 %: detections, few ties
+    return float(np.quantile(scores, 0.998))
 
 
 def images(size, n=3):
@@ -62,8 +61,8 @@ def images(size, n=3):
 def assert_raw_parity(em, path, size):
     """Raw outputs of the exported graph vs the torch wrapper.
 
-    scores: |a - b| <= 1e-3 + 1e-4 |b|. boxes (pixels): |a - b| <= max(1e-3, 1e-4 * imgsz) + 1e-3
-    |b|:
+    scores: |a - b| <= 1e-3 + 1e-4 |b|. boxes (pixels):
+    |a - b| <= max(1e-3, 1e-4 * imgsz) + 1e-3 |b|:
     decoding multiplies head outputs by anchors of up to 512 px and exp(dw), so ~1e-6 relative float
     noise in a ResNet-50 reaches 0.03 px on a 72 px coordinate of RetinaNet's largest anchors
     (exporters.pipeline.raw_tolerance applies the same rule when exporting).

@@ -1,7 +1,7 @@
 """Every exportable family quantises: FP16 and INT8 (TensorRT Q/DQ layout) run in ONNX Runtime and
 the INT8
-graph passes the static TensorRT Q/DQ check. Small inputs, randomly initialised weights, four
-calibration images.
+graph passes the static TensorRT Q/DQ check. Small inputs,
+randomly initialised weights, four calibration images.
 """
 
 import warnings
@@ -16,6 +16,7 @@ from edgedet.onnx.quantize.api import QuantizeOptions, quantize  # noqa: E402
 from edgedet.onnx.quantize.check import check_qdq  # noqa: E402
 from exporters.pipeline import ExportOptions, export  # noqa: E402
 
+# two-stage: FP32 from the RPN's EdgeDetNMS on
 FAMILIES = [
     ("ssdlite320_mobilenet_v3_large", 160),
     ("ssd300_vgg16", 300),
@@ -25,7 +26,7 @@ FAMILIES = [
     ("mobilenet_v3_large", 64),
     ("nano", 320),
     ("fasterrcnn_mobilenet_v3_large_320_fpn", 320),
-]  # two-stage: FP32 from the RPN's EdgeDetNMS on
+]
 
 
 @pytest.fixture(scope="module")

@@ -39,9 +39,8 @@ def test_fixed_shape_wrapper_equals_torchvision_forward(name):
     x = torch.rand(2, 3, 320, 320, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         batched = em.module(x)
-        singles = [
-            em.module(x[b : b + 1]) for b in range(2)
-        ]  # torchvision runs one image at a time
+        # torchvision runs one image at a time
+        singles = [em.module(x[b : b + 1]) for b in range(2)]
     out = [torch.cat(t) for t in zip(*singles)]
     assert all(a.shape == b.shape for a, b in zip(batched, out))
     torch.testing.assert_close(batched[0], out[0])  # the same detection counts batched or not
@@ -92,8 +91,8 @@ def test_proposal_count_is_fixed_and_padded():
 @pytest.mark.parametrize("nms", ["edgedet", "graph"])
 def test_onnx_export_matches_the_wrapper(tmp_path, nms):
     """The whole two-stage network in one fixed-shape ONNX file: EdgeDetNMS nodes with their local
-    function (``edgedet``) or inlined to standard ops (``graph``); ONNX Runtime == the eager
-    wrapper.
+    function (``edgedet``) or inlined to standard ops
+    (``graph``); ONNX Runtime == the eager wrapper.
     """
     import onnx
     import onnxruntime as ort
@@ -118,9 +117,8 @@ def test_onnx_export_matches_the_wrapper(tmp_path, nms):
     assert n >= 1 and got[0][0, 0] == n
     np.testing.assert_array_equal(got[3], ref[3])
     np.testing.assert_allclose(got[2], ref[2], atol=1e-3)
-    np.testing.assert_allclose(
-        got[1], ref[1], atol=0.05
-    )  # px; ResNet/MobileNet float noise through the box decode
+    # px; ResNet/MobileNet float noise through the box decode
+    np.testing.assert_allclose(got[1], ref[1], atol=0.05)
 
 
 def test_two_stage_refuses_nms_it_cannot_run_mid_network(tmp_path):
@@ -175,8 +173,8 @@ def test_cli_exports_a_two_stage_model(tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert "NMS graph (edgedet)" in r.output
-    # random weights detect nothing on the check image: said, and not counted as verified (was "100%
-    # of 0")
+    # random weights detect nothing on the check image:
+    # said, and not counted as verified (was "100% of 0")
     assert "not verified: torch and ONNX Runtime both gave 0 detections" in r.output
     assert "matches torch on 100% of 0" not in r.output
     assert out.is_file() and out.with_name("frcnn.onnx.json").is_file()

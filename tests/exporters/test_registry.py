@@ -48,9 +48,8 @@ def test_listing_imports_neither_torch_nor_a_family():
 def test_decorators_say_what_the_source_scan_read():
     pytest.importorskip("torch")
     lazy = {e.name: e for e in registry.list_models() if isinstance(e.build, str)}
-    for (
-        module
-    ) in registry.LIST_ORDER:  # importing runs the decorators, which check against the scan
+    # importing runs the decorators, which check against the scan
+    for module in registry.LIST_ORDER:
         importlib.import_module(module)
     for name, entry in lazy.items():
         now = registry.get_model(name)
@@ -115,9 +114,8 @@ def test_adding_a_family_as_the_docs_say(tmp_path, monkeypatch, forget_gridnet):
     result = export(ExportOptions(model="gridnet"), tmp_path / "gridnet.onnx")
     assert result.manifest.family == "gridnet" and result.verification["scores"]["max_abs"] < 1e-5
 
-    image = np.random.default_rng(0).integers(
-        0, 256, (64, 64, 3), dtype=np.uint8
-    )  # = the input size
+    # = the input size
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     with edgedet.load(tmp_path / "gridnet.onnx", providers=["cpu"]) as det:
         got = det(image)
     em = gridnet.build_gridnet(registry.BuildRequest("gridnet"))
@@ -127,9 +125,8 @@ def test_adding_a_family_as_the_docs_say(tmp_path, monkeypatch, forget_gridnet):
     n = int(want.num_dets[0, 0])
     assert n > 0 and len(got.boxes) == n
     np.testing.assert_array_equal(got.class_ids, want.det_classes[0, :n])
-    np.testing.assert_allclose(
-        got.boxes, want.det_boxes[0, :n].clip(0, 64), atol=1e-3
-    )  # the runtime clips
+    # the runtime clips
+    np.testing.assert_allclose(got.boxes, want.det_boxes[0, :n].clip(0, 64), atol=1e-3)
     np.testing.assert_allclose(got.scores, want.det_scores[0, :n], atol=1e-5)
 
 

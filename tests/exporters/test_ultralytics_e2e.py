@@ -1,7 +1,7 @@
 """Ultralytics end-to-end exports (YOLO26, YOLOv10, RT-DETR; random weights from the bundled yaml,
 no
-download) through `attach-nms --final output0`, matched against Ultralytics' own predictor on the
-same
+download) through `attach-nms --final output0`,
+matched against Ultralytics' own predictor on the same
 image at IoU >= 0.99. Ultralytics is AGPL-3.0 and optional: skipped where it is not installed."""
 
 import numpy as np
@@ -37,8 +37,8 @@ def picture():
 
 def liven(model, img):
     """Random weights from the yaml give every anchor the same score (activations vanish through the
-    untrained BatchNorms; RT-DETR zero-initialises its box heads): re-estimate BatchNorm statistics
-    on the
+    untrained BatchNorms; RT-DETR zero-initialises its
+    box heads): re-estimate BatchNorm statistics on the
     picture and give zero-initialised head weights small random values, so rows differ."""
     import torch
 
@@ -123,20 +123,20 @@ def test_ultralytics_end_to_end_export_matches_its_predictor(cfg, kind, tmp_path
     onnx_model = getattr(ultralytics, kind)(
         str(src), **({"task": "detect"} if kind == "YOLO" else {})
     )
+    # BGR
     res = onnx_model.predict(
         np.ascontiguousarray(img[..., ::-1]), imgsz=SIZE, conf=thr, verbose=False
-    )[0]  # BGR
+    )[0]
     boxes, scores, cls = (
         res.boxes.xyxy.cpu().numpy(),
         res.boxes.conf.cpu().numpy(),
         res.boxes.cls.cpu().numpy().astype(int),
     )
     assert len(got) == len(boxes) == 20
-    boxes = np.clip(
-        boxes, 0, SIZE
-    )  # edgedet clips boxes to the image; Ultralytics' RT-DETR predictor does not
-    # one to one: same class, score within 1e-4, IoU >= 0.99 (equal scores may come in another
-    # order)
+    # edgedet clips boxes to the image; Ultralytics' RT-DETR predictor does not
+    boxes = np.clip(boxes, 0, SIZE)
+    # one to one: same class, score within 1e-4, IoU
+    # >= 0.99 (equal scores may come in another order)
     ok = (iou(boxes, got.boxes) >= 0.99) & (cls[:, None] == got.class_ids[None])
     ok &= np.abs(scores[:, None] - got.scores[None]) <= 1e-4
     used = set()

@@ -242,8 +242,8 @@ class FaceSSDDeltas(FaceSSD):
 class EndToEndYolo(torch.nn.Module):
     """A YOLO-style dense head (64 anchors) with the end-to-end post-processing Ultralytics'
     v10Detect
-    / YOLO26 heads export: top max_det anchors by best class, then top max_det (anchor, class)
-    pairs,
+    / YOLO26 heads export: top max_det anchors by best
+    class, then top max_det (anchor, class) pairs,
     rows (x1, y1, x2, y2, score, class) in input pixels."""
 
     def __init__(self, layout="ultralytics", size=64, num_classes=4, max_det=30):

@@ -36,9 +36,8 @@ def raw_model(batch: int | None = 1, size: int = 64, opset: int = 17) -> onnx.Mo
     nodes = _mean_node("m") + [
         helper.make_node("Mul", ["m", "two"], ["m2"]),
         helper.make_node("Mul", ["scores_c", "m2"], ["scores"]),
-        helper.make_node(
-            "Mul", ["m", "zero"], ["m0"]
-        ),  # [B,1,1] of zeros, to broadcast boxes over batch
+        # [B,1,1] of zeros, to broadcast boxes over batch
+        helper.make_node("Mul", ["m", "zero"], ["m0"]),
         helper.make_node("Add", ["boxes_c", "m0"], ["boxes"]),
     ]
     inits = [

@@ -84,9 +84,8 @@ def cases(
             draw(st.lists(st.sampled_from(GRID), min_size=ab * n * 4, max_size=ab * n * 4)),
             np.float32,
         ).reshape(ab, n, 4)
-        boxes = np.where(np.isfinite(boxes), np.clip(boxes, -8, 8), boxes).astype(
-            np.float32
-        )  # deltas
+        # deltas
+        boxes = np.where(np.isfinite(boxes), np.clip(boxes, -8, 8), boxes).astype(np.float32)
     return boxes, scores, p, anc
 
 
@@ -174,9 +173,8 @@ def check_against_spec(boxes, scores, p: NMSParams, out: NMSOutput, anchors=None
                 assert not (
                     same(c1, c2) and iou(box(n1, c1), box(n2, c2)) > np.float32(p.iou_threshold)
                 )
-        last = (
-            rank[kept[-1]] if num == k else len(cands)
-        )  # everything ranked before this is decided
+        # everything ranked before this is decided
+        last = rank[kept[-1]] if num == k else len(cands)
         for _, n, c in cands[:last]:
             if (n, c) not in kept:
                 assert any(

@@ -11,8 +11,8 @@ compares boxes to within 8 ulp of each box's scale.
 
 The non-marked tests need no GPU: the kernels' arithmetic (score keys, decode, IoU) compiled for the
 host (nvcc) against numpy, the ctypes wrapper with fake device arrays, and a numpy emulation of the
-kernels' algorithm (sort keys, candidate prefix, 64-bit mask words, word-by-word settle with the K
-stop).
+kernels' algorithm (sort keys, candidate prefix, 64-bit
+mask words, word-by-word settle with the K stop).
 """
 
 import ctypes
@@ -27,16 +27,14 @@ try:
     from hypothesis import given, settings
     from hypothesis import strategies as st
     from nms_cases import GRID, SPECIAL_COORDS, assert_bits_equal, assert_same_output, cases
-except (
-    ImportError
-):  # the device machine may lack hypothesis: the property tests skip, the others still run
+# the device machine may lack hypothesis: the property tests skip, the others still run
+except ImportError:
     given = settings = st = cases = None
     GRID = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
     SPECIAL_COORDS = [1e30, -1e30, 3e38, -3e38, np.inf, -np.inf, np.nan, 1e-30, -0.0, 0.5, 1e7 + 1]
 
-    def assert_bits_equal(
-        a, b, name=""
-    ):  # nms_cases.assert_bits_equal: bits up to NaN payload and sign of zero
+    # nms_cases.assert_bits_equal: bits up to NaN payload and sign of zero
+    def assert_bits_equal(a, b, name=""):
         a, b = np.asarray(a), np.asarray(b)
         assert a.dtype == b.dtype and a.shape == b.shape, (
             f"{name}: {a.dtype}{a.shape} vs {b.dtype}{b.shape}"
@@ -180,6 +178,7 @@ def clustered(b: int, n: int, c: int, seed: int, objects: int = 20, per_class: b
         (8400, 80, 0.25, 1000, 300, False),
         (8400, 80, 0.001, 4096, 300, False),
         (8400, 80, 0.001, 5000, 300, True),
+        # top_k beyond EfficientNMS_TRT's 4096, N*C = 2,016,000
         (
             25200,
             80,
@@ -187,7 +186,7 @@ def clustered(b: int, n: int, c: int, seed: int, objects: int = 20, per_class: b
             10000,
             300,
             False,
-        ),  # top_k beyond EfficientNMS_TRT's 4096, N*C = 2,016,000
+        ),
         (2100, 6, 0.0, 0, 100, False),  # top_k 0: all 12600 candidates
         (2100, 6, 0.05, 3000, 1000, True),
     ],
@@ -228,8 +227,8 @@ def test_gpu_sigmoid_matches_oracle_on_gpu_activated_scores(lib):
     """score_activation: the oracle gets scores activated on the GPU by CuPy (libdevice expf, like
     the kernel).
 
-    Decisions and boxes must be equal; scores within 4 ulp: -fmad=false changes libdevice's expf
-    (one of
+    Decisions and boxes must be equal; scores within 4
+    ulp: -fmad=false changes libdevice's expf (one of
     its FMAs is a contraction; CuPy builds with FMA), the printed count says how many differ."""
     import cupy as cp
 
@@ -332,21 +331,24 @@ def test_gpu_edge_cases(lib):
     same = np.tile(np.array([10, 10, 50, 60], np.float32), (1, 150, 1))
     flat = np.full((1, 150, 1), 0.5, np.float32)
     cases_ = [
+        # 150 duplicates, equal scores: the lowest index is kept
         (
             same,
             flat,
             NMSParams(max_output_boxes=5),
-        ),  # 150 duplicates, equal scores: the lowest index is kept
+        ),
+        # IoU exactly 1 suppresses nothing
         (
             same,
             flat,
             NMSParams(iou_threshold=1.0, max_output_boxes=100),
-        ),  # IoU exactly 1 suppresses nothing
+        ),
+        # all below (not above) the threshold: all padding
         (
             same,
             flat,
             NMSParams(score_threshold=0.5),
-        ),  # all below (not above) the threshold: all padding
+        ),
         (
             same,
             np.where(np.arange(150)[None, :, None] % 3 == 0, np.nan, flat).astype(np.float32),
@@ -357,11 +359,12 @@ def test_gpu_edge_cases(lib):
             np.where(np.arange(150)[None, :, None] == 77, np.inf, flat).astype(np.float32),
             NMSParams(),
         ),
+        # -0.0 == +0.0 ties
         (
             same,
             np.where(np.arange(150)[None, :, None] % 2 == 0, -0.0, 0.0).astype(np.float32),
             NMSParams(score_threshold=-1.0, iou_threshold=1.0, max_output_boxes=20),
-        ),  # -0.0 == +0.0 ties
+        ),
     ]
     spread = np.arange(400, dtype=np.float32)[None, :, None] * np.float32(20) + np.array(
         [0, 0, 10, 10], np.float32
@@ -457,8 +460,8 @@ def harness(tmp_path_factory):
         pytest.skip("nvcc (CUDA compiler) not on PATH")
     src = tmp_path_factory.mktemp("harness") / "harness.cu"
     src.write_text(HARNESS)
-    # host arithmetic unfused too (GCC contracts a * b + c by default where the CPU has FMA, e.g.
-    # aarch64)
+    # host arithmetic unfused too (GCC contracts a * b +
+    # c by default where the CPU has FMA, e.g. aarch64)
     return ctypes.CDLL(
         str(
             compile_library(
@@ -684,9 +687,8 @@ def emulate_kernels(boxes, scores, p: NMSParams, anchors=None) -> NMSOutput:
             mask[:, j // 64] |= hit[:, j].astype(np.uint64) << np.uint64(j % 64)
         removed = np.zeros(max(words, 1), np.uint64)
         kept = []
-        for w in range(
-            words
-        ):  # settle_kernel: thread 0 settles one word, the block ORs the later words
+        # settle_kernel: thread 0 settles one word, the block ORs the later words
+        for w in range(words):
             if len(kept) >= k:
                 break
             bits, fresh = int(removed[w]), []

@@ -1,9 +1,8 @@
 """The ``edgedet`` NMS implementation: one EdgeDetNMS custom node plus a model-local function whose
 body
 reads the node's attributes. ONNX Runtime runs the function; it must equal the oracle exactly like
-the
-``graph`` implementation does, for every parameter combination, with one body serving nodes whose
-parameters differ."""
+the ``graph`` implementation does, for every parameter combination, with one body serving nodes
+whose parameters differ."""
 
 import numpy as np
 import pytest
@@ -96,9 +95,8 @@ def test_node_carries_the_plugin_lookup_attributes_and_the_params():
     model = attach_nms(raw_model(9, 2), p, "edgedet")
     (node,) = nms_nodes(model)
     assert (node.op_type, node.domain) == (opdef.OP_TYPE, opdef.OP_DOMAIN)
-    f32 = {
-        k: float(np.float32(getattr(p, k))) for k in ("score_threshold", "iou_threshold")
-    }  # float attributes
+    # float attributes
+    f32 = {k: float(np.float32(getattr(p, k))) for k in ("score_threshold", "iou_threshold")}
     assert params_from_node(node) == p.replace(**f32)
     info = inspect_nms(model)
     assert info.has_function and info.nodes and not info.attribute_problems
@@ -147,8 +145,8 @@ def _function(model):
 def test_node_inputs_are_contiguous_with_their_roles_stated(with_anchors, thresholds, per_class):
     """TensorRT's ONNX parser turns an empty input name into a null tensor, and its local-function
     importer needs
-    as many node inputs as formal inputs: no gaps, roles in attributes, every combination equal to
-    the oracle.
+    as many node inputs as formal inputs: no gaps, roles
+    in attributes, every combination equal to the oracle.
     """
     rng = np.random.default_rng(3)
     n, c = 24, 3
@@ -223,9 +221,8 @@ def test_float16_inputs_compute_in_float32_and_output_the_contract_types():
     assert node.input[:2] == ["boxes", "scores"]  # the node itself takes float16
     got = run_ort(model, boxes, scores)
     assert got["det_boxes"].dtype == np.float32
-    want = reference_nms(
-        boxes, scores, p
-    )  # the reference computes in float32 too; fp16 outputs round
+    # the reference computes in float32 too; fp16 outputs round
+    want = reference_nms(boxes, scores, p)
     np.testing.assert_array_equal(got["num_dets"], want.num_dets)
     np.testing.assert_array_equal(got["det_classes"], want.det_classes)
     np.testing.assert_array_equal(
@@ -305,9 +302,8 @@ def test_one_function_body_serves_nodes_with_different_parameters():
     np.testing.assert_array_equal(got["b_num_dets"], want2.num_dets)
     np.testing.assert_array_equal(got["b_det_classes"], want2.det_classes)
     np.testing.assert_allclose(got["b_det_scores"], want2.det_scores, rtol=1e-6)
-    assert (
-        add_function_bodies(model).functions[0] == model.functions[0]
-    )  # idempotent: replaced, not duplicated
+    # idempotent: replaced, not duplicated
+    assert add_function_bodies(model).functions[0] == model.functions[0]
     assert len(model.functions) == 1
 
 
@@ -316,18 +312,18 @@ def test_function_body_errors():
     with pytest.raises(ExportError, match="opset >= 15"):
         attach_nms(raw_model(4, 2, opset=13), p, "edgedet")
     model = two_node_model(4, 2, p, p)
+    # anchors on one node only
     model.graph.node[1].CopyFrom(
         make_node(["b2", "s", "b1"], list(model.graph.node[1].output), p, "nms2")
-    )  # anchors on one node only
+    )
     with pytest.raises(ExportError, match="differ in which optional inputs"):
         add_function_bodies(model)
     model.graph.node[1].input.append("extra")  # more inputs than its role attributes say
     with pytest.raises(ExportError, match="has 4 inputs.*has_anchors=1, threshold_inputs=0"):
         add_function_bodies(model)
     with pytest.raises(ExportError, match="too large"):
-        attach_nms(
-            raw_model(30000, 1000), NMSParams(top_k=65536), "edgedet"
-        )  # within the plugin, not the graph
+        # within the plugin, not the graph
+        attach_nms(raw_model(30000, 1000), NMSParams(top_k=65536), "edgedet")
 
 
 @pytest.mark.parametrize("n, c, top_k", [(8400, 80, 0), (100000, 1, 0), (8400, 80, 70000)])
@@ -350,7 +346,6 @@ def test_plugin_limit_matches_the_kernels_header():
         int(re.search(r"#define EDGEDET_NMS_MAX_CANDIDATES (\d+)", header).group(1))
         == opdef.PLUGIN_MAX_CANDIDATES
     )
-    model = attach_nms(
-        raw_model(8400, 80), NMSParams(top_k=1000), "edgedet"
-    )  # the usual top_k is fine
+    # the usual top_k is fine
+    model = attach_nms(raw_model(8400, 80), NMSParams(top_k=1000), "edgedet")
     assert len(nms_nodes(model)) == 1

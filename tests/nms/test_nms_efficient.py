@@ -105,9 +105,8 @@ def test_node_attributes_inputs_and_contract_outputs():
 
 def test_checker_passes_with_the_custom_domain():
     model = attach(tiny_models.raw_model(batch=None))
-    onnx.checker.check_model(
-        model, full_check=True
-    )  # custom domain: no schema to check, shapes from value_info
+    # custom domain: no schema to check, shapes from value_info
+    onnx.checker.check_model(model, full_check=True)
 
 
 def test_background_class_outside_range_means_none():
@@ -134,9 +133,8 @@ def test_fp16_stays_fp16_into_the_plugin_and_contract_outputs_are_float32():
     node = the_node(model)
     assert list(node.input[:2]) == ["boxes", "scores"]  # no cast in front
     init = {i.name: i for i in model.graph.initializer}[node.input[2]]
-    assert (
-        init.data_type == TensorProto.FLOAT16
-    )  # one type for all float inputs (supportsFormatCombination)
+    # one type for all float inputs (supportsFormatCombination)
+    assert init.data_type == TensorProto.FLOAT16
     info = {v.name: v.type.tensor_type.elem_type for v in model.graph.value_info}
     assert info[node.output[1]] == info[node.output[2]] == TensorProto.FLOAT16
     types = {o.name: o.type.tensor_type.elem_type for o in model.graph.output}
@@ -165,9 +163,8 @@ def test_refuses_more_than_4096_candidates(top_k):
 
 
 def test_unlimited_top_k_is_fine_when_few_candidates_exist():
-    efficient.check_expressible(
-        tiny_models.raw_model(), NMSParams(top_k=0), _raw(1000, 4)
-    )  # 4000 <= 4096
+    # 4000 <= 4096
+    efficient.check_expressible(tiny_models.raw_model(), NMSParams(top_k=0), _raw(1000, 4))
 
 
 def test_refuses_box_scale_with_anchors():
@@ -176,9 +173,8 @@ def test_refuses_box_scale_with_anchors():
         efficient.check_expressible(
             tiny_models.raw_model(), params, _raw(3, 3, np.zeros((1, 3, 4), np.float32))
         )
-    efficient.check_expressible(
-        tiny_models.raw_model(), params, _raw(3, 3)
-    )  # no anchors: box_scale unused
+    # no anchors: box_scale unused
+    efficient.check_expressible(tiny_models.raw_model(), params, _raw(3, 3))
 
 
 def test_refuses_run_time_thresholds():
@@ -197,9 +193,8 @@ def test_warns_that_top_k_below_the_cap_is_not_honoured():
         efficient.check_expressible(tiny_models.raw_model(), NMSParams(top_k=100), _raw(2000, 3))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        efficient.check_expressible(
-            tiny_models.raw_model(), NMSParams(top_k=1000), _raw(3, 3)
-        )  # N*C = 9
+        # N*C = 9
+        efficient.check_expressible(tiny_models.raw_model(), NMSParams(top_k=1000), _raw(3, 3))
 
 
 def test_onnxruntime_refuses_with_the_op_named(tmp_path):

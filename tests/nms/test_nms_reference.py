@@ -39,12 +39,13 @@ def test_hand_worked_example():
     [
         (1, 2, 0.5, 2),  # IoU exactly 0.5: not > 0.5, both kept
         (1, 2, 0.49, 1),  # ... > 0.49: suppressed
+        # IoU fl(3/5) == fl(0.6): equal, kept (torchvision compares in float64 and drops it)
         (
             3,
             5,
             0.6,
             2,
-        ),  # IoU fl(3/5) == fl(0.6): equal, kept (torchvision compares in float64 and drops it)
+        ),
         (1, 3, 1 / 3, 2),
         (2, 2, 1.0, 2),  # identical boxes, IoU 1: only a threshold below 1 suppresses
         (2, 2, 0.999, 1),

@@ -1,7 +1,7 @@
 """End-to-end heads: score threshold + top-k without NMS, on the host (edgedet.nms.topk) and in the
 graph
-(edgedet/onnx/nms/topk.py). The host path equals the NMS oracle with IoU 1.0 (nothing is
-suppressed); the
+(edgedet/onnx/nms/topk.py). The host path equals the
+NMS oracle with IoU 1.0 (nothing is suppressed); the
 graph equals the host path bit for bit, ties, thresholds and K > candidates included."""
 
 import numpy as np
@@ -79,8 +79,8 @@ def test_ties_thresholds_and_k_larger_than_candidates():
     )
     p = NMSParams(score_threshold=0.25, max_output_boxes=20)
     host = select_topk(boxes, scores, p)
-    # 0.9 (n1,c0) < flat index than 0.9 (n3,c1); then 0.7; then the five 0.5 in flat-index order;
-    # 0.25 is not > 0.25
+    # 0.9 (n1,c0) < flat index than 0.9 (n3,c1); then 0.7; then
+    # the five 0.5 in flat-index order; 0.25 is not > 0.25
     assert host.num_dets[0, 0] == 8
     assert host.det_classes[0, :8].tolist() == [0, 1, 1, 0, 1, 1, 0, 0]
     assert host.det_indices[0, :8].tolist() == [1, 3, 2, 0, 0, 1, 3, 5]
@@ -95,12 +95,10 @@ def test_ties_thresholds_and_k_larger_than_candidates():
 def test_runtime_threshold_input_equals_a_baked_threshold(threshold):
     rng = np.random.default_rng(1)
     boxes = rng.uniform(0, 50, (2, 30, 4)).astype(np.float32)
-    scores = rng.choice(np.float32([0.0, 0.25, 0.5, 0.9, 1.0]), (2, 30, 4)).astype(
-        np.float32
-    )  # many ties
-    p = NMSParams(
-        score_threshold=0.25, max_output_boxes=50
-    )  # 120 candidates > K = 50 at low thresholds
+    # many ties
+    scores = rng.choice(np.float32([0.0, 0.25, 0.5, 0.9, 1.0]), (2, 30, 4)).astype(np.float32)
+    # 120 candidates > K = 50 at low thresholds
+    p = NMSParams(score_threshold=0.25, max_output_boxes=50)
     got = graph_topk(boxes, scores, p, threshold=threshold)
     assert_same_output(
         got, select_topk(boxes, scores, p.replace(score_threshold=threshold)), CONTRACT
@@ -116,9 +114,8 @@ def test_labels_one_class_per_box(background):
     labels = rng.integers(0, 5, (2, n))
     p = NMSParams(score_threshold=0.2, max_output_boxes=25, background_class=background)
     host = select_topk(boxes, scores, p, labels)
-    for b in range(
-        2
-    ):  # restated: the rows above the threshold, not background, by score then index
+    # restated: the rows above the threshold, not background, by score then index
+    for b in range(2):
         rows = [
             i for i in range(n) if scores[b, i, 0] > np.float32(0.2) and labels[b, i] != background
         ]
@@ -143,9 +140,8 @@ def test_float16_outputs_and_centre_size_boxes():
 
 
 def test_tensorrt_topk_limit_is_enforced():
-    ok = attach_topk(
-        raw_model(1000, 3), NMSParams(max_output_boxes=TRT_MAX_TOPK)
-    )  # M = 3000 < K: pads
+    # M = 3000 < K: pads
+    ok = attach_topk(raw_model(1000, 3), NMSParams(max_output_boxes=TRT_MAX_TOPK))
     assert ok.graph.output[1].type.tensor_type.shape.dim[1].dim_value == TRT_MAX_TOPK
     with pytest.raises(ExportError, match="3840"):
         attach_topk(raw_model(2000, 2), NMSParams(max_output_boxes=TRT_MAX_TOPK + 1))

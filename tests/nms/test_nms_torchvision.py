@@ -35,9 +35,8 @@ def test_single_class_nms_matches_torchvision(n, seed, thr):
     assert nms(boxes, scores, thr).tolist() == want.tolist()
 
 
-@pytest.mark.parametrize(
-    "n, c, seed", [(300, 5, 3), (2500, 20, 4)]
-)  # coordinate trick / per-class loop
+# coordinate trick / per-class loop
+@pytest.mark.parametrize("n, c, seed", [(300, 5, 3), (2500, 20, 4)])
 def test_batched_greedy_matches_torchvision(n, c, seed):
     boxes, scores, classes = random_set(n, c, seed)
     order = np.argsort(-scores, kind="stable")
@@ -91,8 +90,8 @@ def test_deviation_threshold_compared_in_float64():
 
 def test_deviation_ties_are_not_ordered_by_index():
     """torchvision orders equal scores with an unstable sort, so which of 150 identical boxes it
-    keeps
-    is unspecified (index 104 or 0 in different runs here); the spec keeps the lowest index."""
+    keeps is unspecified (index 104 or 0 in different runs here); the spec keeps the lowest
+    index."""
     boxes = np.tile(np.array([0, 0, 1, 1], np.float32), (150, 1))
     scores = np.full(150, 0.5, np.float32)
     assert len(torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.5)) == 1

@@ -100,9 +100,8 @@ def server(model_path, tmp_path_factory):
         pytest.fail("edgedet serve did not stop within 90 s of Ctrl-C (SIGINT)")
     text = log.read_text()
     assert code == 0 and "edgedet serve: stopped" in text, text[-2000:]
-    with pytest.raises(
-        OSError
-    ):  # tritonserver went with it: nothing listens on the gRPC port any more
+    # tritonserver went with it: nothing listens on the gRPC port any more
+    with pytest.raises(OSError):
         socket.create_connection(
             ("127.0.0.1", int(server_grpc_port(text, grpc))), timeout=2
         ).close()
@@ -147,9 +146,8 @@ def test_concurrent_grpc_clients_get_the_local_detector_result_bit_for_bit(serve
     import io
 
     reference = [local.predict([read_image(io.BytesIO(b))])[0] for b in images]
-    assert sum(len(r) for r in reference) >= len(
-        images
-    )  # nano finds the shapes: something to compare
+    # nano finds the shapes: something to compare
+    assert sum(len(r) for r in reference) >= len(images)
     before = (
         metric(server["metrics"], "nv_inference_count"),
         metric(server["metrics"], "nv_inference_exec_count"),

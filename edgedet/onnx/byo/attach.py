@@ -382,8 +382,8 @@ def read_split(model, b: NodeBuilder, spec: ByoSpec, shapes: dict, height: int, 
     )
 
 
-# How to read each kind of head; a new kind (e.g. final NMS-free outputs) adds an entry and a rule
-# in head_kind.
+# How to read each kind of head; a new kind (e.g. final
+# NMS-free outputs) adds an entry and a rule in head_kind.
 HEADS = {"combined": read_combined, "split": read_split}
 
 
@@ -543,9 +543,8 @@ def _class_names(spec: ByoSpec, source_model, classes: int, background: int) -> 
     own metadata names, or class0..; InputError when the count does not fit."""
     names = list(spec.class_names) or class_names_from_metadata(source_model)
     if background >= 0 and len(names) == classes + 1:
-        names = (
-            names[:background] + names[background + 1 :]
-        )  # the user listed the background class too
+        # the user listed the background class too
+        names = names[:background] + names[background + 1 :]
     if not names:
         names = [f"class{i}" for i in range(classes)]
     if len(names) != classes:

@@ -4,8 +4,8 @@ Two shapes of output, as the common exporters write them:
   rows   one output [B, K, W]: per row a box (4 values), a score and a class id, in the order
          ``columns`` says. Ultralytics ``export(format="onnx", end2end=True)`` (YOLOv10, YOLO26) and
          RT-DETR write ``output0 [1, 300, 6]`` = x1, y1, x2, y2, score, class (pixels of the input);
-         mmdeploy writes ``dets [B, K, 5]`` (x1, y1, x2, y2, score) + ``labels [B, K]``
-         (``labels``).
+         mmdeploy writes ``dets [B, K, 5]`` (x1, y1, x2,
+         y2, score) + ``labels [B, K]`` (``labels``).
   detr   two outputs: ``pred_boxes [B, Q, 4]`` (cx, cy, w, h in 0..1 of the input) and ``logits``
          [B, Q, C+1] with a softmax over classes + a last "no object" column (DETR: each query's
          best real class) or [B, Q, C] with a sigmoid per class (RT-DETR, D-FINE, Deformable DETR:
@@ -181,9 +181,8 @@ def _rows(b, model, final: FinalSpec, spec: ByoSpec):
             )
     else:
         lab = b.op("Squeeze", [b.slice_last(t, cols["class"], cols["class"] + 1), b.const([2])])
-    labels = b.op(
-        "Cast", [b.op("Round", [_float(b, model, None, lab)])], to=7
-    )  # float class ids -> int64
+    # float class ids -> int64
+    labels = b.op("Cast", [b.op("Round", [_float(b, model, None, lab)])], to=7)
     return boxes, scores, labels, _metadata_classes(model), shape[:2]
 
 
@@ -213,14 +212,12 @@ def _detr(b, model, final: FinalSpec, output_shape):
     from edgedet.onnx.tools import opset_of
 
     if opset_of(model) >= 18:  # ReduceMax takes its axes as an input from opset 18
-        scores = b.op(
-            "ReduceMax", [probs, b.const([-1])], keepdims=1
-        )  # each query's best real class
+        # each query's best real class
+        scores = b.op("ReduceMax", [probs, b.const([-1])], keepdims=1)
     else:
         scores = b.op("ReduceMax", [probs], axes=[-1], keepdims=1)
-    labels = b.op(
-        "ArgMax", [probs], axis=-1, keepdims=0, select_last_index=0
-    )  # first of equal maxima
+    # first of equal maxima
+    labels = b.op("ArgMax", [probs], axis=-1, keepdims=0, select_last_index=0)
     return boxes, scores, labels, lshape[2] - 1, bshape[:2]
 
 
@@ -247,8 +244,8 @@ def recognise_final(model) -> tuple[FinalSpec, list[str]] | None:
     FinalSpec and the attach-nms flags that say so, or None. Recognised: HF-style ``logits`` +
     ``pred_boxes`` (softmax when logits have one more column than the metadata's classes or no
     metadata; the flag says which was assumed), and one output [B, K, 6] (Ultralytics end2end:
-    metadata
-    ``end2end: True``, or any [B, K <= 3840, 6] output); RT-DETR (metadata ``head: RTDETRDecoder``)
+    metadata ``end2end: True``, or any [B, K <= 3840, 6]
+    output); RT-DETR (metadata ``head: RTDETRDecoder``)
     rows are normalised cxcywh."""
     shapes = {
         o.name: [

@@ -56,9 +56,8 @@ def check_raw_outputs(model, spec, height: int, width: int) -> dict:
 
     try:
         out = run_once(model, [contract.RAW_BOXES, contract.RAW_SCORES])
-    except (
-        InputError
-    ) as exc:  # e.g. a custom op ONNX Runtime lacks: the file may still build in TensorRT
+    # e.g. a custom op ONNX Runtime lacks: the file may still build in TensorRT
+    except InputError as exc:
         warnings.warn(f"attach-nms could not check the converted outputs: {exc}", stacklevel=3)
         return {"checked": False, "why": str(exc)}
     boxes, scores = out[contract.RAW_BOXES], out[contract.RAW_SCORES]
@@ -213,9 +212,8 @@ def _guess_combined(
     flags = ["--combined", o.name]
     extent = float(np.percentile(np.abs(a[..., :4]), 99))
     if extent < 0.05 * max(height, width) and len(grid_cells(height, width, (8, 16, 32))[0]) == n:
-        if (
-            a[..., :4].min() >= 0
-        ):  # distances from cell centres are never negative; YOLOX's offsets/log sizes are
+        # distances from cell centres are never negative; YOLOX's offsets and log sizes can be
+        if a[..., :4].min() >= 0:
             o.role = (
                 f"raw YOLOv6/v8-style grid head [B, N={n}, 4+C={k}]: (l, t, r, b) distances per"
                 " cell, not boxes"

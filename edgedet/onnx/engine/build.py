@@ -195,16 +195,16 @@ def _load_plugins(
     return records
 
 
-# compute capabilities an AMPERE_PLUS engine may meet (8.0+): data-centre, desktop, Jetson Orin,
-# Hopper, Blackwell
+# compute capabilities an AMPERE_PLUS engine may meet (8.0+):
+# data-centre, desktop, Jetson Orin, Hopper, Blackwell
 AMPERE_PLUS_CAPABILITIES = ((8, 0), (8, 6), (8, 7), (8, 9), (9, 0), (10, 0), (12, 0))
 
 
 def _check_plugin_architectures(records, options: trt_flags.BuildOptions, gpu: dict) -> list[str]:
     """--hardware-compat: the engine may run on other GPUs, so its plugins must hold code for them
     too.
-    InputError naming the fix when a plugin's recorded GPU code falls short; a note when it is
-    unknown.
+    InputError naming the fix when a plugin's recorded
+    GPU code falls short; a note when it is unknown.
     """
     from edgedet.trt.version import parse_compute_capability
 
@@ -262,8 +262,8 @@ def _refuse_nvidia_plugins_in_version_compatible(model, options: trt_flags.Build
 
 def _nvidia_plugins(trt: TensorRT, logger, model) -> list[str]:
     """Register NVIDIA's own plugins (libnvinfer_plugin: EfficientNMS_TRT, --nms efficient) before
-    parsing when the graph uses one; documented call: tensorrt.init_libnvinfer_plugins(logger,
-    namespace).
+    parsing when the graph uses one; documented call:
+    tensorrt.init_libnvinfer_plugins(logger, namespace).
     """
     from edgedet.onnx.nms.efficient import tensorrt_only_ops
 
@@ -329,8 +329,8 @@ def _parse(
     network = builder.create_network(flags)
     parser = t.OnnxParser(network, logger)
     if stripped:
-        # the in-memory model; `path` lets the parser find external weights next to the original
-        # file
+        # the in-memory model; `path` lets the parser
+        # find external weights next to the original file
         ok = parser.parse(model.SerializeToString(), str(onnx_path))
     else:
         ok = parser.parse_from_file(str(onnx_path))
@@ -391,9 +391,8 @@ def _configure(
     if o.workspace:
         config.set_memory_pool_limit(t.MemoryPoolType.WORKSPACE, o.workspace)
     config.builder_optimization_level = o.opt_level  # 0..5, default 3 (IBuilderConfig docs)
-    config.profiling_verbosity = (
-        t.ProfilingVerbosity.DETAILED
-    )  # layer names + tactics for `edgedet inspect`
+    # layer names + tactics for `edgedet inspect`
+    config.profiling_verbosity = t.ProfilingVerbosity.DETAILED
     log = ProgressLog(say)
     monitor = make_progress_monitor(t, log)
     if monitor is not None:
@@ -412,8 +411,8 @@ def _configure(
             p.set_shape(shape.name, shape.min, shape.opt, shape.max)
         config.add_optimization_profile(p)
     if o.version_compatible:
-        # get_used_vc_plugin_libraries: "provide this list to ... plugins_to_serialize"
-        # (pyOnnxDoc.h)
+        # get_used_vc_plugin_libraries: "provide this
+        # list to ... plugins_to_serialize" (pyOnnxDoc.h)
         config.plugins_to_serialize = [r.path for r in records] + list(
             parser.get_used_vc_plugin_libraries()
         )

@@ -7,8 +7,8 @@ a registered plugin over a local function of the same name; 10.3-10.6 inline the
 builder drops the function first and the parser falls back to the plugin registry, looking the
 node up as getCreator(op_type, plugin_version attr, plugin_namespace attr) - the node's domain
 counts as the namespace only from 10.10 (NVIDIA/TensorRT CHANGELOG.md, 10.10.0: "Plugin fallback
-importer now also reads its namespace from a Node's domain field"; 10.7.0: plugins preferred over
-local functions).
+importer now also reads its namespace from a Node's domain
+field"; 10.7.0: plugins preferred over local functions).
 """
 
 from __future__ import annotations

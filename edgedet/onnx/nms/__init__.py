@@ -2,8 +2,8 @@
 contract.
 
     attach_nms(model, params, implementation="graph") -> model with outputs
-        num_dets int32 [B, 1], det_boxes float32 [B, K, 4], det_scores float32 [B, K], det_classes
-        int32 [B, K]
+        num_dets int32 [B, 1], det_boxes float32 [B, K, 4],
+        det_scores float32 [B, K], det_classes int32 [B, K]
 
 Implementations sit in a registry (name -> builder(model, params, raw, **options) -> model):
   edgedet    one EdgeDetNMS custom node (the TensorRT plugin's op) carrying a model-local function

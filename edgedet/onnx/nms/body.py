@@ -4,12 +4,10 @@ oracle.
 Data flow (B batch, N anchors, C classes, M = min(top_k, N*C) candidates, K outputs):
   boxes [B,N,4] | [B,N,C,4] --decode/canonicalise--> per-anchor (or per-class) corners
   scores [B,N,C] --sigmoid?/background/NaN--> Reshape [B,N*C] --TopK M--> values, flat index (rank
-  order;
-      ONNX TopK breaks ties by lower index, as the spec's rank rule does)
+      order; ONNX TopK breaks ties by lower index, as the spec's rank rule does)
   candidates: boxes gathered [B,M,4]; class = index % C; passes = value > score_threshold
   NonMaxSuppression on [B,C,M] (or [B,1,M]) "rank scores" M - m, so every runtime visits candidates
-  in
-      exactly the spec's order whatever its own tie-breaking; max_output_boxes_per_class = K
+      in exactly the spec's order whatever its own tie-breaking; max_output_boxes_per_class = K
   selected (b, c, m) --ScatterND--> keep [B,M] --TopK K of keep*(M-m)--> first K kept in rank order
   gather boxes/scores/classes, zero the padding (Where, so inf boxes never turn into NaN)
 
@@ -18,8 +16,8 @@ Two ways to build the same computation, chosen by :class:`Knobs`:
   dynamic  the parameters are tensors bound to the EdgeDetNMS node's attributes: the body of the
            model-local function (``edgedet``), one body for every node of the model whatever its
            parameters; shapes (N, C, per-class boxes) and M are computed at run time, and choices
-           such as the activation are Where-selected (both sides computed, the chosen one
-           bit-exact).
+           such as the activation are Where-selected (both
+           sides computed, the chosen one bit-exact).
 """
 
 from __future__ import annotations
@@ -180,9 +178,10 @@ def build_nms(
     values, index = b.op("TopK", [flat, b.const([m])], outputs=2, axis=-1, largest=1, sorted=1)
     anchor, cls = b.op("Div", [index, b.const(c)]), b.op("Mod", [index, b.const(c)])
     source = b.op("Reshape", [corners, b.const([0, -1, 4])]) if per_class else corners
+    # [B,M,4]
     cand = b.op(
         "GatherND", [source, b.unsqueeze(index if per_class else anchor, [-1])], batch_dims=1
-    )  # [B,M,4]
+    )
     thr = score_threshold or b.const(np.float32(k.score_threshold), np.float32)
     rank = b.const(np.arange(m, 0, -1, dtype=np.float32), np.float32)  # M - m: strictly decreasing
     zero = b.const(np.float32(0), np.float32)
@@ -228,13 +227,11 @@ def _build_dynamic(
     source = b.op("Reshape", [corners, b.const([0, -1, 4])])
     cand = b.op("GatherND", [source, b.unsqueeze(row, [-1])], batch_dims=1)  # [B,M,4]
     thr = score_threshold or k.score_threshold
-    rank = b.op(
-        "Cast", [b.op("Range", [m, b.const(np.int64(0)), b.const(np.int64(-1))])], to=1
-    )  # M..1 float
+    # M..1 float
+    rank = b.op("Cast", [b.op("Range", [m, b.const(np.int64(0)), b.const(np.int64(-1))])], to=1)
     zero = b.const(np.float32(0), np.float32)
-    rank_scores = b.unsqueeze(
-        b.op("Where", [b.op("Greater", [values, thr]), rank, zero]), [1]
-    )  # [B,1,M]
+    # [B,1,M]
+    rank_scores = b.unsqueeze(b.op("Where", [b.op("Greater", [values, thr]), rank, zero]), [1])
     agnostic = _is(b, k.class_agnostic)
     nms_cls = b.op("Where", [agnostic, b.const(np.int64(0)), cls])  # one class when agnostic
     classes = b.op(

@@ -8,10 +8,9 @@ runtime runs.
               threshold_inputs (which optional inputs follow, edgedet/nms/opdef.py); inputs are
               contiguous, T = the type of ``scores`` (float or float16); NMS computes in float32.
     function  edgedet::EdgeDetNMS, the body built by edgedet.onnx.nms.body in its dynamic form:
-    every
-              parameter is read from the calling node's attributes (Constant nodes with attribute
-              references), sizes from the input shapes, so one body serves every node of a model
-              (R-CNN has two, with different parameters and box layouts).
+              every parameter is read from the calling node's attributes (Constant nodes with
+              attribute references), sizes from the input shapes, so one body serves every node of a
+              model (R-CNN has two, with different parameters and box layouts).
 
 TensorRT 10.7+ prefers a registered plugin of the same name over the local function; for 10.3-10.6
 the builder strips the function (edgedet/onnx/engine/strip.py). The function's formal inputs are
@@ -77,8 +76,8 @@ def params_from_node(node) -> NMSParams:
 def compact_inputs(inputs: list[str]) -> tuple[list[str], tuple[int, int]]:
     """Positional inputs (as FORMAL_INPUTS, "" for an absent optional one) -> the contiguous node
     inputs
-    and their roles (has_anchors, threshold_inputs). ExportError for iou_threshold without
-    score_threshold.
+    and their roles (has_anchors, threshold_inputs).
+    ExportError for iou_threshold without score_threshold.
     """
     inputs = list(inputs) + [""] * (len(FORMAL_INPUTS) - len(inputs))
     if len(inputs) != len(FORMAL_INPUTS) or "" in inputs[:2]:

@@ -52,9 +52,8 @@ def head_tensors(model) -> list[str]:
     if found:
         return found
     found = [t for n in model.graph.node if n.op_type == opdef.OP_TYPE for t in n.input[:2]]
-    if (
-        found
-    ):  # NMS inside the network (two-stage): everything from the first EdgeDetNMS on stays FP32
+    # NMS inside the network (two-stage): everything from the first EdgeDetNMS on stays FP32
+    if found:
         return found
     raise InputError(
         "the model has no 'boxes'/'scores' (or classifier 'probs') tensor; edgedet cannot tell "

@@ -165,9 +165,8 @@ def dequantize_layers(qmodel, fp32, names) -> onnx.ModelProto:
             if dq is not None and dq.op_type == "DequantizeLinear":
                 q = producer.get(dq.input[0])
                 if q is not None and q.op_type == "QuantizeLinear":
-                    node.input[k] = q.input[
-                        0
-                    ]  # activation (or Constant): the float tensor the pair wrapped
+                    # activation (or Constant): the float tensor the pair wrapped
+                    node.input[k] = q.input[0]
                 else:  # a quantised weight: take the FP32 initializer
                     node.input[k] = fp32_nodes[node.name].input[k]
                     if node.input[k] not in inits:
@@ -218,8 +217,8 @@ def sensitivity(
 ) -> dict:
     """Per-layer agreement, ranked most sensitive first. ``ref``: FP32 detections if already
     computed;
-    ``finish``: the graph that ships from a Q/DQ variant (e.g. its FP16 form), measured instead of
-    it.
+    ``finish``: the graph that ships from a Q/DQ variant
+    (e.g. its FP16 form), measured instead of it.
     """
     finish = finish or (lambda m: m)
     if mode not in MODES:
@@ -279,8 +278,8 @@ def fallback_search(
     found by
     doubling then bisecting its length (log2(layers) + a few evaluations instead of one per layer);
     then up to ``max_prune`` of the fallen-back layers, least sensitive first, are re-quantised
-    where the budget still holds, so a layer the ranking over-rated does not stay in higher
-    precision.
+    where the budget still holds, so a layer the ranking
+    over-rated does not stay in higher precision.
 
     ``evaluate(model) -> dict`` measures a graph, ``meets(dict) -> bool`` says whether it holds the
     budget; ``finish`` turns each Q/DQ variant into the graph that ships (its FP16 form), so what is
@@ -344,8 +343,8 @@ def range_coverage(fp32, qmodel, feeds: list[dict[str, np.ndarray]], calib_feeds
     shift      (with ``calib_feeds``) the difference of mean |x| between held-out and calibration
                images in units of its image-to-image standard deviation, median over tensors.
     Images like the calibration set keep both small; another domain (lighting, content, scale) moves
-    activations and leaves the calibrated ranges too wide (lost resolution) or too narrow
-    (clipping).
+    activations and leaves the calibrated ranges too
+    wide (lost resolution) or too narrow (clipping).
     """
     import onnx
     from onnx import numpy_helper
@@ -362,9 +361,8 @@ def range_coverage(fp32, qmodel, feeds: list[dict[str, np.ndarray]], calib_feeds
             and node.input[0] not in consts
             and node.input[0] in fp32_tensors
         ):
-            ranges[node.input[0]] = 128.0 * float(
-                np.max(scales[node.input[1]])
-            )  # beyond: over half a step off
+            # beyond: over half a step off
+            ranges[node.input[0]] = 128.0 * float(np.max(scales[node.input[1]]))
     if not ranges:
         return {"tensors": 0}
     probe = onnx.ModelProto()
@@ -392,8 +390,8 @@ def range_coverage(fp32, qmodel, feeds: list[dict[str, np.ndarray]], calib_feeds
     if calib_feeds:
         _, calib_per_image, _, _ = _activation_stats(probe, names, calib_feeds, limit)
         # effect size: the difference of the mean magnitudes in units of their image-to-image
-        # spread, which (unlike a max or a raw ratio) does not drift with how many images each side
-        # has
+        # spread, which (unlike a max or a raw ratio) does
+        # not drift with how many images each side has
         spread = np.sqrt((per_image.var(0) + calib_per_image.var(0)) / 2) + 1e-12
         shift = np.abs(per_image.mean(0) - calib_per_image.mean(0)) / spread
         out.update(
@@ -456,8 +454,8 @@ def shift_warning(coverage: dict) -> str | None:
 
 class MapProbe:
     """mAP@.5:.95 of ModelProtos on a labelled set (COCO JSON or YOLO folder, read by edgedet.eval),
-    through the runtime's own Detector: the pre- and post-processing of inference, boxes in image
-    pixels.
+    through the runtime's own Detector: the pre- and
+    post-processing of inference, boxes in image pixels.
     """
 
     def __init__(self, manifest: Manifest, dataset, limit: int | None = None) -> None:
@@ -480,9 +478,8 @@ class MapProbe:
         with tempfile.TemporaryDirectory(prefix="edgedet-map-") as tmp:
             path = Path(tmp) / "variant.onnx"
             proto = onnx.ModelProto()
-            proto.CopyFrom(
-                model
-            )  # the artifact mark is added to what is written, not to the caller's graph
+            # the artifact mark is added to what is written, not to the caller's graph
+            proto.CopyFrom(model)
             manifest = copy.deepcopy(self.manifest)
             manifest.artifact, manifest.created, manifest.tools = {}, "", {}
             write_onnx_artifact(proto, path, manifest)

@@ -30,10 +30,11 @@ def test_infer_writes_json_and_annotated_images(tiny_nms, image_dir, tmp_path):
     assert r.exit_code == 0, r.output
     recs = json.loads((out / "detections.json").read_text())
     assert len(recs) == 4 and {r["file_name"].split("/")[-1] for r in recs} == {"a.png", "b.jpg"}
+    # formats kept
     assert sorted(p.name for p in out.iterdir() if p.suffix != ".json") == [
         "a.png",
         "b.jpg",
-    ]  # formats kept
+    ]
     assert Image.open(out / "a.png").format == "PNG" and "reached the model's limit" not in r.output
 
 

@@ -122,9 +122,8 @@ def test_network_mode_follows_the_files_precision(
 
 
 def test_engine_uses_model_engine_file_and_profile_max(engine_factory, tmp_path):
-    engine = engine_factory(
-        plugins=(True,), version_compatible=True
-    )  # plugin carried inside the plan
+    # plugin carried inside the plan
+    engine = engine_factory(plugins=(True,), version_compatible=True)
     write_deepstream(engine, tmp_path / "ds")
     prop = read_ini(tmp_path / "ds" / "config_infer_primary.txt")["property"]
     assert prop["model-engine-file"] == "model.engine" and "onnx-file" not in prop
@@ -137,8 +136,8 @@ def test_engine_uses_model_engine_file_and_profile_max(engine_factory, tmp_path)
 def test_engine_with_a_plugin_to_load_gets_it_preloaded(engine_factory, tmp_path):
     """nvinfer's custom-lib-path holds the parser library, so the plugin library (which registers
     EdgeDetNMS when
-    dlopen'ed) is preloaded: the command line and both configs say so; a plan carrying its plugin
-    needs nothing.
+    dlopen'ed) is preloaded: the command line and both
+    configs say so; a plan carrying its plugin needs nothing.
     """
     engine = engine_factory(plugins=(False,))
     write_deepstream(engine, tmp_path / "ds")

@@ -33,16 +33,16 @@ def test_dynamic_batch_onnx_gets_batching_and_dims_without_batch(tmp_path):
         ("det_scores", [4]),
         ("det_classes", [4]),
     ]
+    # TYPE_INT32, TYPE_FP32 (model_config.proto)
     assert [t.data_type for t in cfg.output] == [
         8,
         11,
         11,
         8,
-    ]  # TYPE_INT32, TYPE_FP32 (model_config.proto)
+    ]
     assert (tmp_path / "repo/det/1/model.onnx").read_bytes() == src.read_bytes()
-    assert (
-        tmp_path / "repo/det/1/model.onnx.json"
-    ).is_file()  # the manifest stays beside the model
+    # the manifest stays beside the model
+    assert (tmp_path / "repo/det/1/model.onnx.json").is_file()
     assert (tmp_path / "repo/det/labels.txt").read_text().splitlines() == tiny_models.CLASS_NAMES
 
 

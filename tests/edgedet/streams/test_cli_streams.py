@@ -53,9 +53,8 @@ def test_infer_bad_sources_one_line(tiny_nms, tmp_path):
             and fragment in lines[0]
             and "Traceback" not in r.output
         ), r.output
-        assert not (tmp_path / "o").exists() or not any(
-            (tmp_path / "o").iterdir()
-        )  # nothing written
+        # nothing written
+        assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
 def test_bench_source_labels_pipeline_and_model_fps(tiny_nms, sequence, tmp_path):

@@ -118,10 +118,11 @@ def test_outputs_finalised_on_interrupt(nano_dyn_onnx, sequence, tmp_path):
     with av.open(str(video)) as c:  # a finalised mp4: index written, every written frame decodes
         n = sum(1 for _ in c.decode(video=0))
     assert n == len(records)
+    # no temp files
     assert sorted(p.name for p in video.parent.iterdir()) == [
         "shapes.jsonl",
         "shapes.mp4",
-    ]  # no temp files
+    ]
 
 
 class FailingSink:

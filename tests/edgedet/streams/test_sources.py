@@ -64,9 +64,8 @@ def test_bad_sources_one_clear_error(tiny_nms, tmp_path, sequence):
     truncated.write_bytes(sequence[0].read_bytes()[:2000])  # header only: no index, no frames
     msg = _start_error(tiny_nms, str(truncated))
     assert "truncated.mp4" in msg and ("cannot be read" in msg or "corrupt" in msg)
-    unknown = (
-        tmp_path / "unknown_codec.mp4"
-    )  # the sample entry's codec tag (after 'stsd') made unknown
+    # the sample entry's codec tag (after 'stsd') made unknown
+    unknown = tmp_path / "unknown_codec.mp4"
     data = sequence[0].read_bytes()
     at = data.index(b"avc1", data.index(b"stsd"))
     unknown.write_bytes(data[:at] + b"zzzz" + data[at + 4 :])

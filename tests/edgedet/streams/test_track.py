@@ -31,9 +31,8 @@ def test_ids_follow_moving_boxes_and_low_scores_keep_tracks():
 def test_new_objects_need_two_frames_and_duplicates_are_ignored():
     tr = ByteTracker()
     tr.update(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int32))
-    assert tr.update(boxes_at([10]), np.array([0.9]), np.zeros(1, np.int32)).tolist() == [
-        -1
-    ]  # unconfirmed
+    # unconfirmed
+    assert tr.update(boxes_at([10]), np.array([0.9]), np.zeros(1, np.int32)).tolist() == [-1]
     assert tr.update(boxes_at([12]), np.array([0.9]), np.zeros(1, np.int32)).tolist() == [1]
     # the same object also reported as another class (per-class NMS): not a second track
     two = np.concatenate([boxes_at([14]), boxes_at([15])])
@@ -59,8 +58,8 @@ def test_mota_idf1_on_synthetic_sequence(nano_dyn_onnx, sequence):
     acc = mm.MOTAccumulator(auto_id=True)
     for r, gt in zip(results, truth):
         keep = r.track_ids >= 0
-        # motmetrics' own iou_matrix uses np.asfarray, removed in numpy 2: same distance, computed
-        # here
+        # motmetrics' own iou_matrix uses np.asfarray,
+        # removed in numpy 2: same distance, computed here
         iou = box_iou(np.array([b for _, _, b in gt]), r.detections.boxes[keep].astype(np.float64))
         acc.update(
             [i for i, _, _ in gt], r.track_ids[keep].tolist(), np.where(iou >= 0.5, 1 - iou, np.nan)

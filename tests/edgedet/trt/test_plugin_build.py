@@ -23,9 +23,8 @@ from edgedet.trt.version import TRTVersion
 
 PLUGIN_CPP = pb.CSRC / "plugin" / "edgedet_nms_plugin.cpp"
 ROOT = Path(__file__).resolve().parents[3]
-if (
-    str(ROOT) not in sys.path
-):  # benchmarks/ (the GPU harness's compile command) is not an installed package
+# benchmarks/ (the GPU harness's compile command) is not an installed package
+if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # NvInferVersion.h as TensorRT 10.3.0 writes it (plain numbers) and as 10.12+/11.x do (aliases).
@@ -404,9 +403,8 @@ def test_plugin_host_logic_with_stub_kernels(tmp_path):
     fields = [line.split()[1] for line in ran.stdout.splitlines() if line.startswith("FIELD ")]
     assert fields == PLUGIN_FIELDS
     combos = [line.split()[1:3] for line in ran.stdout.splitlines() if line.startswith("COMBO ")]
-    assert (
-        len(combos) == 16 and len({tuple(c) for c in combos}) == 16
-    )  # 2 x 2 x 2 combinations x (stated, ranks)
+    # 2 x 2 x 2 combinations x (stated, ranks)
+    assert len(combos) == 16 and len({tuple(c) for c in combos}) == 16
 
 
 @pytest.mark.slow
@@ -428,8 +426,8 @@ def test_kernels_ask_cub_once_and_leave_other_errors_alone():
     """nms_kernels.cu (GPU-only code, read as source here; benchmarks/gpu/run.sh runs it):
     edgedet_nms takes
     CUB's scratch from the caller's workspace instead of repeating the size query, and checks its
-    launches with cudaPeekAtLastError, which does not clear (swallow) an error left by someone
-    else's launch.
+    launches with cudaPeekAtLastError, which does not clear
+    (swallow) an error left by someone else's launch.
     """
     src = (pb.CSRC / "nms_kernels.cu").read_text()
     entry = src[src.index('extern "C" int edgedet_nms(') :]

@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(
-    0, str(Path(__file__).resolve().parents[3])
-)  # the repo root: benchmarks/ is not installed
+# the repo root: benchmarks/ is not installed
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from benchmarks.gpu.plugin_harness import compare, read_case  # noqa: E402
 from edgedet.nms import NMSParams, reference_nms  # noqa: E402
 

@@ -1,7 +1,7 @@
 """EdgeDetNMS registers its creator when the library is merely dlopen'ed (DeepStream / Triton:
 LD_PRELOAD,
-Triton's --backend-config=tensorrt,plugins=), and IPluginRegistry.load_library still works on top of
-that.
+Triton's --backend-config=tensorrt,plugins=), and
+IPluginRegistry.load_library still works on top of that.
 
 Needs nvcc and TensorRT's C++ headers (skips otherwise, like
 tests/edgedet/trt/test_plugin_build.py). The
@@ -24,9 +24,8 @@ from edgedet.errors import EdgeDetError
 from edgedet.nms import opdef
 from edgedet.trt import plugin_build as pb
 
-pytestmark = (
-    pytest.mark.slow
-)  # one real plugin build (~30 s on 2 cores) where nvcc and headers exist
+# one real plugin build (~30 s on 2 cores) where nvcc and headers exist
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -51,16 +50,15 @@ def _run(cmd: list[str]) -> str:
 def test_library_carries_a_load_time_registrar_and_no_link_to_tensorrt(plugin):
     """What the loader runs at dlopen: the registrar object and the function its initialiser calls;
     TensorRT is
-    found through the loader by the sonames of the headers' major version, not linked (lean and full
-    alike).
+    found through the loader by the sonames of the headers'
+    major version, not linked (lean and full alike).
     """
     lib, headers = plugin
     symbols = _run(["nm", "-C", str(lib)])
     assert "(anonymous namespace)::gLoadTimeRegistrar" in symbols
     assert "(anonymous namespace)::registerAtLoad()" in symbols
-    assert (
-        "_GLOBAL__sub_I_edgedet_nms_plugin.cpp" in symbols
-    )  # the static initialiser that constructs it
+    # the static initialiser that constructs it
+    assert "_GLOBAL__sub_I_edgedet_nms_plugin.cpp" in symbols
     undefined = _run(["nm", "-D", "--undefined-only", str(lib)])
     assert " dlopen" in undefined and " dlsym" in undefined and "getPluginRegistry" not in undefined
     needed = [line for line in _run(["readelf", "-d", str(lib)]).splitlines() if "(NEEDED)" in line]

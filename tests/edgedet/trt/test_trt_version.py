@@ -28,9 +28,8 @@ def test_parse_rejects(bad):
 
 def test_order_and_same_release():
     assert TRTVersion.parse("10.12") > TRTVersion.parse("10.7.0.23")  # numeric, not string order
-    assert TRTVersion.parse("10.3.0.30").same_release(
-        TRTVersion.parse("10.3.0")
-    )  # build unknown on one side
+    # build unknown on one side
+    assert TRTVersion.parse("10.3.0.30").same_release(TRTVersion.parse("10.3.0"))
     assert not TRTVersion.parse("10.3.0.30").same_release(TRTVersion.parse("10.3.0.26"))
     assert str(TRTVersion.parse("11.4")) == "11.4.0"
 

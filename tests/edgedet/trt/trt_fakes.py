@@ -288,9 +288,8 @@ class FakeContext:
 
     def __init__(self, engine: FakeEngine):
         self.e = engine
-        self.batch = engine.d[
-            "fixed"
-        ]  # profile 0 is active; dynamic shapes unset until set_input_shape
+        # profile 0 is active; dynamic shapes unset until set_input_shape
+        self.batch = engine.d["fixed"]
         self.addresses: dict[str, int] = {}
 
     def set_input_shape(self, name, shape):

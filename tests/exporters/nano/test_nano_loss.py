@@ -39,10 +39,11 @@ def test_assign_gives_every_box_positives_even_tiny_ones():
     )
     assert 1 <= fg.sum() <= 20
     owners = {tuple(b.tolist()) for b in t_boxes[fg]}
+    # both boxes, not the padding
     assert owners == {
         tuple(gt[0, 0].tolist()),
         tuple(gt[0, 1].tolist()),
-    }  # both boxes, not the padding
+    }
     assert (t_scores[~fg] == 0).all() and (
         t_scores[fg].argmax(-1)
         == labels[0][

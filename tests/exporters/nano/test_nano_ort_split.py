@@ -1,7 +1,7 @@
 """Nano on ONNX Runtime: the split path (host NMS between ORT slices) returns the same bits as ORT
 running
-the EdgeDetNMS function body, on validation images, at the graph's threshold and the COCO
-protocol's.
+the EdgeDetNMS function body, on validation images,
+at the graph's threshold and the COCO protocol's.
 """
 
 import numpy as np
@@ -47,15 +47,14 @@ def test_split_equals_function_body_on_val_images(nano_onnx):
                     got[name], want[name], err_msg=f"image {index} score {score} {name}"
                 )
             counts.append(int(got["num_dets"][0, 0]))
-    assert min(counts) > 0 and all(
-        low > high for high, low in zip(counts[::2], counts[1::2])
-    )  # real detections
+    # real detections
+    assert min(counts) > 0 and all(low > high for high, low in zip(counts[::2], counts[1::2]))
 
 
 def test_load_and_first_result_import_neither_torch_nor_onnx(nano_onnx, tmp_path):
     """The runtime path a user takes (load + first Detections) stays lean: a fresh interpreter ends
-    with neither torch nor onnx imported. Its time is a benchmark figure (benchmarks/e2e.py), not a
-    test.
+    with neither torch nor onnx imported. Its time is a
+    benchmark figure (benchmarks/e2e.py), not a test.
     """
     import subprocess
     import sys

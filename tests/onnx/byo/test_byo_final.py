@@ -27,8 +27,8 @@ NAMES = {0: "person", 1: "bicycle", 2: "car", 3: "dog"}
 
 class DetrStyle(torch.nn.Module):
     """A DETR-style set-prediction head: pred_boxes (cx, cy, w, h in 0..1) and logits over C classes
-    (+ a no-object column for softmax), input normalised with the ImageNet mean/std inside the
-    module
+    (+ a no-object column for softmax), input normalised
+    with the ImageNet mean/std inside the module
     (as the HuggingFace processors do before the model)."""
 
     def __init__(self, queries=24, activation="softmax"):
@@ -73,9 +73,8 @@ def cli_ok(*args):
 
 def image():
     rng = np.random.default_rng(5)
-    return rng.integers(
-        0, 255, (48, 80, 3), dtype=np.uint8
-    )  # letterboxed with padding into 64 x 64
+    # letterboxed with padding into 64 x 64
+    return rng.integers(0, 255, (48, 80, 3), dtype=np.uint8)
 
 
 def letterboxed(img):
@@ -173,9 +172,8 @@ def detr_reference(logits, boxes, activation, threshold, k):
         scores, labels = torch.softmax(logits, -1)[..., :-1].max(-1)
         keep = scores[0] > threshold
         return xyxy[0][keep].numpy(), scores[0][keep].numpy(), labels[0][keep].numpy()
-    scores, index = torch.topk(
-        torch.sigmoid(logits).flatten(1), k, dim=-1
-    )  # RTDetrImageProcessor: top-k pairs
+    # RTDetrImageProcessor: top-k pairs
+    scores, index = torch.topk(torch.sigmoid(logits).flatten(1), k, dim=-1)
     labels, query = index % NC, index // NC
     keep = scores[0] > threshold
     return xyxy[0][query[0][keep]].numpy(), scores[0][keep].numpy(), labels[0][keep].numpy()
@@ -220,9 +218,8 @@ def test_detr_style_pair_one_command(activation, tmp_path):
             (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
         )
     rb, rs, rl = detr_reference(logits, boxes, activation, threshold, 40)
-    assert len(rs) < logits.shape[1] * (
-        1 if activation == "softmax" else NC
-    )  # the threshold cuts some
+    # the threshold cuts some
+    assert len(rs) < logits.shape[1] * (1 if activation == "softmax" else NC)
     assert_matches(got, unletterbox_boxes(rb, info), rs, rl)
 
 

@@ -32,12 +32,13 @@ THRESHOLDS = {
     "ultralytics": 0.9,
     "yolov5_fp16": 0.3,
 }
+# (h, w); the last one rounds differently from int()
 SIZES = (
     (48, 128),
     (128, 64),
     (64, 64),
     (77, 131),
-)  # (h, w); the last one rounds differently from int()
+)
 
 
 def images():
@@ -176,12 +177,11 @@ def test_image_to_detections_matches_the_tools_own_pipeline(case, tmp_path):
         # (identical float16 inputs; measured: scores within 3e-4, coordinates within 1/32 px)
         worst = min(worst, match(dets, ref, 1e-3 if "fp16" in case else 1e-4))
         total += len(ref)
-    print(
-        f"{case}: {total} detections over {len(SIZES)} images, smallest IoU {worst:.4f}"
-    )  # pytest -s: the figure
+    # pytest -s: the figure
+    print(f"{case}: {total} detections over {len(SIZES)} images, smallest IoU {worst:.4f}")
     assert total >= 5, "too few detections to compare"
-    # 1/32 px on the smallest FP16 box (5.7 px tall) is IoU 0.989; every float32 case must reach
-    # 0.99
+    # 1/32 px on the smallest FP16 box (5.7 px tall)
+    # is IoU 0.989; every float32 case must reach 0.99
     assert worst >= (0.98 if "fp16" in case else 0.99), (
         f"{case}: smallest IoU {worst:.4f} over {total} detections"
     )

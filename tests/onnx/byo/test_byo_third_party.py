@@ -134,9 +134,8 @@ def test_fp16_model_keeps_fp16_inside_with_float32_io(tmp_path):
     m = attach_file(src, tmp_path / "out.onnx", CASES["yolov5_fp16"][1], NMSParams())
     assert m.precision["mode"] == "fp16" and m.input.dtype == "float32"
     converted = onnx.load(tmp_path / "out.onnx")
-    assert any(
-        i.data_type == onnx.TensorProto.FLOAT16 for i in converted.graph.initializer
-    )  # weights stay FP16
+    # weights stay FP16
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in converted.graph.initializer)
 
 
 def test_background_column_is_dropped_and_ids_are_the_users(tmp_path):
@@ -249,7 +248,6 @@ def test_ssd_deltas_decode_against_priors_with_variances(tmp_path):
     with pytest.raises(InputError, match=r"shape \(10, 4\); the head has 60 candidates"):
         short = ByoSpec(**{**spec.__dict__, "anchors": str(tmp_path / "short.npy")})
         attach_third_party(tp.face_ssd_deltas()[1], short, NMSParams(), "none")
-    with pytest.raises(
-        InputError, match="--decode ssd"
-    ):  # deltas read as boxes: refused, not garbage
+    # deltas read as boxes: refused, not garbage
+    with pytest.raises(InputError, match="--decode ssd"):
         attach_third_party(tp.face_ssd_deltas()[1], FACE, NMSParams(), "none")

@@ -152,9 +152,8 @@ def test_real_export_matches_its_own_postprocessing_end_to_end(yolov8n, tmp_path
         scores.append(out[0, 4:].ravel())
     ranked = np.unique(np.concatenate(scores))[::-1]  # descending
     k = next(k for k in range(60, len(ranked) - 1) if ranked[k] - ranked[k + 1] > 1e-3 * ranked[k])
-    threshold = float(
-        (ranked[k] + ranked[k + 1]) / 2
-    )  # ~60 candidates above it, none within 0.05 %
+    # ~60 candidates above it, none within 0.05 %
+    threshold = float((ranked[k] + ranked[k + 1]) / 2)
     params = NMSParams(
         score_threshold=threshold, iou_threshold=0.45, max_output_boxes=100, top_k=1000
     )
@@ -169,9 +168,8 @@ def test_real_export_matches_its_own_postprocessing_end_to_end(yolov8n, tmp_path
         assert match(dets, ref) >= 0.99
         total += len(ref)
     assert total >= 5, total
-    print(
-        f"ultralytics yolov8n: {total} detections, threshold {threshold:.4g}"
-    )  # pytest -s: the figure
+    # pytest -s: the figure
+    print(f"ultralytics yolov8n: {total} detections, threshold {threshold:.4g}")
 
 
 def test_inspect_reads_the_real_export(yolov8n):

@@ -61,9 +61,8 @@ def test_version_compatible_refuses_efficient_nms_before_tensorrt(tmp_path, monk
         raise AssertionError("TensorRT must not be imported for a refused combination")
 
     monkeypatch.setattr(build_mod, "import_tensorrt", no_tensorrt)
-    monkeypatch.setattr(
-        build_mod, "_load_source", lambda p: (onnx.load(str(p)), None)
-    )  # the op is what matters
+    # the op is what matters
+    monkeypatch.setattr(build_mod, "_load_source", lambda p: (onnx.load(str(p)), None))
     path = tmp_path / "eff.onnx"
     onnx.save(attach_nms(raw_model(9, 2), NMSParams(), "efficient"), str(path))
     with pytest.raises(InputError, match="--version-compatible.*EfficientNMS_TRT.*--nms edgedet"):

@@ -95,14 +95,14 @@ def test_trt_10_3_strips_function_parses_bytes_and_writes_everything(use, tmp_pa
     )
     result = build_engine(onnx_path, tmp_path / "model.engine", opts, say=said.append)
 
+    # 1 << int(STRONGLY_TYPED), STRONGLY_TYPED == 1 in 10.x
     assert (
         "create_network",
         1 << 1,
-    ) in trt.calls  # 1 << int(STRONGLY_TYPED), STRONGLY_TYPED == 1 in 10.x
+    ) in trt.calls
     parse = next(c for c in trt.calls if c[0].startswith("parse"))
-    assert parse[0] == "parse" and parse[2] == str(
-        onnx_path
-    )  # stripped model parsed from memory, weights beside the file
+    # stripped model parsed from memory, weights beside the file
+    assert parse[0] == "parse" and parse[2] == str(onnx_path)
     assert trt.config.profiles == [{"images": ((1, 3, 8, 8), (2, 3, 8, 8), (4, 3, 8, 8))}]
     assert ("set_memory_pool_limit", "WORKSPACE", 1 << 30) in trt.calls
     assert trt.config.builder_optimization_level == 4 and trt.config.profiling_verbosity == 2
@@ -345,6 +345,7 @@ def test_build_without_onnx_asks_for_the_build_extra_not_torch(tmp_path, monkeyp
 def test_doctor_names_the_build_extra_when_onnx_is_missing(monkeypatch):
     from edgedet import doctor
 
+    # a Jetson with edgedet[ort] only
     report = {
         "can": {"export (torch -> ONNX)": False},
         "onnxruntime": {"version": "1.20"},
@@ -352,6 +353,6 @@ def test_doctor_names_the_build_extra_when_onnx_is_missing(monkeypatch):
         "tensorrt": {"version": "10.3.0", "builder": True, "error": None},
         "nms_plugin": {"library": "x.so"},
         "packages": {"onnx": None, "cuda-python": "12.6"},
-    }  # a Jetson with edgedet[ort] only
+    }
     tips = doctor.advice(report)
     assert any("pip install 'edgedet[ort,build]'" in t and "no torch" in t for t in tips)

@@ -70,9 +70,8 @@ def test_strip_keeps_node_and_domain_drops_function():
     assert [n.op_type for n in out.graph.node] == [opdef.OP_TYPE, "Neg"]
     assert out.graph.node[0].domain == opdef.OP_DOMAIN
     assert {o.domain for o in out.opset_import} == {"", opdef.OP_DOMAIN}
-    onnx.checker.check_model(
-        out
-    )  # a custom-domain node without a schema passes the structural check
+    # a custom-domain node without a schema passes the structural check
+    onnx.checker.check_model(out)
     assert inspect_nms(out).nodes == ("nms0",) and not inspect_nms(out).has_function
 
 

@@ -3,8 +3,8 @@ layer.
 
 The fragile layer: one output channel of ``down.0`` carries a constant +1000 that ``down.2`` ignores
 (zero weights), so FP32 is unchanged, but INT8's per-tensor scale on ``down.2``'s input is set by
-the outlier and every real activation there rounds to 0 or 1 step. Only falling ``down.2`` back
-fixes it.
+the outlier and every real activation there rounds to
+0 or 1 step. Only falling ``down.2`` back fixes it.
 """
 
 import json
@@ -83,9 +83,8 @@ def test_fragile_layer_ranks_first_and_alone_falls_back(fragile_export, images, 
         opts(images, tmp_path, sensitivity=str(report), budget=0.97, sensitivity_mode="exclude"),
     )
     p = res.precision
-    assert (
-        p["holdout"]["images"] == 16 and p["calibration_images"] == 24
-    )  # held-out never calibrates
+    # held-out never calibrates
+    assert p["holdout"]["images"] == 16 and p["calibration_images"] == 24
     assert p["int8_agreement"]["detections_fp32"] > 16, (
         "nothing to compare: the test would prove nothing"
     )
@@ -119,9 +118,8 @@ def _assert_mixed(m):
     }
     assert opset_of(m) >= 19 and scales and {inits[s] for s in scales} == {onnx.TensorProto.FLOAT16}
     assert inits[nodes[FRAGILE].input[1]] == onnx.TensorProto.FLOAT16  # FP16 weights, not INT8 ones
-    assert (
-        inits[nodes["/cls/Conv"].input[1]] == onnx.TensorProto.FLOAT
-    )  # placement: last head conv FP32
+    # placement: last head conv FP32
+    assert inits[nodes["/cls/Conv"].input[1]] == onnx.TensorProto.FLOAT
 
 
 def _matched_on_holdout(fp32_path, path, images):
@@ -183,9 +181,8 @@ def test_budget_map_and_unseen_split(fragile_export, images, tmp_path):
     b = res.precision["budget"]
     assert res.precision["holdout"]["images"] == 16 and b["unseen"]["images"] == 8
     assert 0.0 <= b["unseen"]["matched"] <= 1.0 and b["unseen"]["detections_fp32"] > 0
-    assert (
-        b["fp32_mAP"] > 0.8 and b["search"][0]["map_drop_pt"] > 5.0
-    )  # plain INT8 (+FP16) really loses mAP
+    # plain INT8 (+FP16) really loses mAP
+    assert b["fp32_mAP"] > 0.8 and b["search"][0]["map_drop_pt"] > 5.0
     assert b["met"] and b["map_drop_pt"] <= 1.0 and FRAGILE in b["fallback_layers"]
     assert b["map_images"] == 12 and b["matched_at_iou_0.9"] is None
 
@@ -245,9 +242,8 @@ def test_dequantize_restores_fp32_weights_and_activation(fragile_export, images,
         )
         for m in (fp32, every)
     ]
-    np.testing.assert_allclose(
-        run[1][1], run[0][1], atol=1e-5
-    )  # all layers back: FP32 scores exactly
+    # all layers back: FP32 scores exactly
+    np.testing.assert_allclose(run[1][1], run[0][1], atol=1e-5)
 
 
 def test_budget_cli_and_bad_values(fragile_export, images, tmp_path):
@@ -301,9 +297,8 @@ def test_calibration_unlike_holdout_warns(fragile_export, images, tmp_path):
             fragile_export, tmp_path / "n.onnx", opts(images, tmp_path, holdout_dir=str(noise))
         )
     assert res.precision["range_coverage"]["shift_median"] > 0.6
-    assert (
-        res.precision["calibration_images"] == 40
-    )  # a separate held-out folder: all of --calib calibrates
+    # a separate held-out folder: all of --calib calibrates
+    assert res.precision["calibration_images"] == 40
 
 
 def test_similar_holdout_does_not_warn(fragile_export, images, tmp_path):
