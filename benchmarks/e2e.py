@@ -15,9 +15,14 @@ Models (built in --work, reused when present):
 Photos: --photo (default /work/shared/data/images/photo01.jpg) centre-cropped to 4:3 and resized
 to 640x480 and to 4000x3000 (12 MP), JPEG quality 90; or every JPEG of --folder.
 Every round times every figure once, in turn, so background load hits all alike; p50 over rounds.
-Threads: ONNX Runtime's default everywhere (intra-op = physical cores), edgedet and Ultralytics
-alike. Usage: python -m benchmarks.e2e [--rounds 15] [--work data/e2e] [--folder DIR] [--json
-benchmarks/results/e2e.json]
+After each figure the benchmark sleeps --settle seconds (0.1): Ultralytics' session keeps ONNX
+Runtime's default thread spinning, whose idle workers keep a core busy for ~60 ms after each run
+(benchmarks/ort_spinning.py), and without the pause that tail lands on the next figure's time
+(its own predict call still pays it). Threads: ONNX Runtime's default count everywhere (intra-op =
+physical cores), edgedet and Ultralytics alike; spinning: edgedet's default ("run": busy-wait only
+while a run is in progress) for every edgedet session, the model-only one included.
+Usage: python -m benchmarks.e2e [--rounds 15] [--settle 0.1] [--work data/e2e] [--folder DIR]
+[--json benchmarks/results/e2e.json]
 """
 
 from __future__ import annotations
@@ -402,9 +407,14 @@ def same_nms_inputs(det, raw, x: np.ndarray) -> bool:
     )
 
 
-def run_rounds(figures: dict, rounds: int, warmup: int = 2) -> dict[str, list[float]]:
+SETTLE_S = 0.1
+
+
+def run_rounds(
+    figures: dict, rounds: int, warmup: int = 2, settle: float = SETTLE_S
+) -> dict[str, list[float]]:
     """figures: name -> callable, timed whole; one returning a dict gives its own sub-figures in
-    seconds."""
+    seconds. ``settle`` seconds of sleep after each figure (see the module docstring)."""
     times: dict[str, list[float]] = {}
     names = list(figures)
     for r in range(rounds + warmup):
@@ -414,6 +424,7 @@ def run_rounds(figures: dict, rounds: int, warmup: int = 2) -> dict[str, list[fl
             t0 = time.perf_counter()
             sub = figures[name]()
             dt = time.perf_counter() - t0
+            time.sleep(settle)
             if r < warmup:
                 continue
             for key, value in (
@@ -434,7 +445,11 @@ def fastest(times: dict[str, list[float]]) -> dict[str, float]:
 
 
 def detector_group(
-    paths: dict[str, Path], photos: dict[str, Path], rounds: int, ultra: Path | None
+    paths: dict[str, Path],
+    photos: dict[str, Path],
+    rounds: int,
+    ultra: Path | None,
+    settle: float = SETTLE_S,
 ) -> dict:
     import edgedet
 
@@ -482,7 +497,7 @@ def detector_group(
                 "e2e_ultralytics",
                 "overhead_ultralytics_paired",
             )
-        times = run_rounds(figures, rounds)
+        times = run_rounds(figures, rounds, settle=settle)
         out[name] = {
             "detections": len(det(photo)),
             "bit_identical_host_vs_function": bool(same),
@@ -526,7 +541,7 @@ def derive(row: dict) -> dict:
     return {"ms": row, "derived": d}
 
 
-def rcnn_group(path: Path, photo: Path, rounds: int) -> dict:
+def rcnn_group(path: Path, photo: Path, rounds: int, settle: float = SETTLE_S) -> dict:
     import edgedet
 
     det = edgedet.load(path)
@@ -542,7 +557,7 @@ def rcnn_group(path: Path, photo: Path, rounds: int) -> dict:
         "e2e_function": lambda: det_fn(photo),
         "stages": lambda: stages(det, photo),
     }
-    times = run_rounds(figures, rounds)
+    times = run_rounds(figures, rounds, settle=settle)
     out = {
         "detections": int(a["num_dets"][0, 0]),
         "bit_identical_host_vs_function": all(np.array_equal(a[k], b[k]) for k in a),
@@ -658,6 +673,9 @@ def main(argv=None) -> None:
         "--folder", help="time every JPEG of this folder instead of the two generated photos"
     )
     ap.add_argument("--skip", nargs="*", default=[], choices=["nano", "yolov8n", "frcnn", "first"])
+    ap.add_argument(
+        "--settle", type=float, default=SETTLE_S, help="seconds of sleep after each figure"
+    )
     ap.add_argument("--json", default="benchmarks/results/e2e.json")
     args = ap.parse_args(argv)
     work = Path(args.work)
@@ -675,16 +693,18 @@ def main(argv=None) -> None:
         )
         print("first", results["load_and_first_result"])
     if "nano" not in args.skip:
-        results["nano_320"] = detector_group(nano_models(work), photos, args.rounds, None)
+        results["nano_320"] = detector_group(
+            nano_models(work), photos, args.rounds, None, args.settle
+        )
     if "yolov8n" not in args.skip:
         paths, ultra = yolo_models(work)
         results["yolov8n_640"] = {
             "source": "ultralytics export" if ultra else "yolov8n_like (torch)",
-            **detector_group(paths, photos, args.rounds, ultra),
+            **detector_group(paths, photos, args.rounds, ultra, args.settle),
         }
     if "frcnn" not in args.skip:
         results["frcnn_mobilenet_320"] = rcnn_group(
-            rcnn_model(work), next(iter(photos.values())), max(3, args.rounds // 3)
+            rcnn_model(work), next(iter(photos.values())), max(3, args.rounds // 3), args.settle
         )
     write_results(
         args.json,
@@ -694,6 +714,7 @@ def main(argv=None) -> None:
             "method": __doc__.split("Usage:")[0].strip(),
             "versions": versions(),
             "rounds": args.rounds,
+            "settle_s": args.settle,
             "load_average_before_after": [load_before, os.getloadavg()],
             "results": results,
         },

@@ -56,6 +56,7 @@ class ServeOptions:
     threads: int | None = (
         None  # ONNX Runtime intra-op threads per instance; None: ONNX Runtime's default
     )
+    spinning: str | None = None  # ONNX Runtime thread waiting (SPINNING); None: edgedet's default
 
     def validate(self) -> None:
         if self.instances < 1 or self.max_batch < 1:
@@ -176,6 +177,8 @@ def open_detectors(model: str | os.PathLike, opts: ServeOptions) -> list:
     extra = {"providers": opts.providers} if opts.providers else {}
     if opts.threads:
         extra["threads"] = opts.threads
+    if opts.spinning:
+        extra["spinning"] = opts.spinning
     detectors = [edgedet.load(model, backend=opts.backend, **extra) for _ in range(opts.instances)]
     if detectors[0].manifest.task != "detect":
         raise InputError(

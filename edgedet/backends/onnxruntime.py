@@ -11,6 +11,15 @@ from edgedet.backends.base import Backend, Capabilities, IOSpec
 from edgedet.errors import InputError, ModelError, require
 
 NMS_MODES = ("auto", "host", "function")
+# How idle intra-op threads wait for work (ONNX Runtime session config keys, documented in its
+# include/onnxruntime/core/session/onnxruntime_session_options_config_keys.h):
+#   "off": they sleep (session.intra_op.allow_spinning = 0);
+#   "run": they busy-wait while a run is in progress and stop the moment the last concurrent run
+#          returns (session.force_spinning_stop = 1): the model keeps spinning's speed and the
+#          caller's decode and NMS get the cores back;
+#   "on":  ONNX Runtime's default: they also keep spinning after a run returns (here ~60 ms of a
+#          whole core after each call, measured with time.process_time while the caller sleeps).
+SPINNING = ("off", "run", "on")
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 PROVIDER_ALIASES = {
     "trt": "TensorrtExecutionProvider",
@@ -59,14 +68,13 @@ class OnnxRuntimeBackend(Backend):
         providers=None,
         threads: int | None = None,
         edgedet_nms: str = "auto",
-        spinning: bool = False,
+        spinning: str | bool = "run",
     ) -> None:
         """``edgedet_nms``: how EdgeDetNMS nodes run. "host": the graph is split at them and
         edgedet.nms.host runs them (edgedet/backends/ort_split.py); "function": ONNX Runtime runs
         their standard-op function body; "auto": host when ONNX Runtime runs on the CPU only.
-        ``spinning``: let idle intra-op threads busy-wait for work (ONNX Runtime's default). Off by
-        default: on the 2-core machine it cost 12-35 % latency (benchmarks/ort_settings.py), the
-        spinning workers competing with the caller's decode and host NMS for the same cores."""
+        ``spinning``: how idle intra-op threads wait, one of SPINNING (True means "on", False
+        "off"); the default is chosen by benchmarks/ort_spinning.py (docs/performance.md)."""
         super().__init__()
         ort = require("onnxruntime", "ort", "Running ONNX models")
         path = Path(path)
@@ -81,8 +89,8 @@ class OnnxRuntimeBackend(Backend):
         self.capabilities = Capabilities(concurrent_calls=True, intra_op_threads=threads)
         if threads:
             options.intra_op_num_threads = threads
-        if not spinning:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        for key, value in spinning_config(spinning).items():
+            options.add_session_config_entry(key, value)
         self.providers = resolve_providers(providers, ort.get_available_providers())
         self.split = None
         if edgedet_nms == "host" or (
@@ -153,6 +161,19 @@ class OnnxRuntimeBackend(Backend):
             "device": ort.get_device(),
             "edgedet_nms": nms,
         }
+
+
+def spinning_config(spinning: str | bool) -> dict[str, str]:
+    """ONNX Runtime session config entries for a ``spinning`` setting (see SPINNING)."""
+    if isinstance(spinning, bool):
+        spinning = "on" if spinning else "off"
+    if spinning == "off":
+        return {"session.intra_op.allow_spinning": "0"}
+    if spinning == "run":
+        return {"session.intra_op.allow_spinning": "1", "session.force_spinning_stop": "1"}
+    if spinning == "on":
+        return {"session.intra_op.allow_spinning": "1"}
+    raise InputError(f"spinning='{spinning}' is not one of {', '.join(SPINNING)}")
 
 
 def _load_split(path: Path, make_session, required: bool):

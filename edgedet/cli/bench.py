@@ -51,6 +51,7 @@ def bench_cmd(
     image_dir,
     backend,
     providers,
+    spinning,
     cuda_graph,
     json_path,
     max_frames,
@@ -61,7 +62,7 @@ def bench_cmd(
     With SOURCE (a video, URL, camera or source list): the stream pipeline end to end (pipeline
     FPS, per-stage times, capture-to-result latency, dropped frames), see docs/streams.md.
     """
-    opts = load_options(artifact, backend, providers)
+    opts = load_options(artifact, backend, providers, spinning)
     check_json_path(json_path, [artifact, f"{artifact}.json"])  # fail before the run, not after it
     if source:
         from edgedet.streams.cli import bench_stream

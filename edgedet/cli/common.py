@@ -141,30 +141,51 @@ def providers_option(fn):
     return click.option("--providers", type=Providers(), help=PROVIDERS_HELP)(fn)
 
 
+SPINNING_HELP = (
+    "ONNX Runtime on the CPU: how idle threads wait. run (default): busy-wait only during a call;"
+    " off: sleep (faster when other work shares the cores); on: ONNX Runtime's own default, which"
+    " keeps spinning after each call (docs/performance.md)."
+)
+
+
 def backend_options(fn):
-    """--backend and --providers: which runtime opens the artifact, and ONNX Runtime's providers."""
+    """--backend, --providers and --ort-spinning: which runtime opens the artifact, and ONNX
+    Runtime's providers and thread waiting."""
+    from edgedet.backends.onnxruntime import SPINNING  # the settings' one home
+
+    fn = click.option(
+        "--ort-spinning", "spinning", type=click.Choice(SPINNING), help=SPINNING_HELP
+    )(fn)
     fn = providers_option(fn)
     return click.option(
         "--backend", type=Backend(), default="auto", show_default=True, help=BACKEND_HELP
     )(fn)
 
 
-def load_options(artifact, backend: str = "auto", providers: tuple[str, ...] | None = None) -> dict:
-    """Keyword arguments for edgedet.load from --backend/--providers; InputError when --providers is
-    given for an artifact that runs on TensorRT (it has no providers)."""
+def load_options(
+    artifact,
+    backend: str = "auto",
+    providers: tuple[str, ...] | None = None,
+    spinning: str | None = None,
+) -> dict:
+    """Keyword arguments for edgedet.load from --backend/--providers/--ort-spinning; InputError when
+    an ONNX Runtime option is given for an artifact that runs on TensorRT."""
     from pathlib import Path
 
     from edgedet.backends import ENGINE_SUFFIXES
 
-    if not providers:
+    ort = {"providers": list(providers) if providers else None, "spinning": spinning}
+    ort = {k: v for k, v in ort.items() if v is not None}
+    if not ort:
         return {"backend": backend}
     engine = Path(str(artifact)).suffix.lower() in ENGINE_SUFFIXES
     if backend == "tensorrt" or (backend == "auto" and engine):
+        flag = "--providers" if "providers" in ort else "--ort-spinning"
         raise InputError(
-            f"--providers applies to ONNX Runtime, but {artifact} runs on TensorRT; "
-            "drop --providers or open an ONNX model"
+            f"{flag} applies to ONNX Runtime, but {artifact} runs on TensorRT; "
+            f"drop {flag} or open an ONNX model"
         )
-    return {"backend": backend, "providers": list(providers)}
+    return {"backend": backend, **ort}
 
 
 def json_report_option(fn):

@@ -34,7 +34,7 @@ from edgedet.cli.common import (
 @click.option("--batch", type=POSITIVE, default=1, show_default=True)
 @backend_options
 @json_report_option
-def eval_cmd(model, data, image_dir, limit, batch, backend, providers, json_path):
+def eval_cmd(model, data, image_dir, limit, batch, backend, providers, spinning, json_path):
     """mAP@0.5:0.95, mAP@0.5 and the other COCO statistics of MODEL on --data."""
     import edgedet
     from edgedet.eval.datasets import load_dataset
@@ -42,7 +42,7 @@ def eval_cmd(model, data, image_dir, limit, batch, backend, providers, json_path
 
     check_json_path(json_path, [model, f"{model}.json", data])  # fail before the run, not after it
     dataset = load_dataset(data, image_dir)
-    with edgedet.load(model, **load_options(model, backend, providers)) as det:
+    with edgedet.load(model, **load_options(model, backend, providers, spinning)) as det:
         _say_if_random(det.manifest, model)
         total = min(limit or len(dataset.coco["images"]), len(dataset.coco["images"]))
         with click.progressbar(length=total, label="evaluating", file=sys.stderr) as bar:

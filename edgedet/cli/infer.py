@@ -101,6 +101,7 @@ def infer_cmd(
     iou_threshold,
     backend,
     providers,
+    spinning,
     no_draw,
     skip_bad,
     **stream,
@@ -113,7 +114,7 @@ def infer_cmd(
     """
     from edgedet.streams.cli import infer_streams, wants_streams
 
-    opts = load_options(model, backend, providers)
+    opts = load_options(model, backend, providers, spinning)
     if wants_streams(images):
         return infer_streams(
             model,

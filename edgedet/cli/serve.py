@@ -69,6 +69,7 @@ def serve_cmd(
     queue_delay_us,
     backend,
     providers,
+    spinning,
     log_verbose,
     decode_threads,
     threads,
@@ -76,7 +77,8 @@ def serve_cmd(
     """Serve MODEL over HTTP and gRPC with Triton's dynamic batching, until Ctrl-C."""
     from edgedet.serve import ServeOptions, serve
 
-    load_options(model, backend, providers)  # --providers for an engine: refused now, once
+    # --providers / --ort-spinning for an engine: refused now, once
+    load_options(model, backend, providers, spinning)
     opts = ServeOptions(
         name,
         address,
@@ -92,6 +94,7 @@ def serve_cmd(
         log_verbose,
         decode_threads,
         threads,
+        spinning,
     )
 
     def ready():

@@ -167,7 +167,7 @@ def test_backend_options_are_one_group(name):
 
     params = {o.name: o for o in group.get_command(None, name).params}
     ref = {o.name: o for o in group.get_command(None, "infer").params}
-    for opt in ("backend", "providers"):
+    for opt in ("backend", "providers", "spinning"):
         assert params[opt].help == ref[opt].help, (name, opt)
         assert type(params[opt].type) is type(ref[opt].type), (name, opt)
 
@@ -200,6 +200,30 @@ def test_backend_and_providers_parse_and_refuse_the_same_way(tiny_nms, image_dir
     one_line_error(
         run("compare", eng, tiny_nms, "--images", image_dir, "--providers", "cpu"),
         "runs on TensorRT",
+    )
+
+
+def test_ort_spinning_reaches_the_backend_and_is_refused_for_engines(
+    tiny_nms, tmp_path, monkeypatch
+):
+    from edgedet.backends import onnxruntime as ort_backend
+    from edgedet.cli.common import load_options
+
+    assert load_options(tiny_nms, "auto", None, "off") == {"backend": "auto", "spinning": "off"}
+    assert load_options(tiny_nms, "auto", None, None) == {"backend": "auto"}
+    seen = []
+    real = ort_backend.spinning_config
+    monkeypatch.setattr(ort_backend, "spinning_config", lambda s: seen.append(s) or real(s))
+    r = run("bench", tiny_nms, "--iters", 1, "--warmup", 0, "--ort-spinning", "off")
+    assert r.exit_code == 0, r.output
+    assert seen and set(seen) == {"off"}
+    one_line_error(run("bench", tiny_nms, "--ort-spinning", "fast"), "--ort-spinning", "fast")
+    eng = tmp_path / "m.engine"
+    eng.write_bytes(b"plan")
+    one_line_error(
+        run("infer", eng, tmp_path, "--ort-spinning", "off"),
+        "--ort-spinning applies to ONNX Runtime",
+        "m.engine",
     )
 
 
