@@ -1,11 +1,14 @@
 """ONNX Runtime session settings for small detectors on the CPU, model only, interleaved rounds.
 
-Each variant is one InferenceSession of the same file with one setting changed from ONNX Runtime's
-defaults as edgedet used them before (graph optimisation ORT_ENABLE_ALL, intra-op threads = the
-physical cores, thread spinning on, CPU memory arena on, sequential execution, session.run with
-numpy in and out). Every round runs every variant once on the same input, so background load hits
-all alike; the figure to read is each variant's p50 divided by the default's p50 in the same run.
-Usage: python -m benchmarks.ort_settings MODEL.onnx [MODEL.onnx ...] [--rounds 20]
+Each variant is one InferenceSession of the same file with one setting changed from edgedet's
+session options (graph optimisation ORT_ENABLE_ALL, intra-op threads = the physical cores, thread
+spinning only while a run is in progress (edgedet's spinning="run"), CPU memory arena on,
+sequential execution, session.run with numpy in and out). Every round runs every variant once on
+the same input, so background load hits all alike, and sleeps --settle seconds after each call
+(0.1): the spinning_on variant (ONNX Runtime's default) keeps a core busy for ~60 ms after a run,
+which would otherwise land on the next variant. The figure to read is each variant's p50 divided
+by the default's p50 in the same run.
+Usage: python -m benchmarks.ort_settings MODEL.onnx [MODEL.onnx ...] [--rounds 20] [--settle 0.1]
        [--json benchmarks/results/ort_settings.json]
 """
 
@@ -18,6 +21,7 @@ import time
 import numpy as np
 
 from benchmarks.common import write_results
+from edgedet.backends.onnxruntime import spinning_config
 
 INCLUDES = __doc__.split("Usage:")[0].strip()
 
@@ -34,9 +38,6 @@ def variants(ort) -> dict:
 
         return apply
 
-    def no_spin(o):
-        o.add_session_config_entry("session.intra_op.allow_spinning", "0")
-
     return {
         "default": setter(),
         "threads_1": setter(intra_op_num_threads=1),
@@ -47,16 +48,22 @@ def variants(ort) -> dict:
         "parallel_inter_2": setter(
             execution_mode=ort.ExecutionMode.ORT_PARALLEL, inter_op_num_threads=2
         ),
-        "no_spinning": no_spin,
+        "spinning_off": setter(),  # SPINNING_VARIANTS below
+        "spinning_on": setter(),
     }
 
 
-def runner(ort, path: str, change, iobinding: bool = False):
+SPINNING_VARIANTS = {"spinning_off": "off", "spinning_on": "on"}  # edgedet's default is "run"
+
+
+def runner(ort, path: str, change, iobinding: bool = False, spinning: str = "run"):
     """A no-argument callable running ``path`` once on a fixed random input."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     change(options)
+    for key, value in spinning_config(spinning).items():
+        options.add_session_config_entry(key, value)
     sess = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     spec = sess.get_inputs()[0]
     shape = [d if isinstance(d, int) else 1 for d in spec.shape]
@@ -77,18 +84,23 @@ def runner(ort, path: str, change, iobinding: bool = False):
     return run
 
 
-def sweep(path: str, rounds: int) -> dict:
+def sweep(path: str, rounds: int, settle: float = 0.1) -> dict:
     import onnxruntime as ort
 
-    runs = {name: runner(ort, path, change) for name, change in variants(ort).items()}
+    runs = {
+        name: runner(ort, path, change, spinning=SPINNING_VARIANTS.get(name, "run"))
+        for name, change in variants(ort).items()
+    }
     runs["iobinding"] = runner(ort, path, variants(ort)["default"], iobinding=True)
     times = {name: [] for name in runs}
     for r in range(rounds + 2):
         for name, run in runs.items():
             t0 = time.perf_counter()
             run()
+            dt = time.perf_counter() - t0
+            time.sleep(settle)
             if r >= 2:  # two warm-up rounds
-                times[name].append(time.perf_counter() - t0)
+                times[name].append(dt)
     base = float(np.median(times["default"]))
     return {
         name: {
@@ -106,11 +118,13 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("models", nargs="+")
     ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--settle", type=float, default=0.1, help="seconds of sleep after each call")
     ap.add_argument("--json", default="benchmarks/results/ort_settings.json")
     args = ap.parse_args(argv)
     results = {}
+    load_before = os.getloadavg()
     for path in args.models:
-        results[os.path.basename(path)] = sweep(path, args.rounds)
+        results[os.path.basename(path)] = sweep(path, args.rounds, args.settle)
         for name, row in results[os.path.basename(path)].items():
             print(
                 f"{os.path.basename(path):<24} {name:<18} p50 {row['p50_ms']:8.2f} ms "
@@ -123,7 +137,8 @@ def main(argv=None) -> None:
             "includes": INCLUDES,
             "onnxruntime": ort.__version__,
             "rounds": args.rounds,
-            "load": os.getloadavg(),
+            "settle_s": args.settle,
+            "load_average_before_after": [load_before, os.getloadavg()],
             "results": results,
         },
     )
