@@ -11,7 +11,8 @@ repository root, so one failing step does not stop the others. The steps:
   streams       the stream runtime, pipelined vs sequential (not with --quick: minutes of video)
 --quick cuts repeats and images so the whole run takes minutes: its figures are a smoke run, not
 results to publish. Benchmarks that take hours or need more than this repository (families,
-precision, precision_budget, e2e, ort_spinning, serve, gpu/) are not run here: their docstrings say how.
+precision, precision_budget, e2e, ort_spinning, serve, gpu/) are not run here: their docstrings
+say how.
 OUT/run_all.json lists every step: command, exit status, seconds.
 
 Usage: python benchmarks/run_all.py [--out bench-output] [--quick] [--only nms_host bench ...]
