@@ -23,6 +23,11 @@ PAIR_BUDGET = 1 << 16
 FIRST_PREFIX = 256
 HIT_CHUNK = 1 << 20  # pairs per slice when newly kept boxes suppress the undecided rest
 TWO_SIDED_MIN = 64  # kept boxes from which the second x-range search pays for itself
+# Vectorised fixed-point steps in _settle before it finishes the round in rank order instead: a step
+# costs ~10 us, the in-order pass ~0.5 us per candidate + ~0.1 us per edge. Clusters of a trained
+# model settle in about three steps; a random-weight YOLOv8n's 1000 heavily overlapping candidates
+# took ~57 steps per round (0.61 ms against 0.18 ms in order, 256 candidates, 1119 edges).
+FIXED_POINT_STEPS = 8
 
 
 def batched_nms(boxes, scores, params: NMSParams, anchors=None) -> NMSOutput:
@@ -240,7 +245,8 @@ def _settle(cand: _Candidates, idx: np.ndarray) -> np.ndarray:
     keep[i] = not any(edge j->i and keep[j]), edges = same-group overlaps to an earlier candidate.
     Iterating that map from all-True fixes at least one more position per step (position 0 never
     changes, then 1, ...) and its only fixed point is the greedy result, so stopping when it no
-    longer changes is exact; clusters settle in about three steps.
+    longer changes is exact; clusters settle in about three steps. Long chains of overlaps take
+    one step per link: after FIXED_POINT_STEPS the round is decided in rank order instead.
     """
     n = len(idx)
     key = cand.key1[idx]
@@ -253,13 +259,28 @@ def _settle(cand: _Candidates, idx: np.ndarray) -> np.ndarray:
     ea, eb = order[a[over]], order[b[over]]
     ei, ej = np.minimum(ea, eb), np.maximum(ea, eb)  # edge: ei ranks before ej
     keep = np.ones(n, bool)
-    for _ in range(n):
+    for _ in range(min(n, FIXED_POINT_STEPS)):
         sup = np.zeros(n, bool)
         sup[ej[keep[ei]]] = True
         if not np.count_nonzero(sup == keep):  # keep == ~sup: the fixed point
-            break
+            return keep
         keep = ~sup
-    return keep
+    return _settle_in_order(n, ei, ej)
+
+
+def _settle_in_order(n: int, ei: np.ndarray, ej: np.ndarray) -> np.ndarray:
+    """The same keep mask as _settle, one candidate at a time in rank order: candidate j is kept iff
+    none of its earlier neighbours (edges ei -> ej, ei < ej) was kept."""
+    order = np.argsort(ej, kind="stable")
+    earlier = ei[order].tolist()
+    bounds = np.searchsorted(ej[order], np.arange(n + 1)).tolist()
+    keep = [True] * n
+    for j in range(n):
+        for i in earlier[bounds[j] : bounds[j + 1]]:
+            if keep[i]:
+                keep[j] = False
+                break
+    return np.array(keep, bool)
 
 
 def _later_pairs(stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

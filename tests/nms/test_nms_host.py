@@ -170,3 +170,29 @@ def test_greedy_limit_stops_early_but_exactly():
         assert_bits_equal(
             host.greedy(cand, np.zeros(len(cand), np.int64), 0.5, limit), full[:limit]
         )
+
+
+@pytest.mark.parametrize("steps", [0, 1, 8, 1 << 30])
+def test_settle_in_order_and_by_fixed_point_agree_with_the_oracle(steps):
+    """A chain of boxes, each overlapping the next above the threshold but not the one after
+    (IoU 0.67, then 0.43): greedy keeps every other box, and the fixed point needs one step per
+    link. Every switch-over point between the vectorised steps and the in-order pass gives the
+    oracle's result; the chain really reaches the in-order pass below 1 << 30 steps."""
+    n = 40
+    x = np.arange(n, dtype=np.float32) * 2
+    chain = np.stack([x, np.zeros(n), x + 10, np.full(n, 10)], 1).astype(np.float32)
+    scores = np.linspace(0.9, 0.5, n, dtype=np.float32)
+    boxes = np.concatenate([chain, *clustered(300, 1, 5)[0]])[None]
+    scores = np.concatenate([scores, clustered(300, 1, 5)[1][0, :, 0] * 0.4])[None, :, None]
+    p = NMSParams(score_threshold=0.01, iou_threshold=0.5, max_output_boxes=400, top_k=0)
+    calls = []
+    real = host._settle_in_order
+    with (
+        mock.patch.object(host, "FIXED_POINT_STEPS", steps),
+        mock.patch.object(host, "_settle_in_order", lambda *a: calls.append(1) or real(*a)),
+    ):
+        got = batched_nms(boxes, scores, p)
+    want = reference_nms(boxes, scores, p)
+    assert_same_output(got, want)
+    assert set(range(0, n, 2)) <= set(want.det_indices[0, : want.num_dets[0, 0]].tolist())
+    assert bool(calls) == (steps < 1 << 30)
