@@ -72,9 +72,7 @@ def bench_cmd(
             if ctx.get_parameter_source("batches").name != "DEFAULT"
             else None
         )
-        return bench_stream(
-            artifact, source, backend, providers, batch, max_frames, duration, json_path
-        )
+        return bench_stream(artifact, source, opts, batch, max_frames, duration, json_path)
     import edgedet
     from edgedet.bench import (
         BenchConfig,

@@ -123,8 +123,7 @@ def infer_cmd(
             min_score,
             score_threshold,
             iou_threshold,
-            backend,
-            providers,
+            opts,
             no_draw,
             **stream,
         )

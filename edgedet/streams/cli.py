@@ -61,15 +61,15 @@ def infer_streams(
     min_score,
     score_threshold,
     iou_threshold,
-    backend,
-    providers,
+    load_opts,
     no_draw,
     track=False,
     policy=None,
     batch=None,
     max_frames=None,
 ) -> None:
-    """Run the pipeline, write out/<source>.mp4 per video stream and out/detections.jsonl."""
+    """Run the pipeline, write out/<source>.mp4 per video stream and out/detections.jsonl.
+    ``load_opts``: edgedet.load's keyword arguments (edgedet.cli.common.load_options)."""
     import edgedet
     from edgedet.streams.pipeline import Pipeline
     from edgedet.streams.sources import parse_sources
@@ -77,8 +77,7 @@ def infer_streams(
 
     out = Path(out_dir)
     specs = parse_sources(list(sources))
-    opts = {"providers": providers} if providers else {}
-    with edgedet.load(model, backend=backend, **opts) as det:
+    with edgedet.load(model, **load_opts) as det:
         det.set_thresholds(score_threshold, iou_threshold)
         videos = (
             {}
@@ -124,16 +123,16 @@ def video_name(i: int, spec, specs) -> str:
     return f"{stem}-{i}.mp4" if clash else f"{stem}.mp4"
 
 
-def bench_stream(model, source, backend, providers, batch, max_frames, duration, json_path) -> None:
-    """`edgedet bench MODEL SOURCE`: run the pipeline on SOURCE, print labelled figures."""
+def bench_stream(model, source, load_opts, batch, max_frames, duration, json_path) -> None:
+    """`edgedet bench MODEL SOURCE`: run the pipeline on SOURCE, print labelled figures.
+    ``load_opts``: edgedet.load's keyword arguments (edgedet.cli.common.load_options)."""
     import json
 
     import edgedet
     from edgedet.fileio import write_text_atomic
     from edgedet.streams.bench import bench_source, format_report
 
-    opts = {"providers": providers} if providers else {}
-    with edgedet.load(model, backend=backend, **opts) as det:
+    with edgedet.load(model, **load_opts) as det:
         report = bench_source(det, source, max_frames=max_frames, duration=duration, batch=batch)
         report.update(model=str(model), backend=det.backend.describe())
     click.echo(format_report(report))

@@ -72,3 +72,19 @@ def test_bench_source_labels_pipeline_and_model_fps(tiny_nms, sequence, tmp_path
         and rep["latency_ms"]["p99"] >= rep["latency_ms"]["p50"]
     )
     assert {"decode", "letterbox", "model", "postprocess", "latency"} <= set(rep["stages_ms"])
+
+
+def test_stream_commands_pass_the_backend_options_on(tiny_nms, sequence, tmp_path, monkeypatch):
+    """infer and bench on a video open the model with the same options as on images
+    (--ort-spinning and --providers reach the ONNX Runtime backend)."""
+    from edgedet.backends import onnxruntime as ort_backend
+
+    seen = []
+    real = ort_backend.spinning_config
+    monkeypatch.setattr(ort_backend, "spinning_config", lambda s: seen.append(s) or real(s))
+    base = ["--max-frames", "3", "--ort-spinning", "off", "--providers", "cpu"]
+    r = run("infer", tiny_nms, sequence[0], "-o", tmp_path / "o", "--no-draw", *base)
+    assert r.exit_code == 0, r.output
+    r = run("bench", tiny_nms, sequence[0], *base)
+    assert r.exit_code == 0, r.output
+    assert seen == ["off", "off"]
