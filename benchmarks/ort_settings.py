@@ -27,16 +27,16 @@ INCLUDES = __doc__.split("Usage:")[0].strip()
 
 
 def variants(ort) -> dict:
-    """name -> function(options) that changes one setting."""
+    """name -> (function(options) that changes one setting, edgedet spinning setting)."""
     level = ort.GraphOptimizationLevel
     cores = os.cpu_count() or 1
 
-    def setter(**values):
+    def setter(spinning="run", **values):  # "run": edgedet's default
         def apply(o):
             for k, v in values.items():
                 setattr(o, k, v)
 
-        return apply
+        return apply, spinning
 
     return {
         "default": setter(),
@@ -48,12 +48,9 @@ def variants(ort) -> dict:
         "parallel_inter_2": setter(
             execution_mode=ort.ExecutionMode.ORT_PARALLEL, inter_op_num_threads=2
         ),
-        "spinning_off": setter(),  # SPINNING_VARIANTS below
-        "spinning_on": setter(),
+        "spinning_off": setter(spinning="off"),
+        "spinning_on": setter(spinning="on"),
     }
-
-
-SPINNING_VARIANTS = {"spinning_off": "off", "spinning_on": "on"}  # edgedet's default is "run"
 
 
 def runner(ort, path: str, change, iobinding: bool = False, spinning: str = "run"):
@@ -88,10 +85,10 @@ def sweep(path: str, rounds: int, settle: float = 0.1) -> dict:
     import onnxruntime as ort
 
     runs = {
-        name: runner(ort, path, change, spinning=SPINNING_VARIANTS.get(name, "run"))
-        for name, change in variants(ort).items()
+        name: runner(ort, path, change, spinning=spinning)
+        for name, (change, spinning) in variants(ort).items()
     }
-    runs["iobinding"] = runner(ort, path, variants(ort)["default"], iobinding=True)
+    runs["iobinding"] = runner(ort, path, variants(ort)["default"][0], iobinding=True)
     times = {name: [] for name in runs}
     for r in range(rounds + 2):
         for name, run in runs.items():
