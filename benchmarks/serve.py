@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -41,51 +42,45 @@ def metric(url: str, name: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + "{"))
 
 
-def start(model: str, extra: list[str], max_batch: int, delay_us: int, attempts: int = 3):
-    """Start `edgedet serve` and wait until the model is ready. Under heavy load PyTriton's model
-    start-up
-    sometimes fails with ConnectionRefusedError (its Python backend connects to a Unix socket as
-    soon as the file exists, before the socket listens:
-    pytriton/proxy/communication.py); that start is retried.
-    """
+def start(model: str, extra: list[str], max_batch: int, delay_us: int):
+    """Start `edgedet serve` and wait until the model is ready (`edgedet serve` itself restarts
+    Triton when an instance loses PyTriton's start-up race: edgedet.serve.instance_start_race)."""
     import tritonclient.grpc as grpcclient
 
-    for attempt in range(attempts):
-        http, grpc, metrics = free_ports(3)
-        cmd = [
-            sys.executable,
-            "-m",
-            "edgedet.cli",
-            "serve",
-            model,
-            "--http-port",
-            str(http),
-            "--grpc-port",
-            str(grpc),
-            "--metrics-port",
-            str(metrics),
-            "--max-batch",
-            str(max_batch),
-            "--queue-delay-us",
-            str(delay_us),
-        ]
-        proc = subprocess.Popen(cmd + extra, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc}")
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if client.is_model_ready("edgedet"):
-                    return proc, f"127.0.0.1:{grpc}", f"http://127.0.0.1:{metrics}/metrics"
-            except Exception:  # not listening yet
-                pass
-            time.sleep(0.5)
-        proc.kill()
-        proc.wait()
-        print(
-            f"edgedet serve {' '.join(extra)} did not start (attempt {attempt + 1} of {attempts})",
-            flush=True,
-        )
-    raise SystemExit("edgedet serve did not start; run it by hand to see why")
+    http, grpc, metrics = free_ports(3)
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgedet.cli",
+        "serve",
+        model,
+        "--http-port",
+        str(http),
+        "--grpc-port",
+        str(grpc),
+        "--metrics-port",
+        str(metrics),
+        "--max-batch",
+        str(max_batch),
+        "--queue-delay-us",
+        str(delay_us),
+    ]
+    log = tempfile.TemporaryFile()  # a pipe nobody reads would fill up and stall the server
+    proc = subprocess.Popen(cmd + extra, stdout=subprocess.DEVNULL, stderr=log)
+    client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc}")
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if client.is_model_ready("edgedet"):
+                return proc, f"127.0.0.1:{grpc}", f"http://127.0.0.1:{metrics}/metrics"
+        except Exception:  # not listening yet
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    proc.wait()
+    log.seek(0)
+    tail = log.read().decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+    raise SystemExit(f"edgedet serve {' '.join(extra)} did not start: {tail[0]}")
 
 
 def stop(proc) -> None:

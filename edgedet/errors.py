@@ -65,3 +65,7 @@ def first_line(error: BaseException | str, limit: int | None = 200) -> str:
     if not line and isinstance(error, BaseException):
         line = type(error).__name__
     return line[:limit] if limit is not None else line
+
+
+class ServeError(EdgeDetError):
+    """The inference server could not start the model (edgedet serve)."""

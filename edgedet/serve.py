@@ -24,14 +24,17 @@ import logging
 import os
 import socket
 import sysconfig
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edgedet.errors import InputError, require
+from edgedet.errors import InputError, ServeError, require
 
 INPUT = "image"
+LOGGER = logging.getLogger("edgedet.serve")
+
 OUTPUTS = ("num_dets", "det_boxes", "det_scores", "det_classes", "image_size")
 
 
@@ -188,11 +191,11 @@ def open_detectors(model: str | os.PathLike, opts: ServeOptions) -> list:
     return detectors
 
 
-def bind(triton, model: str | os.PathLike, opts: ServeOptions) -> list:
-    """Bind the model's detectors to a running ``pytriton.triton.Triton``; returns the detectors."""
+def bind(triton, detectors: list, opts: ServeOptions) -> None:
+    """Bind ``detectors`` (one per model instance, :func:`open_detectors`) to a
+    ``pytriton.triton.Triton``."""
     from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 
-    detectors = open_detectors(model, opts)
     k = detectors[0].nms_params.max_output_boxes
     batcher = (
         DynamicBatcher(max_queue_delay_microseconds=opts.queue_delay_us)
@@ -214,7 +217,24 @@ def bind(triton, model: str | os.PathLike, opts: ServeOptions) -> list:
         config=ModelConfig(max_batch_size=opts.max_batch, batcher=batcher),
         strict=True,
     )
-    return detectors
+
+
+# How often `serve` starts Triton before giving up on PyTriton's instance start-up race.
+START_ATTEMPTS = 3
+
+
+def instance_start_race(exc: BaseException) -> bool:
+    """Whether Triton refused the model because of PyTriton's start-up race between instances.
+
+    With several instances, PyTriton 0.7's Python-backend stub of instance 0 serves the shared
+    configuration on a Unix socket; the stubs of the other instances, which Triton starts at the
+    same time, connect as soon as the socket file exists (``get_config_from_handshake_server`` in
+    ``pytriton/proxy/communication.py``). The file exists from ``bind()``, before ``listen()``,
+    and they wait at most 1 s for it, so on a busy machine an instance can get "Connection
+    refused" (or a timeout) and Triton marks the whole model UNAVAILABLE. Nothing is wrong with
+    the model: a fresh start usually succeeds.
+    """
+    return "get_config_from_handshake_server" in str(exc)
 
 
 def _sigterm_stops_like_ctrl_c() -> None:
@@ -245,25 +265,59 @@ def triton_config(opts: ServeOptions):
     )
 
 
-def serve(model: str | os.PathLike, opts: ServeOptions, on_ready=None) -> None:
-    """Serve ``model`` until SIGINT/SIGTERM (Ctrl-C); Triton drains in-flight requests, then
-    stops."""
-    opts.validate()
-    if not Path(model).is_file():
-        raise InputError(f"model file {model} does not exist")
+def start_triton(opts: ServeOptions):
+    """A ``pytriton.triton.Triton`` for ``opts``, not started yet (a context manager)."""
     require("pytriton", "serve", "edgedet serve")
     library_path_env()
     logging.getLogger("pytriton").setLevel(logging.WARNING)
     from pytriton.triton import Triton
 
+    return Triton(config=triton_config(opts))
+
+
+def serve(model: str | os.PathLike, opts: ServeOptions, on_ready=None, triton=start_triton) -> None:
+    """Serve ``model`` until SIGINT/SIGTERM (Ctrl-C); Triton drains in-flight requests, then
+    stops. ``triton(opts)`` makes the server (tests pass a stand-in); a start that loses PyTriton's
+    instance start-up race (:func:`instance_start_race`) is retried with a fresh server."""
+    opts.validate()
+    if not Path(model).is_file():
+        raise InputError(f"model file {model} does not exist")
+    if triton is start_triton:
+        require("pytriton", "serve", "edgedet serve")  # before the sessions load
+    # PyTriton leaves its workspace to TemporaryDirectory's finaliser, which removes it and warns
+    warnings.filterwarnings(
+        "ignore", r"Implicitly cleaning up <TemporaryDirectory '.*pytriton", ResourceWarning
+    )
     _sigterm_stops_like_ctrl_c()
-    with Triton(config=triton_config(opts)) as triton:
-        detectors = bind(triton, model, opts)
-        triton.run()
-        if on_ready:
-            on_ready()
-        try:
-            triton.serve()  # blocks; returns when a signal stops the server
-        finally:
-            for d in detectors:
-                d.close()
+    detectors = open_detectors(model, opts)
+    try:
+        for attempt in range(1, START_ATTEMPTS + 1):
+            with triton(opts) as server:
+                try:
+                    bind(server, detectors, opts)
+                except Exception as exc:
+                    if not instance_start_race(exc):
+                        raise
+                    if attempt == START_ATTEMPTS:
+                        raise ServeError(
+                            f"Triton could not start the {opts.instances} instances of"
+                            f" {Path(model).name} in {START_ATTEMPTS} attempts (PyTriton's"
+                            " instance start-up race on a busy machine); run it again, or with"
+                            " fewer --instances"
+                        ) from exc
+                    LOGGER.warning(
+                        "edgedet serve: an instance of %s lost PyTriton's start-up race "
+                        "(attempt %d of %d); restarting Triton",
+                        Path(model).name,
+                        attempt,
+                        START_ATTEMPTS,
+                    )
+                    continue
+                server.run()
+                if on_ready:
+                    on_ready()
+                server.serve()  # blocks; returns when a signal stops the server
+                return
+    finally:
+        for d in detectors:
+            d.close()

@@ -9,10 +9,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from edgedet import serve as serve_module
 from edgedet.cli.main import cli
 from edgedet.client import unpack
 from edgedet.detections import Detections
-from edgedet.errors import InputError
+from edgedet.errors import InputError, ServeError
 from edgedet.preprocess import read_image
 from edgedet.serve import ServeOptions, decode, decode_batch, decoder_pool, pack
 
@@ -102,3 +103,109 @@ def test_cli_errors_are_one_line(tiny_nms, tmp_path):
     if importlib.util.find_spec("pytriton") is None:  # the main environment: say how to get it
         res = CliRunner().invoke(cli, ["serve", str(tiny_nms)])
         assert res.exit_code == 3 and "pip install 'edgedet[serve]'" in res.output
+
+
+# What Triton answered in a CI run where instance 1 of 2 connected to instance 0's handshake socket
+# before it listened (abridged: the load error carries the stub's traceback).
+RACE = (
+    "[400] load failed for model 'edgedet': version 1 is at UNAVAILABLE state: Internal: "
+    "TritonModelException: Model initialize error: Traceback (most recent call last):\n"
+    '  File "/tmp/folderVXNltD/1/model.py", line 425, in initialize\n'
+    "    inference_handler_config = get_config_from_handshake_server(handshake_socket)\n"
+    '  File "/tmp/folderVXNltD/1/communication.py", line 550, in get_config_from_handshake_server\n'
+    "    sock.connect(socket_path.as_posix())\n"
+    "ConnectionRefusedError: [Errno 111] Connection refused\n"
+)
+
+
+class StandInTriton:
+    """Stands in for pytriton's Triton: a context manager with run() and serve(); `serve.bind` is
+    replaced so that binding fails with `error` while that many starts remain."""
+
+    def __init__(self, failures: int, error: str):
+        self.failures, self.error = failures, error
+        self.servers, self.bound = [], []
+
+    def __call__(self, opts):
+        server = {"entered": False, "exited": False, "ran": False, "served": False}
+        self.servers.append(server)
+        stand_in = self
+
+        class Server:
+            def __enter__(self):
+                server["entered"] = True
+                return self
+
+            def __exit__(self, *exc):
+                server["exited"] = True
+
+            def run(self):
+                server["ran"] = True
+
+            def serve(self):
+                server["served"] = True
+
+            def bind(self, detectors):
+                stand_in.bound.append(detectors)
+                if stand_in.failures:
+                    stand_in.failures -= 1
+                    raise RuntimeError(stand_in.error)
+
+        return Server()
+
+
+@pytest.fixture
+def stand_in(monkeypatch):
+    def make(failures, error=RACE):
+        fake = StandInTriton(failures, error)
+        monkeypatch.setattr(serve_module, "bind", lambda server, dets, opts: server.bind(dets))
+        monkeypatch.setattr(serve_module, "_sigterm_stops_like_ctrl_c", lambda: None)
+        return fake
+
+    return make
+
+
+def opts2():
+    return ServeOptions(instances=2, http_port=18000, grpc_port=18001, metrics_port=18002)
+
+
+def test_serve_restarts_triton_when_an_instance_loses_the_start_up_race(tiny_nms, stand_in):
+    fake = stand_in(failures=2)
+    ready = []
+    serve_module.serve(tiny_nms, opts2(), on_ready=lambda: ready.append(1), triton=fake)
+    assert len(fake.servers) == 3 and ready == [1]
+    # the failed servers were stopped without running; the third ran and served
+    assert [s["exited"] for s in fake.servers] == [True, True, True]
+    assert [s["ran"] for s in fake.servers] == [False, False, True]
+    assert fake.servers[2]["served"]
+    # the same two sessions were bound each time, and closed at the end
+    assert all(dets is fake.bound[0] for dets in fake.bound) and len(fake.bound[0]) == 2
+    assert all(d.backend._closed for d in fake.bound[0])
+
+
+def test_serve_gives_up_after_the_last_attempt_with_one_line(tiny_nms, stand_in):
+    fake = stand_in(failures=serve_module.START_ATTEMPTS)
+    with pytest.raises(ServeError, match="in 3 attempts.*fewer --instances"):
+        serve_module.serve(tiny_nms, opts2(), triton=fake)
+    assert len(fake.servers) == serve_module.START_ATTEMPTS
+    assert not any(s["ran"] for s in fake.servers)
+    assert all(d.backend._closed for d in fake.bound[0])
+
+
+def test_other_start_errors_are_not_retried(tiny_nms, stand_in):
+    fake = stand_in(failures=1, error="[400] load failed for model 'edgedet': out of memory")
+    with pytest.raises(RuntimeError, match="out of memory"):
+        serve_module.serve(tiny_nms, opts2(), triton=fake)
+    assert len(fake.servers) == 1 and fake.servers[0]["exited"]
+    assert all(d.backend._closed for d in fake.bound[0])
+
+
+def test_the_race_is_recognised_by_the_stub_function_in_the_error():
+    assert serve_module.instance_start_race(RuntimeError(RACE))
+    timeout = RACE.replace(
+        "sock.connect(socket_path.as_posix())\n"
+        "ConnectionRefusedError: [Errno 111] Connection refused",
+        "raise TimeoutError(...)\nTimeoutError: Timeout occurred while waiting for config file",
+    )
+    assert serve_module.instance_start_race(RuntimeError(timeout))
+    assert not serve_module.instance_start_race(RuntimeError("Connection refused"))
