@@ -34,7 +34,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import ms, write_results  # noqa: E402
-from edgedet.serve import free_ports  # noqa: E402
+from edgedet.errors import ServeError  # noqa: E402
+from edgedet.serve import serve_in_subprocess  # noqa: E402
 
 
 def metric(url: str, name: str) -> float:
@@ -45,42 +46,15 @@ def metric(url: str, name: str) -> float:
 def start(model: str, extra: list[str], max_batch: int, delay_us: int):
     """Start `edgedet serve` and wait until the model is ready (`edgedet serve` itself restarts
     Triton when an instance loses PyTriton's start-up race: edgedet.serve.instance_start_race)."""
-    import tritonclient.grpc as grpcclient
-
-    http, grpc, metrics = free_ports(3)
-    cmd = [
-        sys.executable,
-        "-m",
-        "edgedet.cli",
-        "serve",
-        model,
-        "--http-port",
-        str(http),
-        "--grpc-port",
-        str(grpc),
-        "--metrics-port",
-        str(metrics),
-        "--max-batch",
-        str(max_batch),
-        "--queue-delay-us",
-        str(delay_us),
-    ]
+    args = ["--max-batch", str(max_batch), "--queue-delay-us", str(delay_us), *extra]
     log = tempfile.TemporaryFile()  # a pipe nobody reads would fill up and stall the server
-    proc = subprocess.Popen(cmd + extra, stdout=subprocess.DEVNULL, stderr=log)
-    client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc}")
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if client.is_model_ready("edgedet"):
-                return proc, f"127.0.0.1:{grpc}", f"http://127.0.0.1:{metrics}/metrics"
-        except Exception:  # not listening yet
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    proc.wait()
-    log.seek(0)
-    tail = log.read().decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
-    raise SystemExit(f"edgedet serve {' '.join(extra)} did not start: {tail[0]}")
+    try:
+        proc, urls = serve_in_subprocess(model, args, log=log)
+    except ServeError as exc:
+        log.seek(0)
+        tail = log.read().decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise SystemExit(f"{exc}; its last line: {tail[0]}") from None
+    return proc, urls["grpc"], urls["metrics"]
 
 
 def stop(proc) -> None:

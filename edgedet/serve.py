@@ -163,6 +163,52 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
+def serve_in_subprocess(model: str | os.PathLike, args=(), log=None, timeout_s: float = 180.0):
+    """Run ``edgedet serve MODEL ARGS`` on free loopback ports in a child process and wait until
+    Triton reports the model ready (for tests and benchmarks; needs ``tritonclient``).
+
+    ``log``: an open file for the child's output (default: discarded). Returns ``(proc, urls)``,
+    urls ``{"grpc", "http", "metrics"}``; raises :class:`ServeError` (the child killed) when it
+    exits or is not ready within ``timeout_s``.
+    """
+    import subprocess
+    import sys
+    import time
+
+    import tritonclient.grpc as grpcclient
+
+    http, grpc, metrics = free_ports(3)
+    ports = ["--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
+    cmd = [sys.executable, "-m", "edgedet.cli", "serve", str(model), *ports, *args]
+    out = log if log is not None else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc}")
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if client.is_model_ready(opts_name(args)):
+                urls = {
+                    "grpc": f"127.0.0.1:{grpc}",
+                    "http": f"127.0.0.1:{http}",
+                    "metrics": f"http://127.0.0.1:{metrics}/metrics",
+                }
+                return proc, urls
+        except Exception:  # not listening yet
+            pass
+        time.sleep(0.5)
+    code = proc.poll()
+    proc.kill()
+    proc.wait()
+    why = f"not ready in {timeout_s:g} s" if code is None else f"exited with code {code}"
+    raise ServeError(f"edgedet serve {Path(model).name} {' '.join(args)}: {why}")
+
+
+def opts_name(args) -> str:
+    """The model name ``edgedet serve`` gets with these arguments (``--name``)."""
+    args = list(args)
+    return args[args.index("--name") + 1] if "--name" in args else ServeOptions.name
+
+
 def library_path_env() -> None:
     """Put this interpreter's libpython folder first on LD_LIBRARY_PATH for the server's processes:
     Triton's Python backend stub otherwise loads another libpython and fails to start the model."""

@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -26,15 +25,11 @@ from tritonclient.utils import InferenceServerException  # noqa: E402
 
 import edgedet  # noqa: E402
 from edgedet.client import DetectorClient  # noqa: E402
+from edgedet.errors import ServeError  # noqa: E402
 from edgedet.preprocess import read_image  # noqa: E402
-from edgedet.serve import free_ports  # noqa: E402
+from edgedet.serve import serve_in_subprocess  # noqa: E402
 
 CLIENTS, PER_CLIENT = 8, 6
-
-
-def server_grpc_port(log_text, port):
-    assert f"gRPC 127.0.0.1:{port}" in log_text
-    return port
 
 
 @pytest.fixture(scope="module")
@@ -52,46 +47,14 @@ def model_path():
 def server(model_path, tmp_path_factory):
     """`edgedet serve` in a subprocess; stopped with SIGINT (Ctrl-C) at the end, which must exit
     cleanly."""
-    http, grpc, metrics = free_ports(3)
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "edgedet.cli",
-        "serve",
-        model_path,
-        "--http-port",
-        str(http),
-        "--grpc-port",
-        str(grpc),
-        "--metrics-port",
-        str(metrics),
-        "--max-batch",
-        "8",
-        "--instances",
-        "2",
-    ]
+    args = ["--max-batch", "8", "--instances", "2"]
     with open(log, "w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
-    client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc}")
-    deadline = time.monotonic() + 180
-    while True:
         try:
-            if client.is_model_ready("edgedet"):
-                break
-        except InferenceServerException:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"edgedet serve did not become ready:\n{log.read_text()[-3000:]}")
-        time.sleep(0.5)
-    yield {
-        "grpc": f"127.0.0.1:{grpc}",
-        "http": f"127.0.0.1:{http}",
-        "metrics": f"http://127.0.0.1:{metrics}/metrics",
-        "proc": proc,
-        "log": log,
-    }
+            proc, urls = serve_in_subprocess(model_path, args, log=fh)
+        except ServeError as exc:
+            pytest.fail(f"{exc}:\n{log.read_text()[-3000:]}")
+    yield {**urls, "proc": proc, "log": log}
     proc.send_signal(signal.SIGINT)
     try:
         code = proc.wait(timeout=90)
@@ -100,11 +63,11 @@ def server(model_path, tmp_path_factory):
         pytest.fail("edgedet serve did not stop within 90 s of Ctrl-C (SIGINT)")
     text = log.read_text()
     assert code == 0 and "edgedet serve: stopped" in text, text[-2000:]
+    assert f"gRPC {urls['grpc']}" in text  # the ready line names the port
     # tritonserver went with it: nothing listens on the gRPC port any more
+    host, port = urls["grpc"].rsplit(":", 1)
     with pytest.raises(OSError):
-        socket.create_connection(
-            ("127.0.0.1", int(server_grpc_port(text, grpc))), timeout=2
-        ).close()
+        socket.create_connection((host, int(port)), timeout=2).close()
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +177,10 @@ def test_bad_requests_get_a_triton_error_and_the_server_keeps_serving(server, im
 
 def test_metrics_endpoint_reports_the_model(server):
     assert metric(server["metrics"], "nv_inference_request_success") > 0
+
+
+def test_a_server_that_exits_at_start_is_reported_with_its_exit_code(tmp_path):
+    log = tmp_path / "serve.log"
+    with open(log, "w") as fh, pytest.raises(ServeError, match="exited with code 2"):
+        serve_in_subprocess(tmp_path / "missing.onnx", log=fh, timeout_s=60)
+    assert "does not exist" in log.read_text()
