@@ -33,9 +33,8 @@ import numpy as np
 from edgedet.errors import InputError, ServeError, require
 
 INPUT = "image"
-LOGGER = logging.getLogger("edgedet.serve")
-
 OUTPUTS = ("num_dets", "det_boxes", "det_scores", "det_classes", "image_size")
+LOGGER = logging.getLogger("edgedet.serve")
 
 
 @dataclass
@@ -163,9 +162,11 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def serve_in_subprocess(model: str | os.PathLike, args=(), log=None, timeout_s: float = 180.0):
-    """Run ``edgedet serve MODEL ARGS`` on free loopback ports in a child process and wait until
-    Triton reports the model ready (for tests and benchmarks; needs ``tritonclient``).
+def serve_in_subprocess(
+    model: str | os.PathLike, args=(), log=None, timeout_s: float = 180.0, name: str = "edgedet"
+):
+    """Run ``edgedet serve MODEL --name NAME ARGS`` on free loopback ports in a child process and
+    wait until Triton reports the model ready (for tests and benchmarks; needs ``tritonclient``).
 
     ``log``: an open file for the child's output (default: discarded). Returns ``(proc, urls)``,
     urls ``{"grpc", "http", "metrics"}``; raises :class:`ServeError` (the child killed) when it
@@ -179,14 +180,14 @@ def serve_in_subprocess(model: str | os.PathLike, args=(), log=None, timeout_s: 
 
     http, grpc, metrics = free_ports(3)
     ports = ["--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
-    cmd = [sys.executable, "-m", "edgedet.cli", "serve", str(model), *ports, *args]
+    cmd = [sys.executable, "-m", "edgedet.cli", "serve", str(model), "--name", name, *ports, *args]
     out = log if log is not None else subprocess.DEVNULL
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc}")
     deadline = time.monotonic() + timeout_s
     while proc.poll() is None and time.monotonic() < deadline:
         try:
-            if client.is_model_ready(opts_name(args)):
+            if client.is_model_ready(name):
                 urls = {
                     "grpc": f"127.0.0.1:{grpc}",
                     "http": f"127.0.0.1:{http}",
@@ -201,12 +202,6 @@ def serve_in_subprocess(model: str | os.PathLike, args=(), log=None, timeout_s: 
     proc.wait()
     why = f"not ready in {timeout_s:g} s" if code is None else f"exited with code {code}"
     raise ServeError(f"edgedet serve {Path(model).name} {' '.join(args)}: {why}")
-
-
-def opts_name(args) -> str:
-    """The model name ``edgedet serve`` gets with these arguments (``--name``)."""
-    args = list(args)
-    return args[args.index("--name") + 1] if "--name" in args else ServeOptions.name
 
 
 def library_path_env() -> None:
@@ -312,8 +307,8 @@ def triton_config(opts: ServeOptions):
 
 
 def start_triton(opts: ServeOptions):
-    """A ``pytriton.triton.Triton`` for ``opts``, not started yet (a context manager)."""
-    require("pytriton", "serve", "edgedet serve")
+    """A ``pytriton.triton.Triton`` for ``opts``, not started yet (a context manager); ``serve``
+    has checked that pytriton is installed."""
     library_path_env()
     logging.getLogger("pytriton").setLevel(logging.WARNING)
     from pytriton.triton import Triton
