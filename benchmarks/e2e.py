@@ -144,9 +144,8 @@ def ultralytics_onnx(work: Path) -> Path | None:
 
 def yolov8n_like(work: Path) -> Path:
     """Without ultralytics: a torch graph of YOLOv8n's shape (3->16->...->256 channel backbone at
-    strides
-    8/16/32, a 144-channel box+class map per level)
-    ending in [1, 84, 8400] (cx, cy, w, h + 80 sigmoids).
+    strides 8/16/32, a 144-channel box+class map per level) ending in [1, 84, 8400] (cx, cy, w, h +
+    80 sigmoids).
     """
     import torch
     from torch import nn
@@ -212,8 +211,8 @@ def yolo_models(work: Path) -> tuple[dict[str, Path], Path | None]:
 
 def _rename_input(src: Path, out: Path, new: str = "source_images") -> Path:
     """Copy of ``src`` whose image input is renamed: attach-nms (edgedet/onnx/byo/attach.py)
-    currently emits a
-    duplicate 'images' tensor when the input already has the contract's name (Ultralytics' does)."""
+    currently emits a duplicate 'images' tensor when the input already has the contract's name
+    (Ultralytics' does)."""
     import onnx
 
     if not out.exists():
@@ -289,8 +288,8 @@ def stages(det, photo: Path) -> dict[str, float]:
 
 def function_body_runs(det, x: np.ndarray) -> list:
     """One callable per EdgeDetNMS node: ONNX Runtime running that node alone (its standard-op
-    function
-    body, the 'before' path) on the very tensors the split path hands the host NMS for input ``x``.
+    function body, the 'before' path) on the very tensors the split path hands the host NMS for
+    input ``x``.
     """
     import onnx
     import onnxruntime as ort
@@ -360,9 +359,8 @@ class SessionTimer:
 
     def call(self, fn, name: str, overhead: str) -> dict[str, float]:
         """Time ``fn()`` whole, and the part of it outside ORT's run (the paired overhead), also as
-        CPU
-        time of the calling thread (``overhead``_cpu: the work itself, without the waits for a core
-        that a loaded machine adds)."""
+        CPU time of the calling thread (``overhead``_cpu: the work itself, without the waits for a
+        core that a loaded machine adds)."""
         self.total = self.cpu = 0.0
         t0, c0 = time.perf_counter(), time.thread_time()
         fn()
@@ -372,10 +370,10 @@ class SessionTimer:
 
 def host_nms_after_model(raw, x: np.ndarray) -> dict[str, float]:
     """The --nms none path's NMS alone: the raw model runs first (untimed), as before the split
-    path's
-    NMS step, then edgedet.nms.host.batched_nms on its fresh outputs is timed. Timing NMS on tensors
-    computed once, outside the round, measured it from a different cache state: whichever NMS runs
-    first after an ORT run is slower (nano: 0.6 vs 0.3 ms for the same call repeated at once)."""
+    path's NMS step, then edgedet.nms.host.batched_nms on its fresh outputs is timed. Timing NMS on
+    tensors computed once, outside the round, measured it from a different cache state: whichever
+    NMS runs first after an ORT run is slower (nano: 0.6 vs 0.3 ms for the same call repeated at
+    once)."""
     from edgedet.nms.host import batched_nms
 
     out = raw.infer(x)
@@ -511,10 +509,9 @@ def detector_group(
 
 def derive(row: dict) -> dict:
     """The ratios the done-criteria read. NMS cost, measured directly on the same tensors: before =
-    ORT
-    running the EdgeDetNMS function body alone; after = the split path's host NMS steps (incl. the
-    casts to the node's output types); reference =
-    edgedet.nms.host.batched_nms on the raw model's outputs.
+    ORT running the EdgeDetNMS function body alone; after = the split path's host NMS steps (incl.
+    the casts to the node's output types); reference = edgedet.nms.host.batched_nms on the raw
+    model's outputs.
     """
     m = row["model_only"]
     d = {

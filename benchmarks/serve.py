@@ -211,9 +211,8 @@ def run(
 
 def model_only(model: str, images: list[bytes], rounds: int) -> dict:
     """The same work without Triton, in this process: Detector.predict on the 8 decoded photos as 8
-    calls of one
-    and as one batch of 8, interleaved. Says whether a
-    batch is any cheaper per image for the model itself.
+    calls of one and as one batch of 8, interleaved. Says whether a batch is any cheaper per image
+    for the model itself.
     """
     import edgedet
     from edgedet.serve import decode

@@ -304,10 +304,9 @@ YOLO_PREDICT = {"imgsz": 640, "conf": 0.25, "iou": 0.7, "max_det": 300}
 
 def yolo_models(work: Path) -> tuple[Path, Path] | None:
     """Ultralytics' own ONNX export of yolov8n.yaml (random weights with benchmarks/e2e.py's
-    class-bias
-    prior) and edgedet's file made from that same ONNX by attach-nms, with the NMS settings of
-    Ultralytics' predict (conf, iou, max_det; its 30000
-    candidates before NMS); None without ultralytics.
+    class-bias prior) and edgedet's file made from that same ONNX by attach-nms, with the NMS
+    settings of Ultralytics' predict (conf, iou, max_det; its 30000 candidates before NMS); None
+    without ultralytics.
     """
     from benchmarks.e2e import _rename_input, ultralytics_onnx
     from edgedet.nms.params import NMSParams

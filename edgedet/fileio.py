@@ -174,8 +174,8 @@ def check_output(
     path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (), sidecar: bool = True
 ) -> Path:
     """check_writable for an artifact and its ``.json`` sidecar, and that neither is one of
-    ``inputs``
-    (nor an input's sidecar): ``quantize m.onnx -o m.onnx`` would replace the FP32 model."""
+    ``inputs`` (nor an input's sidecar): ``quantize m.onnx -o m.onnx`` would replace the FP32
+    model."""
     path = check_writable(path)
     outs = [path, Path(f"{path}.json")] if sidecar else [path]
     if sidecar:

@@ -314,8 +314,7 @@ def letterbox_top_left(
     source_size: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, LetterboxInfo]:
     """YOLOX's letterbox: the image in the top-left corner, all padding right/bottom, and the
-    resized
-    size truncated as YOLOX's ``preproc`` does (``int(w * r)``; :func:`letterbox` rounds).
+    resized size truncated as YOLOX's ``preproc`` does (``int(w * r)``; :func:`letterbox` rounds).
     ``source_size`` as in :func:`letterbox`."""
     h, w = source_size or image.shape[:2]
     info = letterbox_info(h, w, height, width)

@@ -131,8 +131,8 @@ def decoder_pool(threads: int = 0):
 
 def decode_batch(image: np.ndarray, pool=None) -> list[np.ndarray]:
     """A batch's image bytes [B, 1] -> RGB arrays in request order, on ``pool``'s threads when
-    given; a bad
-    request raises the InputError of the first one in order, as the serial loop would."""
+    given; a bad request raises the InputError of the first one in order, as the serial loop
+    would."""
     b = image.shape[0]
     if pool is None or b == 1:
         return [decode(image[i, 0], i) for i in range(b)]

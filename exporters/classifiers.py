@@ -115,9 +115,8 @@ def build_classifier(request: BuildRequest) -> ExportableModel:
 
 def _check_adaptive_pool(name: str, model: nn.Module, size: int) -> None:
     """AlexNet and VGG end in AdaptiveAvgPool2d(6 or 7); ONNX has no adaptive pooling, so the
-    exporter
-    needs the feature map to be a multiple of the pool's
-    output. Say which sizes work, before exporting.
+    exporter needs the feature map to be a multiple of the pool's output. Say which sizes work,
+    before exporting.
     """
     import copy
 

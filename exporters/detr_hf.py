@@ -117,11 +117,9 @@ def calibrate_random_heads(
     model: nn.Module, pixel_values: torch.Tensor, class_std: float = 3.0, box_std: float = 1.0
 ) -> None:
     """Spread a random DETR's queries (embeddings std 3) and re-centre its class and box heads on
-    the
-    decoder outputs for ``pixel_values``, so the queries' scores and boxes spread (logit std
-    ``class_std``; box logits std ``box_std``, sizes around
-    sigmoid(-1) = 0.27 of the image). For tests and benchmarks
-    of randomly initialised models only."""
+    the decoder outputs for ``pixel_values``, so the queries' scores and boxes spread (logit std
+    ``class_std``; box logits std ``box_std``, sizes around sigmoid(-1) = 0.27 of the image). For
+    tests and benchmarks of randomly initialised models only."""
     # Queries must differ more than images do, or every query of an image gets the same score
     # (random init: query embeddings std 0.1; decoder outputs then vary ~300x more between images
     # than between the queries of one image, measured on 6 pictures).

@@ -2,8 +2,8 @@
 
   images -> backbone + FPN -> RPN head -> per-level top-k -> decode, clip, drop tiny boxes
          -> EdgeDetNMS (classes = FPN levels, K1 = post_nms_top_n proposals, zero-padded)
-         -> multi-scale RoIAlign (level per RoI computed in graph, one RoiAlign per level, masked
-         sum)
+         -> multi-scale RoIAlign (level per RoI computed in graph, one RoiAlign per level,
+            masked sum)
          -> box head -> per-class boxes [B, K1, C, 4] + softmax scores (padded proposals masked)
          -> EdgeDetNMS (per-class boxes, background 0) -> contract outputs
   Mask R-CNN adds: RoIAlign on the kept boxes -> mask head -> channel of the detected class

@@ -22,10 +22,9 @@ _PIL_OPEN = _PILImage.open
 @pytest.fixture(autouse=True)
 def _undo_ultralytics_patches():
     """Importing ultralytics replaces PIL.Image.open process-wide (unidentified files are retried
-    after
-    installing a HEIF plugin), which turns read_image's clear errors into ModuleNotFoundError in
-    every later test - even tests run before it, when a test module imports it at collection: give
-    each test Pillow's own open, and put it back afterwards."""
+    after installing a HEIF plugin), which turns read_image's clear errors into ModuleNotFoundError
+    in every later test - even tests run before it, when a test module imports it at collection:
+    give each test Pillow's own open, and put it back afterwards."""
     _PILImage.open = _PIL_OPEN
     yield
     _PILImage.open = _PIL_OPEN

@@ -150,9 +150,8 @@ def prepare_nms_cuda(
     stream=None,
 ) -> Callable[[], NMSOutput]:
     """Check the arrays and build the C arguments once; returns a callable that launches edgedet_nms
-    on
-    the arrays' current contents and returns the outputs
-    (not synchronised; EdgeDetError on failure).
+    on the arrays' current contents and returns the outputs (not synchronised; EdgeDetError on
+    failure).
 
     boxes [B, N, 4] or [B, N, C, 4], scores [B, N, C], anchors [1|B, N, 4] or None: C-contiguous
     device arrays (anything with __cuda_array_interface__: CuPy, torch CUDA tensors), all float32 or

@@ -348,10 +348,9 @@ def serialize(
     keep_function,
 ) -> bytes:
     """A ModelProto with ``model``'s header, the functions ``keep_function(domain, name)`` accepts
-    and a
-    graph of the given nodes / initializers (TensorProto
-    bytes) / inputs and outputs (ValueInfoProto bytes).
-    Built as a list of pieces joined once: weights are copied a single time."""
+    and a graph of the given nodes / initializers (TensorProto bytes) / inputs and outputs
+    (ValueInfoProto bytes). Built as a list of pieces joined once: weights are copied a single
+    time."""
     graph: list = []
     for number, items in (
         (GRAPH_NODE, [n.raw for n in nodes]),

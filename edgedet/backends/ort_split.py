@@ -62,10 +62,8 @@ def nms_params(node) -> NMSParams:
 
 def positional_inputs(node) -> list[str]:
     """[boxes, scores, anchors, score_threshold, iou_threshold] with "" for an absent one. Nodes
-    state
-    which optional inputs follow (has_anchors,
-    threshold_inputs: contiguous inputs); older files without
-    those attributes were positional with "" gaps."""
+    state which optional inputs follow (has_anchors, threshold_inputs: contiguous inputs); older
+    files without those attributes were positional with "" gaps."""
     names = list(node.inputs)
     if HAS_ANCHORS not in node.attributes or THRESHOLD_INPUTS not in node.attributes:
         return names + [""] * (5 - len(names))

@@ -471,8 +471,7 @@ def _check_compatible(
 
 def _init_nvidia_plugins(backend: TensorRTBackend) -> None:
     """Engines with EfficientNMS_TRT need NVIDIA's libnvinfer_plugin registered before
-    deserialisation;
-    the lean runtime does not ship it."""
+    deserialisation; the lean runtime does not ship it."""
     init = getattr(backend.trt.module, "init_libnvinfer_plugins", None)
     if init is None or not init(backend._logger, ""):
         raise CompatibilityError(

@@ -126,8 +126,7 @@ def _note_sigint():
 @contextlib.contextmanager
 def _one_line_warnings():
     """Warnings reach the terminal as one `edgedet: warning:` line each, without source lines;
-    library
-    deprecation notices and numpy floating-point chatter are not the user's concern."""
+    library deprecation notices and numpy floating-point chatter are not the user's concern."""
 
     def show(message, category, filename, lineno, file=None, line=None):
         click.echo(f"edgedet: warning: {first_line(message, None) or category.__name__}", err=True)

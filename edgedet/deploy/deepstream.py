@@ -215,9 +215,8 @@ def nvinfer_config(
 
 def plugin_comments(art: Artifact) -> list[str]:
     """How the engine's plugin library gets into nvinfer's process: custom-lib-path holds the parser
-    library
-    (nvinfer has one), so it is preloaded; it must be in
-    the process before nvinfer deserialises the engine.
+    library (nvinfer has one), so it is preloaded; it must be in the process before nvinfer
+    deserialises the engine.
     """
     libs = plugins_to_load(art.manifest) if art.is_engine else []
     if not libs:

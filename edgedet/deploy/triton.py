@@ -184,9 +184,8 @@ def server_notes(art: Artifact, repo: Path) -> str:
 
 def parse_config(text: str):
     """Parse ``config.pbtxt`` text with Triton's own ``inference.ModelConfig``
-    (``model_config.proto``
-    as shipped in ``tritonclient``); raises InputError
-    with protobuf's message when it does not parse.
+    (``model_config.proto`` as shipped in ``tritonclient``); raises InputError with protobuf's
+    message when it does not parse.
 
     The generated ``model_config_pb2`` module is loaded by file path: ``tritonclient.grpc``'s
     package import needs grpcio, which parsing does not.

@@ -1,6 +1,5 @@
 """Pieces of the EdgeDetNMS semantics shared by the reference and the host path (docs/nms.md, steps
-1-3
-and the IoU of step 6), plus the output container.
+1-3 and the IoU of step 6), plus the output container.
 
 Everything is elementwise float32 arithmetic, so implementations that follow the same formulas
 compute the same bits; only exp (anchor decode, sigmoid) may differ between libraries.

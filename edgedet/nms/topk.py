@@ -1,7 +1,6 @@
 """Score threshold + top-k, no NMS: the selection for end-to-end heads (DETR family, YOLOv10 /
-YOLO26
-end-to-end, RT-DETR), on the host. edgedet/onnx/nms/topk.py
-builds the same function from standard ONNX ops.
+YOLO26 end-to-end, RT-DETR), on the host. edgedet/onnx/nms/topk.py builds the same function from
+standard ONNX ops.
 
 Semantics (docs/nms.md, "End-to-end heads"), per image:
   1. boxes are decoded and canonicalised as EdgeDetNMS steps 1-2 (corners or centre-size, no
@@ -77,8 +76,7 @@ def end_to_end_params(
     score_activation: bool = False,
 ) -> NMSParams:
     """The NMSParams an end-to-end artifact records: IoU 1.0 and top_k 0 (nothing suppressed, no
-    pre-cut),
-    so even an NMS that reads them by mistake computes the same selection."""
+    pre-cut), so even an NMS that reads them by mistake computes the same selection."""
     return NMSParams(
         score_threshold=score_threshold,
         iou_threshold=1.0,

@@ -158,8 +158,7 @@ def nvcc_for(cuda_home: str | os.PathLike | None = None) -> str:
 
 def arch_flags(arch: str | None) -> list[str]:
     """``--arch sm_87`` -> ['-arch=sm_87']; ``portable`` -> -gencode for PORTABLE_SASS +
-    PORTABLE_PTX;
-    None -> -arch=native with a GPU, else nvcc's default."""
+    PORTABLE_PTX; None -> -arch=native with a GPU, else nvcc's default."""
     if arch is None:
         return default_arch()
     if not _ARCH.fullmatch(arch):

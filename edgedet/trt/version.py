@@ -66,8 +66,8 @@ class Features:
     @property
     def supported(self) -> bool:
         """edgedet targets 10.3 <= TensorRT <= 11.x: JetPack 6 ships TensorRT 10.3 (JetPack 6
-        release notes);
-        the EdgeDetNMS plugin's IPluginV3 interface exists from 10.0 (NvInferRuntime.h)."""
+        release notes); the EdgeDetNMS plugin's IPluginV3 interface exists from 10.0
+        (NvInferRuntime.h)."""
         return (
             self.version.major,
             self.version.minor,

@@ -2,9 +2,8 @@
 
 Parts, each a small module:
 
-- ``Backbone``: a stem of two stride-2 3x3 convs, then CSP stages of 3x3 conv + BN + ReLU residual
-blocks; features at
-  strides 4/8/16/32.
+- ``Backbone``: a stem of two stride-2 3x3 convs, then CSP stages of 3x3 conv + BN + ReLU
+  residual blocks; features at strides 4/8/16/32.
 - ``PAN``: top-down then bottom-up fusion (nearest upsampling, strided conv, add) to ``neck``
   channels at strides 8/16/32, with the stride-4 features folded into stride 8.
 - ``Head``: per level, a decoupled classification tower and regression tower; the regression

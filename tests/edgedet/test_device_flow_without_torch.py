@@ -85,9 +85,8 @@ def _site_packages(python: Path) -> str:
 
 def _venv(folder: Path, reqs: list[str], key: str, base: Path | None = None) -> Path:
     """The cached venv ``folder`` with ``reqs`` (recreated when ``key`` changes); with ``base`` (the
-    python
-    of another venv), that venv's packages are visible too
-    (a .pth file) and only what they lack is installed.
+    python of another venv), that venv's packages are visible too (a .pth file) and only what they
+    lack is installed.
     """
     python = folder / "bin" / "python"
     stamp = folder / ".edgedet-deps"

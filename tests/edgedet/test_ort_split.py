@@ -1,8 +1,7 @@
 """EdgeDetNMS on ONNX Runtime through the split graph (edgedet/backends/ort_split.py): the host NMS
-between
-ORT slices gives the same bits as ONNX Runtime running the node's function body, for one NMS at the
-end, run-time thresholds, and a two-stage (R-CNN-shaped) model whose second stage reads first-stage
-tensors."""
+between ORT slices gives the same bits as ONNX Runtime running the node's function body, for one NMS
+at the end, run-time thresholds, and a two-stage (R-CNN-shaped) model whose second stage reads
+first-stage tensors."""
 
 import numpy as np
 import pytest
@@ -29,10 +28,9 @@ def _init(name, value):
 
 def two_stage_model():
     """images [1,3,32,32] -> RPN-like NMS (N boxes, LEVELS classes, K1 kept) -> per-class
-    boxes/scores of the
-    K1 proposals, which also read the first stage's
-    pre-NMS tensor ``m`` -> final NMS -> contract outputs.
-    Only Add/Mul/Slice arithmetic: the function body and the host NMS must agree bit for bit."""
+    boxes/scores of the K1 proposals, which also read the first stage's pre-NMS tensor ``m`` ->
+    final NMS -> contract outputs. Only Add/Mul/Slice arithmetic: the function body and the host NMS
+    must agree bit for bit."""
     rng = np.random.default_rng(3)
     xy = rng.uniform(0, 24, (1, N, 2)).astype(np.float32)
     boxes1 = np.concatenate([xy, xy + rng.uniform(4, 12, (1, N, 2)).astype(np.float32)], -1)

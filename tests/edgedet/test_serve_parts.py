@@ -64,8 +64,7 @@ def test_pack_pads_to_k_and_unpack_restores_detections():
 
 def test_decode_batch_on_threads_keeps_request_order_and_names_the_bad_request(rgb_image):
     """A batch's images decoded on the pool equal the serial decode, in request order; the first bad
-    request
-    in order is the one the error names, whichever thread finished first."""
+    request in order is the one the error names, whichever thread finished first."""
     imgs = [rgb_image, rgb_image[::-1].copy(), rgb_image[:, ::-1].copy(), rgb_image[:20]]
     batch = np.array([[png_bytes(x)] for x in imgs], dtype=np.object_)
     pool = decoder_pool(3)

@@ -1,10 +1,8 @@
 """DETR through HuggingFace transformers (end-to-end head, no NMS): exported by `edgedet export`,
-run through
-edgedet.load in ONNX Runtime and matched against transformers' own post_process_object_detection on
-the same image; the same model's raw HF export (pixel_values -> logits, pred_boxes) through
-attach-nms; FP16 and INT8 (softmax / LayerNorm kept out of
-Q/DQ). A tiny config, random weights calibrated so scores
-spread (no hub download)."""
+run through edgedet.load in ONNX Runtime and matched against transformers' own
+post_process_object_detection on the same image; the same model's raw HF export (pixel_values ->
+logits, pred_boxes) through attach-nms; FP16 and INT8 (softmax / LayerNorm kept out of Q/DQ). A tiny
+config, random weights calibrated so scores spread (no hub download)."""
 
 import io
 import warnings
@@ -109,8 +107,7 @@ def test_export_matches_transformers_post_processing(detr):
 
 def test_hf_onnx_export_through_attach_nms(detr, tmp_path):
     """The model exported as HF/optimum do (input pixel_values, outputs logits + pred_boxes), made
-    to
-    follow the contract with one attach-nms command."""
+    to follow the contract with one attach-nms command."""
     from click.testing import CliRunner
 
     from edgedet.cli.main import cli

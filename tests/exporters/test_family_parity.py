@@ -1,6 +1,5 @@
 """Every single-stage family: ONNX Runtime (NMS in graph) == the PyTorch wrapper + host NMS, and how
-close
-both are to torchvision's own forward().
+close both are to torchvision's own forward().
 
 torchvision weights cannot be downloaded here, so heads are randomly initialised; their class
 logits are scaled up so scores spread out instead of all sitting at 1/91 (ties would make any

@@ -1,7 +1,6 @@
 """Every exportable family quantises: FP16 and INT8 (TensorRT Q/DQ layout) run in ONNX Runtime and
-the INT8
-graph passes the static TensorRT Q/DQ check. Small inputs,
-randomly initialised weights, four calibration images.
+the INT8 graph passes the static TensorRT Q/DQ check. Small inputs, randomly initialised weights,
+four calibration images.
 """
 
 import warnings

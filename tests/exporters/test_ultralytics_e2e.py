@@ -1,8 +1,7 @@
 """Ultralytics end-to-end exports (YOLO26, YOLOv10, RT-DETR; random weights from the bundled yaml,
-no
-download) through `attach-nms --final output0`,
-matched against Ultralytics' own predictor on the same
-image at IoU >= 0.99. Ultralytics is AGPL-3.0 and optional: skipped where it is not installed."""
+no download) through `attach-nms --final output0`, matched against Ultralytics' own predictor on the
+same image at IoU >= 0.99. Ultralytics is AGPL-3.0 and optional: skipped where it is not
+installed."""
 
 import numpy as np
 import pytest

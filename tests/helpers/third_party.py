@@ -168,8 +168,7 @@ class LogitHead(GridHead):
 
 class FaceSSD(torch.nn.Module):
     """SSD-style face detector: takes (pixels - 127) / 128 (normalised by the user's code, not in
-    the
-    graph), softmax over (background, face), normalised xyxy boxes."""
+    the graph), softmax over (background, face), normalised xyxy boxes."""
 
     def __init__(self, h, w, strides=(8, 16), seed=0):
         super().__init__()
@@ -241,10 +240,8 @@ class FaceSSDDeltas(FaceSSD):
 
 class EndToEndYolo(torch.nn.Module):
     """A YOLO-style dense head (64 anchors) with the end-to-end post-processing Ultralytics'
-    v10Detect
-    / YOLO26 heads export: top max_det anchors by best
-    class, then top max_det (anchor, class) pairs,
-    rows (x1, y1, x2, y2, score, class) in input pixels."""
+    v10Detect / YOLO26 heads export: top max_det anchors by best class, then top max_det (anchor,
+    class) pairs, rows (x1, y1, x2, y2, score, class) in input pixels."""
 
     def __init__(self, layout="ultralytics", size=64, num_classes=4, max_det=30):
         super().__init__()

@@ -114,8 +114,7 @@ def shifted_pair(w: int, shift: int) -> np.ndarray:
 
 def assert_bits_equal(a: np.ndarray, b: np.ndarray, name: str = "") -> None:
     """Same dtype, shape and bits, up to NaN payloads and the sign of zero (docs/nms.md: ONNX
-    Runtime's
-    Where returns +0.0 for a selected -0.0)."""
+    Runtime's Where returns +0.0 for a selected -0.0)."""
     a, b = np.asarray(a), np.asarray(b)
     assert a.dtype == b.dtype and a.shape == b.shape, (
         f"{name}: {a.dtype}{a.shape} vs {b.dtype}{b.shape}"

@@ -122,8 +122,7 @@ def exp_free(case):
 @property_test(300, lambda: [cases().map(exp_free)])
 def test_gpu_equals_reference(lib, case):
     """Per-class and shared boxes, corner anchors, background class, NaN / inf scores and
-    coordinates,
-    duplicates, exact IoUs at the thresholds, top_k cuts, K cuts, batch 2, empty N."""
+    coordinates, duplicates, exact IoUs at the thresholds, top_k cuts, K cuts, batch 2, empty N."""
     boxes, scores, p, anchors = case
     assert_same_output(
         run_gpu(lib, boxes, scores, p, anchors), reference_nms(boxes, scores, p, anchors)
@@ -193,8 +192,7 @@ def clustered(b: int, n: int, c: int, seed: int, objects: int = 20, per_class: b
 )
 def test_gpu_equals_host_on_realistic_heads(lib, n, c, thr, top_k, k, agnostic):
     """Batch 2, thousands of candidates (many mask words, several settle rounds): equal to the host
-    path,
-    which is bit-exact with the oracle (tests/nms/test_nms_host.py)."""
+    path, which is bit-exact with the oracle (tests/nms/test_nms_host.py)."""
     boxes, scores = clustered(2, n, c, seed=n + c)
     p = NMSParams(
         score_threshold=thr,
@@ -265,8 +263,7 @@ def assert_within_ulp(a, b, ulp: int, name: str) -> None:
 
 def assert_boxes_close(a, b, ulp: int, name: str) -> None:
     """Decoded corners where exp differs by a few ulp: x1 = cx - w/2 cancels, so the tolerance is
-    ``ulp``
-    spacings of the largest finite coordinate of the box, not of the coordinate itself."""
+    ``ulp`` spacings of the largest finite coordinate of the box, not of the coordinate itself."""
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
     assert np.array_equal(np.isnan(a), np.isnan(b)), f"{name}: NaN positions differ"
     ok = np.isfinite(a) & np.isfinite(b)
@@ -281,8 +278,7 @@ def assert_boxes_close(a, b, ulp: int, name: str) -> None:
 @pytest.mark.parametrize("per_class", [False, True])
 def test_gpu_centre_size_anchor_decode(lib, anchors_batch, per_class):
     """Fused decode with box_scale and the exp clamp: decisions equal, boxes within 8 ulp of the
-    box's scale
-    (CUDA expf built with -fmad=false vs numpy exp)."""
+    box's scale (CUDA expf built with -fmad=false vs numpy exp)."""
     rng = np.random.default_rng(7 + anchors_batch + 2 * per_class)
     n, c = 3000, 5
     anchors = np.concatenate(

@@ -1,7 +1,6 @@
 """The ``edgedet`` NMS implementation: one EdgeDetNMS custom node plus a model-local function whose
-body
-reads the node's attributes. ONNX Runtime runs the function; it must equal the oracle exactly like
-the ``graph`` implementation does, for every parameter combination, with one body serving nodes
+body reads the node's attributes. ONNX Runtime runs the function; it must equal the oracle exactly
+like the ``graph`` implementation does, for every parameter combination, with one body serving nodes
 whose parameters differ."""
 
 import numpy as np
@@ -144,9 +143,8 @@ def _function(model):
 @pytest.mark.parametrize("with_anchors", [False, True])
 def test_node_inputs_are_contiguous_with_their_roles_stated(with_anchors, thresholds, per_class):
     """TensorRT's ONNX parser turns an empty input name into a null tensor, and its local-function
-    importer needs
-    as many node inputs as formal inputs: no gaps, roles
-    in attributes, every combination equal to the oracle.
+    importer needs as many node inputs as formal inputs: no gaps, roles in attributes, every
+    combination equal to the oracle.
     """
     rng = np.random.default_rng(3)
     n, c = 24, 3

@@ -1,8 +1,7 @@
 """End-to-end heads: score threshold + top-k without NMS, on the host (edgedet.nms.topk) and in the
-graph
-(edgedet/onnx/nms/topk.py). The host path equals the
-NMS oracle with IoU 1.0 (nothing is suppressed); the
-graph equals the host path bit for bit, ties, thresholds and K > candidates included."""
+graph (edgedet/onnx/nms/topk.py). The host path equals the NMS oracle with IoU 1.0 (nothing is
+suppressed); the graph equals the host path bit for bit, ties, thresholds and K > candidates
+included."""
 
 import numpy as np
 import pytest

@@ -111,10 +111,9 @@ def drop_initializer_inputs(model) -> int:
 
 def free_reserved_names(model, reserved: frozenset[str] = RESERVED_NAMES) -> dict[str, str]:
     """Rename the model's tensors named like ``reserved`` contract tensors (``images``, ``boxes``,
-    ...) to
-    ``byo_src_<name>``: every Ultralytics/YOLOX export names its input ``images`` and SSD-style
-    models name their outputs ``boxes``/``scores``, which would collide with the tensors we add
-    (a name produced twice fails the ONNX checker, and the cycle it makes sent onnxslim into
+    ...) to ``byo_src_<name>``: every Ultralytics/YOLOX export names its input ``images`` and
+    SSD-style models name their outputs ``boxes``/``scores``, which would collide with the tensors
+    we add (a name produced twice fails the ONNX checker, and the cycle it makes sent onnxslim into
     unbounded recursion). Returns {old: new}; the user keeps naming outputs by their old names."""
     names = _tensor_names(model.graph)
     renames = {}

@@ -129,8 +129,8 @@ def convert_final(
 
 def _expose(model, b, tensors: dict[str, str], batch, n: int, c: int) -> None:
     """Make ``tensors`` the graph outputs with their static shapes stated (shape inference loses
-    them
-    through the exporters' TopK/Gather post-processing, and the selection needs static N, C)."""
+    them through the exporters' TopK/Gather post-processing, and the selection needs static N,
+    C)."""
     import onnx
 
     from edgedet.onnx.graph import toposort
@@ -240,13 +240,11 @@ def _metadata_classes(model) -> int | None:
 
 def recognise_final(model) -> tuple[FinalSpec, list[str]] | None:
     """Guess whether ``model``'s outputs are already final detections, for an inspect mode: returns
-    the
-    FinalSpec and the attach-nms flags that say so, or None. Recognised: HF-style ``logits`` +
+    the FinalSpec and the attach-nms flags that say so, or None. Recognised: HF-style ``logits`` +
     ``pred_boxes`` (softmax when logits have one more column than the metadata's classes or no
     metadata; the flag says which was assumed), and one output [B, K, 6] (Ultralytics end2end:
-    metadata ``end2end: True``, or any [B, K <= 3840, 6]
-    output); RT-DETR (metadata ``head: RTDETRDecoder``)
-    rows are normalised cxcywh."""
+    metadata ``end2end: True``, or any [B, K <= 3840, 6] output); RT-DETR (metadata ``head:
+    RTDETRDecoder``) rows are normalised cxcywh."""
     shapes = {
         o.name: [
             d.dim_value if d.HasField("dim_value") else None for d in o.type.tensor_type.shape.dim

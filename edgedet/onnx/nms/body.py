@@ -37,8 +37,7 @@ MAX_RANK = 1 << 24  # rank scores M - m are float32: exact integers up to 2**24
 @dataclass(frozen=True)
 class Knobs:
     """The NMS parameters as the builder reads them: Python values (static) or tensor names
-    (dynamic;
-    int64 / float32 scalars, ``box_scale`` float32 [4])."""
+    (dynamic; int64 / float32 scalars, ``box_scale`` float32 [4])."""
 
     score_threshold: float | str
     iou_threshold: float | str

@@ -75,9 +75,8 @@ def params_from_node(node) -> NMSParams:
 
 def compact_inputs(inputs: list[str]) -> tuple[list[str], tuple[int, int]]:
     """Positional inputs (as FORMAL_INPUTS, "" for an absent optional one) -> the contiguous node
-    inputs
-    and their roles (has_anchors, threshold_inputs).
-    ExportError for iou_threshold without score_threshold.
+    inputs and their roles (has_anchors, threshold_inputs). ExportError for iou_threshold without
+    score_threshold.
     """
     inputs = list(inputs) + [""] * (len(FORMAL_INPUTS) - len(inputs))
     if len(inputs) != len(FORMAL_INPUTS) or "" in inputs[:2]:
@@ -118,8 +117,8 @@ def make_node(inputs: list[str], outputs: list[str], params: NMSParams, name: st
 
 def node_roles(node) -> tuple[int, int]:
     """(has_anchors, threshold_inputs) of an EdgeDetNMS node. A node without the role attributes
-    (the older
-    positional form, with "" gaps) is rewritten in place to the contiguous form with the attributes.
+    (the older positional form, with "" gaps) is rewritten in place to the contiguous form with the
+    attributes.
     """
     from onnx import helper
 
@@ -251,8 +250,7 @@ def add_function_bodies(model):
 
 def check_plugin_size(n: int, c: int, top_k: int) -> int:
     """M, the candidates per image the plugin's kernels get; ExportError above their limit (an
-    engine would
-    build, then fail on every call)."""
+    engine would build, then fail on every call)."""
     m = min(top_k or n * c, n * c)
     if m > opdef.PLUGIN_MAX_CANDIDATES:
         raise ExportError(

@@ -96,10 +96,8 @@ def attach_topk(
     runtime_threshold: bool = False,
 ):
     """Return a copy of ``model`` whose outputs are exactly the four contract outputs, selected by
-    score
-    threshold + top-k from its raw outputs ``boxes``
-    [B,N,4], ``scores`` [B,N,C] (and ``labels`` [B,N]).
-    ``runtime_threshold`` adds the graph input score_threshold (float32 [1])."""
+    score threshold + top-k from its raw outputs ``boxes`` [B,N,4], ``scores`` [B,N,C] (and
+    ``labels`` [B,N]). ``runtime_threshold`` adds the graph input score_threshold (float32 [1])."""
     import onnx
     from onnx import helper
 

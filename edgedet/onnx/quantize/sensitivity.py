@@ -216,9 +216,8 @@ def sensitivity(
     fp32, qmodel, probe: DetectionProbe, mode: str = "alone", ref=None, progress=None, finish=None
 ) -> dict:
     """Per-layer agreement, ranked most sensitive first. ``ref``: FP32 detections if already
-    computed;
-    ``finish``: the graph that ships from a Q/DQ variant
-    (e.g. its FP16 form), measured instead of it.
+    computed; ``finish``: the graph that ships from a Q/DQ variant (e.g. its FP16 form), measured
+    instead of it.
     """
     finish = finish or (lambda m: m)
     if mode not in MODES:
@@ -275,11 +274,10 @@ def fallback_search(
     fp32, qmodel, order: list[str], evaluate, meets, finish=None, max_prune: int = 12
 ) -> FallbackResult:
     """The shortest prefix of ``order`` (most sensitive first) whose fallback ``meets`` the budget,
-    found by
-    doubling then bisecting its length (log2(layers) + a few evaluations instead of one per layer);
-    then up to ``max_prune`` of the fallen-back layers, least sensitive first, are re-quantised
-    where the budget still holds, so a layer the ranking
-    over-rated does not stay in higher precision.
+    found by doubling then bisecting its length (log2(layers) + a few evaluations instead of one per
+    layer); then up to ``max_prune`` of the fallen-back layers, least sensitive first, are
+    re-quantised where the budget still holds, so a layer the ranking over-rated does not stay in
+    higher precision.
 
     ``evaluate(model) -> dict`` measures a graph, ``meets(dict) -> bool`` says whether it holds the
     budget; ``finish`` turns each Q/DQ variant into the graph that ships (its FP16 form), so what is

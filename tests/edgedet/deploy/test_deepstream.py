@@ -135,9 +135,8 @@ def test_engine_uses_model_engine_file_and_profile_max(engine_factory, tmp_path)
 
 def test_engine_with_a_plugin_to_load_gets_it_preloaded(engine_factory, tmp_path):
     """nvinfer's custom-lib-path holds the parser library, so the plugin library (which registers
-    EdgeDetNMS when
-    dlopen'ed) is preloaded: the command line and both
-    configs say so; a plan carrying its plugin needs nothing.
+    EdgeDetNMS when dlopen'ed) is preloaded: the command line and both configs say so; a plan
+    carrying its plugin needs nothing.
     """
     engine = engine_factory(plugins=(False,))
     write_deepstream(engine, tmp_path / "ds")

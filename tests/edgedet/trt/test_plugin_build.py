@@ -424,10 +424,9 @@ def test_plugin_harness_with_real_kernels_compiles(tmp_path):
 
 def test_kernels_ask_cub_once_and_leave_other_errors_alone():
     """nms_kernels.cu (GPU-only code, read as source here; benchmarks/gpu/run.sh runs it):
-    edgedet_nms takes
-    CUB's scratch from the caller's workspace instead of repeating the size query, and checks its
-    launches with cudaPeekAtLastError, which does not clear
-    (swallow) an error left by someone else's launch.
+    edgedet_nms takes CUB's scratch from the caller's workspace instead of repeating the size query,
+    and checks its launches with cudaPeekAtLastError, which does not clear (swallow) an error left
+    by someone else's launch.
     """
     src = (pb.CSRC / "nms_kernels.cu").read_text()
     entry = src[src.index('extern "C" int edgedet_nms(') :]

@@ -1,6 +1,5 @@
 """benchmarks/gpu/plugin_harness.py's reading and comparison, on files written the way the GPU
-harness writes them
-(the GPU run itself happens in benchmarks/gpu/run.sh)."""
+harness writes them (the GPU run itself happens in benchmarks/gpu/run.sh)."""
 
 from __future__ import annotations
 

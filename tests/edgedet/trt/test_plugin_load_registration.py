@@ -1,7 +1,6 @@
 """EdgeDetNMS registers its creator when the library is merely dlopen'ed (DeepStream / Triton:
-LD_PRELOAD,
-Triton's --backend-config=tensorrt,plugins=), and
-IPluginRegistry.load_library still works on top of that.
+LD_PRELOAD, Triton's --backend-config=tensorrt,plugins=), and IPluginRegistry.load_library still
+works on top of that.
 
 Needs nvcc and TensorRT's C++ headers (skips otherwise, like
 tests/edgedet/trt/test_plugin_build.py). The
@@ -49,9 +48,8 @@ def _run(cmd: list[str]) -> str:
 
 def test_library_carries_a_load_time_registrar_and_no_link_to_tensorrt(plugin):
     """What the loader runs at dlopen: the registrar object and the function its initialiser calls;
-    TensorRT is
-    found through the loader by the sonames of the headers'
-    major version, not linked (lean and full alike).
+    TensorRT is found through the loader by the sonames of the headers' major version, not linked
+    (lean and full alike).
     """
     lib, headers = plugin
     symbols = _run(["nm", "-C", str(lib)])
@@ -169,8 +167,8 @@ def test_load_library_alone_and_after_dlopen(plugin, runtime):
 
 def test_ld_preload_before_tensorrt_is_loaded(plugin, runtime):
     """LD_PRELOAD (DeepStream, Triton): the library is initialised before the host loads TensorRT,
-    so it loads the
-    runtime itself by soname from the library path, and the host later gets that same registry."""
+    so it loads the runtime itself by soname from the library path, and the host later gets that
+    same registry."""
     lib, _ = plugin
     module, folder = runtime
     env = dict(

@@ -308,8 +308,8 @@ def test_threshold_inputs_do_not_set_the_batch(fake_trt, tmp_path, profile, fixe
 @pytest.mark.parametrize("as_folder", [False, True])
 def test_explicit_plugins_load_without_a_manifest(fake_trt, tmp_path, as_folder):
     """TensorRTBackend(plugins=[...]) / `inspect --plugin` on an engine without a manifest: the
-    library is
-    loaded before deserialisation, and host code (a version-compatible plan's) is allowed."""
+    library is loaded before deserialisation, and host code (a version-compatible plan's) is
+    allowed."""
     (tmp_path / "libs").mkdir()
     lib = trt_fakes.fake_plugin_library(tmp_path / "libs" / "libedgedet_nms_plugin.so")
     eng = write_engine(tmp_path / "bare.engine", trt_fakes.plan_bytes(), None)

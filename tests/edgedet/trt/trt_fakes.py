@@ -223,8 +223,7 @@ def plan_bytes(
     batch=(1, 2, 4), size=8, k=4, fixed: int | None = None, thresholds: bool = False
 ) -> bytes:
     """A fake plan: one 'images' input (dynamic batch with profile ``batch``, or ``fixed``), and
-    with
-    ``thresholds`` the static float32 [1] inputs score_threshold / iou_threshold
+    with ``thresholds`` the static float32 [1] inputs score_threshold / iou_threshold
     (--runtime-thresholds).
     """
     desc = {"size": size, "k": k, "profile": list(batch), "fixed": fixed, "thresholds": thresholds}

@@ -1,7 +1,6 @@
 """Nano on ONNX Runtime: the split path (host NMS between ORT slices) returns the same bits as ORT
-running
-the EdgeDetNMS function body, on validation images,
-at the graph's threshold and the COCO protocol's.
+running the EdgeDetNMS function body, on validation images, at the graph's threshold and the COCO
+protocol's.
 """
 
 import numpy as np

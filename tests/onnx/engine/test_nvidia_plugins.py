@@ -1,6 +1,5 @@
 """--nms efficient engines need NVIDIA's libnvinfer_plugin registered before parsing (builder) and
-before
-deserialising (runtime). The stand-in module mimics the documented Python call
+before deserialising (runtime). The stand-in module mimics the documented Python call
 tensorrt.init_libnvinfer_plugins(logger, namespace) -> bool; no engine is built here."""
 
 from types import SimpleNamespace

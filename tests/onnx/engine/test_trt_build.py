@@ -240,8 +240,7 @@ def test_timing_cache_from_another_release_starts_fresh(use, tmp_path):
 @pytest.mark.parametrize("level", ["ampere_plus", "same_cc"])
 def test_hardware_compat_needs_a_plugin_with_code_for_other_gpus(use, tmp_path, level):
     """--hardware-compat: a plugin with machine code for one GPU (-arch=native) is refused with the
-    fix;
-    a --arch portable plugin passes, and its architectures go into the manifest."""
+    fix; a --arch portable plugin passes, and its architectures go into the manifest."""
     import json
 
     use("10.12.0.36")
