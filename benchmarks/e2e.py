@@ -10,8 +10,8 @@ Models (built in --work, reused when present):
              IoU 0.7, 300 detections), --nms edgedet and --nms none
   frcnn      torchvision fasterrcnn_mobilenet_v3_large_320_fpn (random weights, two EdgeDetNMS
              nodes); its final NMS score threshold is set to 0.001 on the benchmark's copy so the
-             final per-class NMS sees the full top_k = 4096
-             candidates of 150 x 91, as at the COCO protocol
+             final per-class NMS sees the full top_k = 4096 candidates of 150 x 91, as at the COCO
+             protocol
 Photos: --photo (default /work/shared/data/images/photo01.jpg) centre-cropped to 4:3 and resized
 to 640x480 and to 4000x3000 (12 MP), JPEG quality 90; or every JPEG of --folder.
 Every round times every figure once, in turn, so background load hits all alike; p50 over rounds.

@@ -5,8 +5,8 @@ Candidates are realistic clusters: 30 objects of varied size, each seen by many 
 jitter by ~5% of the object size and whose scores decay away from the best anchor; the other
 (anchor, class) scores are low background. Two measurements per case, K = 300:
   nms_only   NMS on the already thresholded, top-k'd candidates in rank order (ours:
-             edgedet.nms.host.greedy + gathering the kept
-             boxes; torchvision: batched_nms + the same gather)
+             edgedet.nms.host.greedy + gathering the kept boxes; torchvision: batched_nms + the same
+             gather)
   full_op    threshold + top-k + per-class NMS + padding to K from the raw [N, 4] / [N, C] arrays
              (ours: edgedet.nms.host.batched_nms; torch: torch.where + topk + batched_nms + pad)
 Both sides run single-threaded (numpy is; torch.set_num_threads(1)), alternating call by call so

@@ -10,15 +10,14 @@ Models
             trained (Adam, SSD loss, cached features) on nano's synthetic training data, so the
             scores and boxes are learned, not random.
 Data (nano's synthetic generator, disjoint seeds): train 1, mAP/test 2, calibration 3, held-out 4,
-labelled set for --budget-map 5. Per model: plain INT8 (TensorRT
-Q/DQ layout, float graph FP32) and --budget (nano also
---budget-map):
-the budgeted graphs are INT8 Q/DQ + FP16 (fallen-back layers and the rest of the float graph, FP16
-scales, opset 19; NMS/decode/last head convs FP32), and the search measures that graph through ONNX
-Runtime's CPU FP16 path; the layer ranking is measured on the FP32-float Q/DQ graph. The search sees
-two thirds of the held-out images; the last third ("unseen") and independent test images (seed 2) it
-never saw are reported apart. Agreement = edgedet compare matching vs FP32: matched = min(matched_a,
-matched_b) at IoU 0.9. Usage: python -m benchmarks.precision_budget [--quick]
+labelled set for --budget-map 5. Per model: plain INT8 (TensorRT Q/DQ layout, float graph FP32) and
+--budget (nano also --budget-map): the budgeted graphs are INT8 Q/DQ + FP16 (fallen-back layers and
+the rest of the float graph, FP16 scales, opset 19; NMS/decode/last head convs FP32), and the search
+measures that graph through ONNX Runtime's CPU FP16 path; the layer ranking is measured on the
+FP32-float Q/DQ graph. The search sees two thirds of the held-out images; the last third ("unseen")
+and independent test images (seed 2) it never saw are reported apart. Agreement = edgedet compare
+matching vs FP32: matched = min(matched_a, matched_b) at IoU 0.9.
+Usage: python -m benchmarks.precision_budget [--quick]
 """
 
 from __future__ import annotations

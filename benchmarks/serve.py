@@ -94,11 +94,10 @@ def load_round(
 
 
 # Variants of one server, each started fresh per round (name -> extra `edgedet serve` options). The
-# baseline is the same server, same instance count and ONNX
-# Runtime threads, with Triton's dynamic batching off:
-# every
-# request is one model call. "dynamic_serial_decode" isolates what decoding a batch's images in
-# threads buys; the later --queue-delay-us wins over the default one start() passes.
+# baseline is the same server, same instance count and ONNX Runtime threads, with Triton's dynamic
+# batching off: every request is one model call. "dynamic_serial_decode" isolates what decoding a
+# batch's images in threads buys; the later --queue-delay-us wins over the default one start()
+# passes.
 VARIANTS = {
     "no_batching": ["--no-dynamic-batching"],
     "dynamic": [],
@@ -108,8 +107,8 @@ VARIANTS = {
     "no_batching_2_instances": ["--no-dynamic-batching", "--instances", "2"],
     "dynamic_2_instances": ["--instances", "2"],
 }
-# Triton's cumulative per-model counters (microseconds,
-# or counts), read before and after each round.
+# Triton's cumulative per-model counters (microseconds, or counts), read before and after each
+# round.
 COUNTERS = (
     "nv_inference_count",
     "nv_inference_exec_count",
@@ -169,8 +168,8 @@ def run(
             "rounds_wall_s": [round(w, 2) for w in d["walls"]],
             "rounds_requests_per_s": [round(clients * requests / w, 2) for w in d["walls"]],
             # Triton's per-request counters: every request of a batch is charged the whole model
-            # call, so sum / requests = one call; / mean batch
-            # = one image's share of the Python callable.
+            # call, so sum / requests = one call; / mean batch = one image's share of the Python
+            # callable.
             "server_ms": {
                 "queue_per_request": round(summed["nv_inference_queue_duration_us"] / n / 1e3, 1),
                 "callable_per_call": round(

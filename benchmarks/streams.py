@@ -20,9 +20,8 @@ frames per CPU-second is beside them. Measured in one run:
   batched_4_streams  the same video as 4 streams, 30 frames each, ONNX Runtime at --threads.
       separate: 4 sequential loops in 4 threads sharing the session (what a user writes without a
       batching runtime). batched: one Pipeline gathering the 4 streams into batch-4 calls (default
-      model_workers; '_one_call': 1); pipeline_batch1: the same at batch 1. Also the model's CPU
-      per image at batch 1 and batch 4 (one intra-op
-      thread, so the calling thread's CPU is all of it).
+      model_workers; '_one_call': 1); pipeline_batch1: the same at batch 1. Also the model's CPU per
+      image at batch 1 and batch 4 (one intra-op thread, so the calling thread's CPU is all of it).
   live_latency  tests/helpers/mjpeg_sender.py (HTTP-MJPEG, 400x240 at 30 fps, a separate
       process) read through the pipeline by a consumer slower than the source (sleeps
       --consumer-ms per result, default 50 ms); capture-to-result latency and sender-to-result age

@@ -155,8 +155,8 @@ RAW_SCORES = "scores"
 RAW_OUTPUTS = (RAW_BOXES, RAW_SCORES)
 # End-to-end heads (DETR family, YOLOv10/YOLO26 end-to-end) need no NMS: score threshold + top-k
 # (edgedet.nms.topk, edgedet/onnx/nms/topk.py). A manifest says so with nms_implementation
-# END_TO_END; their raw form may add ``labels`` int [B,
-# N] (one class per box; ``scores`` is then [B, N, 1]).
+# END_TO_END; their raw form may add ``labels`` int [B, N] (one class per box; ``scores`` is then
+# [B, N, 1]).
 RAW_LABELS = "labels"
 END_TO_END = NMSImplementation.END_TO_END
 

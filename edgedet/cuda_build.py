@@ -61,10 +61,10 @@ def nvcc_command(
 ) -> list[str]:
     """The nvcc command line (pure: nothing is run or checked).
 
-    Always C++17 and SPEC_FLAGS; ``shared``: a
-    position-independent shared library, else an executable.
-    ``arch``: -arch / -gencode flags ([]: nvcc's default architecture); ``host_flags`` go to the
-    host compiler, ``linker_flags`` to the linker, ``extra`` to nvcc as they are; sources come last.
+    Always C++17 and SPEC_FLAGS; ``shared``: a position-independent shared library, else an
+    executable. ``arch``: -arch / -gencode flags ([]: nvcc's default architecture); ``host_flags``
+    go to the host compiler, ``linker_flags`` to the linker, ``extra`` to nvcc as they are; sources
+    come last.
     """
     host = ["-fPIC"] * shared + list(host_flags)
     return [

@@ -66,8 +66,8 @@ class Model:
     def predict(self, images: Iterable[ImageLike], **post) -> list:
         """Batch API: images are paths or RGB uint8 arrays; chunks follow the model's batch size.
 
-        Keyword arguments go to ``postprocess`` (``min_score``
-        for detectors, ``top_k`` for classifiers).
+        Keyword arguments go to ``postprocess`` (``min_score`` for detectors, ``top_k`` for
+        classifiers).
         """
         items = list(images)
         results: list = []

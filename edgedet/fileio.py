@@ -188,11 +188,10 @@ def check_output(
 # ---- the artifact + sidecar pair as one transaction ---------------------------------------------
 #
 # Two files cannot be renamed at once, so the commit keeps a journal (written before the temporary
-# files, removed after the last rename) and hard links to the previous pair (no copy).
-# A commit that is cut (exception, SIGKILL, power loss) leaves the journal; ``recover_pair`` then
-# puts the previous pair back unless the new one is already complete. SIGINT/SIGTERM are deferred
-# across the renames so Ctrl-C never cuts it. Every state
-# a reader can act on is old-complete or new-complete.
+# files, removed after the last rename) and hard links to the previous pair (no copy). A commit that
+# is cut (exception, SIGKILL, power loss) leaves the journal; ``recover_pair`` then puts the
+# previous pair back unless the new one is already complete. SIGINT/SIGTERM are deferred across the
+# renames so Ctrl-C never cuts it. Every state a reader can act on is old-complete or new-complete.
 
 COMMIT_STEPS = (
     "temps-written",

@@ -409,8 +409,8 @@ def write_artifact(output: str | os.PathLike, data, manifest: Manifest) -> Path:
     """Write an artifact and its manifest as one transaction (see ``edgedet.fileio.commit_pair``).
 
     ``data`` is bytes-like, or a callable that writes the artifact into the temporary path it is
-    given. On any failure or interrupt the previous pair
-    (or nothing) stays on disk, never a mixed pair.
+    given. On any failure or interrupt the previous pair (or nothing) stays on disk, never a mixed
+    pair.
     """
     output = Path(output)
 

@@ -126,8 +126,8 @@ def _decode(path, draft: tuple[int, int] | None = None) -> tuple[np.ndarray, tup
         ) from None
 
 
-# cv2.imdecode flags for a JPEG decoded at 1/scale;
-# IMREAD_COLOR_RGB (OpenCV >= 4.11) saves a BGR->RGB pass
+# cv2.imdecode flags for a JPEG decoded at 1/scale; IMREAD_COLOR_RGB (OpenCV >= 4.11) saves a
+# BGR->RGB pass
 _CV2_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
 # the scale bits; the colour bit is added below
 _CV2_SCALE = {
@@ -145,8 +145,8 @@ def _decode_jpeg_cv2(data: bytes, scale: int, size: tuple[int, int]) -> np.ndarr
     DCT-scaled: tests/edgedet/test_fast_preprocess.py), but OpenCV writes 3-byte pixels straight
     into the array where Pillow unpacks into its 4-byte layout and copies out again: a 640x480 photo
     decodes in ~0.65x the time (docs/performance.md). OpenCV's libjpeg only warns about a truncated
-    file and fills the rest grey, so a file not ending in
-    the JPEG end marker is left to Pillow, which refuses it.
+    file and fills the rest grey, so a file not ending in the JPEG end marker is left to Pillow,
+    which refuses it.
     """
     if scale not in _CV2_SCALE or not data.rstrip(b"\0").endswith(_JPEG_END):
         return None
@@ -264,8 +264,8 @@ def to_input(canvases: list[np.ndarray], dtype: str = "float32") -> np.ndarray:
     out = np.empty((len(canvases), channels, h, w), dtype=np.float32)
     for b, canvas in enumerate(canvases):
         # cv2.split de-interleaves with SIMD; assigning a contiguous uint8 plane converts it in one
-        # pass. ~0.7x the time of a multiply reading the
-        # HWC canvas through a transposed view (same bits)
+        # pass. ~0.7x the time of a multiply reading the HWC canvas through a transposed view (same
+        # bits)
         planes = (
             cv2.split(canvas)
             if canvas.flags.c_contiguous

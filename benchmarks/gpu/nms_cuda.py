@@ -5,8 +5,8 @@ Data: benchmarks.nms_host.make_candidates (30 clustered objects with jittered an
 background scores elsewhere, seeded), batch 1, already-activated scores, iou_threshold 0.45, K =
 300, top_k 1000 at score threshold 0.25 and 4096 at 0.001 (plus 10000 at 25200 x 80 @ 0.001). Inputs
 and outputs stay on the GPU; each timed region is bracketed by CUDA events on the legacy default
-stream (CuPy's and torch's default stream) and followed by
-a synchronize; medians of --repeats after --warmup calls.
+stream (CuPy's and torch's default stream) and followed by a synchronize; medians of --repeats after
+--warmup calls.
   edgedet      one edgedet_nms call through ctypes, arguments prebuilt: threshold + top-k ranking of
                all N*C scores + box gather + per-class bitmask NMS + padded outputs (num_dets,
                det_boxes, det_scores, det_classes, det_indices); workspace and outputs preallocated,

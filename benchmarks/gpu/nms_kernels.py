@@ -155,15 +155,12 @@ def prepare_nms_cuda(
 
     boxes [B, N, 4] or [B, N, C, 4], scores [B, N, C], anchors [1|B, N, 4] or None: C-contiguous
     device arrays (anything with __cuda_array_interface__: CuPy, torch CUDA tensors), all float32 or
-    all float16 (det_boxes / det_scores come back in that
-    dtype). score_threshold_dev / iou_threshold_dev:
-    optional
-    float32 device scalars read by the kernels instead of the params' values. workspace (uint8
-    device array of at least edgedet_nms_workspace_size
-    bytes) and outputs (NMSOutput of device arrays:
-    int32
-    [B, 1], dtype [B, K, 4], dtype [B, K], int32 [B, K], int32 [B, K]) are allocated with CuPy when
-    None. stream: CuPy / torch stream or raw cudaStream_t (None: the legacy default stream 0).
+    all float16 (det_boxes / det_scores come back in that dtype). score_threshold_dev /
+    iou_threshold_dev: optional float32 device scalars read by the kernels instead of the params'
+    values. workspace (uint8 device array of at least edgedet_nms_workspace_size bytes) and outputs
+    (NMSOutput of device arrays: int32 [B, 1], dtype [B, K, 4], dtype [B, K], int32 [B, K], int32
+    [B, K]) are allocated with CuPy when None. stream: CuPy / torch stream or raw cudaStream_t
+    (None: the legacy default stream 0).
     """
     b_ptr, b_shape, dtype = _device_array(boxes, "boxes")
     s_ptr, (b, n, c), s_dtype = _device_array(scores, "scores")

@@ -3,16 +3,16 @@ oracle.
 
 tests/edgedet/trt/plugin_harness.cpp plays TensorRT's part (creator, fields as the ONNX parser
 passes them, configurePlugin, workspace from getWorkspaceSize, serialisation round trip,
-onShapeChange, enqueue on a non-blocking stream with an
-unaligned workspace and garbage-filled outputs). Built with
--DEDGEDET_REAL_KERNELS it links edgedet/csrc/nms_kernels.cu and runs, on the GPU, anchors yes/no x
-run-time threshold inputs yes/no x boxes [B,N,4] / [B,N,C,4] (B=2, N=300, C=4, K=20, top_k 100),
-writing inputs and outputs; this script compares each output with edgedet.nms.reference_nms on the
-same inputs (num_dets and det_classes exactly, det_boxes / det_scores to float32 rounding of the
-decode). It is a correctness check, not a timing. TensorRT's libraries are not needed, its C++
-headers are (found as `edgedet plugin build` finds them: $TENSORRT_ROOT/include, system folders, or
---tensorrt-include). Usage: python -m benchmarks.gpu.plugin_harness --json OUT/plugin_harness.json
-[--tensorrt-include DIR]
+onShapeChange, enqueue on a non-blocking stream with an unaligned workspace and garbage-filled
+outputs). Built with -DEDGEDET_REAL_KERNELS it links edgedet/csrc/nms_kernels.cu and runs, on the
+GPU, anchors yes/no x run-time threshold inputs yes/no x boxes [B,N,4] / [B,N,C,4] (B=2, N=300, C=4,
+K=20, top_k 100), writing inputs and outputs; this script compares each output with
+edgedet.nms.reference_nms on the same inputs (num_dets and det_classes exactly, det_boxes /
+det_scores to float32 rounding of the decode). It is a correctness check, not a timing. TensorRT's
+libraries are not needed, its C++ headers are (found as `edgedet plugin build` finds them:
+$TENSORRT_ROOT/include, system folders, or --tensorrt-include).
+Usage: python -m benchmarks.gpu.plugin_harness --json OUT/plugin_harness.json
+         [--tensorrt-include DIR]
 """
 
 from __future__ import annotations

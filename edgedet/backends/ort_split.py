@@ -118,8 +118,8 @@ class HostNMS:
             params,
             anchors=store[self._anchors] if self._anchors else None,
         )
-        # the function body returns boxes/scores in the type
-        # of `scores` (CastLike) and int32 counts/classes
+        # the function body returns boxes/scores in the type of `scores` (CastLike) and int32
+        # counts/classes
         values = (res.num_dets, res.det_boxes, res.det_scores, res.det_classes)
         for i, name in self._outputs:
             store[name] = values[i].astype(scores.dtype, copy=False) if i in (1, 2) else values[i]
@@ -230,8 +230,8 @@ def _make_slice(model: wire.Model, part, needed, types, make_session) -> Slice:
     reads = list(dict.fromkeys(n for node in part for n in node.reads))
     inputs = [n for n in reads if n not in produced_set and n not in graph.initializers]
     graph_inputs = dict(graph.inputs)
-    # shapes let ORT plan the later slices as it plans the
-    # whole graph (unknown shapes cost R-CNN's RoI heads)
+    # shapes let ORT plan the later slices as it plans the whole graph (unknown shapes cost R-CNN's
+    # RoI heads)
     in_info = [
         graph_inputs[n] if n in graph_inputs else wire.value_info(n, *types[n]) for n in inputs
     ]

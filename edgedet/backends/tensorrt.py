@@ -94,8 +94,8 @@ class TensorRTBackend(Backend):
         self.device, gpu_error = _probe_device(self.cuda, device)
         needs = _check_compatible(self, plugins, check_plugin_hash, gpu_error)
         # Without a manifest nothing says whether the plan is version-compatible (it may then carry
-        # host code: the lean runtime, serialized plugins);
-        # a caller who names plugins vouches for the engine.
+        # host code: the lean runtime, serialized plugins); a caller who names plugins vouches for
+        # the engine.
         allow_host_code = needs.version_compatible if needs is not None else bool(plugins)
         # no manifest to compare against: the missing GPU is the whole story
         if self.device is None:

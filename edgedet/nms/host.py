@@ -197,9 +197,9 @@ def overlaps(
 ) -> np.ndarray:
     """IoU(a_k, b_k) > thr for index arrays a, b into ``packed`` / ``area`` (see _Candidates).
 
-    Decisions are bit-identical to edgedet.nms.boxes.iou: -(iw), -(ih) come out exactly (negation
-    is exact), and where the spec's IoU is 0 for union <= 0
-    this divides 0 by 0, and NaN > thr is False all the same.
+    Decisions are bit-identical to edgedet.nms.boxes.iou: -(iw), -(ih) come out exactly (negation is
+    exact), and where the spec's IoU is 0 for union <= 0 this divides 0 by 0, and NaN > thr is False
+    all the same.
     """
     m = np.maximum(packed[a].view(np.float32), packed[b].view(np.float32))
     m = m.reshape(-1, 4).T.copy()  # rows: max x1, max y1, -min x2, -min y2

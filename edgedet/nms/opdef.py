@@ -24,6 +24,6 @@ THRESHOLD_INPUTS = (  # 0, 1 (score_threshold) or 2 (score_threshold, iou_thresh
 INPUT_ROLE_FIELDS = (HAS_ANCHORS, THRESHOLD_INPUTS)
 
 # Most candidates per image (M = min(top_k or N*C, N*C)) the CUDA kernels, and so the plugin, take:
-# the IoU bitmask is M*M/8 bytes. EDGEDET_NMS_MAX_CANDIDATES
-# in edgedet/csrc/nms_kernels.h (a test keeps them equal).
+# the IoU bitmask is M*M/8 bytes. EDGEDET_NMS_MAX_CANDIDATES in edgedet/csrc/nms_kernels.h (a test
+# keeps them equal).
 PLUGIN_MAX_CANDIDATES = 65536

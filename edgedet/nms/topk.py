@@ -13,8 +13,8 @@ So the result equals EdgeDetNMS with iou_threshold 1.0 and top_k 0 on the same i
 exceeds 1). ``iou_threshold`` and ``top_k`` of the NMSParams do not apply.
 
 With ``labels`` [B, N] the head has already chosen one class per box (Ultralytics end-to-end
-``[B, 300, 6]``, DETR's softmax argmax): ``scores``
-is [B, N, 1] and a candidate's class is labels[n].
+``[B, 300, 6]``, DETR's softmax argmax): ``scores`` is [B, N, 1] and a candidate's class is
+labels[n].
 """
 
 from __future__ import annotations

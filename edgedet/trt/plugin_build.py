@@ -178,10 +178,9 @@ def architectures(flags: list[str], gpu_capabilities: list[str] | None = None) -
     unknown.
 
     nvcc (CUDA 13 docs, --gpu-architecture): -arch=sm_XY is short for -arch=compute_XY
-    -code=sm_XY,compute_XY
-    (machine code and PTX); -arch=native builds machine code, no PTX, for the GPUs of this machine
-    (``gpu_capabilities``, e.g. ['8.7']); without -arch,
-    nvcc's default architecture, not recorded here.
+    -code=sm_XY,compute_XY (machine code and PTX); -arch=native builds machine code, no PTX, for the
+    GPUs of this machine (``gpu_capabilities``, e.g. ['8.7']); without -arch, nvcc's default
+    architecture, not recorded here.
     """
     sass: list[str] = []
     ptx: list[str] = []

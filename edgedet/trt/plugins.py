@@ -213,9 +213,8 @@ def arch_problem(
     name: str | None = None,
 ) -> str | None:
     """Why the plugin library at ``path`` has no GPU code for compute capability ``cc`` (None: fine
-    or unknown).
-    Its JSON sidecar says what it holds; else ``arch``
-    (the engine's manifest, e.g. for an embedded plugin).
+    or unknown). Its JSON sidecar says what it holds; else ``arch`` (the engine's manifest, e.g. for
+    an embedded plugin).
     """
     arch = (library_architectures(path) if path is not None else None) or arch
     if arch is None or cc is None or runs_on(arch, cc):

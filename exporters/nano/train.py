@@ -105,9 +105,8 @@ def _letterbox_files(paths: list[str], size: int) -> np.ndarray:
 
 
 def letterboxed_split(folder: Path, size: int, workers: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Every image of a split letterboxed to ``size``: uint8 [N, size, size, 3] (memory-mapped
-    cache ``letterbox{size}.npy``) and per image an
-    array [K, 5] (class, x1, y1, x2, y2) in input px.
+    """Every image of a split letterboxed to ``size``: uint8 [N, size, size, 3] (memory-mapped cache
+    ``letterbox{size}.npy``) and per image an array [K, 5] (class, x1, y1, x2, y2) in input px.
     """
     gt = load_coco_gt(folder / "annotations.json")
     images = sorted(gt["images"], key=lambda im: im["id"])
@@ -145,9 +144,8 @@ def _targets(gt: dict, images: list[dict], size: int) -> list[np.ndarray]:
 
 
 def dihedral(img: np.ndarray, boxes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """One of the 8 flips/transpositions (``k`` in 0..7) of a square image [S, S, 3] (a view,
-    no copy) and its boxes [K, 4] xyxy. Every class is
-    symmetric under these, so labels do not change.
+    """One of the 8 flips/transpositions (``k`` in 0..7) of a square image [S, S, 3] (a view, no
+    copy) and its boxes [K, 4] xyxy. Every class is symmetric under these, so labels do not change.
     """
     s = img.shape[0]
     boxes = boxes.copy()

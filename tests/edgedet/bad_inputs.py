@@ -93,8 +93,8 @@ def _manifest(
     )
 
 
-# Each entry: (id, how to break the manifest dict) --
-# applied to a copy of the tiny NMS model's manifest.
+# Each entry: (id, how to break the manifest dict) -- applied to a copy of the tiny NMS model's
+# manifest.
 BAD_MANIFESTS = {
     "list": lambda d: [],
     "null": lambda d: None,

@@ -44,8 +44,8 @@ class Case:
     id: str
     argv: tuple[str, ...] = ()
     api: Callable | None = None
-    # files a failed run may legitimately leave (infer
-    # stopped by a corrupt image records the images done)
+    # files a failed run may legitimately leave (infer stopped by a corrupt image records the images
+    # done)
     allow_new: tuple[str, ...] = ()
     needs: str | None = None  # an optional module the command needs first (torch)
 

@@ -1,7 +1,7 @@
 """The artifact + manifest pair is one transaction: interrupted at any step, in any way, the pair on
 disk is the complete previous one or the complete new one (never a new artifact with an old
-manifest, never an artifact without its manifest),
-and nothing temporary is left once it is read again.
+manifest, never an artifact without its manifest), and nothing temporary is left once it is read
+again.
 
 Interrupts are injected deterministically at each step of ``edgedet.fileio.commit_pair`` through
 its test hook: as an exception (Ctrl-C raised in Python, ENOSPC), as a real SIGINT delivered to the
@@ -97,8 +97,8 @@ def test_exception_at_each_step_leaves_a_complete_pair(tmp_path, hook, step, exc
         write_artifact(art, b"old" * 100, _manifest("old"))
     hook(_raise_at(step, exc))
     done = STEPS.index(step) >= STEPS.index("sidecar-renamed")
-    # a full disk before the commit is one line for the
-    # user (WriteError); once committed it is raised as is
+    # a full disk before the commit is one line for the user (WriteError); once committed it is
+    # raised as is
     expected = WriteError if isinstance(exc, OSError) and not done else type(exc)
     with pytest.raises(expected):
         write_artifact(art, b"new" * 100, _manifest("new"))

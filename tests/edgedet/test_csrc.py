@@ -2,9 +2,8 @@
 one.
 
 The NMS kernels (edgedet/csrc, linked into the TensorRT plugin) and the GPU letterbox kernel that
-benchmarks/gpu/letterbox.py measures (benchmarks/gpu/letterbox.cu,
-not part of the runtime) build as one
-library here."""
+benchmarks/gpu/letterbox.py measures (benchmarks/gpu/letterbox.cu, not part of the runtime) build as
+one library here."""
 
 import ctypes
 import shutil
@@ -114,8 +113,8 @@ def test_nms_rejects_bad_arguments_before_touching_the_gpu(kernels_lib):
     bad.max_output_boxes = 0
     assert call(bad) == -1
     # smaller than edgedet's own buffers (+ the alignment skip): refused on the host. CUB's scratch,
-    # the rest of the workspace, is no longer sized per call
-    # (one size query per shape): SortPairs refuses it.
+    # the rest of the workspace, is no longer sized per call (one size query per shape): SortPairs
+    # refuses it.
     assert call(p, size=1024) == -1
     assert call(p, workspace=fake + 8, size=1024 + 248) == -1
     assert call(p, workspace=None) == -1

@@ -20,8 +20,8 @@ No command may fail with an ImportError, a traceback, or a request for the torch
 extra. The venvs are cached under .edgedet-cache/ (gitignored), keyed on the declared dependencies,
 so reruns only reinstall edgedet (about 15 s each). To keep the first run short (CI has the index;
 about 90 s on the 2-core dev machine) the onnx venv holds only what ONNX_EXTRAS add and reads the
-runtime venv's packages through a .pth file, so the
-runtime's packages are the very same files in both.
+runtime venv's packages through a .pth file, so the runtime's packages are the very same files in
+both.
 """
 
 from __future__ import annotations

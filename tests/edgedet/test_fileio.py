@@ -50,8 +50,8 @@ def test_check_writable_errors_name_the_path(tmp_path):
 
 
 def test_unwritable_folder_and_file_are_reported(tmp_path, monkeypatch):
-    # root ignores permission bits, so stand in for the
-    # OS answer (os.access is what check_writable asks)
+    # root ignores permission bits, so stand in for the OS answer (os.access is what check_writable
+    # asks)
     ro = tmp_path / "ro"
     ro.mkdir()
     (ro / "m.onnx").write_bytes(b"x")

@@ -46,8 +46,8 @@ def two_stage_model():
             NMSParams(score_threshold=0.05, iou_threshold=0.5, max_output_boxes=K1, top_k=0),
             "rpn_nms",
         ),
-        # stage 2: per-class boxes = proposal + class offset;
-        # scores from the proposal's x1 and m (stage 1)
+        # stage 2: per-class boxes = proposal + class offset; scores from the proposal's x1 and m
+        # (stage 1)
         helper.make_node("Unsqueeze", ["rpn/det_boxes", "axis2"], ["props4"]),
         helper.make_node("Add", ["props4", "offsets_c"], ["boxes2"]),
         helper.make_node("Slice", ["rpn/det_boxes", "s0", "s1", "s2"], ["x1"]),

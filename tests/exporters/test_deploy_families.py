@@ -6,8 +6,8 @@ reads only the manifest. So each family's manifest is made by the real export st
 torch.onnx - ``attach`` (NMS: edgedet.onnx.nms) and ``make_manifest`` - on a stand-in raw graph
 whose outputs have exactly the names, dtypes and shapes the family's torch module returns (one
 forward pass at a small size, random weights). Only the backbone's ONNX nodes are missing, which no
-deploy config reads. One real export (nano, checked
-below) shows the stand-in gives the same manifest.
+deploy config reads. One real export (nano, checked below) shows the stand-in gives the same
+manifest.
 """
 
 import numpy as np

@@ -69,9 +69,8 @@ def box_iou(a, b):
 
 def assert_matches(det, boxes, scores, labels, score_tol=1e-4, iou=0.99, px=0.05):
     """The same detection set: equal counts, and each reference detection matched one to one by a
-    detection of the same class, score within ``score_tol``
-    and IoU >= ``iou`` (boxes clipped to zero
-    width at the image border, which have no IoU, match by coordinates within ``px``)."""
+    detection of the same class, score within ``score_tol`` and IoU >= ``iou`` (boxes clipped to
+    zero width at the image border, which have no IoU, match by coordinates within ``px``)."""
     assert len(det) == len(boxes) > 0, (len(det), len(boxes))
     ious = box_iou(boxes, det.boxes)
     close = np.abs(boxes[:, None] - det.boxes[None]).max(-1) <= px

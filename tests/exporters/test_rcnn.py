@@ -91,8 +91,8 @@ def test_proposal_count_is_fixed_and_padded():
 @pytest.mark.parametrize("nms", ["edgedet", "graph"])
 def test_onnx_export_matches_the_wrapper(tmp_path, nms):
     """The whole two-stage network in one fixed-shape ONNX file: EdgeDetNMS nodes with their local
-    function (``edgedet``) or inlined to standard ops
-    (``graph``); ONNX Runtime == the eager wrapper.
+    function (``edgedet``) or inlined to standard ops (``graph``); ONNX Runtime == the eager
+    wrapper.
     """
     import onnx
     import onnxruntime as ort

@@ -19,8 +19,8 @@ FAMILIES = [
 ]
 
 
-# every family is exported with NMS in test_family_parity.py;
-# two cover the raw (--nms none) form here
+# every family is exported with NMS in test_family_parity.py; two cover the raw (--nms none) form
+# here
 @pytest.mark.parametrize("name,size", [FAMILIES[0], FAMILIES[4]])
 def test_raw_export_runs_in_ort_and_matches_wrapper(tmp_path, name, size):
     opts = ExportOptions(model=name, imgsz=size, nms="none", dynamic_batch=True)

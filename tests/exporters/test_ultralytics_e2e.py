@@ -36,9 +36,8 @@ def picture():
 
 def liven(model, img):
     """Random weights from the yaml give every anchor the same score (activations vanish through the
-    untrained BatchNorms; RT-DETR zero-initialises its
-    box heads): re-estimate BatchNorm statistics on the
-    picture and give zero-initialised head weights small random values, so rows differ."""
+    untrained BatchNorms; RT-DETR zero-initialises its box heads): re-estimate BatchNorm statistics
+    on the picture and give zero-initialised head weights small random values, so rows differ."""
     import torch
 
     net = model.model
@@ -134,8 +133,8 @@ def test_ultralytics_end_to_end_export_matches_its_predictor(cfg, kind, tmp_path
     assert len(got) == len(boxes) == 20
     # edgedet clips boxes to the image; Ultralytics' RT-DETR predictor does not
     boxes = np.clip(boxes, 0, SIZE)
-    # one to one: same class, score within 1e-4, IoU
-    # >= 0.99 (equal scores may come in another order)
+    # one to one: same class, score within 1e-4, IoU >= 0.99 (equal scores may come in another
+    # order)
     ok = (iou(boxes, got.boxes) >= 0.99) & (cls[:, None] == got.class_ids[None])
     ok &= np.abs(scores[:, None] - got.scores[None]) <= 1e-4
     used = set()

@@ -11,8 +11,8 @@ compares boxes to within 8 ulp of each box's scale.
 
 The non-marked tests need no GPU: the kernels' arithmetic (score keys, decode, IoU) compiled for the
 host (nvcc) against numpy, the ctypes wrapper with fake device arrays, and a numpy emulation of the
-kernels' algorithm (sort keys, candidate prefix, 64-bit
-mask words, word-by-word settle with the K stop).
+kernels' algorithm (sort keys, candidate prefix, 64-bit mask words, word-by-word settle with the K
+stop).
 """
 
 import ctypes
@@ -225,9 +225,9 @@ def test_gpu_sigmoid_matches_oracle_on_gpu_activated_scores(lib):
     """score_activation: the oracle gets scores activated on the GPU by CuPy (libdevice expf, like
     the kernel).
 
-    Decisions and boxes must be equal; scores within 4
-    ulp: -fmad=false changes libdevice's expf (one of
-    its FMAs is a contraction; CuPy builds with FMA), the printed count says how many differ."""
+    Decisions and boxes must be equal; scores within 4 ulp: -fmad=false changes libdevice's expf
+    (one of its FMAs is a contraction; CuPy builds with FMA), the printed count says how many
+    differ."""
     import cupy as cp
 
     boxes, scores = clustered(2, 4000, 10, seed=5)
@@ -456,8 +456,8 @@ def harness(tmp_path_factory):
         pytest.skip("nvcc (CUDA compiler) not on PATH")
     src = tmp_path_factory.mktemp("harness") / "harness.cu"
     src.write_text(HARNESS)
-    # host arithmetic unfused too (GCC contracts a * b +
-    # c by default where the CPU has FMA, e.g. aarch64)
+    # host arithmetic unfused too (GCC contracts a * b + c by default where the CPU has FMA, e.g.
+    # aarch64)
     return ctypes.CDLL(
         str(
             compile_library(

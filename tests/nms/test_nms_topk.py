@@ -78,8 +78,8 @@ def test_ties_thresholds_and_k_larger_than_candidates():
     )
     p = NMSParams(score_threshold=0.25, max_output_boxes=20)
     host = select_topk(boxes, scores, p)
-    # 0.9 (n1,c0) < flat index than 0.9 (n3,c1); then 0.7; then
-    # the five 0.5 in flat-index order; 0.25 is not > 0.25
+    # 0.9 (n1,c0) < flat index than 0.9 (n3,c1); then 0.7; then the five 0.5 in flat-index order;
+    # 0.25 is not > 0.25
     assert host.num_dets[0, 0] == 8
     assert host.det_classes[0, :8].tolist() == [0, 1, 1, 0, 1, 1, 0, 0]
     assert host.det_indices[0, :8].tolist() == [1, 3, 2, 0, 0, 1, 3, 5]

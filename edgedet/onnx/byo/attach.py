@@ -381,8 +381,8 @@ def read_split(model, b: NodeBuilder, spec: ByoSpec, shapes: dict, height: int, 
     )
 
 
-# How to read each kind of head; a new kind (e.g. final
-# NMS-free outputs) adds an entry and a rule in head_kind.
+# How to read each kind of head; a new kind (e.g. final NMS-free outputs) adds an entry and a rule
+# in head_kind.
 HEADS = {"combined": read_combined, "split": read_split}
 
 

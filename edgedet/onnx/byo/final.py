@@ -4,8 +4,8 @@ Two shapes of output, as the common exporters write them:
   rows   one output [B, K, W]: per row a box (4 values), a score and a class id, in the order
          ``columns`` says. Ultralytics ``export(format="onnx", end2end=True)`` (YOLOv10, YOLO26) and
          RT-DETR write ``output0 [1, 300, 6]`` = x1, y1, x2, y2, score, class (pixels of the input);
-         mmdeploy writes ``dets [B, K, 5]`` (x1, y1, x2,
-         y2, score) + ``labels [B, K]`` (``labels``).
+         mmdeploy writes ``dets [B, K, 5]`` (x1, y1, x2, y2, score) + ``labels [B, K]``
+         (``labels``).
   detr   two outputs: ``pred_boxes [B, Q, 4]`` (cx, cy, w, h in 0..1 of the input) and ``logits``
          [B, Q, C+1] with a softmax over classes + a last "no object" column (DETR: each query's
          best real class) or [B, Q, C] with a sigmoid per class (RT-DETR, D-FINE, Deformable DETR:

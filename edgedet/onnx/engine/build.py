@@ -202,9 +202,8 @@ AMPERE_PLUS_CAPABILITIES = ((8, 0), (8, 6), (8, 7), (8, 9), (9, 0), (10, 0), (12
 
 def _check_plugin_architectures(records, options: trt_flags.BuildOptions, gpu: dict) -> list[str]:
     """--hardware-compat: the engine may run on other GPUs, so its plugins must hold code for them
-    too.
-    InputError naming the fix when a plugin's recorded
-    GPU code falls short; a note when it is unknown.
+    too. InputError naming the fix when a plugin's recorded GPU code falls short; a note when it is
+    unknown.
     """
     from edgedet.trt.version import parse_compute_capability
 
@@ -329,8 +328,8 @@ def _parse(
     network = builder.create_network(flags)
     parser = t.OnnxParser(network, logger)
     if stripped:
-        # the in-memory model; `path` lets the parser
-        # find external weights next to the original file
+        # the in-memory model; `path` lets the parser find external weights next to the original
+        # file
         ok = parser.parse(model.SerializeToString(), str(onnx_path))
     else:
         ok = parser.parse_from_file(str(onnx_path))
@@ -411,8 +410,8 @@ def _configure(
             p.set_shape(shape.name, shape.min, shape.opt, shape.max)
         config.add_optimization_profile(p)
     if o.version_compatible:
-        # get_used_vc_plugin_libraries: "provide this
-        # list to ... plugins_to_serialize" (pyOnnxDoc.h)
+        # get_used_vc_plugin_libraries: "provide this list to ... plugins_to_serialize"
+        # (pyOnnxDoc.h)
         config.plugins_to_serialize = [r.path for r in records] + list(
             parser.get_used_vc_plugin_libraries()
         )

@@ -105,8 +105,8 @@ def _precision_flags(version: TRTVersion, o: BuildOptions, notes: list[str]):
     """Strongly typed everywhere; weak typing + FP16/INT8 builder flags only on 10.x when asked."""
     f = version.features
     if o.legacy is None:
-        # 10.x: strong typing is opt-in via the creation
-        # flag; 11.x: always on, flag deprecated and ignored
+        # 10.x: strong typing is opt-in via the creation flag; 11.x: always on, flag deprecated and
+        # ignored
         return (("STRONGLY_TYPED",) if f.strongly_typed_flag else ()), (), "strongly-typed"
     if not f.weak_typing_flags:
         raise InputError(
@@ -120,8 +120,8 @@ def _precision_flags(version: TRTVersion, o: BuildOptions, notes: list[str]):
             f"--legacy-{o.legacy}: TensorRT {version} deprecates the weak-typing precision flags "
             "(removed in 11.0); prefer an FP16/INT8 ONNX from `edgedet quantize`"
         )
-    # INT8 with explicit Q/DQ: FP16 as well, so layers outside
-    # Q/DQ pairs may run in FP16 (trtexec --fp16 --int8)
+    # INT8 with explicit Q/DQ: FP16 as well, so layers outside Q/DQ pairs may run in FP16 (trtexec
+    # --fp16 --int8)
     builder = ("FP16",) if o.legacy == "fp16" else ("FP16", "INT8")
     return (), builder, f"legacy-{o.legacy}"
 

@@ -1,13 +1,12 @@
 """Remove the EdgeDetNMS node's ONNX local function so TensorRT < 10.7 uses the plugin.
 
-An edgedet ONNX file can carry NMS as one custom node (op_type/domain from
-:mod:`edgedet.nms.opdef`) plus a model-local ``FunctionProto`` of the same name and domain
-whose body is made of standard ops: any ONNX runtime executes the body. TensorRT 10.7+ prefers
-a registered plugin over a local function of the same name; 10.3-10.6 inline the body, so the
-builder drops the function first and the parser falls back to the plugin registry, looking the
-node up as getCreator(op_type, plugin_version attr, plugin_namespace attr) - the node's domain
-counts as the namespace only from 10.10 (NVIDIA/TensorRT CHANGELOG.md, 10.10.0: "Plugin fallback
-importer now also reads its namespace from a Node's domain
+An edgedet ONNX file can carry NMS as one custom node (op_type/domain from :mod:`edgedet.nms.opdef`)
+plus a model-local ``FunctionProto`` of the same name and domain whose body is made of standard ops:
+any ONNX runtime executes the body. TensorRT 10.7+ prefers a registered plugin over a local function
+of the same name; 10.3-10.6 inline the body, so the builder drops the function first and the parser
+falls back to the plugin registry, looking the node up as getCreator(op_type, plugin_version attr,
+plugin_namespace attr) - the node's domain counts as the namespace only from 10.10 (NVIDIA/TensorRT
+CHANGELOG.md, 10.10.0: "Plugin fallback importer now also reads its namespace from a Node's domain
 field"; 10.7.0: plugins preferred over local functions).
 """
 

@@ -16,8 +16,8 @@ Two ways to build the same computation, chosen by :class:`Knobs`:
   dynamic  the parameters are tensors bound to the EdgeDetNMS node's attributes: the body of the
            model-local function (``edgedet``), one body for every node of the model whatever its
            parameters; shapes (N, C, per-class boxes) and M are computed at run time, and choices
-           such as the activation are Where-selected (both
-           sides computed, the chosen one bit-exact).
+           such as the activation are Where-selected (both sides computed, the chosen one
+           bit-exact).
 """
 
 from __future__ import annotations

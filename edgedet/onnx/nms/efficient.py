@@ -37,8 +37,8 @@ OP_DOMAIN = "TRT"
 PLUGIN_VERSION = "1"
 PLUGIN_NAMESPACE = ""  # libnvinfer_plugin registers its creators in the empty namespace
 # README: "the highest 4096 scores are processed by the EfficientNMS CUDA kernel". The code sets
-# 5000 (2000 on Jetson TX1/TX2) in EfficientNMSPlugin::initialize();
-# the documented cap is the bound edgedet promises.
+# 5000 (2000 on Jetson TX1/TX2) in EfficientNMSPlugin::initialize(); the documented cap is the bound
+# edgedet promises.
 PRE_NMS_CAP = 4096
 
 
@@ -47,8 +47,8 @@ def attach_efficient(model, params: NMSParams, raw, runtime_thresholds: bool = F
     contract.
 
     ``raw`` is edgedet.onnx.nms.RawOutputs. Inputs of another float type are cast to float32;
-    float16 boxes and scores stay float16 and the float16
-    outputs are cast to float32 for the contract.
+    float16 boxes and scores stay float16 and the float16 outputs are cast to float32 for the
+    contract.
     """
     import onnx
     from onnx import helper

@@ -4,8 +4,8 @@ NMS).
 Same function as edgedet.nms.topk.select_topk (docs/nms.md, "End-to-end heads"), bit for bit:
   boxes [B,N,4] --decode/canonicalise (graph.decode)--> corners
   scores [B,N,C] --sigmoid?/NaN/background (graph.prepare_scores)--> Reshape [B,N*C] --TopK M-->
-      values, flat index (ONNX TopK: sorted, ties by
-      lower index, the spec's rank rule); M = min(K, N*C)
+      values, flat index (ONNX TopK: sorted, ties by lower index, the spec's rank rule);
+      M = min(K, N*C)
   valid = value > score_threshold: a prefix of the sorted rows, so num_dets = ReduceSum(valid)
   gather boxes / classes (index % C, or labels[n]), zero the rest, pad the K axis when M < K.
 M is bounded by TensorRT's TopK limit (edgedet.nms.topk.TRT_MAX_TOPK). The score threshold may be a

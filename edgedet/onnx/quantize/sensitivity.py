@@ -341,8 +341,8 @@ def range_coverage(fp32, qmodel, feeds: list[dict[str, np.ndarray]], calib_feeds
     shift      (with ``calib_feeds``) the difference of mean |x| between held-out and calibration
                images in units of its image-to-image standard deviation, median over tensors.
     Images like the calibration set keep both small; another domain (lighting, content, scale) moves
-    activations and leaves the calibrated ranges too
-    wide (lost resolution) or too narrow (clipping).
+    activations and leaves the calibrated ranges too wide (lost resolution) or too narrow
+    (clipping).
     """
     import onnx
     from onnx import numpy_helper
@@ -388,8 +388,8 @@ def range_coverage(fp32, qmodel, feeds: list[dict[str, np.ndarray]], calib_feeds
     if calib_feeds:
         _, calib_per_image, _, _ = _activation_stats(probe, names, calib_feeds, limit)
         # effect size: the difference of the mean magnitudes in units of their image-to-image
-        # spread, which (unlike a max or a raw ratio) does
-        # not drift with how many images each side has
+        # spread, which (unlike a max or a raw ratio) does not drift with how many images each side
+        # has
         spread = np.sqrt((per_image.var(0) + calib_per_image.var(0)) / 2) + 1e-12
         shift = np.abs(per_image.mean(0) - calib_per_image.mean(0)) / spread
         out.update(
@@ -452,8 +452,8 @@ def shift_warning(coverage: dict) -> str | None:
 
 class MapProbe:
     """mAP@.5:.95 of ModelProtos on a labelled set (COCO JSON or YOLO folder, read by edgedet.eval),
-    through the runtime's own Detector: the pre- and
-    post-processing of inference, boxes in image pixels.
+    through the runtime's own Detector: the pre- and post-processing of inference, boxes in image
+    pixels.
     """
 
     def __init__(self, manifest: Manifest, dataset, limit: int | None = None) -> None:

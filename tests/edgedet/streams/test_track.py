@@ -58,8 +58,8 @@ def test_mota_idf1_on_synthetic_sequence(nano_dyn_onnx, sequence):
     acc = mm.MOTAccumulator(auto_id=True)
     for r, gt in zip(results, truth):
         keep = r.track_ids >= 0
-        # motmetrics' own iou_matrix uses np.asfarray,
-        # removed in numpy 2: same distance, computed here
+        # motmetrics' own iou_matrix uses np.asfarray, removed in numpy 2: same distance, computed
+        # here
         iou = box_iou(np.array([b for _, _, b in gt]), r.detections.boxes[keep].astype(np.float64))
         acc.update(
             [i for i, _, _ in gt], r.track_ids[keep].tolist(), np.where(iou >= 0.5, 1 - iou, np.nan)

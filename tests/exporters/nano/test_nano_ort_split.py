@@ -52,8 +52,8 @@ def test_split_equals_function_body_on_val_images(nano_onnx):
 
 def test_load_and_first_result_import_neither_torch_nor_onnx(nano_onnx, tmp_path):
     """The runtime path a user takes (load + first Detections) stays lean: a fresh interpreter ends
-    with neither torch nor onnx imported. Its time is a
-    benchmark figure (benchmarks/e2e.py), not a test.
+    with neither torch nor onnx imported. Its time is a benchmark figure (benchmarks/e2e.py), not a
+    test.
     """
     import subprocess
     import sys

@@ -1,6 +1,6 @@
 """Every attach-nms command in docs/byo.md and README.md runs, on a generated model exported the way
-the named tool exports (so the documentation cannot
-rot), and --inspect suggests the documented flags.
+the named tool exports (so the documentation cannot rot), and --inspect suggests the documented
+flags.
 """
 
 import re

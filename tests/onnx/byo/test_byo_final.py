@@ -27,9 +27,8 @@ NAMES = {0: "person", 1: "bicycle", 2: "car", 3: "dog"}
 
 class DetrStyle(torch.nn.Module):
     """A DETR-style set-prediction head: pred_boxes (cx, cy, w, h in 0..1) and logits over C classes
-    (+ a no-object column for softmax), input normalised
-    with the ImageNet mean/std inside the module
-    (as the HuggingFace processors do before the model)."""
+    (+ a no-object column for softmax), input normalised with the ImageNet mean/std inside the
+    module (as the HuggingFace processors do before the model)."""
 
     def __init__(self, queries=24, activation="softmax"):
         super().__init__()

@@ -180,8 +180,8 @@ def test_image_to_detections_matches_the_tools_own_pipeline(case, tmp_path):
     # pytest -s: the figure
     print(f"{case}: {total} detections over {len(SIZES)} images, smallest IoU {worst:.4f}")
     assert total >= 5, "too few detections to compare"
-    # 1/32 px on the smallest FP16 box (5.7 px tall)
-    # is IoU 0.989; every float32 case must reach 0.99
+    # 1/32 px on the smallest FP16 box (5.7 px tall) is IoU 0.989; every float32 case must reach
+    # 0.99
     assert worst >= (0.98 if "fp16" in case else 0.99), (
         f"{case}: smallest IoU {worst:.4f} over {total} detections"
     )

@@ -51,8 +51,8 @@ def make_module(
     m = trt_fakes.FakeTRTModule(trt_fakes.FakeGPU())
     m.__version__ = version
     m.calls = []
-    # 10.x Python enum: EXPLICIT_BATCH=0, STRONGLY_TYPED=1
-    # (pyCore.cpp v10.3.0); 11.0 dropped EXPLICIT_BATCH
+    # 10.x Python enum: EXPLICIT_BATCH=0, STRONGLY_TYPED=1 (pyCore.cpp v10.3.0); 11.0 dropped
+    # EXPLICIT_BATCH
     m.NetworkDefinitionCreationFlag = IntEnum(
         "NetworkDefinitionCreationFlag",
         {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1} if major == 10 else {"STRONGLY_TYPED": 0},
@@ -96,8 +96,8 @@ def make_module(
             self.profiles.append(p.shapes)
 
         def create_timing_cache(self, data):
-            # None for a blob this release cannot read (Polygraphy
-            # backend/trt/config.py handles this case)
+            # None for a blob this release cannot read (Polygraphy backend/trt/config.py handles
+            # this case)
             return None if bytes(data) == b"from-another-release" else Cache(data)
 
         def set_timing_cache(self, cache, ignore_mismatch):

@@ -3,8 +3,8 @@ layer.
 
 The fragile layer: one output channel of ``down.0`` carries a constant +1000 that ``down.2`` ignores
 (zero weights), so FP32 is unchanged, but INT8's per-tensor scale on ``down.2``'s input is set by
-the outlier and every real activation there rounds to
-0 or 1 step. Only falling ``down.2`` back fixes it.
+the outlier and every real activation there rounds to 0 or 1 step. Only falling ``down.2`` back
+fixes it.
 """
 
 import json
