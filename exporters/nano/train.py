@@ -1,7 +1,7 @@
 """Train the nano detector on the synthetic shapes dataset and ship its weights.
 
-    python -m exporters.nano.train [--out
-    exporters/nano/weights/nano.pt] [--epochs E] [--train-size N]
+    python -m exporters.nano.train [--out exporters/nano/weights/nano.pt]
+                                   [--epochs E] [--train-size N]
 
 Steps: generate the train and val splits (cached in ``data/synthetic/``) -> letterbox every
 train image to 320 with the runtime's own ``read_image`` + ``letterbox`` (cached as one uint8
