@@ -121,7 +121,7 @@ class Model:
     def _read(self, path) -> tuple[np.ndarray, tuple[int, int] | None]:
         if self.full_decode:
             return read_image(path), None
-        return read_image_for_input(path, self.input.height, self.input.width)
+        return read_image_for_input(path, self.input.height, self.input.width, self.input.resize)
 
     def infer(self, batch: np.ndarray, check_values: bool = True) -> dict[str, np.ndarray]:
         """Run the backend on a ready input batch; returns the raw named outputs (``check_values``:

@@ -57,21 +57,32 @@ def read_image(path: str | os.PathLike | BinaryIO) -> np.ndarray:
 
 
 def read_image_for_input(
-    path: str | os.PathLike, height: int, width: int
+    path: str | os.PathLike, height: int, width: int, resize: str = "letterbox"
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode for a (height, width) network input: (RGB uint8 [h, w, 3], (orig_h, orig_w)).
 
-    A JPEG much larger than the input decodes at 1/2, 1/4 or 1/8 scale straight from its DCT
-    coefficients (Pillow ``Image.draft``), never below max(height, width) on either side, so the
-    letterbox resize still only shrinks; a 4000x3000 photo for a 320 input decodes in ~1/9 of the
-    time (benchmarks/e2e.py). (orig_h, orig_w) is the size a full decode gives (after EXIF
-    rotation): pass it to :func:`letterbox` as ``source_size`` so boxes map back to it.
+    A JPEG at least twice the size the ``resize`` step brings it to (``"letterbox"``: the image
+    inside the padding, aspect kept; ``"stretch"``: the whole input) decodes at 1/2, 1/4 or 1/8
+    scale straight from its DCT coefficients (Pillow ``Image.draft``'s choice: the smallest scale
+    still at least that size on both sides), so the resize that follows only shrinks, or has nothing
+    left to do: a 640x480 photo for a 320 input decodes at 320x240, its letterboxed size, and a
+    4000x3000 photo for a 320 input at 500x375, in ~1/6 of the time (benchmarks/e2e.py; the
+    accuracy effect: benchmarks/decode_map.py). (orig_h, orig_w) is the size a full decode gives
+    (after EXIF rotation): pass it to :func:`letterbox` as ``source_size`` so boxes map back to it.
     """
-    side = max(height, width)
-    return _decode(path, (side, side))
+
+    def target(full_h: int, full_w: int) -> tuple[int, int]:
+        if resize == "stretch":
+            return height, width
+        info = letterbox_info(full_h, full_w, height, width)
+        return max(1, round(full_h * info.scale)), max(1, round(full_w * info.scale))
+
+    return _decode(path, target)
 
 
-def _decode(path, draft: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+def _decode(path, target=None) -> tuple[np.ndarray, tuple[int, int]]:
+    """(RGB uint8, (orig_h, orig_w)); ``target(orig_h, orig_w) -> (h, w)``: the size the pixels
+    are needed at, for a JPEG to decode at a reduced DCT scale no smaller than that."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     # a file object: bytes in memory (edgedet serve)
@@ -90,10 +101,18 @@ def _decode(path, draft: tuple[int, int] | None = None) -> tuple[np.ndarray, tup
             full = (im.height, im.width)
             orientation = im.getexif().get(0x0112, 1)
             plain_jpeg = im.format == "JPEG" and im.mode == "RGB" and orientation not in range(2, 9)
-            if draft and im.format == "JPEG" and min(full) >= 2 * draft[0]:
-                im.draft("RGB", draft)  # largest DCT scale keeping both sides >= the requested size
+            if target and im.format == "JPEG":
+                swap = orientation in (5, 6, 7, 8)  # stored sideways: EXIF turns it on display
+                need_h, need_w = target(*(full[::-1] if swap else full))
+                need_h, need_w = (need_w, need_h) if swap else (need_h, need_w)
+                if full[0] >= 2 * need_h and full[1] >= 2 * need_w:
+                    # largest DCT scale keeping both stored sides >= the needed size
+                    im.draft("RGB", (need_w, need_h))
             if plain_jpeg:
-                rgb = _decode_jpeg_cv2(data, full[1] // im.width, (im.height, im.width))
+                scale = next(  # the DCT scale draft chose: sides are rounded up
+                    (k for k in (1, 2, 4, 8) if -(-full[1] // k) == im.width), 0
+                )
+                rgb = _decode_jpeg_cv2(data, scale, (im.height, im.width))
                 if rgb is not None:
                     return rgb, full
             if orientation in (5, 6, 7, 8):  # EXIF orientations that swap width and height
