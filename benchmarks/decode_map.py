@@ -1,13 +1,15 @@
 """mAP of nano with reduced-scale JPEG decoding (the runtime default) against full decoding.
 
-The synthetic validation images (exporters/nano/synthetic.py, 240..640 px) are no larger than
-twice nano's 320 input, so no DCT scaling would happen on them. The test set is therefore the
-validation split upscaled ``--factor`` times (bicubic, JPEG quality 90, annotations scaled alike):
-large photos whose decode Pillow can reduce by 1/2..1/8. Both runs score the same files with
-edgedet.eval (COCO mAP at the graph's thresholds); the only difference is
+A JPEG decodes at 1/2, 1/4 or 1/8 scale when it stays at least as large as its letterboxed size
+(edgedet.preprocess.read_image_for_input). The synthetic validation images
+(exporters/nano/synthetic.py, 240..640 px, random aspect) are almost never twice their letterboxed
+size for nano's 320 input, so the test sets are the validation split upscaled ``--factor`` times
+(bicubic, JPEG quality 90, annotations scaled alike): x2 mostly decodes at 1/2 with the resize
+left nearly nothing to do, x4 at 1/4 (``reduced_images`` counts the scales used). Both runs score
+the same files with edgedet.eval (COCO mAP at the graph's thresholds); the only difference is
 ``edgedet.load(..., full_decode=True|False)``. Also times decode + letterbox per image both ways.
-Usage: python -m benchmarks.decode_map --model nano.onnx [--images 500] [--factor 4]
-       [--json benchmarks/results/decode_map.json]
+Usage: python -m benchmarks.decode_map --model nano.onnx [--images 500] [--factor 2 4]
+       [--also-original] [--json benchmarks/results/decode_map.json]
 """
 
 from __future__ import annotations
@@ -54,6 +56,18 @@ def decode_ms(det, paths: list[Path]) -> float:
     return round(float(np.median(times)) * 1e3, 2)
 
 
+def decode_scales(ds, height: int, width: int) -> dict[str, int]:
+    """How many images of ``ds`` decode at each DCT scale for a (height, width) input."""
+    from edgedet.preprocess import read_image_for_input
+
+    counts: dict[str, int] = {}
+    for im in ds.coco["images"]:
+        rgb, size = read_image_for_input(ds.image_path(im), height, width)
+        key = "full" if rgb.shape[0] == size[0] else f"1/{round(size[0] / rgb.shape[0])}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def main(argv=None) -> None:
     import edgedet
     from edgedet.eval.datasets import load_dataset
@@ -65,7 +79,9 @@ def main(argv=None) -> None:
         "--model", required=True, help="nano ONNX file (edgedet export --model nano --weights ...)"
     )
     ap.add_argument("--images", type=int, default=synthetic.VAL_SIZE)
-    ap.add_argument("--factor", type=float, default=4.0)
+    ap.add_argument(
+        "--factor", type=float, nargs="+", default=[2.0, 4.0], help="upscaled splits to score"
+    )
     ap.add_argument("--work", default="data/decode_map", help="folder for the generated splits")
     ap.add_argument(
         "--also-original",
@@ -78,10 +94,12 @@ def main(argv=None) -> None:
     val = work / "val"
     if not (val / "annotations.json").is_file():
         synthetic.generate_dataset(val, args.images, synthetic.VAL_SEED)
-    big = upscaled_split(val, work / f"val_x{args.factor:g}", args.factor)
     results = {}
     splits = [("original", val)] if args.also_original else []
-    for name, root in splits + [(f"upscaled_x{args.factor:g}", big)]:
+    splits += [
+        (f"upscaled_x{f:g}", upscaled_split(val, work / f"val_x{f:g}", f)) for f in args.factor
+    ]
+    for name, root in splits:
         ds = load_dataset(root)
         paths = [ds.image_path(im) for im in ds.coco["images"][:50]]
         row = {}
@@ -94,12 +112,13 @@ def main(argv=None) -> None:
                     "read_letterbox_ms_p50": decode_ms(det, paths),
                 }
         row["mAP_drop_pt"] = round(row["full_decode"]["mAP"] - row["reduced_decode"]["mAP"], 3)
+        row["reduced_images"] = decode_scales(ds, det.input.height, det.input.width)
         results[name] = row
         print(name, row)
     write_results(
         args.json,
         "decode_map",
-        {"includes": INCLUDES, "images": args.images, "factor": args.factor, "results": results},
+        {"includes": INCLUDES, "images": args.images, "factors": args.factor, "results": results},
     )
 
 
