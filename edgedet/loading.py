@@ -28,8 +28,9 @@ def load(
 
     The sidecar manifest (``<path>.json``) supplies class names, input spec and NMS
     settings; without one, they are inferred from the graph (generic class names).
-    ``options`` go to the backend (e.g. ``providers=["cpu"]`` for ONNX Runtime). JPEGs much larger
-    than the input decode at reduced scale (``read_image_for_input``) unless ``full_decode``.
+    ``options`` go to the backend (e.g. ``providers=["cpu"]`` for ONNX Runtime). A JPEG at least
+    twice its letterboxed size decodes at reduced scale (``read_image_for_input``) unless
+    ``full_decode``.
     """
     path = Path(path)
     if path.is_dir():
