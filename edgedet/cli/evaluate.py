@@ -10,6 +10,7 @@ from edgedet.cli.common import (
     POSITIVE,
     backend_options,
     check_json_path,
+    full_decode_option,
     json_report_option,
     load_options,
     write_json_report,
@@ -33,8 +34,11 @@ from edgedet.cli.common import (
 @click.option("--limit", type=POSITIVE, help="Evaluate only the first N images.")
 @click.option("--batch", type=POSITIVE, default=1, show_default=True)
 @backend_options
+@full_decode_option
 @json_report_option
-def eval_cmd(model, data, image_dir, limit, batch, backend, providers, spinning, json_path):
+def eval_cmd(
+    model, data, image_dir, limit, batch, backend, providers, spinning, full_decode, json_path
+):
     """mAP@0.5:0.95, mAP@0.5 and the other COCO statistics of MODEL on --data."""
     import edgedet
     from edgedet.eval.datasets import load_dataset
@@ -42,7 +46,8 @@ def eval_cmd(model, data, image_dir, limit, batch, backend, providers, spinning,
 
     check_json_path(json_path, [model, f"{model}.json", data])  # fail before the run, not after it
     dataset = load_dataset(data, image_dir)
-    with edgedet.load(model, **load_options(model, backend, providers, spinning)) as det:
+    opts = load_options(model, backend, providers, spinning)
+    with edgedet.load(model, full_decode=full_decode, **opts) as det:
         _say_if_random(det.manifest, model)
         total = min(limit or len(dataset.coco["images"]), len(dataset.coco["images"]))
         with click.progressbar(length=total, label="evaluating", file=sys.stderr) as bar:

@@ -232,3 +232,40 @@ def test_cli_entry_point_runs_as_module():
         [sys.executable, "-m", "edgedet.cli", "--version"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "edgedet" in out.stdout
+
+
+def test_eval_full_decode_flag_opens_the_model_with_it(tiny_nms, tmp_path, monkeypatch):
+    """`eval --full-decode` scores with every JPEG decoded at full size (edgedet.load's
+    full_decode); without it, the runtime default (reduced decode of large JPEGs). `infer` always
+    decodes in full: it draws on the original pixels."""
+    import edgedet
+
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    y, x = np.mgrid[0:1500, 0:2000]
+    pic = np.stack([x * 255 // 2000, y * 255 // 1500, (x // 50 % 2) * 255], -1).astype(np.uint8)
+    Image.fromarray(pic).save(data / "images" / "big.jpg", quality=90)
+    gt = {
+        "images": [{"id": 1, "file_name": "big.jpg", "width": 2000, "height": 1500}],
+        "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "bbox": [100, 100, 800, 600],
+                "area": 480000,
+                "iscrowd": 0,
+            },
+        ],
+    }
+    (data / "annotations.json").write_text(json.dumps(gt))
+    opened = []
+    real = edgedet.load
+    monkeypatch.setattr(
+        edgedet, "load", lambda *a, **kw: opened.append(real(*a, **kw)) or opened[-1]
+    )
+    for extra in ([], ["--full-decode"]):
+        r = run("eval", tiny_nms, "--data", data, *extra)
+        assert r.exit_code == 0, r.output
+    assert [det.full_decode for det in opened] == [False, True]
