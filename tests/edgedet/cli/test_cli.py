@@ -83,38 +83,35 @@ def test_bench_refuses_batch_of_fixed_model(tiny_nms):
     one_line_error(run("bench", tiny_nms, "--batch", "x"), "--batch")
 
 
-def test_eval_on_coco_folder(tiny_nms, tmp_path):
-    # ground truth = exactly what the tiny model predicts -> mAP 1.0
-    data = tmp_path / "ds"
-    (data / "images").mkdir(parents=True)
-    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(data / "images" / "1.png")
+def coco_folder(root, image: np.ndarray, name: str, boxes: list[tuple[int, list]]):
+    """A one-image COCO folder: ``boxes`` are (category id, [x, y, w, h])."""
+    (root / "images").mkdir(parents=True)
+    Image.fromarray(image).save(root / "images" / name, quality=90)
+    h, w = image.shape[:2]
     gt = {
-        "images": [{"id": 1, "file_name": "1.png", "width": 64, "height": 64}],
+        "images": [{"id": 1, "file_name": name, "width": w, "height": h}],
         "categories": [
             {"id": 1, "name": "circle"},
             {"id": 2, "name": "square"},
             {"id": 3, "name": "triangle"},
         ],
         "annotations": [
-            {
-                "id": 1,
-                "image_id": 1,
-                "category_id": 1,
-                "bbox": [8, 8, 32, 32],
-                "area": 1024,
-                "iscrowd": 0,
-            },
-            {
-                "id": 2,
-                "image_id": 1,
-                "category_id": 2,
-                "bbox": [30, 2, 30, 18],
-                "area": 540,
-                "iscrowd": 0,
-            },
+            {"id": i, "image_id": 1, "category_id": c, "bbox": b, "area": b[2] * b[3], "iscrowd": 0}
+            for i, (c, b) in enumerate(boxes, 1)
         ],
     }
-    (data / "annotations.json").write_text(json.dumps(gt))
+    (root / "annotations.json").write_text(json.dumps(gt))
+    return root
+
+
+def test_eval_on_coco_folder(tiny_nms, tmp_path):
+    # ground truth = exactly what the tiny model predicts -> mAP 1.0
+    data = coco_folder(
+        tmp_path / "ds",
+        np.full((64, 64, 3), 128, np.uint8),
+        "1.png",
+        [(1, [8, 8, 32, 32]), (2, [30, 2, 30, 18])],
+    )
     js = tmp_path / "e.json"
     r = run("eval", tiny_nms, "--data", data, "--json", js)
     assert r.exit_code == 0, r.output
@@ -240,26 +237,9 @@ def test_eval_full_decode_flag_opens_the_model_with_it(tiny_nms, tmp_path, monke
     decodes in full: it draws on the original pixels."""
     import edgedet
 
-    data = tmp_path / "data"
-    (data / "images").mkdir(parents=True)
     y, x = np.mgrid[0:1500, 0:2000]
     pic = np.stack([x * 255 // 2000, y * 255 // 1500, (x // 50 % 2) * 255], -1).astype(np.uint8)
-    Image.fromarray(pic).save(data / "images" / "big.jpg", quality=90)
-    gt = {
-        "images": [{"id": 1, "file_name": "big.jpg", "width": 2000, "height": 1500}],
-        "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
-        "annotations": [
-            {
-                "id": 1,
-                "image_id": 1,
-                "category_id": 1,
-                "bbox": [100, 100, 800, 600],
-                "area": 480000,
-                "iscrowd": 0,
-            },
-        ],
-    }
-    (data / "annotations.json").write_text(json.dumps(gt))
+    data = coco_folder(tmp_path / "data", pic, "big.jpg", [(1, [100, 100, 800, 600])])
     opened = []
     real = edgedet.load
     monkeypatch.setattr(
