@@ -74,8 +74,7 @@ def read_image_for_input(
     def target(full_h: int, full_w: int) -> tuple[int, int]:
         if resize == "stretch":
             return height, width
-        info = letterbox_info(full_h, full_w, height, width)
-        return max(1, round(full_h * info.scale)), max(1, round(full_w * info.scale))
+        return letterboxed_size(full_h, full_w, height, width)[1:]
 
     return _decode(path, target)
 
@@ -238,10 +237,16 @@ def _array_to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
     return arr.astype(np.uint8)
 
 
+def letterboxed_size(orig_h: int, orig_w: int, height: int, width: int) -> tuple[float, int, int]:
+    """(scale, new_h, new_w): an (orig_h, orig_w) image fitted inside (height, width), aspect
+    kept."""
+    scale = min(height / orig_h, width / orig_w)
+    return scale, max(1, round(orig_h * scale)), max(1, round(orig_w * scale))
+
+
 def letterbox_info(orig_h: int, orig_w: int, height: int, width: int) -> LetterboxInfo:
     """Scale to fit inside (height, width) keeping aspect; pad evenly on both sides."""
-    scale = min(height / orig_h, width / orig_w)
-    new_w, new_h = max(1, round(orig_w * scale)), max(1, round(orig_h * scale))
+    scale, new_h, new_w = letterboxed_size(orig_h, orig_w, height, width)
     return LetterboxInfo(scale, (width - new_w) / 2, (height - new_h) / 2, orig_h, orig_w)
 
 
@@ -260,15 +265,14 @@ def letterbox(
     (:func:`read_image_for_input`); scale, padding and box mapping refer to the full size.
     """
     h, w = source_size or image.shape[:2]
-    info = letterbox_info(h, w, height, width)
-    new_w, new_h = max(1, round(w * info.scale)), max(1, round(h * info.scale))
+    scale, new_h, new_w = letterboxed_size(h, w, height, width)
     same = (new_h, new_w) == image.shape[:2]
     resized = image if same else cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    top, left = int(info.pad_y), int(info.pad_x)
+    top, left = int((height - new_h) / 2), int((width - new_w) / 2)  # letterbox_info's pads
     canvas = np.full((height, width, 3), pad_value, dtype=np.uint8)
     canvas[top : top + new_h, left : left + new_w] = resized
     # store the integer offsets actually used so the inverse is exact
-    return canvas, LetterboxInfo(info.scale, float(left), float(top), h, w)
+    return canvas, LetterboxInfo(scale, float(left), float(top), h, w)
 
 
 def to_input(canvases: list[np.ndarray], dtype: str = "float32") -> np.ndarray:
