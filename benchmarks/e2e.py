@@ -563,10 +563,9 @@ def split_host_nms(det, x: np.ndarray) -> dict:
     total, same = 0.0, True
     for step in split.steps:
         if isinstance(step, HostNMS):
-            boxes, scores, anchors = (step.inputs + ["", ""])[:3]  # positional, "" = absent
-            anchors = store[anchors] if anchors else None
+            boxes, scores, anchors = step.arrays(store)
             t0 = time.perf_counter()
-            res = batched_nms(store[boxes], store[scores], step.params, anchors)
+            res = batched_nms(boxes, scores, step.params, anchors)
             total += time.perf_counter() - t0
             step.run(store)
             direct = (res.num_dets, res.det_boxes, res.det_scores, res.det_classes)

@@ -105,19 +105,22 @@ class HostNMS:
         ]
         self._outputs = [(i, n) for i, n in enumerate(self.outputs) if n]
 
+    def arrays(self, store: dict) -> tuple:
+        """(boxes, scores, anchors or None): this node's NMS inputs in ``store``."""
+        return (
+            store[self._boxes],
+            store[self._scores],
+            store[self._anchors] if self._anchors else None,
+        )
+
     def run(self, store: dict) -> None:
         params = self.params
         if self._thresholds:  # run-time thresholds (float32 [1]) replace the attributes
             params = params.replace(
                 **{k: float(np.asarray(store[n]).reshape(-1)[0]) for n, k in self._thresholds}
             )
-        scores = store[self._scores]
-        res = batched_nms(
-            store[self._boxes],
-            scores,
-            params,
-            anchors=store[self._anchors] if self._anchors else None,
-        )
+        boxes, scores, anchors = self.arrays(store)
+        res = batched_nms(boxes, scores, params, anchors=anchors)
         # the function body returns boxes/scores in the type of `scores` (CastLike) and int32
         # counts/classes
         values = (res.num_dets, res.det_boxes, res.det_scores, res.det_classes)
